@@ -1,0 +1,164 @@
+"""Thin ctypes bindings to the kernel interfaces the tracer needs (x86_64 Linux).
+
+python-ptrace gives us the register structure; the calls themselves go through libc
+directly with errno capture, because python-ptrace's wrappers are slow and do not know
+PTRACE_O_TRACESECCOMP / EXITKILL.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+from ptrace.binding.linux_struct import user_regs_struct
+
+Regs = user_regs_struct
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc.ptrace.restype = ctypes.c_long
+_libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+_libc.process_vm_readv.restype = ctypes.c_ssize_t
+_libc.process_vm_writev.restype = ctypes.c_ssize_t
+_libc.syscall.restype = ctypes.c_long
+_libc.prctl.restype = ctypes.c_int
+
+PTRACE_TRACEME = 0
+PTRACE_PEEKDATA = 2
+PTRACE_CONT = 7
+PTRACE_KILL = 8
+PTRACE_GETREGS = 12
+PTRACE_SETREGS = 13
+PTRACE_SYSCALL = 24
+PTRACE_SETOPTIONS = 0x4200
+PTRACE_GETEVENTMSG = 0x4201
+PTRACE_GETSIGINFO = 0x4202
+
+PTRACE_O_TRACESYSGOOD = 0x01
+PTRACE_O_TRACEFORK = 0x02
+PTRACE_O_TRACEVFORK = 0x04
+PTRACE_O_TRACECLONE = 0x08
+PTRACE_O_TRACEEXEC = 0x10
+PTRACE_O_TRACESECCOMP = 0x80
+PTRACE_O_EXITKILL = 0x100000
+
+PTRACE_EVENT_FORK = 1
+PTRACE_EVENT_VFORK = 2
+PTRACE_EVENT_CLONE = 3
+PTRACE_EVENT_EXEC = 4
+PTRACE_EVENT_VFORK_DONE = 5
+PTRACE_EVENT_EXIT = 6
+PTRACE_EVENT_SECCOMP = 7
+
+WALL = 0x40000000  # __WALL: wait for threads and non-SIGCHLD children too
+
+PR_SET_NO_NEW_PRIVS = 38
+SYS_seccomp = 317
+SECCOMP_SET_MODE_FILTER = 1
+
+
+class PtraceError(OSError):
+    pass
+
+
+def _check(result: int, what: str, pid: int) -> int:
+    if result == -1:
+        err = ctypes.get_errno()
+        if err:
+            raise PtraceError(err, f"{what}(pid={pid}): {os.strerror(err)}")
+    return result
+
+
+def ptrace(request: int, pid: int, addr: int = 0, data: int = 0) -> int:
+    ctypes.set_errno(0)
+    return _check(_libc.ptrace(request, pid, addr, data), f"ptrace[{request}]", pid)
+
+
+def traceme() -> None:
+    ptrace(PTRACE_TRACEME, 0)
+
+
+def setoptions(pid: int, options: int) -> None:
+    ptrace(PTRACE_SETOPTIONS, pid, 0, options)
+
+
+def cont(pid: int, sig: int = 0) -> None:
+    ptrace(PTRACE_CONT, pid, 0, sig)
+
+
+def syscall(pid: int, sig: int = 0) -> None:
+    ptrace(PTRACE_SYSCALL, pid, 0, sig)
+
+
+def getregs(pid: int) -> Regs:
+    regs = Regs()
+    ptrace(PTRACE_GETREGS, pid, 0, ctypes.addressof(regs))
+    return regs
+
+
+def setregs(pid: int, regs: Regs) -> None:
+    ptrace(PTRACE_SETREGS, pid, 0, ctypes.addressof(regs))
+
+
+def geteventmsg(pid: int) -> int:
+    value = ctypes.c_ulong()
+    ptrace(PTRACE_GETEVENTMSG, pid, 0, ctypes.addressof(value))
+    return value.value
+
+
+def has_siginfo(pid: int) -> bool:
+    """False in a group-stop (PTRACE_GETSIGINFO fails with EINVAL there)."""
+    buf = ctypes.create_string_buffer(128)
+    ctypes.set_errno(0)
+    return _libc.ptrace(PTRACE_GETSIGINFO, pid, 0, ctypes.addressof(buf)) != -1
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+def vm_read(pid: int, addr: int, size: int) -> bytes:
+    """Read tracee memory; returns fewer bytes when the range runs into unmapped memory."""
+    buf = ctypes.create_string_buffer(size)
+    local = _IoVec(ctypes.addressof(buf), size)
+    remote = _IoVec(addr, size)
+    n = _libc.process_vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+    if n < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"process_vm_readv(pid={pid}, {addr:#x}, {size}): {os.strerror(err)}")
+    return buf.raw[:n]
+
+
+def vm_write(pid: int, addr: int, data: bytes) -> None:
+    local = _IoVec(ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p), len(data))
+    remote = _IoVec(addr, len(data))
+    n = _libc.process_vm_writev(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+    if n == len(data):
+        return
+    # process_vm_writev refuses read-only mappings; /proc/PID/mem writes with FOLL_FORCE.
+    try:
+        fd = os.open(f"/proc/{pid}/mem", os.O_WRONLY)
+        try:
+            if os.pwrite(fd, data, addr) == len(data):
+                return
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write {len(data)} bytes at {addr:#x} in pid {pid}") from exc
+    raise OSError(14, f"short write at {addr:#x} in pid {pid}")
+
+
+def install_seccomp_filter(program: bytes) -> None:
+    """Install a classic-BPF seccomp filter in the calling process (used in the child)."""
+    if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, "prctl(PR_SET_NO_NEW_PRIVS)")
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    insns = ctypes.create_string_buffer(program, len(program))
+    prog = SockFprog(len(program) // 8, ctypes.addressof(insns))
+    if _libc.syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, ctypes.byref(prog)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, "seccomp(SECCOMP_SET_MODE_FILTER)")

@@ -1,0 +1,84 @@
+"""Build the seccomp-bpf filter that decides which syscalls stop in the supervisor.
+
+A path can't be inspected from BPF (it is a pointer), so path syscalls always stop.
+Descriptor syscalls stop only when one of their descriptor arguments is at or above
+`fd_base`: the supervisor keeps every descriptor it cares about up there, so reads and
+writes on ordinary files never leave the kernel.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+AUDIT_ARCH_X86_64 = 0xC000003E
+X32_SYSCALL_BIT = 0x40000000
+
+SECCOMP_RET_ALLOW = 0x7FFF0000
+SECCOMP_RET_TRACE = 0x7FF00000
+
+# classic BPF opcodes
+_LD_W_ABS = 0x20
+_JEQ_K = 0x15
+_JGE_K = 0x35
+_RET_K = 0x06
+
+_OFF_NR = 0
+_OFF_ARCH = 4
+
+
+def _off_arg_low(i: int) -> int:
+    return 16 + 8 * i  # seccomp_data.args[i], little-endian low word
+
+
+def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
+    return struct.pack("<HBBI", code, jt, jf, k & 0xFFFFFFFF)
+
+
+@dataclass
+class SyscallFilter:
+    """Which syscalls stop: `always` by number; `fd_args` maps a syscall number to the
+    indexes of its descriptor arguments, and stops it when any is in [fd_base, 2**31)."""
+
+    always: set[int] = field(default_factory=set)
+    fd_args: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    fd_base: int = 512
+
+    def traps(self, nr: int, args: tuple[int, ...]) -> bool:
+        """The same decision as the BPF program, for tests and for the supervisor itself."""
+        if nr in self.always:
+            return True
+        return any(self.fd_base <= (args[i] & 0xFFFFFFFF) < 0x80000000 for i in self.fd_args.get(nr, ()))
+
+    def program(self) -> bytes:
+        allow = _insn(_RET_K, 0, 0, SECCOMP_RET_ALLOW)
+        trace = _insn(_RET_K, 0, 0, SECCOMP_RET_TRACE)
+        out = [
+            _insn(_LD_W_ABS, 0, 0, _OFF_ARCH),
+            _insn(_JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
+            allow,  # other ABIs (i386) are not intercepted
+            _insn(_LD_W_ABS, 0, 0, _OFF_NR),
+            _insn(_JGE_K, 0, 1, X32_SYSCALL_BIT),
+            allow,  # x32 ABI is not intercepted
+        ]
+        # Each test is local (short jumps), so the program has no 255-instruction jump limit.
+        for nr in sorted(self.always):
+            out += [_insn(_JEQ_K, 0, 1, nr), trace]
+        for nr, arg_indexes in sorted(self.fd_args.items()):
+            if nr in self.always:
+                continue
+            block: list[bytes] = []
+            for i in arg_indexes:
+                block += [
+                    _insn(_LD_W_ABS, 0, 0, _off_arg_low(i)),
+                    _insn(_JGE_K, 0, 2, self.fd_base),       # below base: next arg
+                    _insn(_JGE_K, 1, 0, 0x80000000),         # negative (AT_FDCWD, -1): next arg
+                    trace,
+                ]
+            block.append(allow)
+            # nr in the accumulator is clobbered by the arg loads, so the block ends in a return.
+            out += [_insn(_JEQ_K, 0, len(block), nr)] + block
+        out.append(allow)
+        if len(out) > 4096:
+            raise ValueError("seccomp filter too long")
+        return b"".join(out)

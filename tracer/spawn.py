@@ -1,0 +1,48 @@
+"""Start a command under the tracer with the seccomp filter in place.
+
+Order matters: the child stops itself after PTRACE_TRACEME, the parent sets the ptrace
+options (TRACESECCOMP must be on before any filtered syscall, or it fails with ENOSYS),
+and only then does the child install the filter and exec.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sys
+
+from . import kernel
+from .seccomp import SyscallFilter
+from .tracer import Tracer
+
+
+def spawn(tracer: Tracer, argv: list[str], env: dict[str, str], syscall_filter: SyscallFilter,
+          sigmask: set[int] | None = None) -> int:
+    """Fork, exec `argv` traced, and hand the root to `tracer`. Returns its pid."""
+    program = syscall_filter.program()
+    pid = os.fork()
+    if pid == 0:  # child: only exec or _exit from here
+        code = 127
+        try:
+            kernel.traceme()
+            os.kill(os.getpid(), signal.SIGSTOP)
+            signal.pthread_sigmask(signal.SIG_SETMASK, sigmask or set())
+            kernel.install_seccomp_filter(program)
+            os.execvpe(argv[0], argv, env)
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.ENOEXEC, errno.EISDIR):
+                code = 126
+            what = "command not found" if exc.errno == errno.ENOENT else exc.strerror
+            try:
+                sys.stderr.write(f"objmount: {argv[0]}: {what}\n")
+                sys.stderr.flush()
+            except Exception:
+                pass
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, kernel.WALL)
+    if not os.WIFSTOPPED(status):
+        raise RuntimeError(f"traced child did not stop as expected (status {status:#x})")
+    tracer.adopt_root(pid)
+    return pid

@@ -1,0 +1,164 @@
+"""A stopped syscall and the actions a handler may take on it.
+
+Life of a stop: the tracee enters a filtered syscall and stops (seccomp event). A handler
+may read arguments and memory, rewrite arguments, `skip()` the syscall with a result of
+its own, or `run()` it to completion and then look at or change the result and `inject()`
+further syscalls in the tracee before it returns to user code.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import TYPE_CHECKING
+
+from . import kernel
+
+if TYPE_CHECKING:
+    from .tracer import Tracer
+
+_ARG_REGS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
+_REDZONE = 128
+_PAGE = 4096
+PATH_MAX = 4096
+
+
+class TraceeGone(Exception):
+    """The tracee died (SIGKILL, exit of its thread group) while we were acting on it."""
+
+    def __init__(self, tid: int, status: int):
+        super().__init__(f"tracee {tid} is gone")
+        self.tid = tid
+        self.status = status
+
+
+class SyscallStop:
+    def __init__(self, tracer: "Tracer", tid: int, tgid: int, regs: kernel.Regs):
+        self.tracer = tracer
+        self.tid = tid
+        self.tgid = tgid
+        self.regs = regs
+        self.nr: int = regs.orig_rax
+        self.at_exit = False
+        self._dirty = False
+        self._skipped = False
+        self._scratch = regs.rsp - _REDZONE - 256
+
+    # --- arguments -----------------------------------------------------------------
+    @property
+    def args(self) -> tuple[int, ...]:
+        r = self.regs
+        return (r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9)
+
+    def arg(self, i: int) -> int:
+        return getattr(self.regs, _ARG_REGS[i])
+
+    def sarg(self, i: int) -> int:
+        """Argument i as a signed 32-bit int (descriptors, AT_FDCWD)."""
+        v = getattr(self.regs, _ARG_REGS[i]) & 0xFFFFFFFF
+        return v - (1 << 32) if v & 0x80000000 else v
+
+    def set_arg(self, i: int, value: int) -> None:
+        setattr(self.regs, _ARG_REGS[i], value & 0xFFFFFFFFFFFFFFFF)
+        self._dirty = True
+
+    # --- memory --------------------------------------------------------------------
+    def read(self, addr: int, size: int) -> bytes:
+        return kernel.vm_read(self.tid, addr, size)
+
+    def read_cstring(self, addr: int, limit: int = PATH_MAX) -> bytes:
+        """Read a NUL-terminated string, one page at a time so an unmapped page after it
+        cannot fail the read."""
+        out = bytearray()
+        while len(out) < limit:
+            chunk = min(_PAGE - (addr % _PAGE), limit - len(out))
+            data = kernel.vm_read(self.tid, addr, chunk)
+            nul = data.find(b"\0")
+            if nul >= 0:
+                out += data[:nul]
+                return bytes(out)
+            out += data
+            if len(data) < chunk:
+                raise OSError(14, "string runs into unmapped memory")
+            addr += chunk
+        raise OSError(36, "string longer than PATH_MAX")
+
+    def write(self, addr: int, data: bytes) -> None:
+        kernel.vm_write(self.tid, addr, data)
+
+    def push(self, data: bytes) -> int:
+        """Copy data below the tracee's stack (past the red zone) and return its address.
+        Valid until the syscall returns: nothing else runs on this thread's stack before."""
+        self._scratch = (self._scratch - len(data)) & ~15
+        kernel.vm_write(self.tid, self._scratch, data)
+        return self._scratch
+
+    # --- actions -------------------------------------------------------------------
+    def skip(self, result: int) -> None:
+        """Do not run the syscall; the tracee sees `result` (a -errno for errors)."""
+        self.regs.orig_rax = 0xFFFFFFFFFFFFFFFF
+        self.regs.rax = result & 0xFFFFFFFFFFFFFFFF
+        self._dirty = True
+        self._skipped = True
+
+    def fail(self, err: int) -> None:
+        self.skip(-err)
+
+    def run(self) -> int:
+        """Run the syscall (with any rewritten arguments) and stop at its exit; return its
+        result as a signed value."""
+        assert not self.at_exit and not self._skipped
+        if self._dirty:
+            kernel.setregs(self.tid, self.regs)
+            self._dirty = False
+        kernel.syscall(self.tid)
+        self.tracer.wait_syscall_stop(self.tid)
+        self.regs = kernel.getregs(self.tid)
+        self.at_exit = True
+        return self.result
+
+    @property
+    def result(self) -> int:
+        v = self.regs.rax
+        return v - (1 << 64) if v & (1 << 63) else v
+
+    def set_result(self, value: int) -> None:
+        assert self.at_exit
+        self.regs.rax = value & 0xFFFFFFFFFFFFFFFF
+        self._dirty = True
+
+    def inject(self, nr: int, *args: int) -> int:
+        """At a syscall exit: make the tracee run syscall `nr` now, then put the original
+        return state back. Returns the injected syscall's signed result."""
+        assert self.at_exit
+        saved = kernel.Regs.from_buffer_copy(self.regs)
+        regs = kernel.Regs.from_buffer_copy(self.regs)
+        regs.rip -= 2  # back onto the `syscall` instruction
+        regs.rax = regs.orig_rax = nr
+        for i, value in enumerate(args):
+            setattr(regs, _ARG_REGS[i], value & 0xFFFFFFFFFFFFFFFF)
+        kernel.setregs(self.tid, regs)
+        kernel.syscall(self.tid)
+        self.tracer.wait_syscall_stop(self.tid)  # entry
+        kernel.syscall(self.tid)
+        self.tracer.wait_syscall_stop(self.tid)  # exit
+        out = kernel.getregs(self.tid).rax
+        self.regs = saved
+        kernel.setregs(self.tid, saved)
+        return out - (1 << 64) if out & (1 << 63) else out
+
+    def _resume(self) -> None:
+        if self._dirty:
+            kernel.setregs(self.tid, self.regs)
+        kernel.cont(self.tid)
+
+    def __repr__(self) -> str:
+        return f"<SyscallStop tid={self.tid} nr={self.nr} exit={self.at_exit}>"
+
+
+def describe_status(status: int) -> str:
+    if os.WIFEXITED(status):
+        return f"exited {os.WEXITSTATUS(status)}"
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"status {status:#x}"

@@ -1,0 +1,272 @@
+"""The ptrace event loop: follows a process tree and hands filtered syscalls to a handler.
+
+Everything here is about processes and syscalls; what a syscall means is the handler's
+business. Resumption is always PTRACE_CONT (the seccomp filter decides what stops), except
+while a handler runs a syscall to its exit or injects one.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from . import kernel
+from .stop import SyscallStop, TraceeGone
+
+log = logging.getLogger("tracer")
+
+SYS_clone = 56
+SYS_fork = 57
+SYS_vfork = 58
+SYS_clone3 = 435
+CLONE_VM = 0x100
+CLONE_FS = 0x200
+CLONE_FILES = 0x400
+CLONE_VFORK = 0x4000
+CLONE_THREAD = 0x10000
+
+OPTIONS = (
+    kernel.PTRACE_O_TRACESYSGOOD
+    | kernel.PTRACE_O_TRACEFORK
+    | kernel.PTRACE_O_TRACEVFORK
+    | kernel.PTRACE_O_TRACECLONE
+    | kernel.PTRACE_O_TRACEEXEC
+    | kernel.PTRACE_O_TRACESECCOMP
+    | kernel.PTRACE_O_EXITKILL
+)
+
+_SYSCALL_TRAP = signal.SIGTRAP | 0x80
+
+
+class Handler(Protocol):
+    def on_syscall(self, stop: SyscallStop) -> None: ...
+
+    def on_spawn(self, parent_tgid: int, child_tgid: int, flags: int) -> None:
+        """A new thread or process; `flags` are its clone flags (CLONE_FILES, CLONE_FS,
+        CLONE_THREAD, ...). Called before the child runs."""
+
+    def on_exec(self, tgid: int) -> None:
+        """A successful execve: close-on-exec descriptors are gone."""
+
+    def on_exit(self, tgid: int) -> None:
+        """The last thread of a thread group is gone (its descriptors are closed)."""
+
+
+@dataclass
+class _Group:
+    tids: set[int] = field(default_factory=set)
+
+
+class Tracer:
+    def __init__(self, handler: Handler):
+        self.handler = handler
+        self.main_pid = 0
+        self.main_status: int | None = None
+        self._tgid_of: dict[int, int] = {}
+        self._groups: dict[int, _Group] = {}
+        self._early: set[int] = set()    # children whose first stop came before the parent's event
+        self._expected: set[int] = set()  # children announced by the parent, first stop not yet seen
+        self.stops = 0
+
+    # --- the tree ------------------------------------------------------------------
+    def adopt_root(self, pid: int) -> None:
+        """`pid` is stopped in its first SIGSTOP after PTRACE_TRACEME."""
+        kernel.setoptions(pid, OPTIONS)
+        self.main_pid = pid
+        self._add(pid, pid)
+        kernel.cont(pid)
+
+    def _add(self, tid: int, tgid: int) -> None:
+        self._tgid_of[tid] = tgid
+        self._groups.setdefault(tgid, _Group()).tids.add(tid)
+
+    def _remove(self, tid: int) -> None:
+        tgid = self._tgid_of.pop(tid, None)
+        if tgid is None:
+            return
+        group = self._groups.get(tgid)
+        if group is None:
+            return
+        group.tids.discard(tid)
+        if not group.tids:
+            del self._groups[tgid]
+            self._call(self.handler.on_exit, tgid)
+
+    def _call(self, fn, *args) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("handler %s failed", getattr(fn, "__name__", fn))
+
+    @property
+    def alive(self) -> bool:
+        return bool(self._tgid_of)
+
+    # --- the loop ------------------------------------------------------------------
+    def run(self) -> int:
+        """Trace until every tracee is gone; returns the root's wait status."""
+        while self._tgid_of or self._early or self._expected:
+            try:
+                tid, status = os.waitpid(-1, kernel.WALL)
+            except ChildProcessError:
+                break
+            self._dispatch(tid, status)
+        return self.main_status if self.main_status is not None else 0
+
+    def _dispatch(self, tid: int, status: int) -> None:
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            self._on_gone(tid, status)
+            return
+        if not os.WIFSTOPPED(status):
+            return
+        sig = os.WSTOPSIG(status)
+        event = status >> 16
+        try:
+            if tid not in self._tgid_of:
+                self._on_first_stop(tid)
+            elif sig == signal.SIGTRAP and event:
+                self._on_event(tid, event)
+            elif sig == _SYSCALL_TRAP:
+                kernel.cont(tid)  # a stray syscall stop: nothing waits for it
+            else:
+                self._on_signal(tid, sig)
+        except kernel.PtraceError as exc:
+            if exc.errno != errno.ESRCH:
+                raise
+            # killed under our feet; its exit status arrives by waitpid
+
+    def _on_first_stop(self, tid: int) -> None:
+        if tid in self._expected:
+            self._expected.discard(tid)
+            kernel.cont(tid)
+        else:
+            self._early.add(tid)  # resumed when the parent's fork event names it
+
+    def _on_signal(self, tid: int, sig: int) -> None:
+        if sig in (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU) and not kernel.has_siginfo(tid):
+            # A group-stop. Without PTRACE_SEIZE, a tracee left here would never see
+            # SIGCONT, so job control stops are not honoured (documented).
+            kernel.cont(tid)
+            return
+        kernel.cont(tid, sig)
+
+    def _on_event(self, tid: int, event: int) -> None:
+        if event == kernel.PTRACE_EVENT_SECCOMP:
+            self._on_seccomp(tid)
+            return
+        self._bookkeep_event(tid, event)
+        kernel.cont(tid)
+
+    def _bookkeep_event(self, tid: int, event: int) -> None:
+        if event in (kernel.PTRACE_EVENT_FORK, kernel.PTRACE_EVENT_VFORK, kernel.PTRACE_EVENT_CLONE):
+            child = kernel.geteventmsg(tid)
+            flags = self._clone_flags(tid, event)
+            parent_tgid = self._tgid_of[tid]
+            child_tgid = parent_tgid if flags & CLONE_THREAD else child
+            self._add(child, child_tgid)
+            self._call(self.handler.on_spawn, parent_tgid, child_tgid, flags)
+            if child in self._early:
+                self._early.discard(child)
+                kernel.cont(child)
+            else:
+                self._expected.add(child)
+        elif event == kernel.PTRACE_EVENT_EXEC:
+            former = kernel.geteventmsg(tid)
+            tgid = self._tgid_of[tid]
+            if former != tid:
+                # a non-leader thread exec'd: it now carries the leader's id
+                self._tgid_of.pop(former, None)
+                self._groups[tgid].tids.discard(former)
+            self._call(self.handler.on_exec, tgid)
+
+    def _clone_flags(self, tid: int, event: int) -> int:
+        if event == kernel.PTRACE_EVENT_FORK:
+            return 0
+        regs = kernel.getregs(tid)
+        nr = regs.orig_rax
+        if nr == SYS_clone:
+            return regs.rdi
+        if nr == SYS_clone3:
+            return int.from_bytes(kernel.vm_read(tid, regs.rdi, 8), "little")
+        if nr == SYS_vfork:
+            return CLONE_VM | CLONE_VFORK
+        return 0
+
+    def _on_gone(self, tid: int, status: int) -> None:
+        self._early.discard(tid)
+        self._expected.discard(tid)
+        if tid == self.main_pid:
+            self.main_status = status
+        self._remove(tid)
+
+    def _on_seccomp(self, tid: int) -> None:
+        self.stops += 1
+        regs = kernel.getregs(tid)
+        stop = SyscallStop(self, tid, self._tgid_of[tid], regs)
+        try:
+            self.handler.on_syscall(stop)
+        except TraceeGone:
+            return
+        except Exception:
+            log.exception("handler failed on syscall %d in pid %d", stop.nr, tid)
+            if not stop.at_exit and not stop._skipped:
+                stop.fail(errno.EIO)
+        try:
+            stop._resume()
+        except kernel.PtraceError as exc:
+            if exc.errno != errno.ESRCH:
+                raise
+
+    # --- waiting inside a handler ----------------------------------------------------
+    def wait_syscall_stop(self, tid: int) -> None:
+        """Wait for `tid`'s next syscall entry/exit stop, passing on signals and keeping
+        the books on events met on the way. Raises TraceeGone if it dies first."""
+        while True:
+            _, status = os.waitpid(tid, kernel.WALL)
+            if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+                self._on_gone(tid, status)
+                raise TraceeGone(tid, status)
+            sig = os.WSTOPSIG(status)
+            if sig == _SYSCALL_TRAP:
+                return
+            event = status >> 16
+            if sig == signal.SIGTRAP and event:
+                if event != kernel.PTRACE_EVENT_SECCOMP:
+                    self._bookkeep_event(tid, event)
+                kernel.syscall(tid)
+            else:
+                kernel.syscall(tid, sig)
+
+
+class SignalForwarder:
+    """Forwards SIGINT/SIGTERM/SIGHUP sent to the supervisor to the traced root.
+
+    Signals stay blocked in the supervisor; a thread takes them with sigwaitinfo so it can
+    tell a terminal's signal (already delivered to the whole foreground group, the tracee
+    included) from one sent to the supervisor alone by kill(1)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
+        self.target = 0
+        self._thread = threading.Thread(target=self._loop, name="signal-forwarder", daemon=True)
+
+    def start(self, target: int) -> None:
+        self.target = target
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            info = signal.sigwaitinfo(self.SIGNALS)
+            if info.si_code == 0x80:  # SI_KERNEL: from the terminal, the tracee got it too
+                continue
+            try:
+                os.kill(self.target, info.si_signo)
+            except ProcessLookupError:
+                return
