@@ -101,6 +101,10 @@ class SyscallStop:
         self._dirty = True
         self._skipped = True
 
+    @property
+    def skipped(self) -> bool:
+        return self._skipped
+
     def fail(self, err: int) -> None:
         self.skip(-err)
 

@@ -1,0 +1,186 @@
+"""stat family, access family, readlink, statfs, xattr reads: answered from vfs metadata."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from vfs import Kind, VfsError
+
+from .. import structs
+from .registry import fd_syscall, path_syscall
+
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_EACCESS = 0x200
+AT_EMPTY_PATH = 0x1000
+
+
+def _lookup(sup, stop, path_index: int, dirfd_index: int | None, follow: bool, empty_ok: bool = False):
+    """The Meta of a virtual path argument; None when the kernel should handle it (after
+    the argument was rewritten if it resolved to a local path)."""
+    if empty_ok and dirfd_index is not None:
+        addr = stop.arg(path_index)
+        if addr == 0 or stop.read(addr, 1) in (b"\0", b""):
+            desc = sup.desc(stop, stop.sarg(dirfd_index))
+            return desc.meta if desc is not None else None
+    target = sup.target(stop, path_index, dirfd_index)
+    if target is None:
+        return None
+    if target.virtual:
+        target = sup.resolve(target, follow=follow)
+    if not target.virtual:
+        sup.rewrite(stop, path_index, target.path)
+        return None
+    meta = sup.vfs.lookup(target.path)
+    if target.wants_dir and meta.kind is not Kind.DIR:
+        raise VfsError(errno.ENOTDIR, f"{target.path}: not a directory")
+    return meta
+
+
+def _emit(stop, buf_index: int, data: bytes) -> None:
+    stop.write(stop.arg(buf_index), data)
+    stop.skip(0)
+
+
+@path_syscall("stat")
+def on_stat(sup, stop) -> None:
+    meta = _lookup(sup, stop, 0, None, follow=True)
+    if meta is not None:
+        _emit(stop, 1, structs.pack_stat(meta))
+
+
+@path_syscall("lstat")
+def on_lstat(sup, stop) -> None:
+    meta = _lookup(sup, stop, 0, None, follow=False)
+    if meta is not None:
+        _emit(stop, 1, structs.pack_stat(meta))
+
+
+@path_syscall("newfstatat")
+def on_newfstatat(sup, stop) -> None:
+    flags = stop.arg(3)
+    meta = _lookup(sup, stop, 1, 0, follow=not flags & AT_SYMLINK_NOFOLLOW, empty_ok=bool(flags & AT_EMPTY_PATH))
+    if meta is not None:
+        _emit(stop, 2, structs.pack_stat(meta))
+
+
+@path_syscall("statx")
+def on_statx(sup, stop) -> None:
+    flags = stop.arg(2)
+    meta = _lookup(sup, stop, 1, 0, follow=not flags & AT_SYMLINK_NOFOLLOW, empty_ok=bool(flags & AT_EMPTY_PATH))
+    if meta is not None:
+        _emit(stop, 4, structs.pack_statx(meta))
+
+
+@fd_syscall(fstat=(0,))
+def on_fstat(sup, stop) -> None:
+    desc = sup.desc(stop, stop.sarg(0))
+    if desc is not None:
+        _emit(stop, 1, structs.pack_stat(desc.meta))
+
+
+R_OK, W_OK, X_OK = 4, 2, 1
+
+
+def check_access(meta, mode: int, uid: int, gids: set[int]) -> int:
+    """0 or an errno, as the kernel's permission check on a read-only mount would say."""
+    if mode & W_OK:
+        return errno.EROFS
+    if uid == 0:
+        if mode & X_OK and meta.kind is not Kind.DIR and not meta.mode & 0o111:
+            return errno.EACCES
+        return 0
+    if uid == meta.uid:
+        bits = (meta.mode >> 6) & 7
+    elif meta.gid in gids:
+        bits = (meta.mode >> 3) & 7
+    else:
+        bits = meta.mode & 7
+    return 0 if (mode & 7) & ~bits == 0 else errno.EACCES
+
+
+def _access(sup, stop, path_index: int, dirfd_index: int | None, mode: int, flags: int) -> None:
+    meta = _lookup(sup, stop, path_index, dirfd_index, follow=not flags & AT_SYMLINK_NOFOLLOW,
+                   empty_ok=bool(flags & AT_EMPTY_PATH))
+    if meta is None:
+        return
+    err = check_access(meta, mode, os.geteuid(), set(os.getgroups()) | {os.getegid()})
+    stop.skip(-err if err else 0)
+
+
+@path_syscall("access")
+def on_access(sup, stop) -> None:
+    _access(sup, stop, 0, None, stop.arg(1), 0)
+
+
+@path_syscall("faccessat")
+def on_faccessat(sup, stop) -> None:
+    _access(sup, stop, 1, 0, stop.arg(2), 0)
+
+
+@path_syscall("faccessat2")
+def on_faccessat2(sup, stop) -> None:
+    _access(sup, stop, 1, 0, stop.arg(2), stop.arg(3))
+
+
+def _readlink(sup, stop, path_index: int, dirfd_index: int | None, buf_index: int) -> None:
+    meta = _lookup(sup, stop, path_index, dirfd_index, follow=False)
+    if meta is None:
+        return
+    if meta.kind is not Kind.SYMLINK or meta.target is None:
+        stop.fail(errno.EINVAL)
+        return
+    data = os.fsencode(meta.target)[: stop.arg(buf_index + 1)]
+    stop.write(stop.arg(buf_index), data)
+    stop.skip(len(data))
+
+
+@path_syscall("readlink")
+def on_readlink(sup, stop) -> None:
+    _readlink(sup, stop, 0, None, 1)
+
+
+@path_syscall("readlinkat")
+def on_readlinkat(sup, stop) -> None:
+    _readlink(sup, stop, 1, 0, 2)
+
+
+@path_syscall("statfs")
+def on_statfs(sup, stop) -> None:
+    if _lookup(sup, stop, 0, None, follow=True) is not None:
+        _emit(stop, 1, structs.pack_statfs())
+
+
+@fd_syscall(fstatfs=(0,))
+def on_fstatfs(sup, stop) -> None:
+    if sup.desc(stop, stop.sarg(0)) is not None:
+        _emit(stop, 1, structs.pack_statfs())
+
+
+@path_syscall("getxattr", "lgetxattr")
+def on_getxattr(sup, stop) -> None:
+    if _lookup(sup, stop, 0, None, follow=stop.nr != 192) is not None:
+        stop.fail(errno.ENODATA)  # no extended attributes on objects
+
+
+@path_syscall("listxattr", "llistxattr")
+def on_listxattr(sup, stop) -> None:
+    if _lookup(sup, stop, 0, None, follow=stop.nr != 195) is not None:
+        stop.skip(0)
+
+
+@fd_syscall(fgetxattr=(0,))
+def on_fgetxattr(sup, stop) -> None:
+    if sup.desc(stop, stop.sarg(0)) is not None:
+        stop.fail(errno.ENODATA)
+
+
+@fd_syscall(flistxattr=(0,))
+def on_flistxattr(sup, stop) -> None:
+    if sup.desc(stop, stop.sarg(0)) is not None:
+        stop.skip(0)
+
+
+def is_executable(meta) -> bool:
+    return meta.kind is Kind.FILE and bool(meta.mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH))

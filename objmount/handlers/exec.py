@@ -1,0 +1,43 @@
+"""execve/execveat of a program or #! script stored in the bucket: the kernel execs the
+fully materialized cache file, with exec permission only if the object has an x bit."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from vfs import Kind, VfsError
+
+from .attrs import is_executable
+from .registry import path_syscall
+
+
+def _exec(sup, stop, path_index: int, dirfd_index: int | None) -> None:
+    target = sup.target(stop, path_index, dirfd_index)
+    if target is None:
+        return
+    if target.virtual:
+        target = sup.resolve(target)
+    if not target.virtual:
+        sup.rewrite(stop, path_index, target.path)
+        return
+    meta = sup.vfs.lookup(target.path)
+    if meta.kind is not Kind.FILE:
+        raise VfsError(errno.EACCES, f"{target.path}: not a regular file")
+    file = sup.vfs.open(target.path)
+    try:
+        file.ensure_all()
+        os.chmod(file.cache_path, 0o755 if is_executable(file.meta) else 0o644)
+        sup.rewrite(stop, path_index, file.cache_path)
+    finally:
+        file.close()
+
+
+@path_syscall("execve")
+def on_execve(sup, stop) -> None:
+    _exec(sup, stop, 0, None)
+
+
+@path_syscall("execveat")
+def on_execveat(sup, stop) -> None:
+    _exec(sup, stop, 1, 0)

@@ -1,0 +1,86 @@
+"""Descriptor bookkeeping: close, dup*, fcntl(F_DUPFD*, F_SETFD), close_range."""
+
+from __future__ import annotations
+
+from .registry import always_syscall, fd_syscall
+
+F_DUPFD = 0
+F_SETFD = 2
+F_DUPFD_CLOEXEC = 1030
+FD_CLOEXEC = 1
+O_CLOEXEC = 0o2000000
+CLOSE_RANGE_UNSHARE = 2
+CLOSE_RANGE_CLOEXEC = 4
+
+
+@fd_syscall(close=(0,))
+def on_close(sup, stop) -> None:
+    sup.proc(stop).fds.remove(stop.sarg(0))
+
+
+@fd_syscall(dup=(0,))
+def on_dup(sup, stop) -> None:
+    desc = sup.desc(stop, stop.sarg(0))
+    if desc is None:
+        return
+    fd = stop.run()
+    if fd >= 0:
+        fd = sup.relocate(stop, fd, cloexec=False)
+        sup.install(stop, fd, desc, cloexec=False)
+        stop.set_result(fd)
+
+
+def _dup_onto(sup, stop, cloexec: bool) -> None:
+    old, new = stop.sarg(0), stop.sarg(1)
+    desc = sup.desc(stop, old)
+    if old == new or stop.run() < 0:
+        return
+    fds = sup.proc(stop).fds
+    fds.remove(new)
+    if desc is not None:
+        sup.install(stop, new, desc, cloexec)
+
+
+@fd_syscall(dup2=(0, 1))
+def on_dup2(sup, stop) -> None:
+    _dup_onto(sup, stop, cloexec=False)
+
+
+@fd_syscall(dup3=(0, 1))
+def on_dup3(sup, stop) -> None:
+    _dup_onto(sup, stop, cloexec=bool(stop.arg(2) & O_CLOEXEC))
+
+
+@fd_syscall(fcntl=(0,))
+def on_fcntl(sup, stop) -> None:
+    fd, cmd = stop.sarg(0), stop.arg(1)
+    fds = sup.proc(stop).fds
+    desc = fds.get(fd)
+    if desc is None:
+        return
+    if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
+        new = stop.run()
+        if new >= 0:
+            cloexec = cmd == F_DUPFD_CLOEXEC
+            new = sup.relocate(stop, new, cloexec)
+            sup.install(stop, new, desc, cloexec)
+            stop.set_result(new)
+    elif cmd == F_SETFD:
+        fds.fds[fd].cloexec = bool(stop.arg(2) & FD_CLOEXEC)
+
+
+@always_syscall("close_range")
+def on_close_range(sup, stop) -> None:
+    first, last, flags = stop.arg(0), stop.arg(1), stop.arg(2)
+    proc = sup.proc(stop)
+    if not any(first <= fd <= last for fd in proc.fds.fds):
+        return
+    if flags & CLOSE_RANGE_UNSHARE and proc.fds.users > 1:
+        proc.fds.users -= 1
+        proc.fds = proc.fds.copy()
+        proc.fds.users = 1
+    for fd in [fd for fd in proc.fds.fds if first <= fd <= last]:
+        if flags & CLOSE_RANGE_CLOEXEC:
+            proc.fds.fds[fd].cloexec = True
+        else:
+            proc.fds.remove(fd)

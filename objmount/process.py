@@ -1,0 +1,137 @@
+"""Per-process state the kernel cannot keep for us: which descriptors are virtual, and
+the current directory when it is a virtual one.
+
+The sharing follows the kernel's: threads (CLONE_FILES / CLONE_FS) share one table and one
+cwd; fork copies them; dup'ed descriptors share one open file description.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("objmount.process")
+
+
+@dataclass(eq=False)
+class OpenDescription:
+    """A virtual open file description: shared by dup'ed descriptors and across fork."""
+
+    path: str                   # virtual path it was opened at
+    is_dir: bool
+    file: Any = None            # vfs.OpenFile for regular files
+    meta: Any = None            # vfs.Meta
+    entries: list | None = None  # directory snapshot: [(name, Meta)] including '.' and '..'
+    dir_pos: int = 0            # index into entries for getdents
+    refs: int = 0
+
+    def retain(self) -> "OpenDescription":
+        self.refs += 1
+        return self
+
+    def release(self) -> None:
+        self.refs -= 1
+        if self.refs == 0:
+            self.close()
+
+    def close(self) -> None:
+        if self.file is not None:
+            try:
+                self.file.close()
+            except Exception:
+                log.exception("closing %s failed", self.path)
+            self.file = None
+
+
+@dataclass
+class FdEntry:
+    desc: OpenDescription
+    cloexec: bool
+
+
+@dataclass(eq=False)
+class FdTable:
+    fds: dict[int, FdEntry] = field(default_factory=dict)
+    users: int = 0
+
+    def get(self, fd: int) -> OpenDescription | None:
+        entry = self.fds.get(fd)
+        return entry.desc if entry else None
+
+    def install(self, fd: int, desc: OpenDescription, cloexec: bool) -> None:
+        self.remove(fd)
+        self.fds[fd] = FdEntry(desc.retain(), cloexec)
+
+    def remove(self, fd: int) -> None:
+        entry = self.fds.pop(fd, None)
+        if entry:
+            entry.desc.release()
+
+    def copy(self) -> "FdTable":
+        return FdTable({fd: FdEntry(e.desc.retain(), e.cloexec) for fd, e in self.fds.items()})
+
+    def close_on_exec(self) -> None:
+        for fd in [fd for fd, e in self.fds.items() if e.cloexec]:
+            self.remove(fd)
+
+    def clear(self) -> None:
+        for fd in list(self.fds):
+            self.remove(fd)
+
+
+@dataclass(eq=False)
+class FsState:
+    vcwd: str | None = None   # virtual cwd; None when the cwd is local
+    kcwd: str | None = None   # the kernel's cwd when known (None: ask /proc)
+    users: int = 0
+
+    def copy(self) -> "FsState":
+        return FsState(self.vcwd, self.kcwd)
+
+
+@dataclass(eq=False)
+class Process:
+    tgid: int
+    fds: FdTable
+    fs: FsState
+
+
+class ProcessTable:
+    def __init__(self, root_pid: int, cwd: str):
+        self.procs: dict[int, Process] = {}
+        self._new(root_pid, FdTable(), FsState(kcwd=cwd))
+
+    def _new(self, tgid: int, fds: FdTable, fs: FsState) -> Process:
+        fds.users += 1
+        fs.users += 1
+        proc = self.procs[tgid] = Process(tgid, fds, fs)
+        return proc
+
+    def get(self, tgid: int) -> Process:
+        proc = self.procs.get(tgid)
+        if proc is None:  # not announced (should not happen): start it empty
+            log.debug("unknown process %d", tgid)
+            proc = self._new(tgid, FdTable(), FsState())
+        return proc
+
+    def spawn(self, parent_tgid: int, child_tgid: int, share_files: bool, share_fs: bool) -> None:
+        if child_tgid == parent_tgid:
+            return  # a thread: same table, same cwd
+        parent = self.get(parent_tgid)
+        self._new(child_tgid,
+                  parent.fds if share_files else parent.fds.copy(),
+                  parent.fs if share_fs else parent.fs.copy())
+
+    def exit(self, tgid: int) -> None:
+        proc = self.procs.pop(tgid, None)
+        if proc is None:
+            return
+        proc.fs.users -= 1
+        proc.fds.users -= 1
+        if proc.fds.users == 0:
+            proc.fds.clear()
+
+    def close_all(self) -> None:
+        for tgid in list(self.procs):
+            self.exit(tgid)

@@ -1,0 +1,65 @@
+"""Wiring: start the command under the tracer with a Supervisor over a Vfs."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from tracer import SignalForwarder, Tracer, spawn
+from vfs import MountTable, Vfs, VfsConfig
+
+from .handlers import syscall_filter
+from .supervisor import Supervisor
+
+log = logging.getLogger("objmount")
+
+
+class _Late:
+    """The tracer needs a handler before the child exists; the Supervisor needs the
+    child's pid. This forwards to the Supervisor once it is built."""
+
+    target: Supervisor
+
+    def on_syscall(self, stop):
+        self.target.on_syscall(stop)
+
+    def on_spawn(self, parent, child, flags):
+        self.target.on_spawn(parent, child, flags)
+
+    def on_exec(self, tgid):
+        self.target.on_exec(tgid)
+
+    def on_exit(self, tgid):
+        self.target.on_exit(tgid)
+
+
+def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: VfsConfig,
+        fd_base: int) -> tuple[int, dict]:
+    """Run argv to completion; returns (wait status of the command, stats)."""
+    forwarder = SignalForwarder()
+    late = _Late()
+    tracer = Tracer(late)
+    # Fork before any thread of ours exists (the vfs starts fetch threads).
+    pid = spawn(tracer, argv, dict(os.environ), syscall_filter(fd_base), sigmask=forwarder.old_mask)
+    vfs = None
+    try:
+        vfs = Vfs(mounts, config)
+        late.target = Supervisor(vfs, mounts, mount_targets, fd_base, pid, os.getcwd())
+        forwarder.start(pid)
+        status = tracer.run()
+    except BaseException:
+        # Never leave the traced tree behind: it dies with us (PTRACE_O_EXITKILL), but
+        # kill it now so a failure does not wait on it.
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+        raise
+    finally:
+        if vfs is not None:
+            if hasattr(late, "target"):
+                late.target.shutdown()
+            stats = {"vfs": vfs.stats(), "stops": tracer.stops}
+            vfs.close()
+    stats["syscalls"] = dict(sorted(late.target.counts.items()))
+    return status, stats

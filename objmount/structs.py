@@ -1,0 +1,84 @@
+"""Kernel structures the supervisor fills in for emulated syscalls (x86_64 layouts)."""
+
+from __future__ import annotations
+
+import math
+import stat
+import struct
+
+# A device number of our own so that st_dev tells virtual files from local ones
+# (find -xdev, cp's same-file checks, tar's hard-link detection).
+VIRTUAL_DEV_MAJOR = 0
+VIRTUAL_DEV_MINOR = 0x4F4D  # "OM"
+VIRTUAL_DEV = (VIRTUAL_DEV_MAJOR << 8) | VIRTUAL_DEV_MINOR
+BLKSIZE = 1 << 20  # large, so cp and friends use large reads
+
+STATX_BASIC_STATS = 0x7FF
+STATX_SIZE = 256
+
+
+def _split_time(t: float) -> tuple[int, int]:
+    sec = math.floor(t)
+    return sec, min(int(round((t - sec) * 1e9)), 999_999_999)
+
+
+def _nlink(meta) -> int:
+    return 2 if stat.S_ISDIR(meta.mode) else 1
+
+
+def pack_stat(meta) -> bytes:
+    sec, nsec = _split_time(meta.mtime)
+    size = meta.size
+    return struct.pack(
+        "<QQQIIIiQqqqqqqqqq3q",
+        VIRTUAL_DEV, meta.ino, _nlink(meta), meta.mode, meta.uid, meta.gid, 0, 0,
+        size, BLKSIZE, (size + 511) // 512,
+        sec, nsec, sec, nsec, sec, nsec,
+        0, 0, 0,
+    )
+
+
+def pack_statx(meta) -> bytes:
+    sec, nsec = _split_time(meta.mtime)
+    ts = struct.pack("<qIi", sec, nsec, 0)
+    head = struct.pack(
+        "<IIQIIIHHQQQQ",
+        STATX_BASIC_STATS, BLKSIZE, 0, _nlink(meta), meta.uid, meta.gid, meta.mode & 0xFFFF, 0,
+        meta.ino, meta.size, (meta.size + 511) // 512, 0,
+    )
+    tail = struct.pack("<IIII", 0, 0, VIRTUAL_DEV_MAJOR, VIRTUAL_DEV_MINOR)
+    out = head + ts * 4 + tail  # atime, btime, ctime, mtime
+    return out + b"\0" * (STATX_SIZE - len(out))
+
+
+DT_DIR, DT_REG, DT_LNK = 4, 8, 10
+
+
+def d_type(mode: int) -> int:
+    if stat.S_ISDIR(mode):
+        return DT_DIR
+    if stat.S_ISLNK(mode):
+        return DT_LNK
+    return DT_REG
+
+
+def pack_dirent64(ino: int, next_pos: int, dtype: int, name: bytes) -> bytes:
+    reclen = (19 + len(name) + 1 + 7) & ~7
+    rec = struct.pack("<QqHB", ino, next_pos, reclen, dtype) + name + b"\0"
+    return rec + b"\0" * (reclen - len(rec))
+
+
+def pack_dirent(ino: int, next_pos: int, dtype: int, name: bytes) -> bytes:
+    """The old getdents(2) record: d_type is the record's last byte."""
+    reclen = (18 + len(name) + 2 + 7) & ~7
+    rec = struct.pack("<QqH", ino, next_pos, reclen) + name + b"\0"
+    rec += b"\0" * (reclen - len(rec) - 1)
+    return rec + bytes([dtype])
+
+
+def pack_statfs() -> bytes:
+    # struct statfs: f_type, f_bsize, f_blocks, f_bfree, f_bavail, f_files, f_ffree,
+    # f_fsid[2], f_namelen, f_frsize, f_flags, f_spare[4]
+    big = 1 << 40
+    return struct.pack("<qqQQQQQiiqqq4q", 0x4F4D5346, 4096, big // 4096, big // 4096, big // 4096,
+                       1 << 30, 1 << 30, 0, 0, 1024, 4096, 0, 0, 0, 0, 0)

@@ -1,0 +1,188 @@
+"""The seam between the tracer and the vfs: turns stopped syscalls into vfs calls.
+
+Handlers (objmount/handlers/) get the Supervisor and the stop; the helpers here are what
+they share: which process asked, whether a path argument is virtual, how a vfs error
+becomes an errno, how a new descriptor is moved above the descriptor base.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from dataclasses import dataclass
+
+from tracer import NR, SyscallStop, name_of
+from vfs import Vfs, VfsError
+
+from . import paths
+from .handlers import registry
+from .process import OpenDescription, Process, ProcessTable
+
+log = logging.getLogger("objmount")
+
+AT_FDCWD = -100
+F_DUPFD = 0
+F_DUPFD_CLOEXEC = 1030
+
+# Errors a program meets in normal operation: not worth a log line.
+_QUIET_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EINVAL, errno.ELOOP, errno.EEXIST,
+                 errno.ENOTEMPTY, errno.EROFS, errno.ENODATA, errno.EXDEV}
+
+
+@dataclass
+class Target:
+    """A path argument after classification."""
+    virtual: bool
+    path: str          # absolute, normalized
+    wants_dir: bool = False
+
+
+class Supervisor:
+    def __init__(self, vfs: Vfs, mounts, mount_targets: list[str], fd_base: int, root_pid: int, cwd: str):
+        self.vfs = vfs
+        self.mounts = mounts
+        self.fd_base = fd_base
+        self.procs = ProcessTable(root_pid, cwd)
+        self.counts: dict[str, int] = {}
+        self._logged: set[str] = set()
+        roots = ["/objmount", *mount_targets]
+        # Path components that could lead a relative path into a virtual root.
+        self._root_components = {part for root in roots for part in root.split("/") if part}
+
+    # --- tracer.Handler ---------------------------------------------------------------
+    def on_syscall(self, stop: SyscallStop) -> None:
+        handler = registry.HANDLERS.get(stop.nr)
+        if handler is None:
+            return
+        name = name_of(stop.nr)
+        self.counts[name] = self.counts.get(name, 0) + 1
+        try:
+            handler(self, stop)
+        except VfsError as exc:
+            self.report(exc)
+            if not stop.at_exit:
+                stop.fail(exc.errno)
+            else:
+                stop.set_result(-exc.errno)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("[%d] %s%s -> %s", stop.tid, name, stop.args[:3],
+                      stop.result if (stop.at_exit or stop.skipped) else "kernel")
+
+    def on_spawn(self, parent_tgid: int, child_tgid: int, flags: int) -> None:
+        from tracer.tracer import CLONE_FILES, CLONE_FS
+        self.procs.spawn(parent_tgid, child_tgid, bool(flags & CLONE_FILES), bool(flags & CLONE_FS))
+
+    def on_exec(self, tgid: int) -> None:
+        proc = self.procs.get(tgid)
+        if proc.fds.users > 1:  # execve unshares a shared descriptor table
+            proc.fds.users -= 1
+            proc.fds = proc.fds.copy()
+            proc.fds.users = 1
+        proc.fds.close_on_exec()
+
+    def on_exit(self, tgid: int) -> None:
+        self.procs.exit(tgid)
+
+    def shutdown(self) -> None:
+        self.procs.close_all()
+
+    # --- shared helpers -----------------------------------------------------------------
+    def proc(self, stop: SyscallStop) -> Process:
+        return self.procs.get(stop.tgid)
+
+    def report(self, exc: VfsError) -> None:
+        if exc.errno in _QUIET_ERRNOS:
+            log.debug("%s", exc.message)
+            return
+        if exc.message not in self._logged:
+            self._logged.add(exc.message)
+            log.error("%s", exc.message)
+
+    def desc(self, stop: SyscallStop, fd: int) -> OpenDescription | None:
+        return self.proc(stop).fds.get(fd)
+
+    def target(self, stop: SyscallStop, path_index: int, dirfd_index: int | None = None) -> Target | None:
+        """Classify a path argument. None: a local path the kernel resolves by itself.
+        A local Target (virtual=False): a local path we had to resolve (a relative path in
+        a virtual cwd); the caller rewrites the argument to it with `rewrite`."""
+        addr = stop.arg(path_index)
+        if addr == 0:
+            return None
+        raw = paths.decode(stop.read_cstring(addr))
+        if not raw:
+            return None
+        dirfd = stop.sarg(dirfd_index) if dirfd_index is not None else AT_FDCWD
+        return self.classify(stop, raw, dirfd)
+
+    def classify(self, stop: SyscallStop, raw: str, dirfd: int = AT_FDCWD) -> Target | None:
+        if raw.startswith("/"):
+            path = paths.normalize(raw) if paths.needs_normalizing(raw) else raw
+            if self.mounts.is_virtual(path):
+                return Target(True, path, paths.wants_dir(raw))
+            return None
+        url = paths.from_url(raw)
+        if url is not None:
+            return Target(True, paths.normalize(url), paths.wants_dir(raw))
+        proc = self.proc(stop)
+        if dirfd == AT_FDCWD:
+            base = proc.fs.vcwd
+        else:
+            desc = proc.fds.get(dirfd)
+            base = desc.path if desc is not None else None
+        if base is not None:  # relative to a virtual directory
+            path = paths.join(base, raw)
+            return Target(self.mounts.is_virtual(path), path, paths.wants_dir(raw))
+        # Relative to a local directory: it can only reach a virtual root through '..'
+        # or by naming a component of one.
+        first = raw.split("/", 1)[0]
+        if ".." not in raw.split("/") and first not in self._root_components:
+            return None
+        local_base = self._local_base(stop, proc, dirfd)
+        if local_base is None:
+            return None
+        path = paths.join(local_base, raw)
+        if self.mounts.is_virtual(path):
+            return Target(True, path, paths.wants_dir(raw))
+        return None
+
+    def _local_base(self, stop: SyscallStop, proc: Process, dirfd: int) -> str | None:
+        try:
+            if dirfd == AT_FDCWD:
+                if proc.fs.kcwd is None:
+                    proc.fs.kcwd = os.readlink(f"/proc/{stop.tid}/cwd")
+                return proc.fs.kcwd
+            return os.readlink(f"/proc/{stop.tid}/fd/{dirfd}")
+        except OSError:
+            return None
+
+    def rewrite(self, stop: SyscallStop, path_index: int, path: str) -> None:
+        stop.set_arg(path_index, stop.push(paths.encode(path) + b"\0"))
+
+    def resolve(self, target: Target, follow: bool = True) -> Target:
+        """Follow virtual symlinks; the result may be local (a link pointing out)."""
+        path = self.vfs.resolve(target.path, follow_last=follow)
+        return Target(self.mounts.is_virtual(path), path, target.wants_dir)
+
+    def relocate(self, stop: SyscallStop, fd: int, cloexec: bool) -> int:
+        """Move a fresh descriptor (at a syscall exit) to >= fd_base, where the seccomp
+        filter traps its syscalls. Returns the descriptor the program gets."""
+        if fd >= self.fd_base:
+            return fd
+        new = stop.inject(NR["fcntl"], fd, F_DUPFD_CLOEXEC if cloexec else F_DUPFD, self.fd_base)
+        if new < 0:
+            log.debug("cannot move fd %d above %d: %s", fd, self.fd_base, os.strerror(-new))
+            return fd
+        stop.inject(NR["close"], fd)
+        return new
+
+    def install(self, stop: SyscallStop, fd: int, desc: OpenDescription, cloexec: bool) -> None:
+        self.proc(stop).fds.install(fd, desc, cloexec)
+        if fd < self.fd_base:
+            self.untrapped(desc)
+
+    def untrapped(self, desc: OpenDescription) -> None:
+        """A virtual descriptor below the base (dup2 onto 0..2, say) is invisible to the
+        filter, so the kernel must find the whole object in place."""
+        if desc.file is not None:
+            desc.file.ensure_all()
