@@ -1,0 +1,89 @@
+"""Fixtures for running real programs under `objmount exec` against the moto server."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: bytes
+    stderr: str
+    stats: dict
+
+    @property
+    def text(self) -> str:
+        return self.stdout.decode()
+
+    def requests(self, op: str) -> int:
+        return self.stats.get("vfs", {}).get("requests", {}).get(op, 0)
+
+    @property
+    def bytes_received(self) -> int:
+        return self.stats.get("vfs", {}).get("bytes_received", 0)
+
+
+def objmount_cmd(*options: str) -> list[str]:
+    return [sys.executable, "-m", "objmount", "exec", *options]
+
+
+@pytest.fixture
+def objmount(cache_dir, tmp_path):
+    """run(cmd, *options, input=b"", cwd=None, timeout=120) -> Run"""
+    counter = iter(range(1_000_000))
+
+    def run(cmd: list[str] | str, *options: str, input: bytes | None = None, cwd=None,
+            timeout: float = 120, env: dict | None = None) -> Run:
+        if isinstance(cmd, str):
+            cmd = ["sh", "-c", cmd]
+        stats = tmp_path / f"stats-{next(counter)}.json"
+        full = objmount_cmd("--cache-dir", str(cache_dir), "--stats-file", str(stats), *options, "--", *cmd)
+        environ = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        environ.update(env or {})
+        proc = subprocess.run(full, input=input, capture_output=True, cwd=cwd, timeout=timeout, env=environ)
+        data = json.loads(stats.read_text()) if stats.exists() else {}
+        return Run(proc.returncode, proc.stdout, proc.stderr.decode(errors="replace"), data)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def static_cat(tmp_path_factory) -> Path:
+    """A statically linked program that copies files to stdout with raw read(2)s and
+    reports errors as 'errno=N'."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc not installed")
+    src = tmp_path_factory.mktemp("static") / "scat.c"
+    src.write_text(r'''
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    char buf[65536];
+    for (int i = 1; i < argc; i++) {
+        int fd = open(argv[i], O_RDONLY);
+        if (fd < 0) { printf("errno=%d\n", errno); return 2; }
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof buf)) > 0) write(1, buf, n);
+        close(fd);
+    }
+    return 0;
+}
+''')
+    out = src.with_suffix("")
+    result = subprocess.run(["gcc", "-static", "-O2", "-o", str(out), str(src)], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"static linking unavailable: {result.stderr.strip()[:200]}")
+    return out

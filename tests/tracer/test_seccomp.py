@@ -1,0 +1,82 @@
+"""The BPF program decides exactly as SyscallFilter.traps() says (run in a tiny
+classic-BPF interpreter), for every syscall and descriptor edge."""
+
+from __future__ import annotations
+
+import random
+import struct
+
+from tracer import NR, SyscallFilter
+from tracer.seccomp import AUDIT_ARCH_X86_64, SECCOMP_RET_ALLOW, SECCOMP_RET_TRACE
+
+
+def run_bpf(program: bytes, nr: int, args: tuple[int, ...], arch: int = AUDIT_ARCH_X86_64) -> int:
+    insns = [struct.unpack_from("<HBBI", program, i) for i in range(0, len(program), 8)]
+    data = struct.pack("<iIQ6Q", nr, arch, 0, *args)
+    pc, acc = 0, 0
+    for _ in range(10_000):
+        code, jt, jf, k = insns[pc]
+        if code == 0x20:
+            acc = struct.unpack_from("<I", data, k)[0]
+            pc += 1
+        elif code == 0x15:
+            pc += 1 + (jt if acc == k else jf)
+        elif code == 0x35:
+            pc += 1 + (jt if acc >= k else jf)
+        elif code == 0x06:
+            return k
+        else:
+            raise AssertionError(f"unknown opcode {code:#x}")
+    raise AssertionError("no return")
+
+
+FILTER = SyscallFilter(
+    always={NR["openat"], NR["execve"], NR["stat"]},
+    fd_args={NR["read"]: (0,), NR["dup2"]: (0, 1), NR["mmap"]: (4,), NR["close"]: (0,)},
+    fd_base=512,
+)
+PROGRAM = FILTER.program()
+EDGES = [0, 1, 511, 512, 513, 0x7FFFFFFF, 0x80000000, 0xFFFFFF9C, 0xFFFFFFFF, 2**64 - 1, 2**64 - 100, 2**32 + 600]
+
+
+def expected(nr, args):
+    return SECCOMP_RET_TRACE if FILTER.traps(nr, args) else SECCOMP_RET_ALLOW
+
+
+def test_path_syscalls_always_stop():
+    for name in ("openat", "execve", "stat"):
+        assert run_bpf(PROGRAM, NR[name], (0,) * 6) == SECCOMP_RET_TRACE
+
+
+def test_other_syscalls_never_stop():
+    for name in ("getpid", "write", "futex", "clock_gettime", "mprotect"):
+        assert run_bpf(PROGRAM, NR[name], (600,) * 6) == SECCOMP_RET_ALLOW
+
+
+def test_descriptor_syscalls_stop_only_at_or_above_the_base():
+    assert run_bpf(PROGRAM, NR["read"], (511, 0, 0, 0, 0, 0)) == SECCOMP_RET_ALLOW
+    assert run_bpf(PROGRAM, NR["read"], (512, 0, 0, 0, 0, 0)) == SECCOMP_RET_TRACE
+    assert run_bpf(PROGRAM, NR["dup2"], (3, 700, 0, 0, 0, 0)) == SECCOMP_RET_TRACE
+
+
+def test_negative_descriptors_do_not_stop():
+    anon_mmap = (0, 4096, 3, 0x22, 2**64 - 1, 0)  # fd -1
+    assert run_bpf(PROGRAM, NR["mmap"], anon_mmap) == SECCOMP_RET_ALLOW
+
+
+def test_bpf_matches_the_python_model_on_edges_and_random_args():
+    rng = random.Random(7)
+    names = ["read", "dup2", "mmap", "close", "openat", "getpid"]
+    for _ in range(3000):
+        nr = NR[rng.choice(names)]
+        args = tuple(rng.choice(EDGES) if rng.random() < 0.7 else rng.getrandbits(64) for _ in range(6))
+        assert run_bpf(PROGRAM, nr, args) == expected(nr, args), (nr, args)
+
+
+def test_other_abis_are_let_through():
+    assert run_bpf(PROGRAM, NR["openat"], (0,) * 6, arch=0x40000003) == SECCOMP_RET_ALLOW  # i386
+    assert run_bpf(PROGRAM, NR["openat"] | 0x40000000, (0,) * 6) == SECCOMP_RET_ALLOW  # x32
+
+
+def test_syscall_numbers_are_x86_64_ones():
+    assert (NR["read"], NR["execve"], NR["readv"], NR["openat2"], NR["fchmodat2"]) == (0, 59, 19, 437, 452)
