@@ -26,7 +26,7 @@ def _exec(sup, stop, path_index: int, dirfd_index: int | None) -> None:
         raise VfsError(errno.EACCES, f"{target.path}: not a regular file")
     file = sup.vfs.open(target.path)
     try:
-        file.ensure_all()
+        file.materialize()
         os.chmod(file.cache_path, 0o755 if is_executable(file.meta) else 0o644)
         sup.rewrite(stop, path_index, file.cache_path)
     finally:

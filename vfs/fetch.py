@@ -1,0 +1,132 @@
+"""Ranged fetches into cache items, in parallel, with sequential readahead.
+
+`ensure` blocks until a range is present; readahead beyond it is fetched in the
+background. Random access fetches small aligned blocks; a sequential reader grows a
+window (mountpoint-s3 style) that is split into parts fetched as parallel ranged GETs.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from .cache import Item
+from .errors import VfsError
+
+log = logging.getLogger("vfs.fetch")
+
+KiB, MiB = 1024, 1024 * 1024
+
+
+class Fetcher:
+    def __init__(self, workers: int = 16, block: int = 32 * KiB, part: int = 8 * MiB):
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch")
+        self.block = block
+        self.part = part
+
+    def ensure(self, store, key: str, etag: str | None, item: Item, start: int, end: int,
+               ahead: int = 0, align: int | None = None) -> None:
+        """Make [start, end) present (aligned outwards to `align`), and start fetching
+        [end, end + ahead) in the background."""
+        end = min(end, item.size)
+        align = align or self.block
+        a_start = start - start % align
+        a_end = min(item.size, -(-end // align) * align)
+        if ahead > 0:
+            self._schedule(store, key, etag, item, a_end, min(item.size, a_end + ahead), first=(a_start, a_end))
+        for _ in range(3):
+            self._schedule(store, key, etag, item, a_start, a_end)
+            if start >= end or self._wait(item, start, end):
+                return
+        raise VfsError(errno.EIO, f"{key}: range {start}-{end} could not be fetched")
+
+    def _schedule(self, store, key, etag, item: Item, start: int, end: int,
+                  first: tuple[int, int] | None = None) -> None:
+        """Queue fetches for the gaps of [start, end) not present or on their way.
+        `first`, if given, is queued before it (the range a reader waits for)."""
+        if first is not None:
+            self._schedule(store, key, etag, item, *first)
+        if start >= end:
+            return
+        with item.cond:
+            gaps = item.present.missing(start, end)
+            for busy in item.inflight:
+                gaps = [piece for gap in gaps for piece in _subtract(gap, busy)]
+            parts = []
+            for gap_start, gap_end in gaps:
+                for s in range(gap_start, gap_end, self.part):
+                    parts.append((s, min(s + self.part, gap_end)))
+            item.inflight.extend(parts)
+        for s, e in parts:
+            self.pool.submit(self._fetch, store, key, etag, item, s, e)
+
+    def _fetch(self, store, key, etag, item: Item, start: int, end: int) -> None:
+        written = [start]
+
+        def sink(offset: int, chunk: bytes) -> None:
+            item.write(offset, chunk)
+            written[0] = offset + len(chunk)
+
+        error: Exception | None = None
+        try:
+            store.read(key, start, end, etag, sink)
+        except Exception as exc:  # reported to whoever waits on this range
+            error = exc
+        with item.cond:
+            item.inflight.remove((start, end))
+            item.present.add(start, written[0])
+            if error is not None:
+                item.errors.append((start, end, error))
+            item.cond.notify_all()
+
+    def _wait(self, item: Item, start: int, end: int) -> bool:
+        """True once [start, end) is present; False if nothing in flight will fill it.
+        Raises the error of a failed fetch overlapping it."""
+        with item.cond:
+            while not item.present.contains(start, end):
+                for failure in item.errors:
+                    s, e, exc = failure
+                    if s < end and start < e:
+                        item.errors.remove(failure)
+                        if isinstance(exc, VfsError):
+                            raise exc
+                        raise VfsError(errno.EIO, f"fetch failed: {exc}")
+                if not any(s < end and start < e for s, e in item.inflight):
+                    return False
+                item.cond.wait(timeout=1.0)
+            return True
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _subtract(a: tuple[int, int], b: tuple[int, int]) -> list[tuple[int, int]]:
+    (s, e), (bs, be) = a, b
+    if be <= s or bs >= e:
+        return [a]
+    out = []
+    if s < bs:
+        out.append((s, bs))
+    if be < e:
+        out.append((be, e))
+    return out
+
+
+class Readahead:
+    """Per open file: detects sequential reads and sizes the window."""
+
+    def __init__(self, initial: int = 1 * MiB, maximum: int = 256 * MiB):
+        self.initial = initial
+        self.maximum = maximum
+        self.window = 0
+        self.next = 0  # where a sequential reader reads next
+
+    def advise(self, start: int, end: int) -> int:
+        """Record a read of [start, end); return how far ahead of it to fetch."""
+        if start == self.next:
+            self.window = min(max(self.window * 2, self.initial), self.maximum)
+        else:
+            self.window = 0
+        self.next = end
+        return self.window

@@ -1,0 +1,42 @@
+"""What every object store offers the vfs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str | None
+    mtime: float                       # LastModified, epoch seconds
+    metadata: dict[str, str] | None    # user metadata; None when unknown (listing entries)
+    content_type: str | None = None
+
+
+@dataclass
+class Listing:
+    objects: list[ObjectInfo]   # keys directly below the prefix
+    prefixes: list[str]         # common prefixes ('prefix/sub/')
+
+
+class Store(Protocol):
+    url: str        # 's3://bucket' or 'file:///dir'
+    id: str         # stable identity for cache keys
+    endpoint: str   # for error messages
+
+    def check_root(self) -> None:
+        """Raise VfsError(ENOENT) if the bucket or directory does not exist."""
+
+    def head(self, key: str) -> ObjectInfo | None: ...
+
+    def list(self, prefix: str) -> Listing:
+        """One level below `prefix` (which is '' or ends in '/'), all pages."""
+
+    def has_prefix(self, prefix: str) -> bool: ...
+
+    def read(self, key: str, start: int, end: int, etag: str | None, sink) -> None:
+        """Fetch bytes [start, end) and call sink(offset, chunk) as they arrive. With
+        `etag`, fail with ESTALE if the object changed."""

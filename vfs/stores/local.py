@@ -1,0 +1,101 @@
+"""A local directory served as an object store (the embedded default): key = path below it."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from ..errors import VfsError
+from ..stats import Stats
+from .base import Listing, ObjectInfo
+
+
+class LocalStore:
+    def __init__(self, root: str, stats: Stats):
+        self.root = root
+        self.url = f"file://{root}"
+        self.id = self.url
+        self.endpoint = self.url
+        self.stats = stats
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.root, key) if key else self.root
+
+    def _info(self, key: str, st: os.stat_result) -> ObjectInfo:
+        metadata = {"mode": str(st.st_mode), "uid": str(st.st_uid), "gid": str(st.st_gid),
+                    "mtime": repr(st.st_mtime_ns / 1e9)}
+        size = st.st_size
+        if stat.S_ISLNK(st.st_mode):
+            size = len(os.fsencode(os.readlink(self._path(key))))
+        return ObjectInfo(key, size, f'"{st.st_size:x}-{st.st_mtime_ns:x}-{st.st_ino:x}"',
+                          st.st_mtime, metadata)
+
+    def _fail(self, exc: OSError, key: str) -> VfsError:
+        return VfsError(exc.errno or errno.EIO, f"{self.url}/{key}: {exc.strerror}")
+
+    def check_root(self) -> None:
+        if not os.path.isdir(self.root):
+            raise VfsError(errno.ENOENT, f"{self.url}: no such directory")
+
+    def head(self, key: str) -> ObjectInfo | None:
+        self.stats.request("HeadObject")
+        try:
+            st = os.lstat(self._path(key))
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            return None
+        except OSError as exc:
+            raise self._fail(exc, key) from None
+        if stat.S_ISDIR(st.st_mode):
+            return None  # directories are prefixes, as in S3
+        return self._info(key, st)
+
+    def list(self, prefix: str) -> Listing:
+        self.stats.request("ListObjectsV2")
+        objects, prefixes = [], []
+        try:
+            with os.scandir(self._path(prefix.rstrip("/"))) as it:
+                for entry in it:
+                    key = prefix + entry.name
+                    st = entry.stat(follow_symlinks=False)
+                    if stat.S_ISDIR(st.st_mode):
+                        prefixes.append(key + "/")
+                    else:
+                        info = self._info(key, st)
+                        objects.append(ObjectInfo(key, info.size, info.etag, info.mtime, info.metadata))
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except OSError as exc:
+            raise self._fail(exc, prefix) from None
+        return Listing(objects, prefixes)
+
+    def has_prefix(self, prefix: str) -> bool:
+        self.stats.request("ListObjectsV2")
+        return os.path.isdir(self._path(prefix.rstrip("/")))
+
+    def read(self, key: str, start: int, end: int, etag: str | None, sink) -> None:
+        self.stats.request("GetObject")
+        path = self._path(key)
+        try:
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                data = os.fsencode(os.readlink(path))[start:end]
+                sink(start, data)
+                self.stats.add_received(len(data))
+                return
+            if etag is not None and self._info(key, st).etag != etag:
+                raise VfsError(errno.ESTALE, f"{self.url}/{key}: object changed while reading")
+            with open(path, "rb") as f:
+                f.seek(start)
+                pos = start
+                while pos < end:
+                    chunk = f.read(min(1 << 20, end - pos))
+                    if not chunk:
+                        break
+                    sink(pos, chunk)
+                    self.stats.add_received(len(chunk))
+                    pos += len(chunk)
+        except OSError as exc:
+            raise self._fail(exc, key) from None

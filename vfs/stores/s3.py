@@ -1,0 +1,155 @@
+"""S3 through boto3."""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..errors import VfsError, from_boto
+from ..stats import Stats
+from .base import Listing, ObjectInfo
+
+_CHUNK = 1 << 20
+
+
+class S3Service:
+    """One boto3 client per process, shared by the bucket stores (it is thread-safe)."""
+
+    def __init__(self, endpoint_url: str | None, profile: str | None, region: str | None, stats: Stats):
+        self.stats = stats
+        self._args = (endpoint_url, profile, region)
+        self._lock = threading.Lock()
+        self._client = None
+
+    @property
+    def client(self):
+        with self._lock:
+            if self._client is None:
+                endpoint_url, profile, region = self._args
+                session = boto3.session.Session(profile_name=profile) if profile else boto3.session.Session()
+                config = Config(
+                    retries={"max_attempts": 3, "mode": "standard"},
+                    connect_timeout=5, read_timeout=60, max_pool_connections=64,
+                    s3={"addressing_style": "path"} if endpoint_url or _env_endpoint() else {},
+                )
+                self._client = session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+            return self._client
+
+    @cached_property
+    def endpoint(self) -> str:
+        try:
+            return self.client.meta.endpoint_url
+        except Exception:
+            return self._args[0] or "the S3 endpoint"
+
+    def list_buckets(self) -> list[str]:
+        try:
+            out = self.client.list_buckets()
+        except (ClientError, BotoCoreError) as exc:
+            raise from_boto(exc, "s3://", self.endpoint) from None
+        self.stats.request("ListBuckets")
+        return [b["Name"] for b in out.get("Buckets", [])]
+
+
+def _env_endpoint() -> bool:
+    import os
+    return bool(os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3"))
+
+
+class S3Store:
+    def __init__(self, service: S3Service, bucket: str):
+        self.service = service
+        self.bucket = bucket
+        self.url = f"s3://{bucket}"
+        self._root_checked = False
+
+    @property
+    def stats(self) -> Stats:
+        return self.service.stats
+
+    @cached_property
+    def id(self) -> str:
+        return f"{self.service.endpoint}/{self.bucket}"
+
+    @property
+    def endpoint(self) -> str:
+        return self.service.endpoint
+
+    def _fail(self, exc: Exception, key: str = "") -> VfsError:
+        return from_boto(exc, f"s3://{self.bucket}/{key}", self.endpoint)
+
+    def check_root(self) -> None:
+        if self._root_checked:
+            return
+        try:
+            self.service.client.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc) from None
+        finally:
+            self.stats.request("HeadBucket")
+        self._root_checked = True
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            out = self.service.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            err = self._fail(exc, key)
+            if err.errno == 2 and exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise err from None
+        except BotoCoreError as exc:
+            raise self._fail(exc, key) from None
+        finally:
+            self.stats.request("HeadObject")
+        return ObjectInfo(key, out["ContentLength"], out.get("ETag"), out["LastModified"].timestamp(),
+                          out.get("Metadata", {}), out.get("ContentType"))
+
+    def list(self, prefix: str) -> Listing:
+        objects: list[ObjectInfo] = []
+        prefixes: list[str] = []
+        kwargs = {"Bucket": self.bucket, "Prefix": prefix, "Delimiter": "/"}
+        while True:
+            try:
+                page = self.service.client.list_objects_v2(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise self._fail(exc, prefix) from None
+            finally:
+                self.stats.request("ListObjectsV2")
+            for obj in page.get("Contents", []):
+                objects.append(ObjectInfo(obj["Key"], obj["Size"], obj.get("ETag"),
+                                          obj["LastModified"].timestamp(), None))
+            prefixes.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
+            if not page.get("IsTruncated"):
+                return Listing(objects, prefixes)
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+
+    def has_prefix(self, prefix: str) -> bool:
+        try:
+            page = self.service.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, prefix) from None
+        finally:
+            self.stats.request("ListObjectsV2")
+        return page.get("KeyCount", 0) > 0
+
+    def read(self, key: str, start: int, end: int, etag: str | None, sink) -> None:
+        kwargs = {"Bucket": self.bucket, "Key": key, "Range": f"bytes={start}-{end - 1}"}
+        if etag:
+            kwargs["IfMatch"] = etag
+        try:
+            body = self.service.client.get_object(**kwargs)["Body"]
+            self.stats.request("GetObject")
+            pos = start
+            while pos < end:
+                chunk = body.read(min(_CHUNK, end - pos))
+                if not chunk:
+                    raise VfsError(5, f"s3://{self.bucket}/{key}: short read at {pos} (expected up to {end})")
+                sink(pos, chunk)
+                self.stats.add_received(len(chunk))
+                pos += len(chunk)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, key) from None
