@@ -95,6 +95,9 @@ class Process:
     tgid: int
     fds: FdTable
     fs: FsState
+    # Descriptors below the base that an extra seccomp filter of this process watches;
+    # filters are inherited by children and survive execve, so this set is too.
+    watched: set[int] = field(default_factory=set)
 
 
 class ProcessTable:
@@ -102,10 +105,10 @@ class ProcessTable:
         self.procs: dict[int, Process] = {}
         self._new(root_pid, FdTable(), FsState(kcwd=cwd))
 
-    def _new(self, tgid: int, fds: FdTable, fs: FsState) -> Process:
+    def _new(self, tgid: int, fds: FdTable, fs: FsState, watched: set[int] | None = None) -> Process:
         fds.users += 1
         fs.users += 1
-        proc = self.procs[tgid] = Process(tgid, fds, fs)
+        proc = self.procs[tgid] = Process(tgid, fds, fs, set(watched or ()))
         return proc
 
     def get(self, tgid: int) -> Process:
@@ -121,7 +124,7 @@ class ProcessTable:
         parent = self.get(parent_tgid)
         self._new(child_tgid,
                   parent.fds if share_files else parent.fds.copy(),
-                  parent.fs if share_fs else parent.fs.copy())
+                  parent.fs if share_fs else parent.fs.copy(), parent.watched)
 
     def exit(self, tgid: int) -> None:
         proc = self.procs.pop(tgid, None)

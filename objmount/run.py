@@ -40,11 +40,12 @@ def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: V
     late = _Late()
     tracer = Tracer(late)
     # Fork before any thread of ours exists (the vfs starts fetch threads).
-    pid = spawn(tracer, argv, dict(os.environ), syscall_filter(fd_base), sigmask=forwarder.old_mask)
+    trap = syscall_filter(fd_base)
+    pid = spawn(tracer, argv, dict(os.environ), trap, sigmask=forwarder.old_mask)
     vfs = None
     try:
         vfs = Vfs(mounts, config)
-        late.target = Supervisor(vfs, mounts, mount_targets, fd_base, pid, os.getcwd())
+        late.target = Supervisor(vfs, mounts, mount_targets, trap, pid, os.getcwd())
         forwarder.start(pid)
         status = tracer.run()
     except BaseException:

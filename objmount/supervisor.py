@@ -12,7 +12,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from tracer import NR, SyscallStop, name_of
+from tracer import NR, SyscallFilter, SyscallStop, name_of
 from vfs import Vfs, VfsError
 
 from . import paths
@@ -39,10 +39,12 @@ class Target:
 
 
 class Supervisor:
-    def __init__(self, vfs: Vfs, mounts, mount_targets: list[str], fd_base: int, root_pid: int, cwd: str):
+    def __init__(self, vfs: Vfs, mounts, mount_targets: list[str], syscall_filter: SyscallFilter,
+                 root_pid: int, cwd: str):
         self.vfs = vfs
         self.mounts = mounts
-        self.fd_base = fd_base
+        self.filter = syscall_filter
+        self.fd_base = syscall_filter.fd_base
         self.procs = ProcessTable(root_pid, cwd)
         self.counts: dict[str, int] = {}
         self._logged: set[str] = set()
@@ -116,6 +118,8 @@ class Supervisor:
         return self.classify(stop, raw, dirfd)
 
     def classify(self, stop: SyscallStop, raw: str, dirfd: int = AT_FDCWD) -> Target | None:
+        if raw.startswith(("/proc/", "/dev/fd/")) and (desc := self.fd_link(stop, raw)) is not None:
+            return Target(True, desc.path)
         if raw.startswith("/"):
             path = paths.normalize(raw) if paths.needs_normalizing(raw) else raw
             if self.mounts.is_virtual(path):
@@ -145,6 +149,23 @@ class Supervisor:
         if self.mounts.is_virtual(path):
             return Target(True, path, paths.wants_dir(raw))
         return None
+
+    def fd_link(self, stop: SyscallStop, raw: str) -> OpenDescription | None:
+        """The virtual description behind /proc/self/fd/N, /proc/PID/fd/N or /dev/fd/N:
+        opening those must reopen the object, not the bare cache file."""
+        parts = raw.split("/")
+        if len(parts) == 4 and parts[1] == "dev" and parts[2] == "fd":
+            pid, fd = stop.tgid, parts[3]
+        elif len(parts) == 5 and parts[1] == "proc" and parts[3] == "fd":
+            pid = stop.tgid if parts[2] in ("self", "thread-self") else parts[2]
+            fd = parts[4]
+        else:
+            return None
+        try:
+            proc = self.procs.procs.get(int(pid))
+            return proc.fds.get(int(fd)) if proc is not None else None
+        except ValueError:
+            return None
 
     def _local_base(self, stop: SyscallStop, proc: Process, dirfd: int) -> str | None:
         try:
@@ -177,12 +198,18 @@ class Supervisor:
         return new
 
     def install(self, stop: SyscallStop, fd: int, desc: OpenDescription, cloexec: bool) -> None:
-        self.proc(stop).fds.install(fd, desc, cloexec)
-        if fd < self.fd_base:
-            self.untrapped(desc)
-
-    def untrapped(self, desc: OpenDescription) -> None:
-        """A virtual descriptor below the base (dup2 onto 0..2, say) is invisible to the
-        filter, so the kernel must find the whole object in place."""
+        """Record a new virtual descriptor (at the exit of the syscall that made it)."""
+        proc = self.proc(stop)
+        proc.fds.install(fd, desc, cloexec)
+        if fd >= self.fd_base or fd in proc.watched:
+            return
+        # Below the base (dup2 onto stdin, say) the main filter does not see it: add a
+        # filter for this one number to the process. If that fails, the kernel must find
+        # the whole object in place.
+        result = stop.install_filter(self.filter.program_for_fd(fd))
+        if result == 0:
+            proc.watched.add(fd)
+            return
+        log.debug("cannot watch fd %d in %d (%s): fetching it whole", fd, stop.tgid, os.strerror(-result))
         if desc.file is not None:
             desc.file.ensure_all()

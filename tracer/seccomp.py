@@ -82,3 +82,24 @@ class SyscallFilter:
         if len(out) > 4096:
             raise ValueError("seccomp filter too long")
         return b"".join(out)
+
+    def program_for_fd(self, fd: int) -> bytes:
+        """An extra filter that stops the descriptor syscalls naming exactly `fd`: for a
+        descriptor the program itself placed below the base. Filters stack; the kernel
+        takes the strictest answer, so this only adds stops."""
+        allow = _insn(_RET_K, 0, 0, SECCOMP_RET_ALLOW)
+        trace = _insn(_RET_K, 0, 0, SECCOMP_RET_TRACE)
+        out = [
+            _insn(_LD_W_ABS, 0, 0, _OFF_ARCH),
+            _insn(_JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
+            allow,
+            _insn(_LD_W_ABS, 0, 0, _OFF_NR),
+        ]
+        for nr, arg_indexes in sorted(self.fd_args.items()):
+            block: list[bytes] = []
+            for i in arg_indexes:
+                block += [_insn(_LD_W_ABS, 0, 0, _off_arg_low(i)), _insn(_JEQ_K, 0, 1, fd), trace]
+            block.append(allow)
+            out += [_insn(_JEQ_K, 0, len(block), nr)] + block
+        out.append(allow)
+        return b"".join(out)

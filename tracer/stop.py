@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import struct
 from typing import TYPE_CHECKING
 
 from . import kernel
@@ -17,6 +18,9 @@ from . import kernel
 if TYPE_CHECKING:
     from .tracer import Tracer
 
+_SYS_seccomp = 317
+_SECCOMP_SET_MODE_FILTER = 1
+_SECCOMP_FILTER_FLAG_TSYNC = 1
 _ARG_REGS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
 _REDZONE = 128
 _PAGE = 4096
@@ -150,6 +154,13 @@ class SyscallStop:
         self.regs = saved
         kernel.setregs(self.tid, saved)
         return out - (1 << 64) if out & (1 << 63) else out
+
+    def install_filter(self, program: bytes) -> int:
+        """At a syscall exit: add a seccomp filter to the tracee's whole thread group
+        (SECCOMP_FILTER_FLAG_TSYNC). Returns 0 or a negative errno."""
+        insns = self.push(program)
+        fprog = self.push(struct.pack("<HxxxxxxQ", len(program) // 8, insns))
+        return self.inject(_SYS_seccomp, _SECCOMP_SET_MODE_FILTER, _SECCOMP_FILTER_FLAG_TSYNC, fprog)
 
     def _resume(self) -> None:
         if self._dirty:

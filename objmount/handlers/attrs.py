@@ -125,6 +125,15 @@ def on_faccessat2(sup, stop) -> None:
 
 
 def _readlink(sup, stop, path_index: int, dirfd_index: int | None, buf_index: int) -> None:
+    addr = stop.arg(path_index)
+    if addr:
+        raw = os.fsdecode(stop.read_cstring(addr))
+        desc = sup.fd_link(stop, raw) if raw.startswith(("/proc/", "/dev/fd/")) else None
+        if desc is not None:  # /proc/self/fd/N of a virtual descriptor names the virtual path
+            data = os.fsencode(desc.path)[: stop.arg(buf_index + 1)]
+            stop.write(stop.arg(buf_index), data)
+            stop.skip(len(data))
+            return
     meta = _lookup(sup, stop, path_index, dirfd_index, follow=False)
     if meta is None:
         return

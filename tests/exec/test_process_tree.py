@@ -79,7 +79,8 @@ import os, subprocess
 fd = os.open('{files}/f5.bin', os.O_RDONLY)          # Python opens with O_CLOEXEC
 r = subprocess.run(['sh', '-c', f'cat <&{{fd}} | wc -c'], pass_fds=(), capture_output=True, text=True)
 dup = os.dup(fd); os.set_inheritable(dup, True)
-s = subprocess.run(['sh', '-c', f'cat <&{{dup}} | wc -c'], pass_fds=(dup,), capture_output=True, text=True)
+s = subprocess.run(['python3', '-c', f'import os; print(len(os.read({{dup}}, 10**6)))'], pass_fds=(dup,),
+                   capture_output=True, text=True)
 print(r.returncode != 0 or r.stdout.strip() == '0', s.stdout.strip())
 """
     run = objmount(["python3", "-c", script])
@@ -87,3 +88,17 @@ print(r.returncode != 0 or r.stdout.strip() == '0', s.stdout.strip())
     closed, size = run.text.split()
     assert closed == "True"
     assert int(size) == len(FILES["f5.bin"])
+
+
+def test_dev_fd_and_proc_self_fd_reopen_the_object(objmount, files):
+    script = f"""
+import os
+fd = os.open('{files}/f3.bin', os.O_RDONLY)
+print(os.readlink(f'/proc/self/fd/{{fd}}'))
+print(len(open(f'/dev/fd/{{fd}}', 'rb').read()), len(open(f'/proc/self/fd/{{fd}}', 'rb').read()))
+"""
+    run = objmount(["python3", "-c", script])
+    assert run.returncode == 0, run.stderr
+    link, sizes = run.text.splitlines()
+    assert link == f"{files}/f3.bin"
+    assert sizes == f"{len(FILES['f3.bin'])} {len(FILES['f3.bin'])}"

@@ -80,3 +80,12 @@ def test_other_abis_are_let_through():
 
 def test_syscall_numbers_are_x86_64_ones():
     assert (NR["read"], NR["execve"], NR["readv"], NR["openat2"], NR["fchmodat2"]) == (0, 59, 19, 437, 452)
+
+
+def test_per_descriptor_filter_stops_exactly_that_descriptor():
+    extra = FILTER.program_for_fd(0)
+    assert run_bpf(extra, NR["read"], (0, 0, 0, 0, 0, 0)) == SECCOMP_RET_TRACE
+    assert run_bpf(extra, NR["dup2"], (5, 0, 0, 0, 0, 0)) == SECCOMP_RET_TRACE   # dup2 onto fd 0
+    assert run_bpf(extra, NR["read"], (1, 0, 0, 0, 0, 0)) == SECCOMP_RET_ALLOW
+    assert run_bpf(extra, NR["read"], (2**32, 0, 0, 0, 0, 0)) == SECCOMP_RET_TRACE  # kernel uses the low word
+    assert run_bpf(extra, NR["getpid"], (0,) * 6) == SECCOMP_RET_ALLOW
