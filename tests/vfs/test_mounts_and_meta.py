@@ -1,0 +1,55 @@
+"""Mount specs, path ownership, and the s3fs metadata convention."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from vfs import Kind, MountTable
+from vfs.meta import from_object, to_metadata
+
+
+def test_parse_accepts_s3_prefix_and_file_urls(tmp_path):
+    table = MountTable.parse([f"/data=s3://bucket/pre/fix/", f"/local=file://{tmp_path}"])
+    assert table.locate("/data/a/b").key == "pre/fix/a/b"
+    assert table.locate("/data").rel == ""
+    assert table.locate("/local/x").store_url == f"file://{tmp_path}"
+
+
+@pytest.mark.parametrize("spec", ["nodelimiter", "rel=s3://b", "/d=ftp://x", "/d=s3://", "/d=s3://Bad_Bucket!",
+                                  "/=s3://bucket", "/objmount/x=s3://bucket", "/d=file:///no/such/dir", "/d=file://rel"])
+def test_parse_rejects_malformed_specs_with_a_reason(spec):
+    with pytest.raises(ValueError) as info:
+        MountTable.parse([spec])
+    assert spec.split("=")[0] in str(info.value) or "mount" in str(info.value)
+
+
+def test_virtual_paths_are_the_namespace_and_the_targets_only():
+    table = MountTable.parse(["/data/x=s3://bucket"])
+    assert table.is_virtual("/objmount") and table.is_virtual("/objmount/s3/b/k")
+    assert table.is_virtual("/data/x") and table.is_virtual("/data/x/y")
+    assert not table.is_virtual("/data") and not table.is_virtual("/data/xy") and not table.is_virtual("/")
+    assert table.locate("/objmount/s3/bkt/some/key").key == "some/key"
+    assert table.locate("/objmount/s3") is None
+
+
+def test_s3fs_metadata_is_read_and_written():
+    meta = from_object("s", "k", 5, '"e"', 1000.0, {"mode": str(0o100750), "uid": "12", "gid": "34", "mtime": "1700000000"})
+    assert (meta.kind, stat.S_IMODE(meta.mode), meta.uid, meta.gid, meta.mtime) == (Kind.FILE, 0o750, 12, 34, 1700000000)
+    assert to_metadata(meta.mode, 12, 34, 1700000000.0) == {"mode": str(0o100750), "uid": "12", "gid": "34", "mtime": "1700000000"}
+
+
+def test_rclone_fractional_mtime_and_symlink_mode():
+    meta = from_object("s", "k", 3, None, 0.0, {"mtime": "1700000000.25", "mode": str(0o120777)})
+    assert meta.mtime == 1700000000.25 and meta.kind is Kind.SYMLINK
+
+
+def test_objects_without_metadata_get_defaults():
+    meta = from_object("s", "k", 7, None, 1234.5, {})
+    assert meta.mode == stat.S_IFREG | 0o644 and meta.uid == os.getuid() and meta.mtime == 1234.5
+    listed = from_object("s", "k", 7, None, 1234.5, None)
+    assert not listed.exact
+    marker = from_object("s", "d/", 0, None, 0.0, {}, "application/x-directory")
+    assert marker.kind is Kind.DIR
