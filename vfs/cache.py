@@ -23,13 +23,25 @@ log = logging.getLogger("vfs.cache")
 
 
 class Item:
-    """One object version's sparse file. Thread-safe: fetch threads add ranges."""
+    """One object version's sparse file. Thread-safe: fetch threads add ranges.
+
+    `size` is how much can still be fetched from the bucket (the previous version's size,
+    cut down by truncation); the local file may be longer once the program writes."""
 
     def __init__(self, item_id: str, path: Path, size: int, present: RangeSet):
         self.id = item_id
         self.path = path
         self.size = size
         self.present = present
+        # write state
+        self.dirty = RangeSet()
+        self.created = False        # a new object: upload even if never written
+        self.untracked = False      # writes may have bypassed will_write: upload it all
+        self.previous_etag: str | None = None
+        self.attrs: dict | None = None   # mode, uid, gid, mtime to store with the upload
+        self.writers = 0
+        self.journaled = False
+        self.upload_lock = threading.Lock()
         self.cond = threading.Condition()
         self.inflight: list[tuple[int, int]] = []   # ranges being fetched
         self.errors: list[tuple[int, int, Exception]] = []
@@ -89,6 +101,56 @@ class Cache:
                 f.truncate(size)  # sparse: no blocks until fetched
         return Item(item_id, path, size, present)
 
+    def new_item(self) -> Item:
+        """An empty item for an object that does not exist yet."""
+        import uuid
+        item_id = "new-" + uuid.uuid4().hex
+        path = self.root / "data" / "new" / item_id
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+        with self._lock:
+            item = self.items[item_id] = Item(item_id, path, 0, RangeSet())
+            item.opens += 1
+        return item
+
+    def rekey(self, item: Item, store_id: str, key: str, etag: str | None) -> None:
+        """After an upload the local bytes are that new version: file them under it."""
+        new_id = self.item_id(store_id, key, etag)
+        if new_id == item.id:
+            return
+        new_path = self.root / "data" / new_id[:2] / new_id[2:]
+        new_path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            os.replace(item.path, new_path)
+            self.index.delete(item.id)
+            self.items.pop(item.id, None)
+            old = self.items.pop(new_id, None)
+            if old is not None and old is not item:
+                old.close_fd()
+            item.id, item.path = new_id, new_path
+            self.items[new_id] = item
+            self._persist(item)
+
+    # --- journal of dirty items: what a killed supervisor leaves for the next run -------
+    def journal(self, item: Item, record: dict) -> None:
+        self.index.set("journal:" + item.id, dict(record, path=str(item.path)))
+
+    def unjournal(self, item_id: str) -> None:
+        self.index.delete("journal:" + item_id)
+        try:
+            os.unlink(str(self.root / "data" / "dirty" / item_id))
+        except OSError:
+            pass
+
+    def journal_records(self) -> list[tuple[str, dict]]:
+        return [(k[len("journal:"):], self.index.get(k)) for k in list(self.index.iterkeys())
+                if isinstance(k, str) and k.startswith("journal:")]
+
+    def dirty_log(self, item_id: str) -> Path:
+        path = self.root / "data" / "dirty" / item_id
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
     def release(self, item: Item) -> None:
         with self._lock:
             item.opens -= 1
@@ -112,7 +174,11 @@ class Cache:
         with self._lock:
             records = []
             total = 0
+            journaled = {k[len("journal:"):] for k in self.index.iterkeys()
+                         if isinstance(k, str) and k.startswith("journal:")}
             for item_id in list(self.index.iterkeys()):
+                if not isinstance(item_id, str) or item_id.startswith("journal:") or item_id in journaled:
+                    continue
                 rec = self.index.get(item_id)
                 if not rec:
                     continue
@@ -124,7 +190,7 @@ class Cache:
                 if total <= self.limit:
                     break
                 item = self.items.get(item_id)
-                if item is not None and item.opens > 0:
+                if item is not None and (item.opens > 0 or item.dirty or item.created or item.untracked):
                     continue
                 if item is not None:
                     item.close_fd()

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
+import posixpath
+import stat
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .cache import Cache, Item
 from .errors import VfsError
 from .fetch import Fetcher, Readahead
+from . import meta as metas
 from .meta import Kind, Meta
+from .ranges import RangeSet
+from .upload import upload
 from .mounts import MountTable
 from .namespace import Namespace
 from .stats import Stats
@@ -37,15 +44,68 @@ class VfsConfig:
 class OpenFile:
     """An open regular file: its sparse cache file and the ranges it needs."""
 
-    def __init__(self, vfs: "Vfs", store, key: str, meta: Meta, item: Item):
+    def __init__(self, vfs: "Vfs", store, key: str, meta: Meta, item: Item, path: str, writable: bool = False):
         self._vfs = vfs
         self._store = store
         self._key = key
+        self.path = path
         self.meta = meta
         self.item = item
         self.cache_path = str(item.path)
+        self.writable = writable
         self._readahead = Readahead(maximum=vfs.config.readahead_max)
         self._closed = False
+
+    # --- writes ------------------------------------------------------------------------
+    def will_write(self, offset: int, length: int) -> None:
+        """The program is about to write [offset, offset+length) into the cache file:
+        wait out fetches that would land on it, and record it dirty."""
+        if length <= 0:
+            return
+        end = offset + length
+        item = self.item
+        with item.cond:
+            while any(s < end and offset < e for s, e in item.inflight):
+                item.cond.wait(timeout=1.0)
+            item.present.add(offset, end)
+            item.dirty.add(offset, end)
+        self._vfs._dirtied(self, offset, end)
+
+    def set_size(self, size: int) -> None:
+        """truncate/ftruncate to `size`: bytes past it are gone, an extension is zeros."""
+        item = self.item
+        current = os.stat(item.path).st_size
+        with item.cond:
+            if size < current:
+                item.dirty.remove(size, 1 << 62)
+                item.present.remove(size, 1 << 62)
+            item.size = min(item.size, size)  # nothing past here comes from the bucket again
+            if size > current:
+                item.present.add(current, size)
+                item.dirty.add(current, size)
+        self._vfs._dirtied(self, min(size, current), max(size, current))
+
+    def mark_untracked(self) -> None:
+        """Writes may bypass will_write (a descriptor the filter cannot see): upload all."""
+        self.ensure_all()
+        self.item.untracked = True
+        self._vfs._dirtied(self, 0, 0)
+
+    @property
+    def dirty(self) -> bool:
+        item = self.item
+        return bool(item.dirty) or item.created or item.untracked
+
+    def current_meta(self) -> Meta:
+        return self._vfs._item_meta(self.item, self._store, self._key, self.meta)
+
+    def set_attrs(self, **attrs) -> None:
+        self.item.attrs = dict(self.item.attrs or {}, **attrs)
+        self._vfs._dirtied(self, 0, 0, meta_only=True)
+
+    def flush(self) -> None:
+        """Upload pending changes; returns once the bucket has them (close, fsync)."""
+        self._vfs._flush(self.item, self._store, self._key, self.path)
 
     def ensure(self, offset: int, length: int) -> None:
         end = min(offset + max(length, 0), self.meta.size)
@@ -67,9 +127,17 @@ class OpenFile:
         self.item.close_fd()
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._vfs.cache.release(self.item)
+        """Flush (for a writable handle) and release; a flush error is raised after the
+        handle is released, with the data kept in the cache for a later flush."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.writable:
+                self.item.writers -= 1
+                self.flush()
+        finally:
+            self._vfs._released(self)
 
 
 class Vfs:
@@ -82,6 +150,8 @@ class Vfs:
         self.fetcher = Fetcher(workers=config.fetch_workers, block=config.random_block)
         self._s3 = S3Service(config.endpoint_url, config.profile, config.region, self._stats)
         self._stores: dict[str, object] = {}
+        # (store url, key) -> (item, store, path) of files with changes not yet uploaded
+        self._writers: dict[tuple[str, str], tuple[Item, object, str]] = {}
         self._lock = threading.Lock()
         self.ns = Namespace(mounts, self.store, config.metadata_ttl)
 
@@ -103,10 +173,17 @@ class Vfs:
         return self.ns.resolve(path, follow_last)
 
     def lookup(self, path: str) -> Meta:
+        pending = self._pending(path)
+        if pending is not None:
+            return pending
         return self.ns.lookup(path)
 
     def listdir(self, path: str) -> list[tuple[str, Meta]]:
-        return self.ns.listdir(path)
+        entries = dict(self.ns.listdir(path))
+        for (url, key), (item, store, p) in list(self._writers.items()):
+            if posixpath.dirname(p) == path:
+                entries[posixpath.basename(p)] = self._item_meta(item, store, key, None)
+        return sorted(entries.items())
 
     def readlink(self, path: str) -> str:
         meta = self.ns.lookup(path)
@@ -114,15 +191,356 @@ class Vfs:
             raise VfsError(errno.EINVAL, f"{path}: not a symbolic link")
         return meta.target
 
+    def _located(self, path: str):
+        loc = self.mounts.locate(path)
+        if loc is None or loc.rel == "":
+            return None, None
+        return self.store(loc.store_url), loc
+
+    def _pending(self, path: str) -> Meta | None:
+        """Meta of a file with changes not yet in the bucket (this run is ahead of it)."""
+        loc = self.mounts.locate(path)
+        if loc is None:
+            return None
+        entry = self._writers.get((loc.store_url, loc.key))
+        if entry is None:
+            return None
+        item, store, _ = entry
+        return self._item_meta(item, store, loc.key, None)
+
+    def _item_meta(self, item: Item, store, key: str, base: Meta | None) -> Meta:
+        try:
+            size = os.stat(item.path).st_size
+        except OSError:
+            size = base.size if base else 0
+        attrs = item.attrs or {}
+        mode = attrs.get("mode", base.mode if base else metas.DEFAULT_FILE_MODE)
+        return Meta(Kind.FILE, size, mode, attrs.get("uid", base.uid if base else os.getuid()),
+                    attrs.get("gid", base.gid if base else os.getgid()),
+                    attrs.get("mtime", base.mtime if base else time.time()),
+                    item.previous_etag, None, metas.inode(store.id, key))
+
     # --- data ------------------------------------------------------------------------
-    def open(self, path: str) -> OpenFile:
-        meta = self.ns.head(path)  # close-to-open: always revalidate
+    def open(self, path: str, flags: int = os.O_RDONLY, mode: int = 0o644, uid: int | None = None,
+             gid: int | None = None) -> OpenFile:
+        """Open a regular file. Read-only opens revalidate against the bucket (close-to-
+        open); O_CREAT, O_EXCL and O_TRUNC act as on a local file. `mode` is already
+        masked by the caller's umask."""
+        store, loc = self._located(path)
+        if store is None:
+            raise VfsError(errno.EISDIR, f"{path}: is a directory")
+        writable = (flags & os.O_ACCMODE) != os.O_RDONLY
+        pending = self._writers.get((loc.store_url, loc.key))
+        if pending is not None:
+            if flags & os.O_CREAT and flags & os.O_EXCL:
+                raise VfsError(errno.EEXIST, f"{path}: file exists")
+            item = pending[0]
+            with self.cache._lock:
+                item.opens += 1
+            meta = self._item_meta(item, store, loc.key, None)
+        else:
+            try:
+                meta = self.ns.head(path)  # close-to-open: always revalidate
+            except VfsError as exc:
+                if exc.errno != errno.ENOENT or not flags & os.O_CREAT:
+                    raise
+                return self._create(path, store, loc, mode, uid, gid, flags)
+            if flags & os.O_CREAT and flags & os.O_EXCL:
+                raise VfsError(errno.EEXIST, f"{path}: file exists")
+            if meta.kind is Kind.DIR:
+                raise VfsError(errno.EISDIR, f"{path}: is a directory")
+            item = self.cache.open_item(store.id, loc.key, meta.etag, meta.size)
+            item.previous_etag = meta.etag
+        handle = OpenFile(self, store, loc.key, meta, item, path, writable)
+        if writable:
+            item.writers += 1
+            self._writers[(loc.store_url, loc.key)] = (item, store, path)
+            if item.attrs is None:
+                item.attrs = {"mode": meta.mode, "uid": meta.uid, "gid": meta.gid, "mtime": meta.mtime}
+            if flags & os.O_TRUNC:
+                handle.set_size(0)
+        return handle
+
+    def _create(self, path, store, loc, mode, uid, gid, flags) -> OpenFile:
+        parent = self.lookup(posixpath.dirname(path))
+        if parent.kind is not Kind.DIR:
+            raise VfsError(errno.ENOTDIR, f"{posixpath.dirname(path)}: not a directory")
+        item = self.cache.new_item()
+        item.created = True
+        item.attrs = {"mode": stat.S_IFREG | (mode & 0o7777), "uid": os.getuid() if uid is None else uid,
+                      "gid": os.getgid() if gid is None else gid, "mtime": time.time()}
+        writable = (flags & os.O_ACCMODE) != os.O_RDONLY
+        handle = OpenFile(self, store, loc.key, self._item_meta(item, store, loc.key, None), item, path, writable)
+        if writable:
+            item.writers += 1
+        self._writers[(loc.store_url, loc.key)] = (item, store, path)
+        self._dirtied(handle, 0, 0)
+        return handle
+
+    def _dirtied(self, handle: OpenFile, start: int, end: int, meta_only: bool = False) -> None:
+        item = handle.item
+        if not meta_only:
+            item.attrs = dict(item.attrs or {}, mtime=time.time())
+        self._writers[(handle._store.url, handle._key)] = (item, handle._store, handle.path)
+        if not item.journaled:
+            item.journaled = True
+            self.cache.journal(item, {"store_url": handle._store.url, "key": handle._key,
+                                      "previous_etag": item.previous_etag, "fetchable": item.size,
+                                      "created": item.created, "attrs": item.attrs})
+        if end > start:
+            with open(self.cache.dirty_log(item.id), "ab") as log_file:
+                log_file.write(start.to_bytes(8, "little") + end.to_bytes(8, "little"))
+
+    def _flush(self, item: Item, store, key: str, path: str) -> None:
+        with item.upload_lock:
+            if not (item.dirty or item.created or item.untracked or item.journaled):
+                return
+            size = os.stat(item.path).st_size
+            dirty = RangeSet([(0, size)]) if item.untracked else item.dirty.copy()
+            previous = None
+            if item.previous_etag is not None and item.size > 0:
+                from .upload import Previous
+                previous = Previous(item.previous_etag, item.size)
+            attrs = item.attrs or {}
+            metadata = metas.to_metadata(attrs.get("mode", metas.DEFAULT_FILE_MODE), attrs.get("uid", os.getuid()),
+                                         attrs.get("gid", os.getgid()), attrs.get("mtime", time.time()))
+
+            def fetch_previous(start: int, end: int) -> None:
+                self.fetcher.ensure(store, key, item.previous_etag, item, start, end)
+
+            etag = upload(store, key, str(item.path), size, dirty, previous, metadata, fetch_previous)
+            with item.cond:
+                item.dirty = RangeSet()
+                item.present.add(0, 0)
+            item.created = item.untracked = False
+            item.previous_etag = etag
+            item.size = size
+            old_id = item.id
+            self.cache.rekey(item, store.id, key, etag)
+            self.cache.unjournal(old_id)
+            item.journaled = False
+            self.ns.forget(path)
+            if item.writers == 0:
+                self._writers.pop((store.url, key), None)
+
+    def _released(self, handle: OpenFile) -> None:
+        item = handle.item
+        if item.writers == 0 and not handle.dirty and not item.journaled:
+            self._writers.pop((handle._store.url, handle._key), None)
+        self.cache.release(item)
+
+    # --- namespace changes -------------------------------------------------------------
+    def _must_not_exist(self, path: str) -> None:
+        try:
+            self.lookup(path)
+        except VfsError as exc:
+            if exc.errno == errno.ENOENT:
+                return
+            raise
+        raise VfsError(errno.EEXIST, f"{path}: file exists")
+
+    def _parent_dir(self, path: str) -> None:
+        parent = posixpath.dirname(path)
+        if self.mounts.is_virtual(parent) and self.lookup(parent).kind is not Kind.DIR:
+            raise VfsError(errno.ENOTDIR, f"{parent}: not a directory")
+
+    def _writable_store(self, path: str):
+        store, loc = self._located(path)
+        if store is None:
+            raise VfsError(errno.EROFS if self.mounts.locate(path) is None else errno.EBUSY,
+                           f"{path}: not a place objects can be changed")
+        return store, loc
+
+    def mkdir(self, path: str, mode: int, uid: int | None = None, gid: int | None = None) -> None:
+        store, loc = self._writable_store(path)
+        self._must_not_exist(path)
+        self._parent_dir(path)
+        md = metas.to_metadata(stat.S_IFDIR | (mode & 0o7777), os.getuid() if uid is None else uid,
+                               os.getgid() if gid is None else gid, time.time())
+        store.put(loc.key + "/", b"", md, metas.DIR_CONTENT_TYPE)
+        self.ns.forget(path)
+
+    def rmdir(self, path: str) -> None:
+        store, loc = self._writable_store(path)
+        if self.lookup(path).kind is not Kind.DIR:
+            raise VfsError(errno.ENOTDIR, f"{path}: not a directory")
+        if self.listdir(path):
+            raise VfsError(errno.ENOTEMPTY, f"{path}: directory not empty")
+        store.delete(loc.key + "/")
+        self.ns.forget(path)
+        self.ns.remember(path, None)
+
+    def unlink(self, path: str) -> None:
+        store, loc = self._writable_store(path)
+        meta = self.lookup(path)
         if meta.kind is Kind.DIR:
             raise VfsError(errno.EISDIR, f"{path}: is a directory")
+        pending = self._writers.pop((loc.store_url, loc.key), None)
+        if pending is not None:  # an open, unflushed file: its data goes nowhere now
+            item = pending[0]
+            item.dirty, item.created, item.untracked = RangeSet(), False, False
+            self.cache.unjournal(item.id)
+            item.journaled = False
+        if pending is None or pending[0].previous_etag is not None:
+            store.delete(loc.key)
+        self.ns.forget(path)
+        self.ns.remember(path, None)
+
+    def symlink(self, target: str, path: str, uid: int | None = None, gid: int | None = None) -> None:
+        store, loc = self._writable_store(path)
+        self._must_not_exist(path)
+        self._parent_dir(path)
+        md = metas.to_metadata(metas.SYMLINK_MODE, os.getuid() if uid is None else uid,
+                               os.getgid() if gid is None else gid, time.time())
+        store.put(loc.key, os.fsencode(target), md)
+        self.ns.forget(path)
+
+    def _flush_path(self, path: str) -> None:
         loc = self.mounts.locate(path)
-        store = self.store(loc.store_url)
-        item = self.cache.open_item(store.id, loc.key, meta.etag, meta.size)
-        return OpenFile(self, store, loc.key, meta, item)
+        entry = self._writers.get((loc.store_url, loc.key)) if loc else None
+        if entry is not None:
+            item, store, p = entry
+            self._flush(item, store, loc.key, p)
+
+    def link(self, old: str, new: str) -> None:
+        """Hard link as a server-side copy: same bytes and metadata under a second key
+        (objects cannot share storage); st_nlink counts the names within this run."""
+        store, loc = self._writable_store(new)
+        old_store, old_loc = self._writable_store(old)
+        if old_store is not store:
+            raise VfsError(errno.EXDEV, f"{old} -> {new}: different buckets")
+        if self.lookup(old).kind is Kind.DIR:
+            raise VfsError(errno.EPERM, f"{old}: hard links to directories are not allowed")
+        self._must_not_exist(new)
+        self._parent_dir(new)
+        self._flush_path(old)
+        store.copy(old_loc.key, loc.key, None)
+        self.ns.forget(new)
+
+    def rename(self, old: str, new: str, noreplace: bool = False) -> None:
+        """Server-side copy then delete; a directory moves key by key (not atomic)."""
+        store, loc = self._writable_store(old)
+        new_store, new_loc = self._writable_store(new)
+        if new_store is not store:
+            raise VfsError(errno.EXDEV, f"{old} -> {new}: different buckets")
+        meta = self.lookup(old)
+        if old == new:
+            return
+        if new.startswith(old + "/"):
+            raise VfsError(errno.EINVAL, f"{new}: inside {old}")
+        try:
+            target = self.lookup(new)
+        except VfsError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+            target = None
+            self._parent_dir(new)
+        if target is not None:
+            if noreplace:
+                raise VfsError(errno.EEXIST, f"{new}: file exists")
+            if meta.kind is Kind.DIR and target.kind is not Kind.DIR:
+                raise VfsError(errno.ENOTDIR, f"{new}: not a directory")
+            if meta.kind is not Kind.DIR and target.kind is Kind.DIR:
+                raise VfsError(errno.EISDIR, f"{new}: is a directory")
+            if target.kind is Kind.DIR and self.listdir(new):
+                raise VfsError(errno.ENOTEMPTY, f"{new}: directory not empty")
+        if meta.kind is Kind.DIR:
+            self._rename_dir(store, old, new, loc.key, new_loc.key)
+        else:
+            self._flush_path(old)
+            store.copy(loc.key, new_loc.key, None)
+            store.delete(loc.key)
+            entry = self._writers.pop((loc.store_url, loc.key), None)
+            if entry is not None:  # still open: later writes belong to the new name
+                self._writers[(loc.store_url, new_loc.key)] = (entry[0], entry[1], new)
+        if target is not None and target.kind is Kind.DIR:
+            store.delete(new_loc.key + "/")
+        self.ns.forget(old)
+        self.ns.forget(new)
+        self.ns.remember(old, None)
+
+    def _rename_dir(self, store, old: str, new: str, old_key: str, new_key: str) -> None:
+        for (url, key), (item, st, p) in list(self._writers.items()):
+            if p.startswith(old + "/"):
+                self._flush(item, st, key, p)
+        for key in store.list_all(old_key + "/"):
+            dest = new_key + key[len(old_key):]
+            store.copy(key, dest, None)
+            store.delete(key)
+            self.ns.forget(old + key[len(old_key):].rstrip("/"))
+        if not store.list_all(new_key + "/"):
+            store.put(new_key + "/", b"", metas.to_metadata(metas.DEFAULT_DIR_MODE, os.getuid(), os.getgid(),
+                                                            time.time()), metas.DIR_CONTENT_TYPE)
+
+    def setattr(self, path: str, mode: int | None = None, uid: int | None = None, gid: int | None = None,
+                mtime: float | None = None) -> None:
+        """chmod, chown, utimes: stored in the object's metadata (CopyObject onto itself
+        with MetadataDirective=REPLACE; for a directory, its marker object)."""
+        store, loc = self._writable_store(path)
+        meta = self.lookup(path)
+        new = {"mode": meta.mode if mode is None else (stat.S_IFMT(meta.mode) | (mode & 0o7777)),
+               "uid": meta.uid if uid is None else uid, "gid": meta.gid if gid is None else gid,
+               "mtime": meta.mtime if mtime is None else mtime}
+        entry = self._writers.get((loc.store_url, loc.key))
+        if entry is not None:  # unflushed: goes up with the data
+            item = entry[0]
+            item.attrs = dict(item.attrs or {}, **new)
+            self._flush(item, entry[1], loc.key, entry[2])
+            return
+        md = metas.to_metadata(new["mode"], new["uid"], new["gid"], new["mtime"])
+        if meta.kind is Kind.DIR:
+            store.put(loc.key + "/", b"", md, metas.DIR_CONTENT_TYPE)
+        else:
+            store.copy(loc.key, loc.key, md, content_type=None)
+        self.ns.forget(path)
+
+    def truncate(self, path: str, size: int) -> None:
+        handle = self.open(path, os.O_WRONLY)
+        try:
+            handle.set_size(size)
+            os.truncate(handle.cache_path, size)
+        finally:
+            handle.close()
+
+    # --- recovery ----------------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Upload what a killed supervisor left dirty in the cache. Returns what was done."""
+        done = []
+        for item_id, record in self.cache.journal_records():
+            if not record:
+                continue
+            what = f"{record['store_url']}/{record['key']}"
+            path = record.get("path")
+            if item_id in self.cache.items or not path or not os.path.exists(path):
+                if not path or not os.path.exists(path):
+                    self.cache.unjournal(item_id)
+                continue
+            store = self.store(record["store_url"])
+            dirty = RangeSet()
+            log_path = self.cache.dirty_log(item_id)
+            if log_path.exists():
+                raw = log_path.read_bytes()
+                for i in range(0, len(raw) - 15, 16):
+                    dirty.add(int.from_bytes(raw[i:i + 8], "little"), int.from_bytes(raw[i + 8:i + 16], "little"))
+            item = Item(item_id, Path(path), record.get("fetchable", 0), RangeSet())
+            rec = self.cache.index.get(item_id) or {}
+            item.present = RangeSet.from_list(rec.get("present", [])).union(dirty)
+            item.previous_etag = record.get("previous_etag")
+            item.dirty = dirty
+            item.created = record.get("created", False) or not dirty
+            item.attrs = record.get("attrs")
+            item.journaled = True
+            with self.cache._lock:
+                self.cache.items[item_id] = item
+                item.opens += 1
+            try:
+                self._flush(item, store, record["key"], what)
+                done.append(f"uploaded {what}")
+            except VfsError as exc:
+                done.append(f"could not upload {what}: {exc.message}")
+            finally:
+                self.cache.release(item)
+        return done
 
     def stats(self) -> dict:
         return self._stats.as_dict()

@@ -75,6 +75,90 @@ class LocalStore:
         self.stats.request("ListObjectsV2")
         return os.path.isdir(self._path(prefix.rstrip("/")))
 
+    # --- writes: the directory is the store, so each is one local operation ------------
+    supports_multipart = False
+
+    def _apply_metadata(self, path: str, metadata: dict[str, str]) -> None:
+        mode = int(metadata.get("mode", 0)) & 0o7777
+        if mode and not os.path.islink(path):
+            os.chmod(path, mode)
+        try:
+            os.lchown(path, int(metadata.get("uid", -1)), int(metadata.get("gid", -1)))
+        except (PermissionError, ValueError):
+            pass
+        if "mtime" in metadata and not os.path.islink(path):
+            t = float(metadata["mtime"])
+            os.utime(path, (t, t))
+
+    def put(self, key: str, body: bytes, metadata: dict[str, str], content_type: str | None = None) -> str:
+        self.stats.request("PutObject", sent=len(body))
+        path = self._path(key.rstrip("/"))
+        try:
+            mode = int(metadata.get("mode", 0))
+            if key.endswith("/") or stat.S_ISDIR(mode):
+                os.makedirs(path, exist_ok=True)
+                self._apply_metadata(path, metadata)
+                return '"dir"'
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            if stat.S_ISLNK(mode):
+                if os.path.lexists(path):
+                    os.unlink(path)
+                os.symlink(os.fsdecode(body), path)
+            else:
+                tmp = f"{path}.objmount-tmp"
+                with open(tmp, "wb") as f:
+                    f.write(body)
+                os.replace(tmp, path)
+                self._apply_metadata(path, metadata)
+            return self._info(key, os.lstat(path)).etag
+        except OSError as exc:
+            raise self._fail(exc, key) from None
+
+    def delete(self, key: str) -> None:
+        self.stats.request("DeleteObject")
+        path = self._path(key.rstrip("/"))
+        try:
+            if key.endswith("/"):
+                if os.path.isdir(path) and not os.listdir(path):
+                    os.rmdir(path)
+            elif os.path.lexists(path):
+                os.unlink(path)
+        except OSError as exc:
+            raise self._fail(exc, key) from None
+
+    def copy(self, src: str, dst: str, metadata: dict[str, str] | None, etag: str | None = None,
+             content_type: str | None = None) -> str:
+        self.stats.request("CopyObject")
+        import shutil
+        s, d = self._path(src.rstrip("/")), self._path(dst.rstrip("/"))
+        try:
+            if s != d:
+                os.makedirs(os.path.dirname(d), exist_ok=True)
+                if os.path.islink(s):
+                    if os.path.lexists(d):
+                        os.unlink(d)
+                    os.symlink(os.readlink(s), d)
+                elif os.path.isdir(s):
+                    os.makedirs(d, exist_ok=True)
+                else:
+                    shutil.copy2(s, d)
+            if metadata is not None:
+                self._apply_metadata(d, metadata)
+            return self._info(dst, os.lstat(d)).etag
+        except OSError as exc:
+            raise self._fail(exc, dst) from None
+
+    def list_all(self, prefix: str) -> list[str]:
+        base = self._path(prefix.rstrip("/"))
+        keys = []
+        for dirpath, dirnames, filenames in os.walk(base):
+            rel = os.path.relpath(dirpath, self.root)
+            for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+                keys.append(os.path.join(rel, name))
+            if not filenames and not dirnames:
+                keys.append(rel + "/")
+        return keys
+
     def read(self, key: str, start: int, end: int, etag: str | None, sink) -> None:
         self.stats.request("GetObject")
         path = self._path(key)

@@ -14,6 +14,10 @@ from ..stats import Stats
 from .base import Listing, ObjectInfo
 
 _CHUNK = 1 << 20
+_SNAKE = {"PutObject": "put_object", "DeleteObject": "delete_object", "CopyObject": "copy_object",
+          "CreateMultipartUpload": "create_multipart_upload", "UploadPart": "upload_part",
+          "UploadPartCopy": "upload_part_copy", "ListParts": "list_parts",
+          "CompleteMultipartUpload": "complete_multipart_upload", "AbortMultipartUpload": "abort_multipart_upload"}
 
 
 class S3Service:
@@ -135,6 +139,76 @@ class S3Store:
         finally:
             self.stats.request("ListObjectsV2")
         return page.get("KeyCount", 0) > 0
+
+    # --- writes ------------------------------------------------------------------------
+    def _call(self, op: str, key: str, sent: int = 0, **kwargs):
+        try:
+            return getattr(self.service.client, _SNAKE[op])(Bucket=self.bucket, Key=key, **kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, key) from None
+        finally:
+            self.stats.request(op, sent=sent)
+
+    def put(self, key: str, body: bytes, metadata: dict[str, str], content_type: str | None = None) -> str:
+        extra = {"ContentType": content_type} if content_type else {}
+        return self._call("PutObject", key, len(body), Body=body, Metadata=metadata, **extra)["ETag"]
+
+    def delete(self, key: str) -> None:
+        self._call("DeleteObject", key)
+
+    def copy(self, src: str, dst: str, metadata: dict[str, str] | None, etag: str | None = None,
+             content_type: str | None = None) -> str:
+        """Server-side copy; with `metadata`, replace the user metadata (chmod and friends)."""
+        extra: dict = {"CopySource": {"Bucket": self.bucket, "Key": src}}
+        if metadata is not None:
+            extra.update(MetadataDirective="REPLACE", Metadata=metadata)
+            if content_type:
+                extra["ContentType"] = content_type
+        if etag:
+            extra["CopySourceIfMatch"] = etag
+        return self._call("CopyObject", dst, **extra)["CopyObjectResult"]["ETag"]
+
+    def create_multipart(self, key: str, metadata: dict[str, str]) -> str:
+        return self._call("CreateMultipartUpload", key, Metadata=metadata)["UploadId"]
+
+    def upload_part(self, key: str, upload_id: str, number: int, body: bytes) -> str:
+        return self._call("UploadPart", key, len(body), UploadId=upload_id, PartNumber=number, Body=body)["ETag"]
+
+    def upload_part_copy(self, key: str, upload_id: str, number: int, start: int, end: int, etag: str | None) -> str:
+        extra = {"CopySourceIfMatch": etag} if etag else {}
+        out = self._call("UploadPartCopy", key, UploadId=upload_id, PartNumber=number,
+                         CopySource={"Bucket": self.bucket, "Key": key},
+                         CopySourceRange=f"bytes={start}-{end - 1}", **extra)
+        return out["CopyPartResult"]["ETag"]
+
+    def part_sizes(self, key: str, upload_id: str) -> dict[int, int]:
+        out = self._call("ListParts", key, UploadId=upload_id)
+        return {p["PartNumber"]: p["Size"] for p in out.get("Parts", [])}
+
+    def complete_multipart(self, key: str, upload_id: str, etags: list[str]) -> str:
+        parts = [{"PartNumber": i + 1, "ETag": e} for i, e in enumerate(etags)]
+        return self._call("CompleteMultipartUpload", key, UploadId=upload_id, MultipartUpload={"Parts": parts})["ETag"]
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        try:
+            self._call("AbortMultipartUpload", key, UploadId=upload_id)
+        except VfsError:
+            pass
+
+    def list_all(self, prefix: str) -> list[str]:
+        """Every key below prefix (no delimiter), for directory renames."""
+        keys, kwargs = [], {"Bucket": self.bucket, "Prefix": prefix}
+        while True:
+            try:
+                page = self.service.client.list_objects_v2(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise self._fail(exc, prefix) from None
+            finally:
+                self.stats.request("ListObjectsV2")
+            keys += [o["Key"] for o in page.get("Contents", [])]
+            if not page.get("IsTruncated"):
+                return keys
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
 
     def read(self, key: str, start: int, end: int, etag: str | None, sink) -> None:
         kwargs = {"Bucket": self.bucket, "Key": key, "Range": f"bytes={start}-{end - 1}"}

@@ -1,0 +1,119 @@
+"""Upload of a dirty cache item: one PUT for small objects; for large ones a multipart
+upload in which parts without dirty bytes are copied server-side (UploadPartCopy) from
+the previous version, so appending 1 byte to 1 GiB sends 1 part, not 1 GiB.
+
+A server whose UploadPartCopy fails or gives parts of the wrong size is detected before
+the upload is completed, and answered with parts uploaded from local bytes instead: the
+object is never completed from wrong parts.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .errors import VfsError
+from .ranges import RangeSet
+
+log = logging.getLogger("vfs.upload")
+
+MiB = 1024 * 1024
+MULTIPART_THRESHOLD = 16 * MiB
+MIN_PART = 8 * MiB
+MAX_PARTS = 9000
+
+
+@dataclass
+class Previous:
+    """The object version the cache item started from."""
+    etag: str
+    size: int
+
+
+def part_size(size: int) -> int:
+    return max(MIN_PART, -(-size // MAX_PARTS))
+
+
+def upload(store, key: str, path: str, size: int, dirty: RangeSet, previous: Previous | None,
+           metadata: dict[str, str], fetch_previous, workers: int = 8) -> str:
+    """Upload the first `size` bytes of the file at `path` as `key`; returns the new ETag.
+    `fetch_previous(start, end)` makes a range of the previous version present locally
+    (never over dirty bytes)."""
+    multipart = getattr(store, "supports_multipart", True)
+    if previous is None or size < MULTIPART_THRESHOLD or not multipart:
+        if previous is not None:
+            _fetch_clean(fetch_previous, dirty, 0, min(size, previous.size))
+        return store.put(key, _pread(path, 0, size), metadata)
+    return _multipart(store, key, path, size, dirty, previous, metadata, fetch_previous, workers)
+
+
+def _clean(dirty: RangeSet, start: int, end: int) -> list[tuple[int, int]]:
+    """Parts of [start, end) the program did not write."""
+    return dirty.missing(start, end) if start < end else []
+
+
+def _fetch_clean(fetch_previous, dirty: RangeSet, start: int, end: int) -> None:
+    for s, e in _clean(dirty, start, end):
+        fetch_previous(s, e)
+
+
+def _pread(path: str, start: int, end: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.pread(fd, end - start, start)
+    finally:
+        os.close(fd)
+    if len(data) != end - start:
+        raise VfsError(errno.EIO, f"{path}: cache file shorter than expected")
+    return data
+
+
+def _multipart(store, key, path, size, dirty, previous: Previous, metadata, fetch_previous, workers) -> str:
+    psize = part_size(size)
+    parts = [(s, min(s + psize, size)) for s in range(0, size, psize)]
+    upload_id = store.create_multipart(key, metadata)
+    copy_ok = [True]
+
+    def local_part(number: int, s: int, e: int) -> str:
+        _fetch_clean(fetch_previous, dirty, s, min(e, previous.size))
+        return store.upload_part(key, upload_id, number, _pread(path, s, e))
+
+    def one(index: int) -> str:
+        s, e = parts[index]
+        number = index + 1
+        untouched = e <= previous.size and not _overlaps(dirty, s, e)
+        if untouched and copy_ok[0]:
+            try:
+                return store.upload_part_copy(key, upload_id, number, s, e, previous.etag)
+            except VfsError as exc:
+                if exc.errno == errno.ESTALE:
+                    raise
+                copy_ok[0] = False
+                log.warning("s3 server refused UploadPartCopy (%s): uploading parts instead", exc.message)
+        return local_part(number, s, e)
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="upload") as pool:
+            etags = list(pool.map(one, range(len(parts))))
+        sizes = store.part_sizes(key, upload_id)
+        bad = [i for i, (s, e) in enumerate(parts) if sizes.get(i + 1) != e - s]
+        if bad:
+            log.warning("s3://%s: %d copied parts have the wrong size: uploading them from local data", key, len(bad))
+            for i in bad:
+                s, e = parts[i]
+                etags[i] = local_part(i + 1, s, e)
+        etag = store.complete_multipart(key, upload_id, etags)
+    except BaseException:
+        store.abort_multipart(key, upload_id)
+        raise
+    head = store.head(key)
+    if head is None or head.size != size:
+        raise VfsError(errno.EIO, f"{key}: uploaded object has size {head.size if head else None}, expected {size}")
+    return etag
+
+
+def _overlaps(ranges: RangeSet, start: int, end: int) -> bool:
+    return any(s < end and start < e for s, e in ranges)
