@@ -24,7 +24,9 @@ class OpenDescription:
     meta: Any = None            # vfs.Meta
     entries: list | None = None  # directory snapshot: [(name, Meta)] including '.' and '..'
     dir_pos: int = 0            # index into entries for getdents
-    refs: int = 0
+    append: bool = False        # O_APPEND: writes land at the end of the file
+    refs: int = 0               # descriptors and mappings that hold it
+    maps: int = 0               # of which mappings
 
     def retain(self) -> "OpenDescription":
         self.refs += 1
@@ -36,12 +38,14 @@ class OpenDescription:
             self.close()
 
     def close(self) -> None:
+        """The last descriptor is gone: upload what was written (see handlers/fds.py for
+        the close() that reports a failure to the program)."""
         if self.file is not None:
+            file, self.file = self.file, None
             try:
-                self.file.close()
-            except Exception:
-                log.exception("closing %s failed", self.path)
-            self.file = None
+                file.close()
+            except Exception as exc:  # the data stays in the cache, journaled
+                log.error("%s", getattr(exc, "message", None) or f"{self.path}: {exc}")
 
 
 @dataclass
@@ -98,6 +102,14 @@ class Process:
     # Descriptors below the base that an extra seccomp filter of this process watches;
     # filters are inherited by children and survive execve, so this set is too.
     watched: set[int] = field(default_factory=set)
+    # Descriptions with a shared writable mapping: kept (and flushed) until exec or exit.
+    mapped: list[OpenDescription] = field(default_factory=list)
+
+    def unmap_all(self) -> None:
+        mapped, self.mapped = self.mapped, []
+        for desc in mapped:
+            desc.maps -= 1
+            desc.release()
 
 
 class ProcessTable:
@@ -130,6 +142,7 @@ class ProcessTable:
         proc = self.procs.pop(tgid, None)
         if proc is None:
             return
+        proc.unmap_all()
         proc.fs.users -= 1
         proc.fds.users -= 1
         if proc.fds.users == 0:

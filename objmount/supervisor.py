@@ -82,6 +82,7 @@ class Supervisor:
             proc.fds = proc.fds.copy()
             proc.fds.users = 1
         proc.fds.close_on_exec()
+        proc.unmap_all()
 
     def on_exit(self, tgid: int) -> None:
         self.procs.exit(tgid)

@@ -75,7 +75,10 @@ class Namespace:
         return meta
 
     def _ask(self, path: str) -> Meta | None:
-        loc = self.mounts.locate(path)
+        try:
+            loc = self.mounts.locate(path)
+        except KeyError:  # /objmount/<anything but s3>
+            return None
         if loc is None:
             return metas.directory("objmount", path)
         store = self.stores(loc.store_url)

@@ -192,14 +192,17 @@ class Vfs:
         return meta.target
 
     def _located(self, path: str):
-        loc = self.mounts.locate(path)
+        try:
+            loc = self.mounts.locate(path)
+        except KeyError:
+            return None, None
         if loc is None or loc.rel == "":
             return None, None
         return self.store(loc.store_url), loc
 
     def _pending(self, path: str) -> Meta | None:
         """Meta of a file with changes not yet in the bucket (this run is ahead of it)."""
-        loc = self.mounts.locate(path)
+        _, loc = self._located(path)
         if loc is None:
             return None
         entry = self._writers.get((loc.store_url, loc.key))
@@ -227,9 +230,11 @@ class Vfs:
         open); O_CREAT, O_EXCL and O_TRUNC act as on a local file. `mode` is already
         masked by the caller's umask."""
         store, loc = self._located(path)
-        if store is None:
-            raise VfsError(errno.EISDIR, f"{path}: is a directory")
         writable = (flags & os.O_ACCMODE) != os.O_RDONLY
+        if store is None:
+            if writable or flags & os.O_CREAT:
+                raise VfsError(errno.EROFS, f"{path}: objects can only be created inside a bucket")
+            raise VfsError(errno.EISDIR, f"{path}: is a directory")
         pending = self._writers.get((loc.store_url, loc.key))
         if pending is not None:
             if flags & os.O_CREAT and flags & os.O_EXCL:
@@ -345,10 +350,12 @@ class Vfs:
             raise VfsError(errno.ENOTDIR, f"{parent}: not a directory")
 
     def _writable_store(self, path: str):
-        store, loc = self._located(path)
+        try:
+            store, loc = self._located(path)
+        except KeyError:
+            store = None
         if store is None:
-            raise VfsError(errno.EROFS if self.mounts.locate(path) is None else errno.EBUSY,
-                           f"{path}: not a place objects can be changed")
+            raise VfsError(errno.EROFS, f"{path}: only objects inside a bucket can be changed")
         return store, loc
 
     def mkdir(self, path: str, mode: int, uid: int | None = None, gid: int | None = None) -> None:
@@ -396,7 +403,7 @@ class Vfs:
         self.ns.forget(path)
 
     def _flush_path(self, path: str) -> None:
-        loc = self.mounts.locate(path)
+        _, loc = self._located(path)
         entry = self._writers.get((loc.store_url, loc.key)) if loc else None
         if entry is not None:
             item, store, p = entry

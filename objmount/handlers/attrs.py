@@ -23,7 +23,7 @@ def _lookup(sup, stop, path_index: int, dirfd_index: int | None, follow: bool, e
         addr = stop.arg(path_index)
         if addr == 0 or stop.read(addr, 1) in (b"\0", b""):
             desc = sup.desc(stop, stop.sarg(dirfd_index))
-            return desc.meta if desc is not None else None
+            return desc_meta(desc) if desc is not None else None
     target = sup.target(stop, path_index, dirfd_index)
     if target is None:
         return None
@@ -77,16 +77,21 @@ def on_statx(sup, stop) -> None:
 def on_fstat(sup, stop) -> None:
     desc = sup.desc(stop, stop.sarg(0))
     if desc is not None:
-        _emit(stop, 1, structs.pack_stat(desc.meta))
+        _emit(stop, 1, structs.pack_stat(desc_meta(desc)))
+
+
+def desc_meta(desc):
+    """What fstat says: for a file being written, its current size and attributes."""
+    if desc.file is not None and desc.file.writable:
+        return desc.file.current_meta()
+    return desc.meta
 
 
 R_OK, W_OK, X_OK = 4, 2, 1
 
 
 def check_access(meta, mode: int, uid: int, gids: set[int]) -> int:
-    """0 or an errno, as the kernel's permission check on a read-only mount would say."""
-    if mode & W_OK:
-        return errno.EROFS
+    """0 or an errno, as the kernel's permission check would say."""
     if uid == 0:
         if mode & X_OK and meta.kind is not Kind.DIR and not meta.mode & 0o111:
             return errno.EACCES

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from vfs import VfsError
+
 from .registry import always_syscall, fd_syscall
 
 F_DUPFD = 0
@@ -15,7 +17,24 @@ CLOSE_RANGE_CLOEXEC = 4
 
 @fd_syscall(close=(0,))
 def on_close(sup, stop) -> None:
-    sup.proc(stop).fds.remove(stop.sarg(0))
+    """The last close of a written file uploads it before close() returns; if that
+    fails the descriptor is still closed and close() returns EIO."""
+    fd = stop.sarg(0)
+    fds = sup.proc(stop).fds
+    desc = fds.get(fd)
+    if desc is None:
+        return
+    error = None
+    if desc.refs - desc.maps == 1 and desc.file is not None and desc.file.writable and desc.file.dirty:
+        try:
+            desc.file.flush()
+        except VfsError as exc:
+            sup.report(exc)
+            error = exc.errno
+    fds.remove(fd)
+    if error is not None:
+        stop.run()
+        stop.set_result(-error)
 
 
 @fd_syscall(dup=(0,))

@@ -4,10 +4,11 @@ through the supervisor."""
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 
-from .registry import fd_syscall
+from .registry import always_syscall, fd_syscall
 
 
 def file_position(tid: int, fd: int) -> int:
@@ -68,25 +69,132 @@ def on_preadv(sup, stop) -> None:
         file.ensure(offset, _iov_total(stop, stop.arg(1), stop.arg(2)))
 
 
-@fd_syscall(sendfile=(1,))
+@fd_syscall(sendfile=(0, 1))
 def on_sendfile(sup, stop) -> None:
+    """sendfile(out_fd, in_fd, offset*, count)"""
     fd = stop.sarg(1)
     if (file := _file(sup, stop, fd)) is not None:
         file.ensure(_offset_at(stop, stop.arg(2), fd), stop.arg(3))
+    _will_write(sup, stop, stop.sarg(0), None, stop.arg(3))
 
 
-@fd_syscall(splice=(0,), copy_file_range=(0,))
+@fd_syscall(splice=(0, 2), copy_file_range=(0, 2))
 def on_splice(sup, stop) -> None:
     """splice(fd_in, off_in*, fd_out, off_out*, len) and copy_file_range (same layout)."""
     fd = stop.sarg(0)
     if (file := _file(sup, stop, fd)) is not None:
         file.ensure(_offset_at(stop, stop.arg(1), fd), stop.arg(4))
+    out = stop.sarg(2)
+    if _file(sup, stop, out) is not None:
+        ptr = stop.arg(3)
+        _will_write(sup, stop, out, _offset_at(stop, ptr, out) if ptr else None, stop.arg(4))
+
+
+MAP_SHARED = 0x01
+PROT_WRITE = 0x2
 
 
 @fd_syscall(mmap=(4,))
 def on_mmap(sup, stop) -> None:
-    if (file := _file(sup, stop, stop.sarg(4))) is not None:
-        file.ensure(stop.arg(5), stop.arg(1))
+    desc = sup.desc(stop, stop.sarg(4))
+    if desc is None or desc.file is None:
+        return
+    file = desc.file
+    file.ensure(stop.arg(5), stop.arg(1))
+    if stop.arg(3) & MAP_SHARED and stop.arg(2) & PROT_WRITE and file.writable:
+        # Stores through the mapping are invisible to us: the mapped range counts as
+        # written, and goes up when the file is flushed (msync, fsync, close).
+        file.will_write(stop.arg(5), stop.arg(1))
+        desc.maps += 1
+        sup.proc(stop).mapped.append(desc.retain())
+
+
+@always_syscall("msync")
+def on_msync(sup, stop) -> None:
+    for desc in sup.proc(stop).mapped:
+        if desc.file is not None and desc.file.dirty:
+            desc.file.flush()
+
+
+# --- writes: the kernel writes into the cache file; we record what it will touch -------
+def _will_write(sup, stop, fd: int, offset: int | None, length: int) -> None:
+    """Record [offset, offset+length) of a virtual descriptor as written. offset None:
+    the descriptor's own position (or the end of file, with O_APPEND)."""
+    desc = sup.desc(stop, fd)
+    if desc is None or desc.file is None or not desc.file.writable:
+        return
+    if offset is None:
+        offset = os.stat(desc.file.cache_path).st_size if desc.append else file_position(stop.tid, fd)
+    desc.file.will_write(offset, length)
+
+
+@fd_syscall(write=(0,))
+def on_write(sup, stop) -> None:
+    _will_write(sup, stop, stop.sarg(0), None, stop.arg(2))
+
+
+@fd_syscall(pwrite64=(0,))
+def on_pwrite(sup, stop) -> None:
+    fd = stop.sarg(0)
+    desc = sup.desc(stop, fd)
+    # Linux pwrite on an O_APPEND descriptor appends anyway.
+    _will_write(sup, stop, fd, None if desc is not None and desc.append else stop.arg(3), stop.arg(2))
+
+
+@fd_syscall(writev=(0,))
+def on_writev(sup, stop) -> None:
+    fd = stop.sarg(0)
+    if sup.desc(stop, fd) is not None:
+        _will_write(sup, stop, fd, None, _iov_total(stop, stop.arg(1), stop.arg(2)))
+
+
+@fd_syscall(pwritev=(0,), pwritev2=(0,))
+def on_pwritev(sup, stop) -> None:
+    fd = stop.sarg(0)
+    desc = sup.desc(stop, fd)
+    if desc is None:
+        return
+    offset = stop.arg(3)
+    append = desc.append or (stop.nr == 328 and stop.arg(5) & 0x10)  # RWF_APPEND
+    _will_write(sup, stop, fd, None if append or offset == 0xFFFFFFFFFFFFFFFF else offset,
+                _iov_total(stop, stop.arg(1), stop.arg(2)))
+
+
+@fd_syscall(ftruncate=(0,))
+def on_ftruncate(sup, stop) -> None:
+    desc = sup.desc(stop, stop.sarg(0))
+    if desc is None or desc.file is None or not desc.file.writable:
+        return  # the kernel answers (EINVAL/EBADF) for other descriptors
+    length = stop.arg(1)
+    if length >= 1 << 63:
+        stop.fail(errno.EINVAL)
+        return
+    desc.file.set_size(length)
+
+
+FALLOC_FL_KEEP_SIZE = 1
+
+
+@fd_syscall(fallocate=(0,))
+def on_fallocate(sup, stop) -> None:
+    desc = sup.desc(stop, stop.sarg(0))
+    if desc is None or desc.file is None or not desc.file.writable:
+        return
+    mode, offset, length = stop.arg(1), stop.arg(2), stop.arg(3)
+    if mode & ~FALLOC_FL_KEEP_SIZE:
+        stop.fail(errno.EOPNOTSUPP)  # punching holes or collapsing ranges: not on objects
+        return
+    if not mode & FALLOC_FL_KEEP_SIZE:
+        size = os.stat(desc.file.cache_path).st_size
+        if offset + length > size:
+            desc.file.will_write(size, offset + length - size)
+
+
+@fd_syscall(fsync=(0,), fdatasync=(0,))
+def on_fsync(sup, stop) -> None:
+    desc = sup.desc(stop, stop.sarg(0))
+    if desc is not None and desc.file is not None and desc.file.writable:
+        desc.file.flush()  # a VfsError becomes the program's errno
 
 
 @fd_syscall(readahead=(0,), fadvise64=(0,))

@@ -10,6 +10,7 @@ import struct
 from vfs import Kind, VfsError
 
 from ..process import OpenDescription
+from .changes import umask_of
 from .registry import path_syscall
 
 O_ACCMODE = 0o3
@@ -48,18 +49,27 @@ def _open(sup, stop, path_index: int, dirfd_index: int | None, flags: int) -> No
     target = sup.target(stop, path_index, dirfd_index)
     if target is None:
         return
+    meta = None
     if target.virtual:
         try:
             target = sup.resolve(target, follow=not flags & O_NOFOLLOW)
         except VfsError as exc:
-            if exc.errno == errno.ENOENT and flags & O_CREAT:
-                raise VfsError(errno.EROFS, f"{target.path}: read-only") from None
-            raise
+            if exc.errno != errno.ENOENT or not flags & O_CREAT:
+                raise
     if not target.virtual:
         sup.rewrite(stop, path_index, target.path)
         return
-    meta = sup.vfs.lookup(target.path)
+    try:
+        meta = sup.vfs.lookup(target.path)
+    except VfsError as exc:
+        if exc.errno != errno.ENOENT or not flags & O_CREAT:
+            raise
     writes = (flags & O_ACCMODE) != os.O_RDONLY or flags & O_TRUNC
+    if meta is None:
+        if target.wants_dir:
+            raise VfsError(errno.EISDIR, f"{target.path}: cannot create a directory with open")
+        _open_file(sup, stop, path_index, flags, target.path, umask_mode=stop_mode(stop, flags) & ~umask_of(stop.tid))
+        return
     if flags & O_CREAT and flags & O_EXCL:
         raise VfsError(errno.EEXIST, f"{target.path}: exists")
     if meta.kind is Kind.SYMLINK:  # only reached with O_NOFOLLOW
@@ -72,15 +82,59 @@ def _open(sup, stop, path_index: int, dirfd_index: int | None, flags: int) -> No
     else:
         if flags & O_DIRECTORY or target.wants_dir:
             raise VfsError(errno.ENOTDIR, f"{target.path}: not a directory")
-        if writes:
-            raise VfsError(errno.EROFS, f"{target.path}: read-only (writes are not supported yet)")
         if flags & O_PATH:
             desc = OpenDescription(target.path, is_dir=False, meta=meta)
-            local = sup.vfs.placeholder_dir
-        else:
-            file = sup.vfs.open(target.path)
-            desc = OpenDescription(target.path, is_dir=False, file=file, meta=file.meta)
-            local = file.cache_path
+            _finish(sup, stop, path_index, flags, desc, sup.vfs.placeholder_dir)
+            return
+        if writes and not _may_write(meta):
+            raise VfsError(errno.EACCES, f"{target.path}: permission denied")
+        _open_file(sup, stop, path_index, flags, target.path, 0o644)
+        return
+    _finish(sup, stop, path_index, flags, desc, local)
+
+
+def stop_mode(stop, flags: int) -> int:
+    """The mode argument of the open call being handled."""
+    if stop.nr == 2:
+        return stop.arg(2)
+    if stop.nr == 85:
+        return stop.arg(1)
+    if stop.nr == 437:
+        how = stop.read(stop.arg(2), 16)
+        return struct.unpack("<QQ", how)[1] if len(how) == 16 else 0o644
+    return stop.arg(3)
+
+
+def _may_write(meta) -> bool:
+    euid = os.geteuid()
+    if euid == 0:
+        return True
+    if euid == meta.uid:
+        return bool(meta.mode & 0o200)
+    return bool(meta.mode & 0o002)
+
+
+def _open_file(sup, stop, path_index: int, flags: int, path: str, umask_mode: int) -> None:
+    file = sup.vfs.open(path, flags & (O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC), umask_mode,
+                        os.geteuid(), os.getegid())
+    desc = OpenDescription(path, is_dir=False, file=file, meta=file.meta, append=bool(flags & os.O_APPEND))
+    if flags & O_EXCL:  # the vfs made the file; the cache file exists already
+        _set_flags(sup, stop, flags & ~O_EXCL)
+    _finish(sup, stop, path_index, flags, desc, file.cache_path)
+
+
+def _set_flags(sup, stop, flags: int) -> None:
+    if stop.nr == 2:
+        stop.set_arg(1, flags)
+    elif stop.nr == 257:
+        stop.set_arg(2, flags)
+    elif stop.nr == 437:
+        how = bytearray(stop.read(stop.arg(2), 24))
+        how[0:8] = struct.pack("<Q", flags)
+        stop.set_arg(2, stop.push(bytes(how)))
+
+
+def _finish(sup, stop, path_index: int, flags: int, desc: OpenDescription, local: str) -> None:
     sup.rewrite(stop, path_index, local)
     fd = stop.run()
     if fd < 0:

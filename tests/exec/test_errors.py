@@ -26,14 +26,10 @@ def test_missing_key_and_bucket_are_enoent(objmount, small):
     assert errno_of(objmount, "os.stat('s3://no-such-bucket-zz')") == "2"
 
 
-def test_writes_are_refused_with_erofs(objmount, small):
-    for code in (f"open('{small}/new', 'w')", f"open('{small}/dir/file.txt', 'r+')", f"os.mkdir('{small}/d2')",
-                 f"os.unlink('{small}/dir/file.txt')", f"os.rename('{small}/dir/file.txt', '{small}/x')",
-                 f"os.chmod('{small}/dir/file.txt', 0o600)", f"os.symlink('a', '{small}/l')"):
+def test_synthetic_directories_refuse_changes_with_erofs(objmount, small):
+    for code in ("open('/objmount/new', 'w')", "os.mkdir('/objmount/s3/newbucket')", "os.unlink('/objmount/s3')",
+                 "open('/objmount/s3/x', 'w')"):
         assert errno_of(objmount, code) == "30", code
-    run = objmount(f"echo hi > {small}/new")
-    assert run.returncode != 0
-    assert "Read-only file system" in run.stderr
 
 
 def test_path_forms_resolve_as_the_kernel_would(objmount, small):

@@ -1,0 +1,314 @@
+"""Namespace and metadata changes on virtual paths: unlink, mkdir, rmdir, rename,
+symlink, link, chmod, chown, utimes, truncate, mknod. Each is one vfs call and the syscall
+is skipped with its result; a local path passes to the kernel untouched."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import struct
+import time
+
+from vfs import Kind, VfsError
+
+from .registry import fd_syscall, path_syscall
+
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_REMOVEDIR = 0x200
+AT_EMPTY_PATH = 0x1000
+RENAME_NOREPLACE = 1
+UTIME_NOW = (1 << 30) - 1
+UTIME_OMIT = (1 << 30) - 2
+
+
+def umask_of(tid: int) -> int:
+    try:
+        with open(f"/proc/{tid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
+def _path(sup, stop, path_index: int, dirfd_index: int | None, follow: bool):
+    """(virtual path or None, handled) — a local path that needed resolving is rewritten."""
+    target = sup.target(stop, path_index, dirfd_index)
+    if target is None:
+        return None
+    if target.virtual:
+        target = sup.resolve(target, follow=follow) if follow else _resolve_parent(sup, target)
+    if not target.virtual:
+        sup.rewrite(stop, path_index, target.path)
+        return None
+    return target.path
+
+
+def _resolve_parent(sup, target):
+    """Resolve symlinks in the directories of a path, not in its last component."""
+    head, _, name = target.path.rpartition("/")
+    if not name:
+        return target
+    parent = sup.resolve(type(target)(True, head or "/"), follow=True)
+    return type(target)(sup.mounts.is_virtual(parent.path + "/" + name), parent.path.rstrip("/") + "/" + name,
+                        target.wants_dir)
+
+
+def _done(stop, fn, *args) -> None:
+    fn(*args)
+    stop.skip(0)
+
+
+# --- create and remove ----------------------------------------------------------------
+@path_syscall("mkdir", "mkdirat")
+def on_mkdir(sup, stop) -> None:
+    at = stop.nr == 258
+    path = _path(sup, stop, 1 if at else 0, 0 if at else None, follow=False)
+    if path is not None:
+        mode = stop.arg(2 if at else 1) & ~umask_of(stop.tid)
+        _done(stop, sup.vfs.mkdir, path.rstrip("/") or "/", mode, os.geteuid(), os.getegid())
+
+
+@path_syscall("rmdir")
+def on_rmdir(sup, stop) -> None:
+    path = _path(sup, stop, 0, None, follow=False)
+    if path is not None:
+        _done(stop, sup.vfs.rmdir, path)
+
+
+@path_syscall("unlink", "unlinkat")
+def on_unlink(sup, stop) -> None:
+    at = stop.nr == 263
+    path = _path(sup, stop, 1 if at else 0, 0 if at else None, follow=False)
+    if path is None:
+        return
+    if at and stop.arg(2) & AT_REMOVEDIR:
+        _done(stop, sup.vfs.rmdir, path)
+    else:
+        _done(stop, sup.vfs.unlink, path)
+
+
+@path_syscall("symlink", "symlinkat")
+def on_symlink(sup, stop) -> None:
+    at = stop.nr == 266
+    path = _path(sup, stop, 2 if at else 1, 1 if at else None, follow=False)
+    if path is not None:
+        target = os.fsdecode(stop.read_cstring(stop.arg(0)))
+        _done(stop, sup.vfs.symlink, target, path, os.geteuid(), os.getegid())
+
+
+@path_syscall("mknod", "mknodat")
+def on_mknod(sup, stop) -> None:
+    at = stop.nr == 259
+    path = _path(sup, stop, 1 if at else 0, 0 if at else None, follow=False)
+    if path is None:
+        return
+    mode = stop.arg(2 if at else 1)
+    if stat.S_IFMT(mode) not in (0, stat.S_IFREG):
+        raise VfsError(errno.EPERM, f"{path}: only regular files can be made in a bucket")
+    handle = sup.vfs.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & ~umask_of(stop.tid) & 0o7777)
+    handle.close()
+    stop.skip(0)
+
+
+# --- rename and link --------------------------------------------------------------------
+def _two_paths(sup, stop, old_i, old_dirfd, new_i, new_dirfd, follow_old=False):
+    old_t = sup.target(stop, old_i, old_dirfd)
+    new_t = sup.target(stop, new_i, new_dirfd)
+    old = _resolve_parent(sup, old_t) if old_t is not None and old_t.virtual else old_t
+    new = _resolve_parent(sup, new_t) if new_t is not None and new_t.virtual else new_t
+    old_virtual = old is not None and old.virtual
+    new_virtual = new is not None and new.virtual
+    if old_virtual != new_virtual:
+        stop.fail(errno.EXDEV)  # across filesystems: mv and friends copy instead
+        return None
+    if not old_virtual:
+        if old is not None:
+            sup.rewrite(stop, old_i, old.path)
+        if new is not None:
+            sup.rewrite(stop, new_i, new.path)
+        return None
+    if follow_old:
+        old = sup.resolve(old_t, follow=True)
+    return old.path, new.path
+
+
+@path_syscall("rename", "renameat", "renameat2")
+def on_rename(sup, stop) -> None:
+    at = stop.nr != 82
+    flags = stop.arg(4) if stop.nr == 316 else 0
+    paths = _two_paths(sup, stop, 1 if at else 0, 0 if at else None, 3 if at else 1, 2 if at else None)
+    if paths is None:
+        return
+    if flags & ~RENAME_NOREPLACE:
+        raise VfsError(errno.EINVAL, "RENAME_EXCHANGE and RENAME_WHITEOUT are not supported on objects")
+    _done(stop, sup.vfs.rename, paths[0], paths[1], bool(flags & RENAME_NOREPLACE))
+
+
+@path_syscall("link", "linkat")
+def on_link(sup, stop) -> None:
+    at = stop.nr == 265
+    follow = at and bool(stop.arg(4) & 0x400)  # AT_SYMLINK_FOLLOW
+    paths = _two_paths(sup, stop, 1 if at else 0, 0 if at else None, 3 if at else 1, 2 if at else None, follow)
+    if paths is not None:
+        _done(stop, sup.vfs.link, paths[0], paths[1])
+
+
+# --- attributes -------------------------------------------------------------------------
+def _owner_check(meta, what: str) -> None:
+    euid = os.geteuid()
+    if euid != 0 and euid != meta.uid:
+        raise VfsError(errno.EPERM, f"{what}: not the owner")
+
+
+def _chmod(sup, stop, path: str, mode: int) -> None:
+    _owner_check(sup.vfs.lookup(path), path)
+    _done(stop, sup.vfs.setattr, path, mode & 0o7777)
+
+
+def _chown(sup, stop, path: str, uid: int, gid: int) -> None:
+    meta = sup.vfs.lookup(path)
+    uid = None if uid in (-1, 0xFFFFFFFF) else uid
+    gid = None if gid in (-1, 0xFFFFFFFF) else gid
+    if os.geteuid() != 0:
+        # As on a local filesystem: the owner may change the group to one of their own
+        # groups; only root may give a file away.
+        _owner_check(meta, path)
+        if uid is not None and uid != meta.uid:
+            raise VfsError(errno.EPERM, f"{path}: only root can change the owner")
+        if gid is not None and gid not in set(os.getgroups()) | {os.getegid()}:
+            raise VfsError(errno.EPERM, f"{path}: not a member of group {gid}")
+    _done(stop, sup.vfs.setattr, path, None, uid, gid)
+
+
+def _desc_path(sup, stop, fd: int) -> str | None:
+    desc = sup.desc(stop, fd)
+    if desc is None:
+        return None
+    if desc.file is not None and desc.file.writable and desc.file.dirty:
+        desc.file.flush()  # attributes go up with, not before, the pending data
+    return desc.path
+
+
+@path_syscall("chmod", "fchmodat", "fchmodat2")
+def on_chmod(sup, stop) -> None:
+    at = stop.nr != 90
+    flags = stop.arg(3) if stop.nr == 452 else 0
+    if at and flags & AT_EMPTY_PATH and stop.read(stop.arg(1), 1) in (b"", b"\0"):
+        path = _desc_path(sup, stop, stop.sarg(0))
+    else:
+        path = _path(sup, stop, 1 if at else 0, 0 if at else None, follow=not flags & AT_SYMLINK_NOFOLLOW)
+    if path is not None:
+        _chmod(sup, stop, path, stop.arg(2 if at else 1))
+
+
+@fd_syscall(fchmod=(0,))
+def on_fchmod(sup, stop) -> None:
+    path = _desc_path(sup, stop, stop.sarg(0))
+    if path is not None:
+        _chmod(sup, stop, path, stop.arg(1))
+
+
+def _sint(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+@path_syscall("chown", "lchown", "fchownat")
+def on_chown(sup, stop) -> None:
+    at = stop.nr == 260
+    flags = stop.arg(4) if at else 0
+    if at and flags & AT_EMPTY_PATH and stop.read(stop.arg(1), 1) in (b"", b"\0"):
+        path = _desc_path(sup, stop, stop.sarg(0))
+    else:
+        follow = stop.nr == 92 or (at and not flags & AT_SYMLINK_NOFOLLOW)
+        path = _path(sup, stop, 1 if at else 0, 0 if at else None, follow=follow)
+    if path is not None:
+        _chown(sup, stop, path, _sint(stop.arg(2 if at else 1)), _sint(stop.arg(3 if at else 2)))
+
+
+@fd_syscall(fchown=(0,))
+def on_fchown(sup, stop) -> None:
+    path = _desc_path(sup, stop, stop.sarg(0))
+    if path is not None:
+        _chown(sup, stop, path, _sint(stop.arg(1)), _sint(stop.arg(2)))
+
+
+def _mtime_from_timespecs(stop, addr: int) -> float | None:
+    """utimensat's times[2]: None means leave mtime as it is."""
+    if addr == 0:
+        return time.time()
+    atime_sec, atime_ns, sec, nsec = struct.unpack("<qqqq", stop.read(addr, 32))
+    if nsec == UTIME_OMIT:
+        return None
+    if nsec == UTIME_NOW:
+        return time.time()
+    return sec + nsec / 1e9
+
+
+def _mtime_from_timevals(stop, addr: int) -> float:
+    if addr == 0:
+        return time.time()
+    _, _, sec, usec = struct.unpack("<qqqq", stop.read(addr, 32))
+    return sec + usec / 1e6
+
+
+def _utime(sup, stop, path: str, mtime: float | None) -> None:
+    meta = sup.vfs.lookup(path)
+    if os.geteuid() not in (0, meta.uid):
+        raise VfsError(errno.EPERM, f"{path}: not the owner")
+    if mtime is None:
+        stop.skip(0)
+        return
+    if meta.kind is Kind.SYMLINK:
+        stop.skip(0)  # symlink times are not stored
+        return
+    _done(stop, sup.vfs.setattr, path, None, None, None, mtime)
+
+
+@path_syscall("utimensat")
+def on_utimensat(sup, stop) -> None:
+    if stop.arg(1) == 0:  # futimens(fd, times)
+        path = _desc_path(sup, stop, stop.sarg(0))
+    else:
+        path = _path(sup, stop, 1, 0, follow=not stop.arg(3) & AT_SYMLINK_NOFOLLOW)
+    if path is not None:
+        _utime(sup, stop, path, _mtime_from_timespecs(stop, stop.arg(2)))
+
+
+@path_syscall("utimes", "futimesat", "utime")
+def on_utimes(sup, stop) -> None:
+    at = stop.nr == 261
+    path = _path(sup, stop, 1 if at else 0, 0 if at else None, follow=True)
+    if path is None:
+        return
+    times = stop.arg(2 if at else 1)
+    if stop.nr == 132:  # utime(path, struct utimbuf {actime, modtime})
+        mtime = time.time() if times == 0 else float(struct.unpack("<qq", stop.read(times, 16))[1])
+    else:
+        mtime = _mtime_from_timevals(stop, times)
+    _utime(sup, stop, path, mtime)
+
+
+@path_syscall("truncate")
+def on_truncate(sup, stop) -> None:
+    path = _path(sup, stop, 0, None, follow=True)
+    if path is not None:
+        length = stop.arg(1)
+        if length >= 1 << 63:
+            raise VfsError(errno.EINVAL, f"{path}: negative length")
+        _done(stop, sup.vfs.truncate, path, length)
+
+
+@path_syscall("setxattr", "lsetxattr", "removexattr", "lremovexattr")
+def on_setxattr(sup, stop) -> None:
+    if _path(sup, stop, 0, None, follow=stop.nr in (188, 197)) is not None:
+        stop.fail(errno.EOPNOTSUPP)
+
+
+@fd_syscall(fsetxattr=(0,), fremovexattr=(0,))
+def on_fsetxattr(sup, stop) -> None:
+    if sup.desc(stop, stop.sarg(0)) is not None:
+        stop.fail(errno.EOPNOTSUPP)
