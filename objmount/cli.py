@@ -121,5 +121,33 @@ def exec_command(mounts, cache_dir, cache_size, metadata_ttl, endpoint_url, prof
     sys.exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
 
 
+@main.command("flush")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The cache to flush. [default: $XDG_CACHE_HOME/objmount]")
+@click.option("--endpoint-url", default=None, metavar="URL", help="S3 endpoint (default: AWS configuration).")
+@click.option("--profile", default=None, help="AWS shared-config profile to use.")
+@click.option("--region", default=None, help="AWS region.")
+@click.option("-v", "--verbose", count=True, help="Log each upload.")
+def flush_command(cache_dir, endpoint_url, profile, region, verbose) -> None:
+    """Upload data that an interrupted objmount left in the cache.
+
+    Writes acknowledged by close() are always in the bucket; this finishes uploads of files
+    whose supervisor was killed before they were closed. `objmount exec` does the same at
+    start."""
+    _setup_logging(verbose)
+    from vfs import MountTable, Vfs, VfsConfig
+
+    vfs = Vfs(MountTable.parse([]), VfsConfig(cache_dir=cache_dir or default_cache_dir(),
+                                              endpoint_url=endpoint_url, profile=profile, region=region))
+    try:
+        done = vfs.recover()
+    finally:
+        vfs.close()
+    for line in done:
+        click.echo(line)
+    if any(line.startswith("could not") for line in done):
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     main()

@@ -45,6 +45,8 @@ def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: V
     vfs = None
     try:
         vfs = Vfs(mounts, config)
+        for line in vfs.recover():  # what a killed supervisor left behind
+            log.warning("recovered: %s", line)
         late.target = Supervisor(vfs, mounts, mount_targets, trap, pid, os.getcwd())
         forwarder.start(pid)
         status = tracer.run()

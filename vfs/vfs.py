@@ -170,6 +170,8 @@ class Vfs:
 
     # --- namespace -------------------------------------------------------------------
     def resolve(self, path: str, follow_last: bool = True) -> str:
+        if self._pending(path) is not None:  # created here, not in the bucket yet
+            return path
         return self.ns.resolve(path, follow_last)
 
     def lookup(self, path: str) -> Meta:
@@ -298,7 +300,7 @@ class Vfs:
 
     def _flush(self, item: Item, store, key: str, path: str) -> None:
         with item.upload_lock:
-            if not (item.dirty or item.created or item.untracked or item.journaled):
+            if not (item.dirty or item.created or item.untracked or item.journaled or item.meta_dirty):
                 return
             size = os.stat(item.path).st_size
             dirty = RangeSet([(0, size)]) if item.untracked else item.dirty.copy()
@@ -313,7 +315,12 @@ class Vfs:
             def fetch_previous(start: int, end: int) -> None:
                 self.fetcher.ensure(store, key, item.previous_etag, item, start, end)
 
-            etag = upload(store, key, str(item.path), size, dirty, previous, metadata, fetch_previous)
+            if (not dirty and not item.created and previous is not None and size == previous.size
+                    and getattr(store, "supports_multipart", True)):
+                etag = store.copy(key, key, metadata, etag=item.previous_etag)  # attributes only
+            else:
+                etag = upload(store, key, str(item.path), size, dirty, previous, metadata, fetch_previous)
+            item.meta_dirty = False
             with item.cond:
                 item.dirty = RangeSet()
                 item.present.add(0, 0)
@@ -489,9 +496,10 @@ class Vfs:
                "uid": meta.uid if uid is None else uid, "gid": meta.gid if gid is None else gid,
                "mtime": meta.mtime if mtime is None else mtime}
         entry = self._writers.get((loc.store_url, loc.key))
-        if entry is not None:  # unflushed: goes up with the data
+        if entry is not None:  # open for writing: the attributes go up with the data
             item = entry[0]
             item.attrs = dict(item.attrs or {}, **new)
+            item.meta_dirty = True
             self._flush(item, entry[1], loc.key, entry[2])
             return
         md = metas.to_metadata(new["mode"], new["uid"], new["gid"], new["mtime"])
