@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 from vfs import VfsError
 
 from .registry import always_syscall, fd_syscall
@@ -30,7 +32,7 @@ def on_close(sup, stop) -> None:
             desc.file.flush()
         except VfsError as exc:
             sup.report(exc)
-            error = exc.errno
+            error = errno.EIO  # whatever the cause, the data did not reach the bucket
     fds.remove(fd)
     if error is not None:
         stop.run()

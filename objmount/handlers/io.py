@@ -8,6 +8,8 @@ import errno
 import os
 import struct
 
+from vfs import VfsError
+
 from .registry import always_syscall, fd_syscall
 
 
@@ -194,7 +196,11 @@ def on_fallocate(sup, stop) -> None:
 def on_fsync(sup, stop) -> None:
     desc = sup.desc(stop, stop.sarg(0))
     if desc is not None and desc.file is not None and desc.file.writable:
-        desc.file.flush()  # a VfsError becomes the program's errno
+        try:
+            desc.file.flush()
+        except VfsError as exc:
+            sup.report(exc)
+            stop.fail(errno.EIO)  # the data did not reach the bucket; it stays in the cache
 
 
 @fd_syscall(readahead=(0,), fadvise64=(0,))
