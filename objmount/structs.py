@@ -23,7 +23,7 @@ def _split_time(t: float) -> tuple[int, int]:
 
 
 def _nlink(meta) -> int:
-    return 2 if stat.S_ISDIR(meta.mode) else 1
+    return 2 if stat.S_ISDIR(meta.mode) else meta.nlink
 
 
 def pack_stat(meta) -> bytes:

@@ -32,6 +32,7 @@ class Meta:
     target: str | None = None   # symlink target
     ino: int = 0
     exact: bool = True          # False: derived from a listing, user metadata not seen
+    nlink: int = 1              # names of this file linked within this run (hard links)
 
 
 def inode(store_id: str, key: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import os
@@ -152,6 +153,9 @@ class Vfs:
         self._stores: dict[str, object] = {}
         # (store url, key) -> (item, store, path) of files with changes not yet uploaded
         self._writers: dict[tuple[str, str], tuple[Item, object, str]] = {}
+        # Hard links made in this run: path -> the set of names sharing its content. Each
+        # name is its own object; a flush through one name copies the result to the others.
+        self._links: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         self.ns = Namespace(mounts, self.store, config.metadata_ttl)
 
@@ -175,10 +179,11 @@ class Vfs:
         return self.ns.resolve(path, follow_last)
 
     def lookup(self, path: str) -> Meta:
-        pending = self._pending(path)
-        if pending is not None:
-            return pending
-        return self.ns.lookup(path)
+        meta = self._pending(path) or self.ns.lookup(path)
+        group = self._links.get(path)
+        if group is not None and meta.kind is Kind.FILE:
+            meta = dataclasses.replace(meta, nlink=len(group))
+        return meta
 
     def listdir(self, path: str) -> list[tuple[str, Meta]]:
         entries = dict(self.ns.listdir(path))
@@ -332,6 +337,11 @@ class Vfs:
             self.cache.unjournal(old_id)
             item.journaled = False
             self.ns.forget(path)
+            for other in self._links.get(path, ()):
+                if other != path:
+                    _, other_loc = self._located(other)
+                    store.copy(key, other_loc.key, None)
+                    self.ns.forget(other)
             if item.writers == 0:
                 self._writers.pop((store.url, key), None)
 
@@ -397,6 +407,9 @@ class Vfs:
             item.journaled = False
         if pending is None or pending[0].previous_etag is not None:
             store.delete(loc.key)
+        group = self._links.pop(path, None)
+        if group is not None:
+            group.discard(path)
         self.ns.forget(path)
         self.ns.remember(path, None)
 
@@ -430,6 +443,9 @@ class Vfs:
         self._flush_path(old)
         store.copy(old_loc.key, loc.key, None)
         self.ns.forget(new)
+        group = self._links.setdefault(old, {old})
+        group.add(new)
+        self._links[new] = group
 
     def rename(self, old: str, new: str, noreplace: bool = False) -> None:
         """Server-side copy then delete; a directory moves key by key (not atomic)."""

@@ -197,3 +197,12 @@ def test_appending_to_a_large_object_sends_only_the_changed_part(objmount, s3, b
     assert one.stats["vfs"]["bytes_sent"] < 32 * MiB
     body = get(s3, bucket, "big")
     assert body[100 * MiB] == ord("!") and len(body) == 257 * MiB and body[:MiB] == block
+
+
+def test_hard_links_share_content_and_count_within_a_run(objmount, s3, bucket):
+    b = f"/objmount/s3/{bucket}"
+    run = objmount(f"echo v1 > {b}/orig && ln {b}/orig {b}/alias && stat -c %h {b}/orig {b}/alias && "
+                   f"echo v2 > {b}/orig && cat {b}/alias")
+    assert run.returncode == 0, run.stderr
+    assert run.text == "2\n2\nv2\n"
+    assert get(s3, bucket, "alias") == b"v2\n" and get(s3, bucket, "orig") == b"v2\n"
