@@ -206,3 +206,36 @@ def test_hard_links_share_content_and_count_within_a_run(objmount, s3, bucket):
     assert run.returncode == 0, run.stderr
     assert run.text == "2\n2\nv2\n"
     assert get(s3, bucket, "alias") == b"v2\n" and get(s3, bucket, "orig") == b"v2\n"
+
+
+def test_write_syscalls_from_python(objmount, s3, bucket):
+    script = f"""
+import errno, mmap, os
+b = '/objmount/s3/{bucket}'
+fd = os.open(b + '/x', os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+try:
+    os.open(b + '/x', os.O_RDWR | os.O_CREAT | os.O_EXCL)
+except OSError as e:
+    print('excl', e.errno)
+os.pwritev(fd, [b'abc', b'def'], 10)
+os.ftruncate(fd, 8)                      # cuts 'abcdef' away again
+os.posix_fallocate(fd, 0, 4096)          # extends with zeros
+os.fsync(fd)
+print('size', os.fstat(fd).st_size)
+m = mmap.mmap(fd, 4096)
+m[0:5] = b'MMAP!'; m.flush(); m.close()
+os.close(fd)
+with open(b + '/c', 'w') as f:           # creat-style truncating open
+    f.write('x' * 10)
+os.chown(b + '/c', 1234, 5678)
+print(open(b + '/x', 'rb').read(6))
+"""
+    run = objmount(["python3", "-c", script])
+    assert run.returncode == 0, run.stderr
+    assert run.text.splitlines() == ["excl 17", "size 4096", "b'MMAP!\\x00'"]
+    body = get(s3, bucket, "x")
+    assert len(body) == 4096 and body[:5] == b"MMAP!" and body[5:] == bytes(4091)
+    assert int(meta(s3, bucket, "x")["mode"]) & 0o777 == 0o600
+    m = meta(s3, bucket, "c")
+    assert (m["uid"], m["gid"]) == ("1234", "5678")
+    assert get(s3, bucket, "c") == b"x" * 10
