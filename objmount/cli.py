@@ -73,6 +73,10 @@ def main() -> None:
               help="S3 endpoint (default: AWS_ENDPOINT_URL or the AWS configuration).")
 @click.option("--profile", default=None, help="AWS shared-config profile to use.")
 @click.option("--region", default=None, help="AWS region (default: from the AWS configuration).")
+@click.option("--dir-markers/--no-dir-markers", default=True, show_default=True,
+              help="mkdir writes an empty 'dir/' marker object so empty directories persist. Turn off for "
+                   "servers that mishandle markers (rclone serve s3 over a local directory); empty "
+                   "directories then last for the run only.")
 @click.option("--stats-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write request, byte and syscall-stop counts as JSON here at exit.")
 @click.option("--fd-base", type=int, default=None, hidden=True,
@@ -80,7 +84,7 @@ def main() -> None:
 @click.option("-v", "--verbose", count=True, help="-v: a summary at exit; -vv: debug log.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_command(mounts, cache_dir, cache_size, metadata_ttl, endpoint_url, profile, region,
-                 stats_file, fd_base, verbose, command) -> None:
+                 dir_markers, stats_file, fd_base, verbose, command) -> None:
     """Run COMMAND with virtual paths available; exits with COMMAND's status (128+N if it
     died of signal N).
 
@@ -106,6 +110,7 @@ def exec_command(mounts, cache_dir, cache_size, metadata_ttl, endpoint_url, prof
         endpoint_url=endpoint_url,
         profile=profile,
         region=region,
+        dir_markers=dir_markers,
     )
     targets = [spec.split("=", 1)[0] for spec in mounts]
     from .run import run

@@ -100,8 +100,9 @@ class Tracer:
     def _call(self, fn, *args) -> None:
         try:
             fn(*args)
-        except Exception:
-            log.exception("handler %s failed", getattr(fn, "__name__", fn))
+        except Exception as exc:
+            log.error("internal error in %s: %s: %s", getattr(fn, "__name__", fn), type(exc).__name__, exc)
+            log.debug("traceback", exc_info=True)
 
     @property
     def alive(self) -> bool:
@@ -212,8 +213,11 @@ class Tracer:
             self.handler.on_syscall(stop)
         except TraceeGone:
             return
-        except Exception:
-            log.exception("handler failed on syscall %d in pid %d", stop.nr, tid)
+        except Exception as exc:
+            # One line for the user (the program's stderr is the same terminal), the
+            # traceback only in the debug log; the program gets EIO.
+            log.error("internal error on syscall %d in pid %d: %s: %s", stop.nr, tid, type(exc).__name__, exc)
+            log.debug("traceback", exc_info=True)
             if not stop.at_exit and not stop._skipped:
                 stop.fail(errno.EIO)
         try:

@@ -38,6 +38,8 @@ class Namespace:
         self._lists: dict[str, _Entry] = {}     # dir path -> dict[name, Meta]
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lookup")
         self._warned: set[str] = set()
+        # Directories that exist for this run only (their marker could not be written).
+        self.local_dirs: set[str] = set()
 
     # --- caches ------------------------------------------------------------------------
     def _fresh(self, table: dict[str, _Entry], path: str):
@@ -49,6 +51,20 @@ class Namespace:
     def remember(self, path: str, meta: Meta | None) -> None:
         self._attrs[path] = _Entry(meta, time.monotonic() + self.ttl)
 
+    def update(self, path: str, meta: Meta | None, empty_dir: bool = False) -> None:
+        """We changed `path` ourselves: record its new state instead of asking again,
+        in its own entry and in a fresh listing of its parent."""
+        self.remember(path, meta)
+        parent = self._fresh(self._lists, posixpath.dirname(path))
+        if parent is not None:
+            name = posixpath.basename(path)
+            if meta is None:
+                parent.value.pop(name, None)
+            else:
+                parent.value[name] = meta
+        if empty_dir:
+            self._lists[path] = _Entry({}, time.monotonic() + self.ttl)
+
     def forget(self, path: str) -> None:
         self._attrs.pop(path, None)
         self._lists.pop(path, None)
@@ -56,6 +72,8 @@ class Namespace:
 
     # --- lookups -----------------------------------------------------------------------
     def lookup(self, path: str) -> Meta:
+        if path in self.local_dirs:
+            return metas.directory("local", path)
         entry = self._fresh(self._attrs, path)
         if entry is not None:
             if entry.value is None:
@@ -124,13 +142,16 @@ class Namespace:
     def listdir(self, path: str) -> list[tuple[str, Meta]]:
         entry = self._fresh(self._lists, path)
         if entry is not None:
-            return sorted(entry.value.items())
-        meta = self.lookup(path)
-        if meta.kind is not Kind.DIR:
-            raise VfsError(errno.ENOTDIR, f"{path}: not a directory")
-        entries = self._list(path)
-        self._lists[path] = _Entry(entries, time.monotonic() + self.ttl)
-        return sorted(entries.items())
+            entries = entry.value
+        else:
+            meta = self.lookup(path)
+            if meta.kind is not Kind.DIR:
+                raise VfsError(errno.ENOTDIR, f"{path}: not a directory")
+            entries = self._list(path)
+            self._lists[path] = _Entry(entries, time.monotonic() + self.ttl)
+        local = {posixpath.basename(d): metas.directory("local", d) for d in self.local_dirs
+                 if posixpath.dirname(d) == path}
+        return sorted({**entries, **local}.items())
 
     def _list(self, path: str) -> dict[str, Meta]:
         loc = self.mounts.locate(path)

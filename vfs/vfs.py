@@ -40,6 +40,7 @@ class VfsConfig:
     fetch_workers: int = 16
     random_block: int = 32 * 1024       # alignment of fetches for random reads
     readahead_max: int = 256 * 2**20
+    dir_markers: bool = True            # mkdir writes a 'dir/' marker object
 
 
 class OpenFile:
@@ -156,6 +157,9 @@ class Vfs:
         # Hard links made in this run: path -> the set of names sharing its content. Each
         # name is its own object; a flush through one name copies the result to the others.
         self._links: dict[str, set[str]] = {}
+        # Stores whose server refused a directory marker: mkdir there makes a directory
+        # for this run only (Namespace.local_dirs).
+        self._marker_refused: set[str] = set()
         self._lock = threading.Lock()
         self.ns = Namespace(mounts, self.store, config.metadata_ttl)
 
@@ -336,7 +340,8 @@ class Vfs:
             self.cache.rekey(item, store.id, key, etag)
             self.cache.unjournal(old_id)
             item.journaled = False
-            self.ns.forget(path)
+            if path.startswith("/"):
+                self.ns.update(path, self._item_meta(item, store, key, None))
             for other in self._links.get(path, ()):
                 if other != path:
                     _, other_loc = self._located(other)
@@ -381,8 +386,20 @@ class Vfs:
         self._parent_dir(path)
         md = metas.to_metadata(stat.S_IFDIR | (mode & 0o7777), os.getuid() if uid is None else uid,
                                os.getgid() if gid is None else gid, time.time())
-        store.put(loc.key + "/", b"", md, metas.DIR_CONTENT_TYPE)
-        self.ns.forget(path)
+        if store.url in self._marker_refused or not self.config.dir_markers:
+            self.ns.local_dirs.add(path)
+            self.ns.update(path, metas.directory(store.id, loc.key), empty_dir=True)
+            return
+        try:
+            store.put(loc.key + "/", b"", md, metas.DIR_CONTENT_TYPE)
+        except VfsError as exc:
+            if exc.errno != errno.EIO:
+                raise
+            self._marker_refused.add(store.url)
+            log.warning("%s: the server refused a directory marker (%s); empty directories made "
+                        "now last for this run only", store.url, exc.message)
+            self.ns.local_dirs.add(path)
+        self.ns.update(path, metas.directory(store.id, loc.key), empty_dir=True)
 
     def rmdir(self, path: str) -> None:
         store, loc = self._writable_store(path)
@@ -390,9 +407,12 @@ class Vfs:
             raise VfsError(errno.ENOTDIR, f"{path}: not a directory")
         if self.listdir(path):
             raise VfsError(errno.ENOTEMPTY, f"{path}: directory not empty")
-        store.delete(loc.key + "/")
+        if path in self.ns.local_dirs:
+            self.ns.local_dirs.discard(path)
+        else:
+            store.delete(loc.key + "/")
         self.ns.forget(path)
-        self.ns.remember(path, None)
+        self.ns.update(path, None)
 
     def unlink(self, path: str) -> None:
         store, loc = self._writable_store(path)
@@ -410,8 +430,7 @@ class Vfs:
         group = self._links.pop(path, None)
         if group is not None:
             group.discard(path)
-        self.ns.forget(path)
-        self.ns.remember(path, None)
+        self.ns.update(path, None)
 
     def symlink(self, target: str, path: str, uid: int | None = None, gid: int | None = None) -> None:
         store, loc = self._writable_store(path)
@@ -521,9 +540,12 @@ class Vfs:
         md = metas.to_metadata(new["mode"], new["uid"], new["gid"], new["mtime"])
         if meta.kind is Kind.DIR:
             store.put(loc.key + "/", b"", md, metas.DIR_CONTENT_TYPE)
+            self.ns.update(path, dataclasses.replace(meta, mode=new["mode"], uid=new["uid"], gid=new["gid"],
+                                                     mtime=new["mtime"]))
         else:
-            store.copy(loc.key, loc.key, md, content_type=None)
-        self.ns.forget(path)
+            etag = store.copy(loc.key, loc.key, md, content_type=None)
+            self.ns.update(path, dataclasses.replace(meta, mode=new["mode"], uid=new["uid"], gid=new["gid"],
+                                                     mtime=new["mtime"], etag=etag, nlink=1))
 
     def truncate(self, path: str, size: int) -> None:
         handle = self.open(path, os.O_WRONLY)

@@ -239,3 +239,11 @@ print(open(b + '/x', 'rb').read(6))
     m = meta(s3, bucket, "c")
     assert (m["uid"], m["gid"]) == ("1234", "5678")
     assert get(s3, bucket, "c") == b"x" * 10
+
+
+def test_without_dir_markers_empty_directories_last_for_the_run(objmount, s3, bucket):
+    b = f"/objmount/s3/{bucket}"
+    run = objmount(f"mkdir -p {b}/x/y && ls {b}/x && echo f > {b}/x/y/f && cat {b}/x/y/f", "--no-dir-markers")
+    assert run.returncode == 0, run.stderr
+    assert run.text == "y\nf\n"
+    assert keys(s3, bucket) == ["x/y/f"]

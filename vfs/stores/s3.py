@@ -151,7 +151,11 @@ class S3Store:
 
     def put(self, key: str, body: bytes, metadata: dict[str, str], content_type: str | None = None) -> str:
         extra = {"ContentType": content_type} if content_type else {}
-        return self._call("PutObject", key, len(body), Body=body, Metadata=metadata, **extra)["ETag"]
+        etag = self._call("PutObject", key, len(body), Body=body, Metadata=metadata, **extra).get("ETag")
+        if etag is None:
+            info = self.head(key)
+            etag = info.etag if info else None
+        return etag
 
     def delete(self, key: str) -> None:
         self._call("DeleteObject", key)
@@ -166,7 +170,11 @@ class S3Store:
                 extra["ContentType"] = content_type
         if etag:
             extra["CopySourceIfMatch"] = etag
-        return self._call("CopyObject", dst, **extra)["CopyObjectResult"]["ETag"]
+        etag = self._call("CopyObject", dst, **extra).get("CopyObjectResult", {}).get("ETag")
+        if etag is None:  # some servers (rclone serve s3) leave it out
+            info = self.head(dst)
+            etag = info.etag if info else None
+        return etag
 
     def create_multipart(self, key: str, metadata: dict[str, str]) -> str:
         return self._call("CreateMultipartUpload", key, Metadata=metadata)["UploadId"]

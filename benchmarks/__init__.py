@@ -1,0 +1,1 @@
+"""objmount benchmarks: each scenario measured against a baseline in the same run."""

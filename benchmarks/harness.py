@@ -1,0 +1,79 @@
+"""Running commands natively and under objmount, timing them, counting requests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Result:
+    seconds: float
+    stats: dict = field(default_factory=dict)
+    stdout: bytes = b""
+
+    def requests(self) -> dict:
+        return self.stats.get("vfs", {}).get("requests", {})
+
+    @property
+    def sent(self) -> int:
+        return self.stats.get("vfs", {}).get("bytes_sent", 0)
+
+    @property
+    def received(self) -> int:
+        return self.stats.get("vfs", {}).get("bytes_received", 0)
+
+
+class Harness:
+    def __init__(self, endpoint: str, env: dict[str, str]):
+        self.endpoint = endpoint
+        self.env = dict(env, PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""))
+        self.tmp = Path(tempfile.mkdtemp(prefix="objmount-bench-work-"))
+        self._n = 0
+
+    def client(self, counter: Counter | None = None):
+        s3 = boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                          aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"])
+        if counter is not None:
+            def count(event_name, **kwargs):
+                counter[event_name.split(".")[-1]] += 1
+            s3.meta.events.register("before-call.s3.*", count)
+        return s3
+
+    def native(self, cmd: list[str], prefix: list[str] = ()) -> Result:
+        start = time.perf_counter()
+        out = subprocess.run([*prefix, *cmd], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        seconds = time.perf_counter() - start
+        if out.returncode != 0:
+            raise RuntimeError(f"{cmd} failed: {out.stderr.decode()[-500:]}")
+        return Result(seconds, stdout=out.stdout)
+
+    def objmount(self, cmd: list[str], *options: str, prefix: list[str] = (), cache: str | None = None) -> Result:
+        self._n += 1
+        stats = self.tmp / f"stats-{self._n}.json"
+        cache_dir = cache or str(self.tmp / f"cache-{self._n}")
+        full = [*prefix, sys.executable, "-m", "objmount", "exec", "--cache-dir", cache_dir,
+                "--stats-file", str(stats), *options, "--", *cmd]
+        start = time.perf_counter()
+        out = subprocess.run(full, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        seconds = time.perf_counter() - start
+        if out.returncode != 0:
+            raise RuntimeError(f"objmount {cmd} failed ({out.returncode}): {out.stderr.decode()[-500:]}")
+        return Result(seconds, json.loads(stats.read_text()) if stats.exists() else {}, out.stdout)
+
+    def best(self, runs: int, fn):
+        """The fastest of a few runs: the least disturbed by a noisy shared machine."""
+        results = [fn() for _ in range(runs)]
+        return min(results, key=lambda r: r.seconds)

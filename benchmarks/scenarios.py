@@ -1,0 +1,294 @@
+"""The benchmark scenarios. Each returns rows: objmount's figure, the baseline measured in
+the same run, their ratio, the target, and what objmount sent to the server."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import shutil
+import tarfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .harness import Harness
+
+MiB = 1024 * 1024
+
+
+@dataclass
+class Row:
+    scenario: str
+    metric: str
+    objmount: float
+    baseline: float | None = None
+    unit: str = "s"
+    target: str = ""
+    ok: bool | None = None
+    requests: dict = field(default_factory=dict)
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline in (None, 0):
+            return None
+        return self.objmount / self.baseline
+
+
+def _bucket(h: Harness) -> str:
+    name = f"bench-{uuid.uuid4().hex[:10]}"
+    h.client().create_bucket(Bucket=name)
+    return name
+
+
+def _row_from(result, **kw) -> Row:
+    return Row(requests=result.requests(), bytes_sent=result.sent, bytes_received=result.received, **kw)
+
+
+# --- 1. local work untouched ----------------------------------------------------------
+def local(h: Harness, scale: float) -> list[Row]:
+    rows = []
+    loops = max(2, int(20 * scale))
+    py = ["sh", "-c", f"for i in $(seq {loops}); do python3 -c 'import json, email, http.client, asyncio'; done"]
+    proj = h.tmp / "cproj"
+    proj.mkdir(exist_ok=True)
+    files = max(2, int(20 * scale))
+    for i in range(files):
+        (proj / f"f{i}.c").write_text(f"int f{i}(int x) {{ return x * {i}; }}\n")
+    (proj / "main.c").write_text("int main(void) { return 0; }\n")
+    objs = " ".join(f"f{i}.o" for i in range(files))
+    (proj / "Makefile").write_text(f"all: prog\nprog: main.o {objs}\n\tcc -o $@ $^\n%.o: %.c\n\tcc -O0 -c $< -o $@\n"
+                                   "clean:\n\trm -f *.o prog\n")
+    make = ["sh", "-c", f"make -s -C {proj} clean && make -s -C {proj}"]
+    find = ["sh", "-c", "find /usr -type f | wc -l"]
+    for name, cmd in (("python imports x%d" % loops, py), ("make %d files" % files, make), ("find /usr", find)):
+        for pinned in (False, True):
+            prefix = ["taskset", "-c", "0"] if pinned and shutil.which("taskset") else []
+            if pinned and not prefix:
+                continue
+            native = h.best(3, lambda: h.native(cmd, prefix))
+            om = h.best(3, lambda: h.objmount(cmd, prefix=prefix))
+            stops = om.stats.get("syscalls", {})
+            top = ", ".join(f"{k} {v}" for k, v in sorted(stops.items(), key=lambda kv: -kv[1])[:4])
+            row = _row_from(om, scenario="1 local", metric=name + (" (pinned 1 CPU)" if pinned else ""),
+                            objmount=om.seconds, baseline=native.seconds, target="ratio <= 1.05",
+                            note=f"{om.stats.get('stops', 0)} stops: {top}")
+            row.ok = row.ratio <= 1.05
+            rows.append(row)
+    return rows
+
+
+# --- 2. sequential read ---------------------------------------------------------------
+def _put_big(h: Harness, bucket: str, key: str, size: int) -> None:
+    path = h.tmp / "big.src"
+    with open(path, "wb") as f:
+        block = os.urandom(MiB)
+        for _ in range(size // MiB):
+            f.write(block)
+    h.client().upload_file(str(path), bucket, key)
+    path.unlink()
+
+
+def sequential_read(h: Harness, scale: float) -> list[Row]:
+    size = max(16, int(1024 * scale)) * MiB
+    bucket = _bucket(h)
+    _put_big(h, bucket, "big", size)
+    counter: Counter = Counter()
+    s3 = h.client(counter)
+    dest = h.tmp / "dl"
+
+    class _T:
+        seconds: float
+
+    def baseline():
+        t = _T()
+        start = time.perf_counter()
+        s3.download_file(bucket, "big", str(dest))
+        t.seconds = time.perf_counter() - start
+        dest.unlink()
+        return t
+
+    base = h.best(2, baseline)
+    om = h.best(2, lambda: h.objmount(["sh", "-c", f"cat s3://{bucket}/big > /dev/null"]))
+    row = _row_from(om, scenario="2 sequential read", metric=f"cat {size // MiB} MiB",
+                    objmount=om.seconds, baseline=base.seconds, target="ratio <= 1.0",
+                    note=f"{size / MiB / om.seconds:.0f} MB/s vs boto3 {size / MiB / base.seconds:.0f} MB/s "
+                         f"(boto3 made {sum(counter.values()) // 2} requests)")
+    row.ok = row.ratio <= 1.0
+    return [row]
+
+
+# --- 3. random read -------------------------------------------------------------------
+RANDOM_SCRIPT = """
+import json, os, random, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+size = os.fstat(fd).st_size
+rng = random.Random(42)
+lat = []
+for _ in range(int(sys.argv[2])):
+    off = rng.randrange(0, size - 4096)
+    t = time.perf_counter(); os.pread(fd, 4096, off); lat.append(time.perf_counter() - t)
+lat.sort()
+print(json.dumps({"p50": lat[len(lat) // 2], "p99": lat[int(len(lat) * 0.99)]}))
+"""
+
+
+def random_read(h: Harness, scale: float) -> list[Row]:
+    size = max(16, int(1024 * scale)) * MiB
+    reads = max(50, int(1000 * min(scale * 4, 1)))
+    bucket = _bucket(h)
+    _put_big(h, bucket, "big", size)
+    om = h.objmount(["python3", "-c", RANDOM_SCRIPT, f"/objmount/s3/{bucket}/big", str(reads)])
+    lat = json.loads(om.stdout)
+    limit = 64 * MiB * reads / 1000
+    row = _row_from(om, scenario="3 random read", metric=f"{reads} x 4 KiB of {size // MiB} MiB",
+                    objmount=om.received / MiB, unit="MiB fetched", target=f"<= {limit / MiB:.0f} MiB",
+                    note=f"p50 {lat['p50'] * 1e3:.2f} ms, p99 {lat['p99'] * 1e3:.2f} ms per read")
+    row.ok = om.received <= limit
+    return [row]
+
+
+# --- 4. write -------------------------------------------------------------------------
+def write(h: Harness, scale: float) -> list[Row]:
+    size = max(16, int(1024 * scale)) * MiB
+    bucket = _bucket(h)
+    src = h.tmp / "upload.src"
+    with open(src, "wb") as f:
+        block = os.urandom(MiB)
+        for _ in range(size // MiB):
+            f.write(block)
+    s3 = h.client()
+
+    class _T:
+        seconds: float
+
+    def baseline():
+        t = _T()
+        start = time.perf_counter()
+        s3.upload_file(str(src), bucket, "base")
+        t.seconds = time.perf_counter() - start
+        return t
+
+    base = h.best(2, baseline)
+    om = h.best(2, lambda: h.objmount(["cp", str(src), f"/objmount/s3/{bucket}/copy"]))
+    src.unlink()
+    row = _row_from(om, scenario="4 write", metric=f"cp {size // MiB} MiB in", objmount=om.seconds,
+                    baseline=base.seconds, target="ratio <= 1.2",
+                    note=f"{size / MiB / om.seconds:.0f} MB/s vs boto3 {size / MiB / base.seconds:.0f} MB/s")
+    row.ok = row.ratio <= 1.2
+    return [row]
+
+
+# --- 5. partial update (moto: rclone has no UploadPartCopy) ------------------------------
+def partial_update(h: Harness, scale: float) -> list[Row]:
+    size = max(32, int(256 * scale)) * MiB
+    bucket = _bucket(h)
+    _put_big(h, bucket, "big", size)
+    src = h.tmp / "whole.src"
+    with open(src, "wb") as f:
+        f.write(os.urandom(size + MiB))
+    s3 = h.client()
+
+    class _T:
+        seconds: float
+
+    def baseline():
+        t = _T()
+        start = time.perf_counter()
+        s3.upload_file(str(src), bucket, "whole")
+        t.seconds = time.perf_counter() - start
+        return t
+
+    base = h.best(1, baseline)
+    chunk = h.tmp / "chunk"
+    chunk.write_bytes(os.urandom(MiB))
+    om = h.objmount(["sh", "-c", f"cat {chunk} >> /objmount/s3/{bucket}/big"])
+    src.unlink()
+    rows = [
+        _row_from(om, scenario="5 partial update", metric=f"append 1 MiB to {size // MiB} MiB (bytes)",
+                  objmount=om.sent / MiB, unit="MiB sent", target="<= 16 MiB"),
+        _row_from(om, scenario="5 partial update", metric="append 1 MiB (time vs whole upload)",
+                  objmount=om.seconds, baseline=base.seconds, target="ratio <= 0.2"),
+    ]
+    rows[0].ok = om.sent <= 16 * MiB
+    rows[1].ok = rows[1].ratio <= 0.2
+    return rows
+
+
+# --- 6. metadata ----------------------------------------------------------------------
+def metadata(h: Harness, scale: float) -> list[Row]:
+    dirs = max(4, int(100 * scale))
+    per_dir = 100
+    bucket = _bucket(h)
+    s3 = h.client()
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda k: s3.put_object(Bucket=bucket, Key=k, Body=b"x"),
+                      [f"d{d:03d}/f{i:03d}" for d in range(dirs) for i in range(per_dir)]))
+    total = dirs * per_dir
+    pages = dirs + 1 + dirs * ((per_dir - 1) // 1000)
+    rows = []
+    for name, cmd in (("ls -lR", ["sh", "-c", f"ls -lR /objmount/s3/{bucket} > /dev/null"]),
+                      ("find -type f", ["sh", "-c", f"find /objmount/s3/{bucket} -type f | wc -l"])):
+        om = h.objmount(cmd)
+        reqs = sum(om.requests().values())
+        row = _row_from(om, scenario="6 metadata", metric=f"{name} over {total} objects", objmount=om.seconds,
+                        target=f"requests <= {pages} LIST pages + 10", note=f"{reqs} requests")
+        row.ok = reqs <= pages + 10
+        rows.append(row)
+    files = max(100, int(2000 * scale))
+    archive = h.tmp / "small.tar"
+    with tarfile.open(archive, "w") as tar:
+        for i in range(files):
+            data = os.urandom(200)
+            info = tarfile.TarInfo(f"t/d{i % 20}/f{i}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    # rclone serve s3 stores a 'dir/' marker as a file and then refuses keys below it
+    om = h.objmount(["tar", "xf", str(archive), "-C", f"/objmount/s3/{bucket}"], "--no-dir-markers")
+    rows.append(_row_from(om, scenario="6 metadata", metric=f"tar x {files} small files",
+                          objmount=files / om.seconds, unit="files/s", target="report"))
+    return rows
+
+
+# --- 7. interception cost -------------------------------------------------------------
+STAT_SCRIPT = """
+import os, sys, time
+p, n = sys.argv[1], int(sys.argv[2])
+os.stat(p)
+t = time.perf_counter()
+for _ in range(n): os.stat(p)
+print(time.perf_counter() - t)
+"""
+
+
+def interception(h: Harness, scale: float) -> list[Row]:
+    n = max(200, int(5000 * scale))
+    bucket = _bucket(h)
+    h.client().put_object(Bucket=bucket, Key="k", Body=b"x")
+    local_native = float(h.native(["python3", "-c", STAT_SCRIPT, "/etc/hostname", str(n)]).stdout)
+    local_om = float(h.objmount(["python3", "-c", STAT_SCRIPT, "/etc/hostname", str(n)]).stdout)
+    virt_om = float(h.objmount(["python3", "-c", STAT_SCRIPT, f"/objmount/s3/{bucket}/k", str(n)],
+                               "--metadata-ttl", "3600").stdout)
+    return [
+        Row("7 interception", "stat of a local path (stopped)", (local_om - local_native) / n * 1e6,
+            unit="us per stop", target="report", note=f"native stat {local_native / n * 1e6:.2f} us"),
+        Row("7 interception", "stat of a virtual path (emulated)", (virt_om - local_native) / n * 1e6,
+            unit="us per stop", target="report"),
+    ]
+
+
+SCENARIOS = {
+    "local": (local, "rclone"),
+    "seqread": (sequential_read, "rclone"),
+    "randread": (random_read, "rclone"),
+    "write": (write, "rclone"),
+    "partial": (partial_update, "moto"),
+    "metadata": (metadata, "rclone"),
+    "interception": (interception, "rclone"),
+}
