@@ -531,12 +531,15 @@ class Vfs:
                "uid": meta.uid if uid is None else uid, "gid": meta.gid if gid is None else gid,
                "mtime": meta.mtime if mtime is None else mtime}
         entry = self._writers.get((loc.store_url, loc.key))
-        if entry is not None:  # open for writing: the attributes go up with the data
+        if entry is not None:  # being written: the attributes go up with the data
             item = entry[0]
             item.attrs = dict(item.attrs or {}, **new)
             item.meta_dirty = True
-            self._flush(item, entry[1], loc.key, entry[2])
+            if item.writers == 0:
+                self._flush(item, entry[1], loc.key, entry[2])
             return
+        if path in self.ns.local_dirs:
+            return  # a directory of this run only: nowhere to keep attributes
         md = metas.to_metadata(new["mode"], new["uid"], new["gid"], new["mtime"])
         if meta.kind is Kind.DIR:
             store.put(loc.key + "/", b"", md, metas.DIR_CONTENT_TYPE)

@@ -185,11 +185,7 @@ def _chown(sup, stop, path: str, uid: int, gid: int) -> None:
 
 def _desc_path(sup, stop, fd: int) -> str | None:
     desc = sup.desc(stop, fd)
-    if desc is None:
-        return None
-    if desc.file is not None and desc.file.writable and desc.file.dirty:
-        desc.file.flush()  # attributes go up with, not before, the pending data
-    return desc.path
+    return desc.path if desc is not None else None
 
 
 @path_syscall("chmod", "fchmodat", "fchmodat2")
