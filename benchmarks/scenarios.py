@@ -46,6 +46,18 @@ def _bucket(h: Harness) -> str:
     return name
 
 
+class _Timed:
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+
+def _timed(fn) -> _Timed:
+    """Time a baseline call made in this process (boto3 transfers)."""
+    start = time.perf_counter()
+    fn()
+    return _Timed(time.perf_counter() - start)
+
+
 def _row_from(result, **kw) -> Row:
     return Row(requests=result.requests(), bytes_sent=result.sent, bytes_received=result.received, **kw)
 
@@ -102,14 +114,8 @@ def sequential_read(h: Harness, scale: float) -> list[Row]:
     s3 = h.client(counter)
     dest = h.tmp / "dl"
 
-    class _T:
-        seconds: float
-
     def baseline():
-        t = _T()
-        start = time.perf_counter()
-        s3.download_file(bucket, "big", str(dest))
-        t.seconds = time.perf_counter() - start
+        t = _timed(lambda: s3.download_file(bucket, "big", str(dest)))
         dest.unlink()
         return t
 
@@ -164,17 +170,7 @@ def write(h: Harness, scale: float) -> list[Row]:
             f.write(block)
     s3 = h.client()
 
-    class _T:
-        seconds: float
-
-    def baseline():
-        t = _T()
-        start = time.perf_counter()
-        s3.upload_file(str(src), bucket, "base")
-        t.seconds = time.perf_counter() - start
-        return t
-
-    base = h.best(2, baseline)
+    base = h.best(2, lambda: _timed(lambda: s3.upload_file(str(src), bucket, "base")))
     om = h.best(2, lambda: h.objmount(["cp", str(src), f"/objmount/s3/{bucket}/copy"]))
     src.unlink()
     row = _row_from(om, scenario="4 write", metric=f"cp {size // MiB} MiB in", objmount=om.seconds,
@@ -194,17 +190,7 @@ def partial_update(h: Harness, scale: float) -> list[Row]:
         f.write(os.urandom(size + MiB))
     s3 = h.client()
 
-    class _T:
-        seconds: float
-
-    def baseline():
-        t = _T()
-        start = time.perf_counter()
-        s3.upload_file(str(src), bucket, "whole")
-        t.seconds = time.perf_counter() - start
-        return t
-
-    base = h.best(1, baseline)
+    base = _timed(lambda: s3.upload_file(str(src), bucket, "whole"))
     chunk = h.tmp / "chunk"
     chunk.write_bytes(os.urandom(MiB))
     om = h.objmount(["sh", "-c", f"cat {chunk} >> /objmount/s3/{bucket}/big"])

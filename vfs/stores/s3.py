@@ -112,24 +112,30 @@ class S3Store:
         return ObjectInfo(key, out["ContentLength"], out.get("ETag"), out["LastModified"].timestamp(),
                           out.get("Metadata", {}), out.get("ContentType"))
 
-    def list(self, prefix: str) -> Listing:
-        objects: list[ObjectInfo] = []
-        prefixes: list[str] = []
-        kwargs = {"Bucket": self.bucket, "Prefix": prefix, "Delimiter": "/"}
+    def _pages(self, **kwargs):
+        """Every page of a ListObjectsV2, following continuation tokens."""
+        kwargs["Bucket"] = self.bucket
         while True:
             try:
                 page = self.service.client.list_objects_v2(**kwargs)
             except (ClientError, BotoCoreError) as exc:
-                raise self._fail(exc, prefix) from None
+                raise self._fail(exc, kwargs.get("Prefix", "")) from None
             finally:
                 self.stats.request("ListObjectsV2")
+            yield page
+            if not page.get("IsTruncated"):
+                return
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+
+    def list(self, prefix: str) -> Listing:
+        objects: list[ObjectInfo] = []
+        prefixes: list[str] = []
+        for page in self._pages(Prefix=prefix, Delimiter="/"):
             for obj in page.get("Contents", []):
                 objects.append(ObjectInfo(obj["Key"], obj["Size"], obj.get("ETag"),
                                           obj["LastModified"].timestamp(), None))
             prefixes.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
-            if not page.get("IsTruncated"):
-                return Listing(objects, prefixes)
-            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+        return Listing(objects, prefixes)
 
     def has_prefix(self, prefix: str) -> bool:
         try:
@@ -205,18 +211,7 @@ class S3Store:
 
     def list_all(self, prefix: str) -> list[str]:
         """Every key below prefix (no delimiter), for directory renames."""
-        keys, kwargs = [], {"Bucket": self.bucket, "Prefix": prefix}
-        while True:
-            try:
-                page = self.service.client.list_objects_v2(**kwargs)
-            except (ClientError, BotoCoreError) as exc:
-                raise self._fail(exc, prefix) from None
-            finally:
-                self.stats.request("ListObjectsV2")
-            keys += [o["Key"] for o in page.get("Contents", [])]
-            if not page.get("IsTruncated"):
-                return keys
-            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+        return [o["Key"] for page in self._pages(Prefix=prefix) for o in page.get("Contents", [])]
 
     def read(self, key: str, start: int, end: int, etag: str | None, sink) -> None:
         kwargs = {"Bucket": self.bucket, "Key": key, "Range": f"bytes={start}-{end - 1}"}
