@@ -57,6 +57,7 @@ class OpenFile:
         self.writable = writable
         self._readahead = Readahead(maximum=vfs.config.readahead_max)
         self._closed = False
+        self._complete = False
 
     # --- writes ------------------------------------------------------------------------
     def will_write(self, offset: int, length: int) -> None:
@@ -108,6 +109,15 @@ class OpenFile:
     def flush(self) -> None:
         """Upload pending changes; returns once the bucket has them (close, fsync)."""
         self._vfs._flush(self.item, self._store, self._key, self.path)
+
+    @property
+    def complete(self) -> bool:
+        """Every byte is local: reads need no further checks."""
+        if self._complete:
+            return True
+        item = self.item
+        self._complete = item.present.contains(0, item.size)
+        return self._complete
 
     def ensure(self, offset: int, length: int) -> None:
         end = min(offset + max(length, 0), self.meta.size)

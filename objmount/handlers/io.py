@@ -37,8 +37,11 @@ def _offset_at(stop, ptr: int, fd: int) -> int:
 
 
 def _file(sup, stop, fd: int):
+    """The vfs file behind a virtual descriptor, if a read on it may need fetching."""
     desc = sup.desc(stop, fd)
-    return desc.file if desc is not None else None
+    if desc is None or desc.file is None or desc.file.complete:
+        return None
+    return desc.file
 
 
 @fd_syscall(read=(0,))
@@ -87,7 +90,7 @@ def on_splice(sup, stop) -> None:
     if (file := _file(sup, stop, fd)) is not None:
         file.ensure(_offset_at(stop, stop.arg(1), fd), stop.arg(4))
     out = stop.sarg(2)
-    if _file(sup, stop, out) is not None:
+    if sup.desc(stop, out) is not None:
         ptr = stop.arg(3)
         _will_write(sup, stop, out, _offset_at(stop, ptr, out) if ptr else None, stop.arg(4))
 
