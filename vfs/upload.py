@@ -71,48 +71,70 @@ def _pread(path: str, start: int, end: int) -> bytes:
     return data
 
 
-def _multipart(store, key, path, size, dirty, previous: Previous, metadata, fetch_previous, workers) -> str:
+MAX_COPY_PART = 5 * 1024 * MiB
+
+
+def plan_parts(size: int, dirty: RangeSet, previous_size: int, copy: bool) -> list[tuple[int, int, bool]]:
+    """(start, end, copied) parts: a grid of part_size() parts, where runs of grid parts
+    holding no written byte (and lying inside the previous version) merge into one
+    server-side copy of up to 5 GiB. Every part but the last stays >= 5 MiB."""
     psize = part_size(size)
-    parts = [(s, min(s + psize, size)) for s in range(0, size, psize)]
-    upload_id = store.create_multipart(key, metadata)
-    copy_ok = [True]
+    parts: list[tuple[int, int, bool]] = []
+    for s in range(0, size, psize):
+        e = min(s + psize, size)
+        clean = copy and e <= previous_size and not _overlaps(dirty, s, e)
+        last = parts[-1] if parts else None
+        if clean and last is not None and last[2] and e - last[0] <= MAX_COPY_PART:
+            parts[-1] = (last[0], e, True)
+        else:
+            parts.append((s, e, clean))
+    return parts
 
-    def local_part(number: int, s: int, e: int) -> str:
-        _fetch_clean(fetch_previous, dirty, s, min(e, previous.size))
-        return store.upload_part(key, upload_id, number, _pread(path, s, e))
 
-    def one(index: int) -> str:
-        s, e = parts[index]
-        number = index + 1
-        untouched = e <= previous.size and not _overlaps(dirty, s, e)
-        if untouched and copy_ok[0]:
-            try:
-                return store.upload_part_copy(key, upload_id, number, s, e, previous.etag)
-            except VfsError as exc:
-                if exc.errno == errno.ESTALE:
-                    raise
-                copy_ok[0] = False
-                log.warning("s3 server refused UploadPartCopy (%s): uploading parts instead", exc.message)
-        return local_part(number, s, e)
+class _CopyRefused(Exception):
+    pass
 
+
+def _multipart(store, key, path, size, dirty, previous: Previous, metadata, fetch_previous, workers) -> str:
     try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="upload") as pool:
-            etags = list(pool.map(one, range(len(parts))))
-        sizes = store.part_sizes(key, upload_id)
-        bad = [i for i, (s, e) in enumerate(parts) if sizes.get(i + 1) != e - s]
-        if bad:
-            log.warning("s3://%s: %d copied parts have the wrong size: uploading them from local data", key, len(bad))
-            for i in bad:
-                s, e = parts[i]
-                etags[i] = local_part(i + 1, s, e)
-        etag = store.complete_multipart(key, upload_id, etags)
-    except BaseException:
-        store.abort_multipart(key, upload_id)
-        raise
+        etag = _multipart_once(store, key, path, size, dirty, previous, metadata, fetch_previous, workers, copy=True)
+    except _CopyRefused as exc:
+        log.warning("s3://%s: server-side part copy unusable (%s): uploading every part", key, exc)
+        etag = _multipart_once(store, key, path, size, dirty, previous, metadata, fetch_previous, workers, copy=False)
     head = store.head(key)
     if head is None or head.size != size:
         raise VfsError(errno.EIO, f"{key}: uploaded object has size {head.size if head else None}, expected {size}")
     return etag
+
+
+def _multipart_once(store, key, path, size, dirty, previous, metadata, fetch_previous, workers, copy: bool) -> str:
+    parts = plan_parts(size, dirty, previous.size, copy)
+    upload_id = store.create_multipart(key, metadata)
+
+    def one(index: int) -> str:
+        s, e, copied = parts[index]
+        if copied:
+            try:
+                return store.upload_part_copy(key, upload_id, index + 1, s, e, previous.etag)
+            except VfsError as exc:
+                if exc.errno == errno.ESTALE:  # the previous version is gone: cannot be rebuilt
+                    raise
+                raise _CopyRefused(exc.message) from None
+        _fetch_clean(fetch_previous, dirty, s, min(e, previous.size))
+        return store.upload_part(key, upload_id, index + 1, _pread(path, s, e))
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="upload") as pool:
+            etags = list(pool.map(one, range(len(parts))))
+        # Check before completing: a server that botches part copies must not get to
+        # assemble a wrong object.
+        sizes = store.part_sizes(key, upload_id)
+        if any(sizes.get(i + 1) != e - s for i, (s, e, _) in enumerate(parts)):
+            raise _CopyRefused("a part has the wrong size")
+        return store.complete_multipart(key, upload_id, etags)
+    except BaseException:
+        store.abort_multipart(key, upload_id)
+        raise
 
 
 def _overlaps(ranges: RangeSet, start: int, end: int) -> bool:
