@@ -102,6 +102,7 @@ class Process:
     # Descriptors below the base that an extra seccomp filter of this process watches;
     # filters are inherited by children and survive execve, so this set is too.
     watched: set[int] = field(default_factory=set)
+    watched_calls: set[int] = field(default_factory=set)   # syscall numbers, likewise
     # Descriptions with a shared writable mapping: kept (and flushed) until exec or exit.
     mapped: list[OpenDescription] = field(default_factory=list)
 
@@ -117,10 +118,13 @@ class ProcessTable:
         self.procs: dict[int, Process] = {}
         self._new(root_pid, FdTable(), FsState(kcwd=cwd))
 
-    def _new(self, tgid: int, fds: FdTable, fs: FsState, watched: set[int] | None = None) -> Process:
+    def _new(self, tgid: int, fds: FdTable, fs: FsState, parent: "Process | None" = None) -> Process:
         fds.users += 1
         fs.users += 1
-        proc = self.procs[tgid] = Process(tgid, fds, fs, set(watched or ()))
+        proc = self.procs[tgid] = Process(tgid, fds, fs)
+        if parent is not None:
+            proc.watched = set(parent.watched)
+            proc.watched_calls = set(parent.watched_calls)
         return proc
 
     def get(self, tgid: int) -> Process:
@@ -136,7 +140,7 @@ class ProcessTable:
         parent = self.get(parent_tgid)
         self._new(child_tgid,
                   parent.fds if share_files else parent.fds.copy(),
-                  parent.fs if share_fs else parent.fs.copy(), parent.watched)
+                  parent.fs if share_fs else parent.fs.copy(), parent)
 
     def exit(self, tgid: int) -> None:
         proc = self.procs.pop(tgid, None)

@@ -198,6 +198,19 @@ class Supervisor:
         stop.inject(NR["close"], fd)
         return new
 
+    def watch_syscalls(self, stop: SyscallStop, *names: str) -> None:
+        """From now on this process (and its children) stops on these syscalls too. At a
+        syscall exit."""
+        proc = self.proc(stop)
+        nrs = {NR[n] for n in names} - proc.watched_calls
+        if not nrs:
+            return
+        result = stop.install_filter(self.filter.program_for_syscalls(nrs))
+        if result == 0:
+            proc.watched_calls |= nrs
+        else:
+            log.warning("cannot watch %s in pid %d: %s", ", ".join(names), stop.tgid, os.strerror(-result))
+
     def install(self, stop: SyscallStop, fd: int, desc: OpenDescription, cloexec: bool) -> None:
         """Record a new virtual descriptor (at the exit of the syscall that made it)."""
         proc = self.proc(stop)

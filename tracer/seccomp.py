@@ -21,6 +21,7 @@ SECCOMP_RET_TRACE = 0x7FF00000
 _LD_W_ABS = 0x20
 _JEQ_K = 0x15
 _JGE_K = 0x35
+_JSET_K = 0x45
 _RET_K = 0x06
 
 _OFF_NR = 0
@@ -43,9 +44,17 @@ class SyscallFilter:
     always: set[int] = field(default_factory=set)
     fd_args: dict[int, tuple[int, ...]] = field(default_factory=dict)
     fd_base: int = 512
+    # For some `always` syscalls: (dirfd index, flags index, flag). When the flag is set
+    # and dirfd is an ordinary descriptor below the base, the call acts on that local
+    # descriptor (fstat is newfstatat(fd, "", AT_EMPTY_PATH)) and need not stop.
+    local_fd_flag: dict[int, tuple[int, int, int]] = field(default_factory=dict)
 
     def traps(self, nr: int, args: tuple[int, ...]) -> bool:
         """The same decision as the BPF program, for tests and for the supervisor itself."""
+        if nr in self.local_fd_flag:
+            dirfd_i, flags_i, flag = self.local_fd_flag[nr]
+            if args[flags_i] & 0xFFFFFFFF & flag and (args[dirfd_i] & 0xFFFFFFFF) < self.fd_base:
+                return False
         if nr in self.always:
             return True
         return any(self.fd_base <= (args[i] & 0xFFFFFFFF) < 0x80000000 for i in self.fd_args.get(nr, ()))
@@ -63,7 +72,20 @@ class SyscallFilter:
         ]
         # Each test is local (short jumps), so the program has no 255-instruction jump limit.
         for nr in sorted(self.always):
-            out += [_insn(_JEQ_K, 0, 1, nr), trace]
+            if nr in self.local_fd_flag:
+                dirfd_i, flags_i, flag = self.local_fd_flag[nr]
+                block = [
+                    _insn(_LD_W_ABS, 0, 0, _off_arg_low(flags_i)),
+                    _insn(_JSET_K, 1, 0, flag),
+                    trace,
+                    _insn(_LD_W_ABS, 0, 0, _off_arg_low(dirfd_i)),
+                    _insn(_JGE_K, 1, 0, self.fd_base),   # virtual, or AT_FDCWD (negative)
+                    allow,
+                    trace,
+                ]
+                out += [_insn(_JEQ_K, 0, len(block), nr)] + block
+            else:
+                out += [_insn(_JEQ_K, 0, 1, nr), trace]
         for nr, arg_indexes in sorted(self.fd_args.items()):
             if nr in self.always:
                 continue
@@ -81,6 +103,22 @@ class SyscallFilter:
         out.append(allow)
         if len(out) > 4096:
             raise ValueError("seccomp filter too long")
+        return b"".join(out)
+
+    def program_for_syscalls(self, nrs: set[int]) -> bytes:
+        """An extra filter that stops these syscalls always (added to one process tree
+        when it starts to need them, e.g. getcwd once its cwd is virtual)."""
+        allow = _insn(_RET_K, 0, 0, SECCOMP_RET_ALLOW)
+        trace = _insn(_RET_K, 0, 0, SECCOMP_RET_TRACE)
+        out = [
+            _insn(_LD_W_ABS, 0, 0, _OFF_ARCH),
+            _insn(_JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
+            allow,
+            _insn(_LD_W_ABS, 0, 0, _OFF_NR),
+        ]
+        for nr in sorted(nrs):
+            out += [_insn(_JEQ_K, 0, 1, nr), trace]
+        out.append(allow)
         return b"".join(out)
 
     def program_for_fd(self, fd: int) -> bytes:

@@ -9,7 +9,7 @@ import stat
 from vfs import Kind, VfsError
 
 from .. import structs
-from .registry import fd_syscall, path_syscall
+from .registry import fd_syscall, no_stop_on_local_fd, path_syscall
 
 AT_SYMLINK_NOFOLLOW = 0x100
 AT_EACCESS = 0x200
@@ -71,6 +71,13 @@ def on_statx(sup, stop) -> None:
     meta = _lookup(sup, stop, 1, 0, follow=not flags & AT_SYMLINK_NOFOLLOW, empty_ok=bool(flags & AT_EMPTY_PATH))
     if meta is not None:
         _emit(stop, 4, structs.pack_statx(meta))
+
+
+# glibc's fstat(fd) is newfstatat(fd, "", AT_EMPTY_PATH) (statx likewise): with a local
+# fd it cannot concern us. (A program passing AT_EMPTY_PATH with a non-empty path and a
+# local dirfd is not intercepted: the flag only has meaning for empty paths.)
+no_stop_on_local_fd("newfstatat", dirfd=0, flags=3, flag=AT_EMPTY_PATH)
+no_stop_on_local_fd("statx", dirfd=0, flags=2, flag=AT_EMPTY_PATH)
 
 
 @fd_syscall(fstat=(0,))

@@ -8,7 +8,7 @@ import os
 from vfs import Kind, VfsError
 
 from .. import paths, structs
-from .registry import always_syscall, fd_syscall, path_syscall
+from .registry import always_syscall, fd_syscall, on_demand_syscall, path_syscall
 
 
 def _entries(sup, desc) -> list:
@@ -101,6 +101,7 @@ def on_chdir(sup, stop) -> None:
     if stop.run() == 0:
         fs.vcwd = target.path
         fs.kcwd = sup.vfs.placeholder_dir
+        sup.watch_syscalls(stop, "getcwd")
 
 
 @always_syscall("fchdir")
@@ -114,11 +115,13 @@ def on_fchdir(sup, stop) -> None:
     if not desc.is_dir:
         stop.fail(errno.ENOTDIR)
         return
-    fs.vcwd = desc.path
-    fs.kcwd = sup.vfs.placeholder_dir
+    if stop.run() == 0:
+        fs.vcwd = desc.path
+        fs.kcwd = sup.vfs.placeholder_dir
+        sup.watch_syscalls(stop, "getcwd")
 
 
-@always_syscall("getcwd")
+@on_demand_syscall("getcwd")
 def on_getcwd(sup, stop) -> None:
     vcwd = sup.proc(stop).fs.vcwd
     if vcwd is None:

@@ -17,6 +17,7 @@ HandlerFn = Callable[..., None]
 HANDLERS: dict[int, HandlerFn] = {}
 ALWAYS: set[int] = set()
 FD_ARGS: dict[int, tuple[int, ...]] = {}
+LOCAL_FD_FLAG: dict[int, tuple[int, int, int]] = {}
 
 
 def path_syscall(*names: str):
@@ -28,8 +29,18 @@ def path_syscall(*names: str):
     return register
 
 
-# Syscalls without a path that must stop every time (fchdir, getcwd, close_range).
+# Syscalls without a path that must stop every time (fchdir, close_range).
 always_syscall = path_syscall
+
+
+def on_demand_syscall(*names: str):
+    """Handled, but not in the main filter: a process that needs it gets an extra filter
+    (Supervisor.watch_syscalls)."""
+    def register(fn: HandlerFn) -> HandlerFn:
+        for name in names:
+            HANDLERS[NR[name]] = fn
+        return fn
+    return register
 
 
 def fd_syscall(**fd_arg_indexes: tuple[int, ...]):
@@ -41,5 +52,12 @@ def fd_syscall(**fd_arg_indexes: tuple[int, ...]):
     return register
 
 
+def no_stop_on_local_fd(name: str, dirfd: int, flags: int, flag: int) -> None:
+    """`name` with `flag` set acts on its dirfd when that is a local descriptor: such
+    calls need not stop (see SyscallFilter.local_fd_flag)."""
+    LOCAL_FD_FLAG[NR[name]] = (dirfd, flags, flag)
+
+
 def syscall_filter(fd_base: int) -> SyscallFilter:
-    return SyscallFilter(always=set(ALWAYS), fd_args=dict(FD_ARGS), fd_base=fd_base)
+    return SyscallFilter(always=set(ALWAYS), fd_args=dict(FD_ARGS), fd_base=fd_base,
+                         local_fd_flag=dict(LOCAL_FD_FLAG))

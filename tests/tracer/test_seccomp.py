@@ -23,6 +23,8 @@ def run_bpf(program: bytes, nr: int, args: tuple[int, ...], arch: int = AUDIT_AR
             pc += 1 + (jt if acc == k else jf)
         elif code == 0x35:
             pc += 1 + (jt if acc >= k else jf)
+        elif code == 0x45:
+            pc += 1 + (jt if acc & k else jf)
         elif code == 0x06:
             return k
         else:
@@ -89,3 +91,17 @@ def test_per_descriptor_filter_stops_exactly_that_descriptor():
     assert run_bpf(extra, NR["read"], (1, 0, 0, 0, 0, 0)) == SECCOMP_RET_ALLOW
     assert run_bpf(extra, NR["read"], (2**32, 0, 0, 0, 0, 0)) == SECCOMP_RET_TRACE  # kernel uses the low word
     assert run_bpf(extra, NR["getpid"], (0,) * 6) == SECCOMP_RET_ALLOW
+
+
+def test_empty_path_stat_of_a_local_descriptor_does_not_stop():
+    f = SyscallFilter(always={NR["newfstatat"]}, fd_base=512, local_fd_flag={NR["newfstatat"]: (0, 3, 0x1000)})
+    prog = f.program()
+    assert run_bpf(prog, NR["newfstatat"], (3, 0, 0, 0x1000, 0, 0)) == SECCOMP_RET_ALLOW       # fstat(3)
+    assert run_bpf(prog, NR["newfstatat"], (600, 0, 0, 0x1000, 0, 0)) == SECCOMP_RET_TRACE     # virtual fd
+    assert run_bpf(prog, NR["newfstatat"], (2**32 - 100, 0, 0, 0x1000, 0, 0)) == SECCOMP_RET_TRACE  # AT_FDCWD
+    assert run_bpf(prog, NR["newfstatat"], (3, 0, 0, 0, 0, 0)) == SECCOMP_RET_TRACE            # a path lookup
+    rng = random.Random(3)
+    for _ in range(2000):
+        args = tuple(rng.choice(EDGES + [0x1000, 0x1100, 3]) for _ in range(6))
+        assert run_bpf(prog, NR["newfstatat"], args) == (SECCOMP_RET_TRACE if f.traps(NR["newfstatat"], args)
+                                                         else SECCOMP_RET_ALLOW)
