@@ -26,15 +26,16 @@ class Fetcher:
         self.part = part
 
     def ensure(self, store, key: str, etag: str | None, item: Item, start: int, end: int,
-               ahead: int = 0, align: int | None = None) -> None:
+               prefetch: tuple[int, int] | None = None, align: int | None = None) -> None:
         """Make [start, end) present (aligned outwards to `align`), and start fetching
-        [end, end + ahead) in the background."""
+        the `prefetch` range in the background."""
         end = min(end, item.size)
         align = align or self.block
         a_start = start - start % align
         a_end = min(item.size, -(-end // align) * align)
-        if ahead > 0:
-            self._schedule(store, key, etag, item, a_end, min(item.size, a_end + ahead), first=(a_start, a_end))
+        if prefetch is not None:
+            self._schedule(store, key, etag, item, max(prefetch[0], a_end), min(item.size, prefetch[1]),
+                           first=(a_start, a_end))
         for _ in range(3):
             self._schedule(store, key, etag, item, a_start, a_end)
             if start >= end or self._wait(item, start, end):
@@ -114,19 +115,30 @@ def _subtract(a: tuple[int, int], b: tuple[int, int]) -> list[tuple[int, int]]:
 
 
 class Readahead:
-    """Per open file: detects sequential reads and sizes the window."""
+    """Per open file: detects sequential reads and decides what to prefetch.
+
+    A sequential reader's window doubles from `initial` to `maximum`; a new window is
+    requested only once the reader has consumed half of what was requested before, so
+    prefetches go out as a few large parallel GETs, not one small GET per read."""
 
     def __init__(self, initial: int = 1 * MiB, maximum: int = 256 * MiB):
         self.initial = initial
         self.maximum = maximum
         self.window = 0
-        self.next = 0  # where a sequential reader reads next
+        self.next = 0          # where a sequential reader reads next
+        self.requested = 0     # prefetched (or requested) up to here
 
-    def advise(self, start: int, end: int) -> int:
-        """Record a read of [start, end); return how far ahead of it to fetch."""
-        if start == self.next:
-            self.window = min(max(self.window * 2, self.initial), self.maximum)
-        else:
-            self.window = 0
+    def advise(self, start: int, end: int) -> tuple[int, int] | None:
+        """Record a read of [start, end); return a range to prefetch, if any."""
+        sequential = start == self.next
         self.next = end
-        return self.window
+        if not sequential:
+            self.window = 0
+            self.requested = end
+            return None
+        if self.requested - end > self.window // 2:
+            return None
+        self.window = min(max(self.window * 2, self.initial), self.maximum)
+        begin = max(self.requested, end)
+        self.requested = begin + self.window
+        return begin, self.requested

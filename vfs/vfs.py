@@ -123,10 +123,10 @@ class OpenFile:
         end = min(offset + max(length, 0), self.meta.size)
         if offset >= end:
             return
-        ahead = self._readahead.advise(offset, end)
-        if ahead == 0 and self.item.present.contains(offset, end):
+        prefetch = self._readahead.advise(offset, end)
+        if prefetch is None and self.item.present.contains(offset, end):
             return
-        self._vfs.fetcher.ensure(self._store, self._key, self.meta.etag, self.item, offset, end, ahead=ahead)
+        self._vfs.fetcher.ensure(self._store, self._key, self.meta.etag, self.item, offset, end, prefetch=prefetch)
 
     def ensure_all(self) -> None:
         if self.meta.size:
