@@ -43,11 +43,12 @@ def upload(store, key: str, path: str, size: int, dirty: RangeSet, previous: Pre
     `fetch_previous(start, end)` makes a range of the previous version present locally
     (never over dirty bytes)."""
     multipart = getattr(store, "supports_multipart", True)
-    if previous is None or size < MULTIPART_THRESHOLD or not multipart:
+    if size < MULTIPART_THRESHOLD or not multipart:
         if previous is not None:
             _fetch_clean(fetch_previous, dirty, 0, min(size, previous.size))
         return store.put(key, _pread(path, 0, size), metadata)
-    return _multipart(store, key, path, size, dirty, previous, metadata, fetch_previous, workers)
+    return _multipart(store, key, path, size, dirty, previous or Previous("", 0), metadata, fetch_previous,
+                      workers)
 
 
 def _clean(dirty: RangeSet, start: int, end: int) -> list[tuple[int, int]]:
@@ -108,7 +109,7 @@ def _multipart(store, key, path, size, dirty, previous: Previous, metadata, fetc
 
 
 def _multipart_once(store, key, path, size, dirty, previous, metadata, fetch_previous, workers, copy: bool) -> str:
-    parts = plan_parts(size, dirty, previous.size, copy)
+    parts = plan_parts(size, dirty, previous.size, copy and previous.size > 0)
     upload_id = store.create_multipart(key, metadata)
 
     def one(index: int) -> str:
@@ -120,7 +121,8 @@ def _multipart_once(store, key, path, size, dirty, previous, metadata, fetch_pre
                 if exc.errno == errno.ESTALE:  # the previous version is gone: cannot be rebuilt
                     raise
                 raise _CopyRefused(exc.message) from None
-        _fetch_clean(fetch_previous, dirty, s, min(e, previous.size))
+        if previous.size:
+            _fetch_clean(fetch_previous, dirty, s, min(e, previous.size))
         return store.upload_part(key, upload_id, index + 1, _pread(path, s, e))
 
     try:
