@@ -103,14 +103,25 @@ class Process:
     # filters are inherited by children and survive execve, so this set is too.
     watched: set[int] = field(default_factory=set)
     watched_calls: set[int] = field(default_factory=set)   # syscall numbers, likewise
-    # Descriptions with a shared writable mapping: kept (and flushed) until exec or exit.
-    mapped: list[OpenDescription] = field(default_factory=list)
+    # Shared writable mappings of virtual files: (start, end, description). Each holds
+    # its description until munmap, exec or exit, which flush it.
+    mapped: list[tuple[int, int, OpenDescription]] = field(default_factory=list)
+
+    def unmap(self, start: int, end: int) -> None:
+        """Drop the mappings overlapping [start, end)."""
+        keep = []
+        for m_start, m_end, desc in self.mapped:
+            if m_start < end and start < m_end:
+                desc.maps -= 1
+                if desc.file is not None and desc.refs > 1 and desc.file.dirty:
+                    desc.file.flush()  # still open elsewhere: flush now, as munmap asks
+                desc.release()         # the last holder: close() flushes
+            else:
+                keep.append((m_start, m_end, desc))
+        self.mapped = keep
 
     def unmap_all(self) -> None:
-        mapped, self.mapped = self.mapped, []
-        for desc in mapped:
-            desc.maps -= 1
-            desc.release()
+        self.unmap(0, 1 << 64)
 
 
 class ProcessTable:

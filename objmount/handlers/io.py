@@ -10,7 +10,7 @@ import struct
 
 from vfs import VfsError
 
-from .registry import always_syscall, fd_syscall
+from .registry import fd_syscall, on_demand_syscall
 
 
 def file_position(tid: int, fd: int) -> int:
@@ -108,17 +108,35 @@ def on_mmap(sup, stop) -> None:
     file.ensure(stop.arg(5), stop.arg(1))
     if stop.arg(3) & MAP_SHARED and stop.arg(2) & PROT_WRITE and file.writable:
         # Stores through the mapping are invisible to us: the mapped range counts as
-        # written, and goes up when the file is flushed (msync, fsync, close).
+        # written, and goes up at msync, munmap, the last close, exec or exit.
         file.will_write(stop.arg(5), stop.arg(1))
+        addr = stop.run()
+        if addr < 0:
+            return
         desc.maps += 1
-        sup.proc(stop).mapped.append(desc.retain())
+        proc = sup.proc(stop)
+        proc.mapped.append((addr, addr + stop.arg(1), desc.retain()))
+        sup.watch_syscalls(stop, "munmap", "msync")
 
 
-@always_syscall("msync")
+@on_demand_syscall("msync")
 def on_msync(sup, stop) -> None:
-    for desc in sup.proc(stop).mapped:
-        if desc.file is not None and desc.file.dirty:
-            desc.file.flush()
+    start, end = stop.arg(0), stop.arg(0) + stop.arg(1)
+    for m_start, m_end, desc in sup.proc(stop).mapped:
+        if m_start < end and start < m_end and desc.file is not None and desc.file.dirty:
+            try:
+                desc.file.flush()
+            except VfsError as exc:
+                sup.report(exc)
+                stop.fail(errno.EIO)
+                return
+
+
+@on_demand_syscall("munmap")
+def on_munmap(sup, stop) -> None:
+    proc = sup.proc(stop)
+    if proc.mapped:
+        proc.unmap(stop.arg(0), stop.arg(0) + stop.arg(1))
 
 
 # --- writes: the kernel writes into the cache file; we record what it will touch -------

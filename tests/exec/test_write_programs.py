@@ -247,3 +247,19 @@ def test_without_dir_markers_empty_directories_last_for_the_run(objmount, s3, bu
     assert run.returncode == 0, run.stderr
     assert run.text == "y\nf\n"
     assert keys(s3, bucket) == ["x/y/f"]
+
+
+def test_shared_mapping_writes_are_uploaded_at_munmap(objmount, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="m", Body=b"." * 8192)
+    script = f"""
+import mmap, os, boto3
+fd = os.open('/objmount/s3/{bucket}/m', os.O_RDWR)
+m = mmap.mmap(fd, 8192)
+os.close(fd)                      # the mapping outlives the descriptor
+m[100:105] = b'HELLO'
+m.close()                         # munmap: the object must be in the bucket now
+print(boto3.client('s3').get_object(Bucket='{bucket}', Key='m')['Body'].read()[100:105])
+"""
+    run = objmount(["python3", "-c", script])
+    assert run.returncode == 0, run.stderr
+    assert run.text.strip() == "b'HELLO'"
