@@ -36,6 +36,20 @@ def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
     return struct.pack("<HBBI", code, jt, jf, k & 0xFFFFFFFF)
 
 
+_ALLOW = _insn(_RET_K, 0, 0, SECCOMP_RET_ALLOW)
+_TRACE = _insn(_RET_K, 0, 0, SECCOMP_RET_TRACE)
+
+
+def _extra_prologue() -> list[bytes]:
+    """Start of an extra filter: other ABIs pass, the syscall number is loaded."""
+    return [
+        _insn(_LD_W_ABS, 0, 0, _OFF_ARCH),
+        _insn(_JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
+        _ALLOW,
+        _insn(_LD_W_ABS, 0, 0, _OFF_NR),
+    ]
+
+
 @dataclass
 class SyscallFilter:
     """Which syscalls stop: `always` by number; `fd_args` maps a syscall number to the
@@ -108,14 +122,8 @@ class SyscallFilter:
     def program_for_syscalls(self, nrs: set[int]) -> bytes:
         """An extra filter that stops these syscalls always (added to one process tree
         when it starts to need them, e.g. getcwd once its cwd is virtual)."""
-        allow = _insn(_RET_K, 0, 0, SECCOMP_RET_ALLOW)
-        trace = _insn(_RET_K, 0, 0, SECCOMP_RET_TRACE)
-        out = [
-            _insn(_LD_W_ABS, 0, 0, _OFF_ARCH),
-            _insn(_JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
-            allow,
-            _insn(_LD_W_ABS, 0, 0, _OFF_NR),
-        ]
+        allow, trace = _ALLOW, _TRACE
+        out = _extra_prologue()
         for nr in sorted(nrs):
             out += [_insn(_JEQ_K, 0, 1, nr), trace]
         out.append(allow)
@@ -125,14 +133,8 @@ class SyscallFilter:
         """An extra filter that stops the descriptor syscalls naming exactly `fd`: for a
         descriptor the program itself placed below the base. Filters stack; the kernel
         takes the strictest answer, so this only adds stops."""
-        allow = _insn(_RET_K, 0, 0, SECCOMP_RET_ALLOW)
-        trace = _insn(_RET_K, 0, 0, SECCOMP_RET_TRACE)
-        out = [
-            _insn(_LD_W_ABS, 0, 0, _OFF_ARCH),
-            _insn(_JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
-            allow,
-            _insn(_LD_W_ABS, 0, 0, _OFF_NR),
-        ]
+        allow, trace = _ALLOW, _TRACE
+        out = _extra_prologue()
         for nr, arg_indexes in sorted(self.fd_args.items()):
             block: list[bytes] = []
             for i in arg_indexes:
