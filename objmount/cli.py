@@ -79,12 +79,16 @@ def main() -> None:
                    "directories then last for the run only.")
 @click.option("--stats-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write request, byte and syscall-stop counts as JSON here at exit.")
+@click.option("--fast-path/--no-fast-path", default=True, show_default=True,
+              help="Preload a small library into dynamically linked programs so that their calls on "
+                   "local paths run without stopping in the supervisor (built with cc on first use). "
+                   "Static binaries and raw syscalls are traced either way.")
 @click.option("--fd-base", type=int, default=None, hidden=True,
               help="Lowest descriptor number used for virtual files.")
 @click.option("-v", "--verbose", count=True, help="-v: a summary at exit; -vv: debug log.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_command(mounts, cache_dir, cache_size, metadata_ttl, endpoint_url, profile, region,
-                 dir_markers, stats_file, fd_base, verbose, command) -> None:
+                 dir_markers, stats_file, fast_path, fd_base, verbose, command) -> None:
     """Run COMMAND with virtual paths available; exits with COMMAND's status (128+N if it
     died of signal N).
 
@@ -104,7 +108,7 @@ def exec_command(mounts, cache_dir, cache_size, metadata_ttl, endpoint_url, prof
     if metadata_ttl < 0:
         raise click.BadParameter("must be >= 0", param_hint="--metadata-ttl")
     config = VfsConfig(
-        cache_dir=cache_dir or default_cache_dir(),
+        cache_dir=(cache_dir or default_cache_dir()).absolute(),  # tracees resolve it from their own cwd
         cache_size=parse_size(cache_size),
         metadata_ttl=metadata_ttl,
         endpoint_url=endpoint_url,
@@ -115,7 +119,8 @@ def exec_command(mounts, cache_dir, cache_size, metadata_ttl, endpoint_url, prof
     targets = [spec.split("=", 1)[0] for spec in mounts]
     from .run import run
 
-    status, stats = run(list(command), table, targets, config, fd_base or default_fd_base())
+    status, stats = run(list(command), table, targets, config, fd_base or default_fd_base(),
+                       lib_dir=default_cache_dir() / "lib" if fast_path else None)
     if stats_file is not None:
         stats_file.write_text(json.dumps(stats, indent=2, sort_keys=True))
     if verbose:
@@ -142,7 +147,7 @@ def flush_command(cache_dir, endpoint_url, profile, region, verbose) -> None:
     _setup_logging(verbose)
     from vfs import MountTable, Vfs, VfsConfig
 
-    vfs = Vfs(MountTable.parse([]), VfsConfig(cache_dir=cache_dir or default_cache_dir(),
+    vfs = Vfs(MountTable.parse([]), VfsConfig(cache_dir=(cache_dir or default_cache_dir()).absolute(),
                                               endpoint_url=endpoint_url, profile=profile, region=region))
     try:
         done = vfs.recover()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
-from tracer import SignalForwarder, Tracer, spawn
+from tracer import SignalForwarder, Tracer, prefilter, spawn
 from vfs import MountTable, Vfs, VfsConfig
+from vfs.cache import Cache
+from vfs.mounts import OBJMOUNT_ROOT
 
 from .handlers import syscall_filter
 from .supervisor import Supervisor
@@ -33,15 +36,34 @@ class _Late:
         self.target.on_exit(tgid)
 
 
+def _with_fast_path(env: dict[str, str], trap, mounts: MountTable, config: VfsConfig,
+                    fd_base: int, lib_dir: Path) -> dict[str, str]:
+    """Preload the in-process prefilter so that dynamically linked programs make their
+    local path calls without a stop. Without it everything still works, only slower."""
+    try:
+        library = prefilter.build(lib_dir)
+        env = prefilter.environ(env, library, [OBJMOUNT_ROOT, *mounts.targets], fd_base,
+                                defer_cwd=str(Cache.placeholder_path(Path(config.cache_dir))))
+    except prefilter.PrefilterUnavailable as exc:
+        log.warning("fast path off, every path syscall stops: %s", exc)
+        return env
+    trap.trusted_ip = prefilter.TRUSTED_IP
+    return env
+
+
 def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: VfsConfig,
-        fd_base: int) -> tuple[int, dict]:
-    """Run argv to completion; returns (wait status of the command, stats)."""
+        fd_base: int, lib_dir: Path | None = None) -> tuple[int, dict]:
+    """Run argv to completion; returns (wait status of the command, stats).
+    lib_dir: where the fast-path library is built and kept; None turns it off."""
     forwarder = SignalForwarder()
     late = _Late()
     tracer = Tracer(late)
     # Fork before any thread of ours exists (the vfs starts fetch threads).
     trap = syscall_filter(fd_base)
-    pid = spawn(tracer, argv, dict(os.environ), trap, sigmask=forwarder.old_mask)
+    env = dict(os.environ)
+    if lib_dir is not None:
+        env = _with_fast_path(env, trap, mounts, config, fd_base, lib_dir)
+    pid = spawn(tracer, argv, env, trap, sigmask=forwarder.old_mask)
     vfs = None
     try:
         vfs = Vfs(mounts, config)

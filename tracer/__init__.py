@@ -1,10 +1,11 @@
 """A ptrace + seccomp supervisor library: follows a process tree and lets a handler act
 on filtered syscalls. Knows processes and syscalls, nothing of storage."""
 
+from . import prefilter
 from .seccomp import SyscallFilter
 from .spawn import spawn
 from .stop import SyscallStop, TraceeGone
 from .tracer import Handler, SignalForwarder, Tracer
 from .syscalls import NR, name_of
 
-__all__ = ["Handler", "NR", "SignalForwarder", "SyscallFilter", "SyscallStop", "TraceeGone", "Tracer", "name_of", "spawn"]
+__all__ = ["Handler", "prefilter", "NR", "SignalForwarder", "SyscallFilter", "SyscallStop", "TraceeGone", "Tracer", "name_of", "spawn"]

@@ -26,6 +26,8 @@ _RET_K = 0x06
 
 _OFF_NR = 0
 _OFF_ARCH = 4
+_OFF_IP_LOW = 8
+_OFF_IP_HIGH = 12
 
 
 def _off_arg_low(i: int) -> int:
@@ -40,12 +42,28 @@ _ALLOW = _insn(_RET_K, 0, 0, SECCOMP_RET_ALLOW)
 _TRACE = _insn(_RET_K, 0, 0, SECCOMP_RET_TRACE)
 
 
-def _extra_prologue() -> list[bytes]:
-    """Start of an extra filter: other ABIs pass, the syscall number is loaded."""
+def _trusted(ip: int | None) -> list[bytes]:
+    """Let a syscall made from instruction address `ip` through (the in-process
+    prefilter's stub, see tracer/prefilter.py)."""
+    if ip is None:
+        return []
+    return [
+        _insn(_LD_W_ABS, 0, 0, _OFF_IP_LOW),
+        _insn(_JEQ_K, 0, 3, ip & 0xFFFFFFFF),
+        _insn(_LD_W_ABS, 0, 0, _OFF_IP_HIGH),
+        _insn(_JEQ_K, 0, 1, ip >> 32),
+        _ALLOW,
+    ]
+
+
+def _extra_prologue(trusted_ip: int | None) -> list[bytes]:
+    """Start of an extra filter: other ABIs and the trusted address pass, the syscall
+    number is loaded."""
     return [
         _insn(_LD_W_ABS, 0, 0, _OFF_ARCH),
         _insn(_JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
         _ALLOW,
+        *_trusted(trusted_ip),
         _insn(_LD_W_ABS, 0, 0, _OFF_NR),
     ]
 
@@ -62,9 +80,14 @@ class SyscallFilter:
     # and dirfd is an ordinary descriptor below the base, the call acts on that local
     # descriptor (fstat is newfstatat(fd, "", AT_EMPTY_PATH)) and need not stop.
     local_fd_flag: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    # Syscalls made from this instruction address never stop, in any filter: the
+    # in-process prefilter issues the calls it has found to be local from there.
+    trusted_ip: int | None = None
 
-    def traps(self, nr: int, args: tuple[int, ...]) -> bool:
+    def traps(self, nr: int, args: tuple[int, ...], ip: int | None = None) -> bool:
         """The same decision as the BPF program, for tests and for the supervisor itself."""
+        if ip is not None and ip == self.trusted_ip:
+            return False
         if nr in self.local_fd_flag:
             dirfd_i, flags_i, flag = self.local_fd_flag[nr]
             if args[flags_i] & 0xFFFFFFFF & flag and (args[dirfd_i] & 0xFFFFFFFF) < self.fd_base:
@@ -80,6 +103,7 @@ class SyscallFilter:
             _insn(_LD_W_ABS, 0, 0, _OFF_ARCH),
             _insn(_JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
             allow,  # other ABIs (i386) are not intercepted
+            *_trusted(self.trusted_ip),
             _insn(_LD_W_ABS, 0, 0, _OFF_NR),
             _insn(_JGE_K, 0, 1, X32_SYSCALL_BIT),
             allow,  # x32 ABI is not intercepted
@@ -123,7 +147,7 @@ class SyscallFilter:
         """An extra filter that stops these syscalls always (added to one process tree
         when it starts to need them, e.g. getcwd once its cwd is virtual)."""
         allow, trace = _ALLOW, _TRACE
-        out = _extra_prologue()
+        out = _extra_prologue(self.trusted_ip)
         for nr in sorted(nrs):
             out += [_insn(_JEQ_K, 0, 1, nr), trace]
         out.append(allow)
@@ -134,7 +158,7 @@ class SyscallFilter:
         descriptor the program itself placed below the base. Filters stack; the kernel
         takes the strictest answer, so this only adds stops."""
         allow, trace = _ALLOW, _TRACE
-        out = _extra_prologue()
+        out = _extra_prologue(self.trusted_ip)
         for nr, arg_indexes in sorted(self.fd_args.items()):
             block: list[bytes] = []
             for i in arg_indexes:

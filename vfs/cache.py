@@ -42,6 +42,8 @@ class Item:
         self.attrs: dict | None = None   # mode, uid, gid, mtime to store with the upload
         self.writers = 0
         self.journaled = False
+        self.attrs_version = 0      # explicit attribute changes (chmod, chown, utimes)
+        self.write_behind = None    # a WriteBehind while parts go up as they are written
         self.upload_lock = threading.Lock()
         self.cond = threading.Condition()
         self.inflight: list[tuple[int, int]] = []   # ranges being fetched
@@ -69,12 +71,17 @@ class Cache:
         self.root = Path(root)
         self.limit = limit
         (self.root / "data").mkdir(parents=True, exist_ok=True)
-        self.placeholder = self.root / "empty-dir"
+        self.placeholder = self.placeholder_path(self.root)
         self.placeholder.mkdir(exist_ok=True)
         os.chmod(self.placeholder, 0o555)  # nothing should ever be created in it
         self.index = diskcache.Cache(str(self.root / "index"))
         self.items: dict[str, Item] = {}
         self._lock = threading.Lock()
+
+    @staticmethod
+    def placeholder_path(root: Path) -> Path:
+        """The empty directory that stands in for virtual directories (open, chdir)."""
+        return Path(root) / "empty-dir"
 
     @staticmethod
     def item_id(store_id: str, key: str, etag: str | None) -> str:
@@ -135,6 +142,11 @@ class Cache:
     # --- journal of dirty items: what a killed supervisor leaves for the next run -------
     def journal(self, item: Item, record: dict) -> None:
         self.index.set("journal:" + item.id, dict(record, path=str(item.path)))
+
+    def journal_update(self, item_id: str, **fields) -> None:
+        record = self.index.get("journal:" + item_id)
+        if record is not None:
+            self.index.set("journal:" + item_id, dict(record, **fields))
 
     def unjournal(self, item_id: str) -> None:
         self.index.delete("journal:" + item_id)

@@ -1,0 +1,92 @@
+"""The in-process prefilter: a small preloaded library that answers path calls on paths
+outside a set of roots without stopping the process (see prefilter/prefilter.c).
+
+Its syscalls come from one instruction at a fixed address (`TRUSTED_IP`), which the
+seccomp filter lets through (`SyscallFilter.trusted_ip`). Everything it cannot decide, and
+every program it is not loaded into (static binaries, raw syscalls, libc-internal calls),
+still stops as before: the prefilter only removes stops, it never changes an answer.
+
+The library is compiled with the system C compiler on first use and kept, by a hash of
+its source and flags, in a cache directory. Without a compiler it is simply not used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger("tracer.prefilter")
+
+# Where the library maps its syscall stub: high in the 47-bit user space, far from where
+# the kernel, the loader, Go, the JVM or the sanitizers put things. If it is taken, the
+# library stays out of the way and every call stops.
+PAGE = 0x6F6D00000000
+TRUSTED_IP = PAGE + 25   # just past the stub's `syscall` (the kernel reports that address)
+
+SOURCE = Path(__file__).with_name("prefilter") / "prefilter.c"
+CFLAGS = ["-O2", "-shared", "-fPIC", "-nostdlib", "-fno-stack-protector", "-fvisibility=hidden",
+          "-fno-builtin", "-U_FORTIFY_SOURCE", "-Wall", "-Werror", f"-DPREFILTER_PAGE={PAGE:#x}UL"]
+
+ENV_ROOTS = "TRACER_PREFILTER_ROOTS"
+ENV_FD_BASE = "TRACER_PREFILTER_FD_BASE"
+ENV_DEFER_CWD = "TRACER_PREFILTER_DEFER_CWD"
+
+
+class PrefilterUnavailable(Exception):
+    """The library cannot be built or used here; the reason is the message."""
+
+
+def build(cache_dir: Path, cc: str | None = None) -> Path:
+    """The compiled library, building it into `cache_dir` if this source has not been
+    built there yet."""
+    compiler = cc or os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not compiler:
+        raise PrefilterUnavailable("no C compiler (cc or gcc) to build the prefilter")
+    source = SOURCE.read_bytes()
+    digest = hashlib.sha256(source + " ".join(CFLAGS).encode()).hexdigest()[:16]
+    target = Path(cache_dir) / f"prefilter-{digest}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".prefilter-", suffix=".so", dir=target.parent)
+    os.close(fd)
+    try:
+        done = subprocess.run([compiler, *CFLAGS, "-o", tmp, str(SOURCE)],
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            first = (done.stderr.strip().splitlines() or ["no output"])[0]
+            raise PrefilterUnavailable(f"building the prefilter failed: {first}")
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, target)   # atomic: concurrent runs build the same bytes
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise PrefilterUnavailable(f"building the prefilter failed: {exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def environ(env: dict[str, str], library: Path, roots: list[str], fd_base: int,
+            defer_cwd: str | None = None) -> dict[str, str]:
+    """`env` with the library preloaded and configured.
+
+    roots: absolute, normalized paths whose subtrees the supervisor handles (paths
+    naming them stop). fd_base: descriptors at or above it are the supervisor's.
+    defer_cwd: while a process's kernel cwd is this directory, its relative paths stop
+    (the supervisor emulates that cwd)."""
+    for root in roots:
+        if not root.startswith("/") or ":" in root:
+            raise PrefilterUnavailable(f"root {root!r} cannot be given to the prefilter")
+    out = dict(env)
+    preload = [str(library)] + [p for p in env.get("LD_PRELOAD", "").replace(" ", ":").split(":") if p]
+    out["LD_PRELOAD"] = ":".join(preload)
+    out[ENV_ROOTS] = ":".join(roots)
+    out[ENV_FD_BASE] = str(fd_base)
+    if defer_cwd:
+        out[ENV_DEFER_CWD] = os.path.realpath(defer_cwd)
+    return out

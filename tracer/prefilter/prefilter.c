@@ -1,0 +1,415 @@
+/* In-process prefilter: preloaded into dynamically linked tracees, it answers the path
+ * calls that cannot concern the supervisor without stopping the process.
+ *
+ * The seccomp filter stops every path syscall (BPF cannot read strings), except those
+ * issued from one instruction: the `syscall` in a stub this library maps at a fixed
+ * address (PREFILTER_PAGE). Each interposed libc function reads its path here, in the
+ * process, and issues the syscall from that stub when the path is plainly local; when it
+ * may be the supervisor's business (under one of the roots, relative to a directory the
+ * supervisor emulates, through '..', a descriptor at or above the descriptor base) it
+ * issues the same syscall from an ordinary instruction, which stops as before. Either
+ * way the program gets what the kernel (or the supervisor) answered.
+ *
+ * No libc headers and no libc calls on the fast path: the library works with any libc
+ * that exports these names, and cannot recurse into itself. Configuration comes from
+ * the environment (see tracer/prefilter.py); without it the library does nothing.
+ * x86_64 only.
+ */
+
+#if !defined(__x86_64__)
+#error "the prefilter is x86_64 only"
+#endif
+
+#ifndef PREFILTER_PAGE
+#error "build with -DPREFILTER_PAGE=<address> (tracer/prefilter.py does)"
+#endif
+
+typedef unsigned long size_t;
+typedef long ssize_t;
+typedef unsigned int mode_t;
+typedef __builtin_va_list va_list;
+#define va_start(ap, last) __builtin_va_start(ap, last)
+#define va_arg(ap, type) __builtin_va_arg(ap, type)
+#define va_end(ap) __builtin_va_end(ap)
+
+#define EXPORT __attribute__((visibility("default")))
+
+#define AT_FDCWD (-100)
+#define AT_SYMLINK_NOFOLLOW 0x100
+#define O_RDONLY 0
+#define O_WRONLY 01
+#define O_CREAT 0100
+#define O_TRUNC 01000
+#define O_NONBLOCK 04000
+#define O_DIRECTORY 0200000
+#define O_CLOEXEC 02000000
+#define O_TMPFILE (020000000 | O_DIRECTORY)
+
+enum {
+    NR_close = 3, NR_mmap = 9, NR_mprotect = 10, NR_munmap = 11, NR_getcwd = 79,
+    NR_chdir = 80, NR_fchdir = 81, NR_openat = 257, NR_newfstatat = 262,
+    NR_readlinkat = 267, NR_faccessat = 269, NR_statx = 332, NR_faccessat2 = 439,
+};
+
+#define PROT_READ 1
+#define PROT_WRITE 2
+#define PROT_EXEC 4
+#define MAP_PRIVATE 0x02
+#define MAP_ANONYMOUS 0x20
+#define MAP_FIXED_NOREPLACE 0x100000
+
+#define MAX_ROOTS 64
+#define PATH_MAX 4096
+
+extern char **environ;
+extern int *__errno_location(void);
+extern void *fdopendir(int fd);
+
+/* The stub copied to PREFILTER_PAGE: a C-callable long stub(nr, a1, ..., a6) whose
+ * `syscall` instruction ends at offset 25, the address the seccomp filter trusts. */
+static const unsigned char stub[] = {
+    0x48, 0x89, 0xf8,             /* mov %rdi,%rax      nr */
+    0x48, 0x89, 0xf7,             /* mov %rsi,%rdi      a1 */
+    0x48, 0x89, 0xd6,             /* mov %rdx,%rsi      a2 */
+    0x48, 0x89, 0xca,             /* mov %rcx,%rdx      a3 */
+    0x4d, 0x89, 0xc2,             /* mov %r8,%r10       a4 */
+    0x4d, 0x89, 0xc8,             /* mov %r9,%r8        a5 */
+    0x4c, 0x8b, 0x4c, 0x24, 0x08, /* mov 8(%rsp),%r9    a6 */
+    0x0f, 0x05,                   /* syscall            (ends at offset 25) */
+    0xc3,                         /* ret */
+};
+_Static_assert(sizeof(stub) == 26, "the trusted instruction pointer is PREFILTER_PAGE + 25");
+
+typedef long (*stub_fn)(long, long, long, long, long, long, long);
+
+static int ready;                   /* configured and the stub is mapped */
+static int fd_base;                 /* descriptors at or above it may be virtual */
+static volatile int cwd_deferred;   /* the kernel cwd stands in for an emulated one */
+static char roots_buf[PATH_MAX];
+static const char *roots[MAX_ROOTS];   /* absolute, normalized */
+static size_t root_len[MAX_ROOTS];
+static int n_roots;
+static char defer_cwd[PATH_MAX];
+
+/* A syscall from here stops in the supervisor like any other. */
+static long traced6(long nr, long a1, long a2, long a3, long a4, long a5, long a6) {
+    register long r10 __asm__("r10") = a4;
+    register long r8 __asm__("r8") = a5;
+    register long r9 __asm__("r9") = a6;
+    long ret;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+
+static long traced(long nr, long a1, long a2, long a3, long a4, long a5) {
+    return traced6(nr, a1, a2, a3, a4, a5, 0);
+}
+
+/* A syscall from the stub never stops. */
+static long direct(long nr, long a1, long a2, long a3, long a4, long a5) {
+    return ((stub_fn)PREFILTER_PAGE)(nr, a1, a2, a3, a4, a5, 0);
+}
+
+static long call(int local, long nr, long a1, long a2, long a3, long a4, long a5) {
+    return local ? direct(nr, a1, a2, a3, a4, a5) : traced(nr, a1, a2, a3, a4, a5);
+}
+
+static long result(long r) {
+    if (r < 0 && r > -4096) {
+        *__errno_location() = (int)-r;
+        return -1;
+    }
+    return r;
+}
+
+/* --- small string helpers (no libc) ------------------------------------------------- */
+static size_t slen(const char *s) { size_t n = 0; while (s[n]) n++; return n; }
+
+static int starts(const char *s, const char *prefix) {
+    while (*prefix) if (*s++ != *prefix++) return 0;
+    return 1;
+}
+
+static int same(const char *a, const char *b) {
+    while (*a && *a == *b) a++, b++;
+    return *a == *b;
+}
+
+static const char *env(const char *name) {
+    size_t n = slen(name);
+    if (!environ) return 0;
+    for (char **e = environ; *e; e++)
+        if (starts(*e, name) && (*e)[n] == '=') return *e + n + 1;
+    return 0;
+}
+
+static int parse_int(const char *s) {
+    int v = 0;
+    if (!s || !*s) return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > 100000000) return -1;
+        v = v * 10 + (*s - '0');
+    }
+    return v;
+}
+
+/* Collapse '//', '.' and '..' of an absolute path, as the supervisor does (lexically).
+ * Returns 0 if it does not fit. */
+static int normalize(const char *in, char *out, size_t cap) {
+    size_t o = 0;
+    const char *p = in;
+    while (*p) {
+        while (*p == '/') p++;
+        if (!*p) break;
+        const char *q = p;
+        while (*q && *q != '/') q++;
+        size_t n = (size_t)(q - p);
+        if (n == 1 && p[0] == '.') {
+            /* nothing */
+        } else if (n == 2 && p[0] == '.' && p[1] == '.') {
+            while (o > 0 && out[o - 1] != '/') o--;
+            if (o > 0) o--;
+        } else {
+            if (o + 1 + n + 1 > cap) return 0;
+            out[o++] = '/';
+            for (size_t i = 0; i < n; i++) out[o++] = p[i];
+        }
+        p = q;
+    }
+    if (o == 0) out[o++] = '/';
+    out[o] = 0;
+    return 1;
+}
+
+static int under_root(const char *path) {
+    for (int i = 0; i < n_roots; i++) {
+        size_t n = root_len[i];
+        if (starts(path, roots[i]) && (path[n] == 0 || path[n] == '/')) return 1;
+    }
+    return 0;
+}
+
+/* Could a relative path's first component lead into a root (e.g. "objmount/s3/b" from
+ * "/")? The supervisor resolves such paths itself; so do we defer them. */
+static int names_root_component(const char *rel, size_t n) {
+    for (int i = 0; i < n_roots; i++) {
+        const char *r = roots[i];
+        while (*r) {
+            while (*r == '/') r++;
+            const char *q = r;
+            while (*q && *q != '/') q++;
+            if ((size_t)(q - r) == n && n > 0) {
+                size_t k = 0;
+                while (k < n && r[k] == rel[k]) k++;
+                if (k == n) return 1;
+            }
+            r = q;
+        }
+    }
+    return 0;
+}
+
+/* 1 when the call on (dirfd, path) is plainly local and may run without a stop. */
+static int local(int dirfd, const char *path) {
+    if (!ready || !path) return 0;
+    if (dirfd != AT_FDCWD && dirfd >= fd_base) return 0;
+    if (path[0] == '/') {
+        char norm[PATH_MAX];
+        /* /proc/PID/fd/N and /dev/fd/N may name a virtual descriptor. */
+        if (starts(path, "/dev/fd") || starts(path, "/proc/")) return 0;
+        if (!normalize(path, norm, sizeof norm)) return 0;
+        return !under_root(norm);
+    }
+    if (dirfd == AT_FDCWD && cwd_deferred) return 0;
+    if (starts(path, "s3:")) return 0;
+    const char *p = path;
+    int first = 1;
+    while (*p) {
+        const char *q = p;
+        while (*q && *q != '/') q++;
+        size_t n = (size_t)(q - p);
+        if (n == 2 && p[0] == '.' && p[1] == '.') return 0;
+        if (first && names_root_component(p, n)) return 0;
+        if (n) first = 0;
+        p = *q ? q + 1 : q;
+    }
+    return 1;
+}
+
+static void refresh_cwd(void) {
+    char buf[PATH_MAX];
+    if (!ready || !defer_cwd[0]) return;
+    long n = direct(NR_getcwd, (long)buf, sizeof buf, 0, 0, 0);
+    cwd_deferred = n > 0 && same(buf, defer_cwd);
+}
+
+static int copy_env(const char *value, char *out, size_t cap) {
+    size_t n = slen(value);
+    if (n + 1 > cap) return 0;
+    for (size_t i = 0; i <= n; i++) out[i] = value[i];
+    return 1;
+}
+
+__attribute__((constructor)) static void prefilter_init(void) {
+    const char *root_list = env("TRACER_PREFILTER_ROOTS");
+    const char *base = env("TRACER_PREFILTER_FD_BASE");
+    const char *cwd = env("TRACER_PREFILTER_DEFER_CWD");
+    fd_base = parse_int(base);
+    if (!root_list || !*root_list || fd_base <= 0) return;   /* not configured: stay out */
+    if (!copy_env(root_list, roots_buf, sizeof roots_buf)) return;
+    if (cwd && !copy_env(cwd, defer_cwd, sizeof defer_cwd)) return;
+    for (char *p = roots_buf; *p && n_roots < MAX_ROOTS;) {
+        char *q = p;
+        while (*q && *q != ':') q++;
+        int more = *q == ':';
+        *q = 0;
+        if (p[0] != '/') return;   /* a malformed list: stay out rather than guess */
+        roots[n_roots] = p;
+        root_len[n_roots] = (size_t)(q - p);
+        n_roots++;
+        p = more ? q + 1 : q;
+    }
+    if (n_roots == MAX_ROOTS) return;
+
+    long page = traced6(NR_mmap, PREFILTER_PAGE, 4096, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (page != (long)PREFILTER_PAGE) {
+        /* Taken (or a kernel without NOREPLACE put it elsewhere): every call stops. */
+        if (page > 0) traced(NR_munmap, page, 4096, 0, 0, 0);
+        return;
+    }
+    for (size_t i = 0; i < sizeof stub; i++) ((volatile unsigned char *)page)[i] = stub[i];
+    if (traced(NR_mprotect, page, 4096, PROT_READ | PROT_EXEC, 0, 0) != 0) return;
+    ready = 1;
+    refresh_cwd();
+}
+
+/* --- open ---------------------------------------------------------------------------- */
+static int open_at(int dirfd, const char *path, int flags, mode_t mode) {
+    return (int)result(call(local(dirfd, path), NR_openat, dirfd, (long)path, flags, mode, 0));
+}
+
+static int wants_mode(int flags) { return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE; }
+
+EXPORT int open(const char *path, int flags, ...) {
+    mode_t mode = 0;
+    if (wants_mode(flags)) { va_list ap; va_start(ap, flags); mode = va_arg(ap, mode_t); va_end(ap); }
+    return open_at(AT_FDCWD, path, flags, mode);
+}
+
+EXPORT int open64(const char *path, int flags, ...) {
+    mode_t mode = 0;
+    if (wants_mode(flags)) { va_list ap; va_start(ap, flags); mode = va_arg(ap, mode_t); va_end(ap); }
+    return open_at(AT_FDCWD, path, flags, mode);
+}
+
+EXPORT int openat(int dirfd, const char *path, int flags, ...) {
+    mode_t mode = 0;
+    if (wants_mode(flags)) { va_list ap; va_start(ap, flags); mode = va_arg(ap, mode_t); va_end(ap); }
+    return open_at(dirfd, path, flags, mode);
+}
+
+EXPORT int openat64(int dirfd, const char *path, int flags, ...) {
+    mode_t mode = 0;
+    if (wants_mode(flags)) { va_list ap; va_start(ap, flags); mode = va_arg(ap, mode_t); va_end(ap); }
+    return open_at(dirfd, path, flags, mode);
+}
+
+/* _FORTIFY_SOURCE variants (no mode argument) */
+EXPORT int __open_2(const char *path, int flags) { return open_at(AT_FDCWD, path, flags, 0); }
+EXPORT int __open64_2(const char *path, int flags) { return open_at(AT_FDCWD, path, flags, 0); }
+EXPORT int __openat_2(int dirfd, const char *path, int flags) { return open_at(dirfd, path, flags, 0); }
+EXPORT int __openat64_2(int dirfd, const char *path, int flags) { return open_at(dirfd, path, flags, 0); }
+
+EXPORT int creat(const char *path, mode_t mode) {
+    return open_at(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
+}
+EXPORT int creat64(const char *path, mode_t mode) {
+    return open_at(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
+}
+
+/* opendir opens through libc internals that no preload can see: open here, then let
+ * libc wrap the descriptor. */
+EXPORT void *opendir(const char *path) {
+    int fd = open_at(AT_FDCWD, path, O_RDONLY | O_NONBLOCK | O_DIRECTORY | O_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    void *dir = fdopendir(fd);
+    if (!dir) {
+        int saved = *__errno_location();
+        traced(NR_close, fd, 0, 0, 0, 0);
+        *__errno_location() = saved;
+    }
+    return dir;
+}
+
+/* --- stat ---------------------------------------------------------------------------- */
+static int stat_at(int dirfd, const char *path, void *buf, int flags) {
+    return (int)result(call(local(dirfd, path), NR_newfstatat, dirfd, (long)path, (long)buf, flags, 0));
+}
+
+EXPORT int stat(const char *path, void *buf) { return stat_at(AT_FDCWD, path, buf, 0); }
+EXPORT int stat64(const char *path, void *buf) { return stat_at(AT_FDCWD, path, buf, 0); }
+EXPORT int lstat(const char *path, void *buf) { return stat_at(AT_FDCWD, path, buf, AT_SYMLINK_NOFOLLOW); }
+EXPORT int lstat64(const char *path, void *buf) { return stat_at(AT_FDCWD, path, buf, AT_SYMLINK_NOFOLLOW); }
+EXPORT int fstatat(int dirfd, const char *path, void *buf, int flags) { return stat_at(dirfd, path, buf, flags); }
+EXPORT int fstatat64(int dirfd, const char *path, void *buf, int flags) { return stat_at(dirfd, path, buf, flags); }
+
+/* glibc before 2.33 exported these; older binaries still call them (ver 1 on x86_64,
+ * where struct stat is the kernel's). */
+EXPORT int __xstat(int ver, const char *path, void *buf) { (void)ver; return stat_at(AT_FDCWD, path, buf, 0); }
+EXPORT int __xstat64(int ver, const char *path, void *buf) { (void)ver; return stat_at(AT_FDCWD, path, buf, 0); }
+EXPORT int __lxstat(int ver, const char *path, void *buf) {
+    (void)ver;
+    return stat_at(AT_FDCWD, path, buf, AT_SYMLINK_NOFOLLOW);
+}
+EXPORT int __lxstat64(int ver, const char *path, void *buf) {
+    (void)ver;
+    return stat_at(AT_FDCWD, path, buf, AT_SYMLINK_NOFOLLOW);
+}
+EXPORT int __fxstatat(int ver, int dirfd, const char *path, void *buf, int flags) {
+    (void)ver;
+    return stat_at(dirfd, path, buf, flags);
+}
+EXPORT int __fxstatat64(int ver, int dirfd, const char *path, void *buf, int flags) {
+    (void)ver;
+    return stat_at(dirfd, path, buf, flags);
+}
+
+EXPORT int statx(int dirfd, const char *path, int flags, unsigned int mask, void *buf) {
+    return (int)result(call(local(dirfd, path), NR_statx, dirfd, (long)path, flags, mask, (long)buf));
+}
+
+/* --- access, readlink ---------------------------------------------------------------- */
+EXPORT int access(const char *path, int mode) {
+    return (int)result(call(local(AT_FDCWD, path), NR_faccessat, AT_FDCWD, (long)path, mode, 0, 0));
+}
+
+EXPORT int faccessat(int dirfd, const char *path, int mode, int flags) {
+    if (flags == 0)
+        return (int)result(call(local(dirfd, path), NR_faccessat, dirfd, (long)path, mode, 0, 0));
+    return (int)result(call(local(dirfd, path), NR_faccessat2, dirfd, (long)path, mode, flags, 0));
+}
+
+EXPORT ssize_t readlink(const char *path, char *buf, size_t size) {
+    return result(call(local(AT_FDCWD, path), NR_readlinkat, AT_FDCWD, (long)path, (long)buf, (long)size, 0));
+}
+
+EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t size) {
+    return result(call(local(dirfd, path), NR_readlinkat, dirfd, (long)path, (long)buf, (long)size, 0));
+}
+
+/* --- cwd: always the supervisor's; afterwards, learn whether it is emulated ---------- */
+EXPORT int chdir(const char *path) {
+    long r = traced(NR_chdir, (long)path, 0, 0, 0, 0);
+    refresh_cwd();
+    return (int)result(r);
+}
+
+EXPORT int fchdir(int fd) {
+    long r = traced(NR_fchdir, fd, 0, 0, 0, 0);
+    refresh_cwd();
+    return (int)result(r);
+}
