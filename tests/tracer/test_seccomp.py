@@ -10,9 +10,9 @@ from tracer import NR, SyscallFilter
 from tracer.seccomp import AUDIT_ARCH_X86_64, SECCOMP_RET_ALLOW, SECCOMP_RET_TRACE
 
 
-def run_bpf(program: bytes, nr: int, args: tuple[int, ...], arch: int = AUDIT_ARCH_X86_64) -> int:
+def run_bpf(program: bytes, nr: int, args: tuple[int, ...], arch: int = AUDIT_ARCH_X86_64, ip: int = 0) -> int:
     insns = [struct.unpack_from("<HBBI", program, i) for i in range(0, len(program), 8)]
-    data = struct.pack("<iIQ6Q", nr, arch, 0, *args)
+    data = struct.pack("<iIQ6Q", nr, arch, ip, *args)
     pc, acc = 0, 0
     for _ in range(10_000):
         code, jt, jf, k = insns[pc]
@@ -105,3 +105,18 @@ def test_empty_path_stat_of_a_local_descriptor_does_not_stop():
         args = tuple(rng.choice(EDGES + [0x1000, 0x1100, 3]) for _ in range(6))
         assert run_bpf(prog, NR["newfstatat"], args) == (SECCOMP_RET_TRACE if f.traps(NR["newfstatat"], args)
                                                          else SECCOMP_RET_ALLOW)
+
+
+def test_syscalls_from_the_trusted_address_never_stop_in_any_filter():
+    ip = 0x6F6D00000019
+    f = SyscallFilter(always={NR["openat"]}, fd_args={NR["read"]: (0,)}, fd_base=512, trusted_ip=ip)
+    for prog in (f.program(), f.program_for_fd(0), f.program_for_syscalls({NR["getcwd"]})):
+        assert run_bpf(prog, NR["openat"], (0,) * 6, ip=ip) == SECCOMP_RET_ALLOW
+        assert run_bpf(prog, NR["getcwd"], (0,) * 6, ip=ip) == SECCOMP_RET_ALLOW
+        assert run_bpf(prog, NR["read"], (0,) * 6, ip=ip) == SECCOMP_RET_ALLOW
+    # One word off either way is an ordinary address.
+    for other in (ip + 1, ip - 2, ip + 2**32, ip & 0xFFFFFFFF):
+        assert run_bpf(f.program(), NR["openat"], (0,) * 6, ip=other) == SECCOMP_RET_TRACE
+        assert run_bpf(f.program_for_syscalls({NR["getcwd"]}), NR["getcwd"], (0,) * 6, ip=other) == SECCOMP_RET_TRACE
+    assert f.traps(NR["openat"], (0,) * 6, ip=ip) is False
+    assert f.traps(NR["openat"], (0,) * 6, ip=ip + 1) is True

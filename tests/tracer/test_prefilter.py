@@ -1,0 +1,100 @@
+"""The prefilter on its own (no objmount): with it preloaded, a program's calls on paths
+outside the roots run without a stop, and calls under the roots still stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+RUNNER = textwrap.dedent('''
+    import json, os, sys
+    from pathlib import Path
+    from tracer import NR, SyscallFilter, Tracer, prefilter, spawn
+
+    class Handler:
+        paths = []
+        def on_syscall(self, stop):
+            self.paths.append(stop.read_cstring(stop.arg(1)).decode())
+            if self.paths[-1].startswith("/virtual/"):
+                stop.fail(13)   # EACCES: proves the supervisor answered
+        def on_spawn(self, *a): pass
+        def on_exec(self, tgid): pass
+        def on_exit(self, tgid): pass
+
+    use, lib_dir, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+    f = SyscallFilter(always={NR["openat"], NR["newfstatat"]}, fd_base=600)
+    env = dict(os.environ)
+    if use == "yes":
+        env = prefilter.environ(env, prefilter.build(Path(lib_dir)), ["/virtual"], 600)
+        f.trusted_ip = prefilter.TRUSTED_IP
+    h = Handler()
+    t = Tracer(h)
+    spawn(t, argv, env, f)
+    status = t.run()
+    print(json.dumps({"status": status, "paths": h.paths}), file=sys.stderr)
+''')
+
+
+def trace(tmp_path, use: bool, *argv: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    runner = tmp_path / "runner.py"
+    runner.write_text(RUNNER)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, str(runner), "yes" if use else "no", str(tmp_path / "lib"), *argv],
+                          capture_output=True, text=True, env=env, timeout=60)
+    report = json.loads(proc.stderr.strip().splitlines()[-1])
+    return proc, report["paths"]
+
+
+@pytest.fixture(autouse=True)
+def need_cc():
+    if not (shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("no C compiler")
+
+
+def test_local_opens_run_in_the_process_and_root_paths_still_stop(tmp_path):
+    local = tmp_path / "local.txt"
+    local.write_text("local\n")
+    proc, paths = trace(tmp_path, True, "cat", str(local), "/virtual/x")
+    assert proc.stdout == "local\n"
+    assert "Permission denied" in proc.stderr            # the handler's answer reached cat
+    assert "/virtual/x" in paths
+    assert str(local) not in paths
+
+
+def test_without_the_prefilter_every_open_stops(tmp_path):
+    local = tmp_path / "local.txt"
+    local.write_text("local\n")
+    proc, paths = trace(tmp_path, False, "cat", str(local), "/virtual/x")
+    assert proc.stdout == "local\n"
+    assert str(local) in paths and "/virtual/x" in paths
+
+
+def test_dotdot_and_root_components_are_left_to_the_supervisor(tmp_path):
+    proc, paths = trace(tmp_path, True, "sh", "-c", "cd / && cat virtual/a; cat /tmp/../virtual/b; cat /virtual//c")
+    assert "virtual/a" in paths
+    assert "/tmp/../virtual/b" in paths
+    assert "/virtual//c" in paths
+    assert "/virtual//c: Permission denied" in proc.stderr
+
+
+def test_the_library_is_built_once_and_reused(tmp_path):
+    from tracer import prefilter
+    first = prefilter.build(tmp_path)
+    mtime = first.stat().st_mtime_ns
+    assert prefilter.build(tmp_path) == first
+    assert first.stat().st_mtime_ns == mtime
+
+
+def test_a_missing_compiler_is_a_clear_error(tmp_path):
+    from tracer import prefilter
+    with pytest.raises(prefilter.PrefilterUnavailable, match="building the prefilter failed"):
+        prefilter.build(tmp_path, cc="/bin/false")
