@@ -17,11 +17,15 @@ PY = os.path.realpath(sys.executable)   # the real interpreter, not a pyenv shel
 # on a virtual directory, /proc/self/fd of a virtual descriptor, opendir, access, readlink,
 # lstat of a symlink, and writes.
 PROBE = r'''
-import os, sys
+import ctypes, os, sys
 b = sys.argv[1]
+libc = ctypes.CDLL(None)
+libc.realpath.restype = ctypes.c_char_p
+def realpath(p): return (libc.realpath(p.encode(), None) or b"None").decode()
 out = []
 def say(*a): out.append(" ".join(str(x) for x in a))
 say("link", os.readlink("/data/link"), open("/data/link").read().strip(), oct(os.lstat("/data/link").st_mode))
+say("realpath", realpath("/data/link"), realpath("/data/dir/../hello.txt"), realpath("/usr/../etc"))
 say("abs", open("/data/dir/a.txt").read().strip(), os.stat("/data/dir/a.txt").st_size)
 say("url", open(f"s3://{b}/dir/a.txt").read().strip())
 say("listdir", sorted(os.listdir("/data/dir")), sorted(e.name for e in os.scandir("/data")))
@@ -32,6 +36,7 @@ f = os.open("/data/dir/a.txt", os.O_RDONLY)
 say("procfd", open(f"/proc/self/fd/{f}").read().strip(), open(f"/dev/fd/{f}").read().strip())
 os.chdir("/data/dir")
 say("cwd", os.getcwd(), open("a.txt").read().strip(), os.path.exists("b.txt"), sorted(os.listdir(".")))
+say("cwd-realpath", realpath("a.txt"), realpath("."), realpath("missing"))
 say("dotdot", os.stat("../hello.txt").st_size, os.path.isdir("../dir"))
 with open("new.txt", "w") as w:
     w.write("written in a virtual cwd\n")
@@ -80,6 +85,8 @@ def test_every_path_form_answers_the_same_with_and_without_the_fast_path(objmoun
     assert slow.returncode == 0, slow.stderr
     assert fast.text == slow.text
     lines = dict(line.split(" ", 1) for line in fast.text.splitlines())
+    assert lines["realpath"] == "/data/dir/a.txt /data/hello.txt /etc"
+    assert lines["cwd-realpath"] == "/data/dir/a.txt /data/dir None"
     assert lines["abs"] == "alpha 6"
     assert lines["url"] == "alpha"
     assert lines["listdir"] == "['a.txt', 'b.txt'] ['dir', 'hello.txt', 'link']"

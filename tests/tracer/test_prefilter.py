@@ -98,3 +98,37 @@ def test_a_missing_compiler_is_a_clear_error(tmp_path):
     from tracer import prefilter
     with pytest.raises(prefilter.PrefilterUnavailable, match="building the prefilter failed"):
         prefilter.build(tmp_path, cc="/bin/false")
+
+
+REALPATH_CASES = ["/t/f", "f", "./d/../f", "l1", "l1/g", "l2/e/g", "l3", "l4/g/", "l4/g/..", "f/", "f/..", "f/x",
+                  "loop", "dangling", "missing", "/", "/t/d//e/./g", "..", "", "d/e/", "l1/..", "/t/l4"]
+
+REALPATH_PROBE = '''
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.realpath.restype = ctypes.c_char_p
+os.chdir(sys.argv[1])
+for case in sys.argv[2:]:
+    ctypes.set_errno(0)
+    r = libc.realpath(case.replace("/t/", sys.argv[1] + "/").encode(), None)
+    print(repr(case), r.decode().replace(sys.argv[1], "/t") if r else f"errno={ctypes.get_errno()}")
+'''
+
+
+def test_realpath_resolves_like_libc(tmp_path):
+    """The prefilter's own realpath (libc's readlinks each component from inside libc,
+    where a preload cannot see them) gives libc's answers, errors included."""
+    from tracer import prefilter
+    t = tmp_path / "t"
+    (t / "d" / "e").mkdir(parents=True)
+    (t / "f").touch()
+    (t / "d" / "e" / "g").touch()
+    for name, target in {"l1": "d/e", "l2": str(t / "d"), "l3": "../t/l1/g", "loop": "loop", "l4": "l1",
+                         "dangling": "nowhere"}.items():
+        (t / name).symlink_to(target)
+    argv = [sys.executable, "-c", REALPATH_PROBE, str(t), *REALPATH_CASES]
+    native = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    env = prefilter.environ(dict(os.environ), prefilter.build(tmp_path / "lib"), ["/objmount"], 600)
+    preloaded = subprocess.run(argv, capture_output=True, text=True, check=True, env=env).stdout
+    assert preloaded == native
+    assert "'l3' /t/d/e/g" in native and "'loop' errno=40" in native and "'f/..' errno=20" in native

@@ -45,6 +45,14 @@ typedef __builtin_va_list va_list;
 #define O_CLOEXEC 02000000
 #define O_TMPFILE (020000000 | O_DIRECTORY)
 
+#define EINVAL 22
+#define ENOTDIR 20
+#define ENAMETOOLONG 36
+#define ELOOP 40
+#define ENOMEM 12
+#define S_IFMT 0170000
+#define S_IFDIR 0040000
+
 enum {
     NR_close = 3, NR_mmap = 9, NR_mprotect = 10, NR_munmap = 11, NR_getcwd = 79,
     NR_chdir = 80, NR_fchdir = 81, NR_openat = 257, NR_newfstatat = 262,
@@ -64,6 +72,9 @@ enum {
 extern char **environ;
 extern int *__errno_location(void);
 extern void *fdopendir(int fd);
+extern void *malloc(size_t n);
+extern void *dlsym(void *handle, const char *name);
+#define RTLD_NEXT ((void *)-1L)
 
 /* The stub copied to PREFILTER_PAGE: a C-callable long stub(nr, a1, ..., a6) whose
  * `syscall` instruction ends at offset 25, the address the seccomp filter trusts. */
@@ -413,3 +424,96 @@ EXPORT int fchdir(int fd) {
     refresh_cwd();
     return (int)result(r);
 }
+
+/* --- realpath: libc's own readlinks each component from inside libc, where no preload
+ * sees them. Resolve here, with the same syscalls from the stub, as long as every step is
+ * local; on the first step that is not, hand the whole call to libc's realpath (whose
+ * calls then stop and are answered by the supervisor). */
+typedef char *(*realpath_fn)(const char *, char *);
+
+/* 1 resolved into out, 0 failed with errno set, -1 not ours to resolve. */
+static int resolve(const char *path, char *out) {
+    char rest[PATH_MAX], link[PATH_MAX];
+    size_t o, links = 0;
+    if (!local(AT_FDCWD, path)) return -1;
+    if (!path[0]) { *__errno_location() = 2; return 0; }   /* ENOENT, as libc */
+    if (slen(path) >= sizeof rest) { *__errno_location() = ENAMETOOLONG; return 0; }
+    for (size_t i = 0; (rest[i] = path[i]); i++) {}
+    if (path[0] == '/') {
+        out[0] = '/'; o = 1;
+    } else {
+        long n = direct(NR_getcwd, (long)out, PATH_MAX, 0, 0, 0);
+        if (n <= 0) return -1;
+        o = (size_t)n - 1;
+        if (o > 1 || out[0] != '/') { out[o++] = '/'; }
+    }
+    out[o] = 0;
+    const char *p = rest;
+    while (*p) {
+        while (*p == '/') p++;
+        if (!*p) break;
+        const char *q = p;
+        while (*q && *q != '/') q++;
+        size_t n = (size_t)(q - p);
+        if (n == 1 && p[0] == '.') { p = q; continue; }
+        if (n == 2 && p[0] == '.' && p[1] == '.') {
+            if (o > 1) { o--; while (o > 1 && out[o - 1] != '/') o--; }
+            out[o] = 0;
+            p = q;
+            continue;
+        }
+        size_t start = o;
+        if (o + n + 2 > PATH_MAX) { *__errno_location() = ENAMETOOLONG; return 0; }
+        for (size_t i = 0; i < n; i++) out[o++] = p[i];
+        out[o] = 0;
+        if (!local(AT_FDCWD, out)) return -1;
+        long r = direct(NR_readlinkat, AT_FDCWD, (long)out, (long)link, sizeof link - 1, 0);
+        if (r == -EINVAL) {            /* not a link: a directory if anything follows */
+            const char *next = q;
+            while (*next == '/') next++;
+            if (*next || *q == '/') {
+                unsigned char st[144];
+                long s2 = direct(NR_newfstatat, AT_FDCWD, (long)out, (long)st, 0, 0);
+                if (s2 < 0) { *__errno_location() = (int)-s2; return 0; }
+                if ((*(unsigned int *)(st + 24) & S_IFMT) != S_IFDIR) { *__errno_location() = ENOTDIR; return 0; }
+            }
+            out[o++] = '/';
+            out[o] = 0;
+            p = q;
+            continue;
+        }
+        if (r < 0) { *__errno_location() = (int)-r; return 0; }
+        if (++links > 40) { *__errno_location() = ELOOP; return 0; }
+        /* rest = link target + what followed the link */
+        size_t tail = slen(q);
+        if ((size_t)r + tail + 1 > sizeof rest) { *__errno_location() = ENAMETOOLONG; return 0; }
+        char joined[PATH_MAX];
+        size_t j = 0;
+        for (long i = 0; i < r; i++) joined[j++] = link[i];
+        for (size_t i = 0; i <= tail; i++) joined[j++] = q[i];
+        for (size_t i = 0; i < j; i++) rest[i] = joined[i];
+        p = rest;
+        if (link[0] == '/') { o = 1; } else { o = start; }
+        out[o] = 0;
+    }
+    if (o > 1 && out[o - 1] == '/') o--;
+    out[o] = 0;
+    return 1;
+}
+
+EXPORT char *realpath(const char *path, char *resolved) {
+    char buf[PATH_MAX];
+    int r = path ? resolve(path, buf) : -1;
+    if (r < 0) {
+        realpath_fn next = (realpath_fn)dlsym(RTLD_NEXT, "realpath");
+        if (!next) { *__errno_location() = ENOMEM; return 0; }
+        return next(path, resolved);
+    }
+    if (r == 0) return 0;
+    char *dst = resolved ? resolved : (char *)malloc(slen(buf) + 1);
+    if (!dst) { *__errno_location() = ENOMEM; return 0; }
+    for (size_t i = 0; (dst[i] = buf[i]); i++) {}
+    return dst;
+}
+
+EXPORT char *canonicalize_file_name(const char *path) { return realpath(path, 0); }
