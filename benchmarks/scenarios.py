@@ -7,7 +7,9 @@ import io
 import json
 import os
 import random
+import shlex
 import shutil
+import sys
 import tarfile
 import time
 import uuid
@@ -66,7 +68,9 @@ def _row_from(result, **kw) -> Row:
 def local(h: Harness, scale: float) -> list[Row]:
     rows = []
     loops = max(2, int(20 * scale))
-    py = ["sh", "-c", f"for i in $(seq {loops}); do python3 -c 'import json, email, http.client, asyncio'; done"]
+    # The real interpreter: `python3` on PATH may be a shell shim (pyenv) that execs several programs.
+    interpreter = shlex.quote(os.path.realpath(sys.executable))
+    py = ["sh", "-c", f"for i in $(seq {loops}); do {interpreter} -c 'import json, email, http.client, asyncio'; done"]
     proj = h.tmp / "cproj"
     proj.mkdir(exist_ok=True)
     files = max(2, int(20 * scale))
