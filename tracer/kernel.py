@@ -8,14 +8,15 @@ PTRACE_O_TRACESECCOMP / EXITKILL.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+
 import os
 
 from ptrace.binding.linux_struct import user_regs_struct
 
 Regs = user_regs_struct
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# The interpreter's own libc (find_library would run ldconfig and gcc at every start).
+_libc = ctypes.CDLL(None, use_errno=True)
 _libc.ptrace.restype = ctypes.c_long
 _libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
 _libc.process_vm_readv.restype = ctypes.c_ssize_t
