@@ -86,6 +86,17 @@ def test_dotdot_and_root_components_are_left_to_the_supervisor(tmp_path):
     assert "/virtual//c: Permission denied" in proc.stderr
 
 
+def test_dotdot_that_stays_local_runs_in_the_process(tmp_path):
+    """'..' is resolved against the real directory (fts climbs with openat(fd, "..")): only
+    when it leads into a root does the call stop."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "f.txt").write_text("up\n")
+    proc, paths = trace(tmp_path, True, "sh", "-c", f"cd {tmp_path}/sub && cat ../f.txt && cd / && cat tmp/../virtual/y")
+    assert proc.stdout == "up\n"
+    assert "../f.txt" not in paths
+    assert "tmp/../virtual/y" in paths
+
+
 def test_the_library_is_built_once_and_reused(tmp_path):
     from tracer import prefilter
     first = prefilter.build(tmp_path)

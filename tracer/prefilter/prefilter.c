@@ -223,6 +223,39 @@ static int names_root_component(const char *rel, size_t n) {
     return 0;
 }
 
+/* The directory a relative path starts from, read with stub syscalls; 0 if unknown. */
+static int base_dir(int dirfd, char *out, size_t cap) {
+    if (dirfd == AT_FDCWD) {
+        long n = direct(NR_getcwd, (long)out, (long)cap, 0, 0, 0);
+        return n > 1 && out[0] == '/';
+    }
+    if (dirfd < 0) return 0;
+    char link[32] = "/proc/self/fd/";
+    size_t i = 14;
+    char digits[12];
+    int d = 0;
+    for (unsigned v = (unsigned)dirfd; d == 0 || v; v /= 10) digits[d++] = (char)('0' + v % 10);
+    while (d) link[i++] = digits[--d];
+    link[i] = 0;
+    long n = direct(NR_readlinkat, AT_FDCWD, (long)link, (long)out, (long)cap - 1, 0);
+    if (n <= 0 || out[0] != '/') return 0;   /* pipes, anon inodes, errors */
+    out[n] = 0;
+    return 1;
+}
+
+static int local_from_base(int dirfd, const char *path) {
+    char base[PATH_MAX], joined[PATH_MAX], norm[PATH_MAX];
+    if (!base_dir(dirfd, base, sizeof base)) return 0;
+    if (defer_cwd[0] && same(base, defer_cwd)) return 0;   /* a virtual directory */
+    size_t b = slen(base), n = slen(path);
+    if (b + 1 + n + 1 > sizeof joined) return 0;
+    for (size_t i = 0; i < b; i++) joined[i] = base[i];
+    joined[b] = '/';
+    for (size_t i = 0; i <= n; i++) joined[b + 1 + i] = path[i];
+    if (!normalize(joined, norm, sizeof norm)) return 0;
+    return !under_root(norm);
+}
+
 /* 1 when the call on (dirfd, path) is plainly local and may run without a stop. */
 static int local(int dirfd, const char *path) {
     if (!ready || !path) return 0;
@@ -237,17 +270,19 @@ static int local(int dirfd, const char *path) {
     if (dirfd == AT_FDCWD && cwd_deferred) return 0;
     if (starts(path, "s3:")) return 0;
     const char *p = path;
-    int first = 1;
+    int first = 1, risky = 0;
     while (*p) {
         const char *q = p;
         while (*q && *q != '/') q++;
         size_t n = (size_t)(q - p);
-        if (n == 2 && p[0] == '.' && p[1] == '.') return 0;
-        if (first && names_root_component(p, n)) return 0;
+        if (n == 2 && p[0] == '.' && p[1] == '.') risky = 1;
+        if (first && names_root_component(p, n)) risky = 1;
         if (n) first = 0;
         p = *q ? q + 1 : q;
     }
-    return 1;
+    /* '..' or a root's name could lead into a root (fts climbs with openat(fd, "..")):
+     * resolve against the directory's real path, as the supervisor would. */
+    return risky ? local_from_base(dirfd, path) : 1;
 }
 
 static void refresh_cwd(void) {
