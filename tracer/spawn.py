@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import signal
 import sys
 
@@ -21,6 +22,10 @@ def spawn(tracer: Tracer, argv: list[str], env: dict[str, str], syscall_filter: 
           sigmask: set[int] | None = None) -> int:
     """Fork, exec `argv` traced, and hand the root to `tracer`. Returns its pid."""
     program = syscall_filter.program()
+    # Search PATH here, before the filter is on: execvpe in the child would stop once for
+    # every PATH directory it tries.
+    executable = argv[0] if "/" in argv[0] else (shutil.which(argv[0], path=env.get("PATH", os.defpath))
+                                                 or argv[0])
     pid = os.fork()
     if pid == 0:  # child: only exec or _exit from here
         code = 127
@@ -29,7 +34,7 @@ def spawn(tracer: Tracer, argv: list[str], env: dict[str, str], syscall_filter: 
             os.kill(os.getpid(), signal.SIGSTOP)
             signal.pthread_sigmask(signal.SIG_SETMASK, sigmask or set())
             kernel.install_seccomp_filter(program)
-            os.execvpe(argv[0], argv, env)
+            os.execve(executable, argv, env) if "/" in executable else os.execvpe(executable, argv, env)
         except OSError as exc:
             if exc.errno in (errno.EACCES, errno.ENOEXEC, errno.EISDIR):
                 code = 126

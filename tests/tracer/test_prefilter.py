@@ -23,7 +23,7 @@ RUNNER = textwrap.dedent('''
     class Handler:
         paths = []
         def on_syscall(self, stop):
-            self.paths.append(stop.read_cstring(stop.arg(1)).decode())
+            self.paths.append(stop.read_cstring(stop.arg(0 if stop.nr == NR["execve"] else 1)).decode())
             if self.paths[-1].startswith("/virtual/"):
                 stop.fail(13)   # EACCES: proves the supervisor answered
         def on_spawn(self, *a): pass
@@ -31,7 +31,7 @@ RUNNER = textwrap.dedent('''
         def on_exit(self, tgid): pass
 
     use, lib_dir, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
-    f = SyscallFilter(always={NR["openat"], NR["newfstatat"]}, fd_base=600)
+    f = SyscallFilter(always={NR["openat"], NR["newfstatat"], NR["execve"]}, fd_base=600)
     env = dict(os.environ)
     if use == "yes":
         env = prefilter.environ(env, prefilter.build(Path(lib_dir)), ["/virtual"], 600)
@@ -95,6 +95,18 @@ def test_dotdot_that_stays_local_runs_in_the_process(tmp_path):
     assert proc.stdout == "up\n"
     assert "../f.txt" not in paths
     assert "tmp/../virtual/y" in paths
+
+
+def test_a_shells_path_search_runs_in_the_process_and_root_programs_still_stop(tmp_path):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    env_path = f"{bindir}:/usr/bin:/bin"
+    proc, paths = trace(tmp_path, True, "sh", "-c", f"PATH={env_path}; cat /dev/null && echo ran; /virtual/prog")
+    assert proc.stdout == "ran\n"
+    assert f"{bindir}/cat" not in paths                 # the failed probe did not stop
+    assert "/virtual/prog" in paths and "Permission denied" in proc.stderr
+    _, untouched = trace(tmp_path, False, "sh", "-c", f"PATH={env_path}; cat /dev/null")
+    assert f"{bindir}/cat" in untouched
 
 
 def test_the_library_is_built_once_and_reused(tmp_path):

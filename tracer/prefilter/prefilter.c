@@ -54,6 +54,7 @@ typedef __builtin_va_list va_list;
 #define S_IFDIR 0040000
 
 enum {
+    NR_execve = 59, NR_execveat = 322,
     NR_close = 3, NR_mmap = 9, NR_mprotect = 10, NR_munmap = 11, NR_getcwd = 79,
     NR_chdir = 80, NR_fchdir = 81, NR_openat = 257, NR_newfstatat = 262,
     NR_readlinkat = 267, NR_faccessat = 269, NR_statx = 332, NR_faccessat2 = 439,
@@ -445,6 +446,20 @@ EXPORT ssize_t readlink(const char *path, char *buf, size_t size) {
 
 EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t size) {
     return result(call(local(dirfd, path), NR_readlinkat, dirfd, (long)path, (long)buf, (long)size, 0));
+}
+
+/* --- exec: shells and subprocess modules try execve in each PATH directory; a program
+ * at a local path needs nothing from the supervisor (it follows the exec by its event). */
+EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
+    return (int)result(call(local(AT_FDCWD, path), NR_execve, (long)path, (long)argv, (long)envp, 0, 0));
+}
+
+EXPORT int execv(const char *path, char *const argv[]) {
+    return execve(path, argv, environ);
+}
+
+EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags) {
+    return (int)result(call(local(dirfd, path), NR_execveat, dirfd, (long)path, (long)argv, (long)envp, flags));
 }
 
 /* --- cwd: always the supervisor's; afterwards, learn whether it is emulated ---------- */
