@@ -70,11 +70,12 @@ enum {
 #define MAX_ROOTS 64
 #define PATH_MAX 4096
 
-extern char **environ;
-extern int *__errno_location(void);
-extern void *fdopendir(int fd);
-extern void *malloc(size_t n);
-extern void *dlsym(void *handle, const char *name);
+/* Weak: in a dynamic program without libc these stay null and the library stays out. */
+extern char **environ __attribute__((weak));
+extern int *__errno_location(void) __attribute__((weak));
+extern void *fdopendir(int fd) __attribute__((weak));
+extern void *malloc(size_t n) __attribute__((weak));
+extern void *dlsym(void *handle, const char *name) __attribute__((weak));
 #define RTLD_NEXT ((void *)-1L)
 
 /* The stub copied to PREFILTER_PAGE: a C-callable long stub(nr, a1, ..., a6) whose
@@ -129,9 +130,13 @@ static long call(int local, long nr, long a1, long a2, long a3, long a4, long a5
     return local ? direct(nr, a1, a2, a3, a4, a5) : traced(nr, a1, a2, a3, a4, a5);
 }
 
+static void set_errno(int e) {
+    if (__errno_location) *__errno_location() = e;
+}
+
 static long result(long r) {
     if (r < 0 && r > -4096) {
-        *__errno_location() = (int)-r;
+        set_errno((int)-r);
         return -1;
     }
     return r;
@@ -301,6 +306,7 @@ static int copy_env(const char *value, char *out, size_t cap) {
 }
 
 __attribute__((constructor)) static void prefilter_init(void) {
+    if (!environ || !__errno_location || !fdopendir || !malloc || !dlsym) return;
     const char *root_list = env("TRACER_PREFILTER_ROOTS");
     const char *base = env("TRACER_PREFILTER_FD_BASE");
     const char *cwd = env("TRACER_PREFILTER_DEFER_CWD");
@@ -385,9 +391,9 @@ EXPORT void *opendir(const char *path) {
     if (fd < 0) return 0;
     void *dir = fdopendir(fd);
     if (!dir) {
-        int saved = *__errno_location();
+        int saved = __errno_location ? *__errno_location() : 0;
         traced(NR_close, fd, 0, 0, 0, 0);
-        *__errno_location() = saved;
+        set_errno(saved);
     }
     return dir;
 }
@@ -486,8 +492,8 @@ static int resolve(const char *path, char *out) {
     char rest[PATH_MAX], link[PATH_MAX];
     size_t o, links = 0;
     if (!local(AT_FDCWD, path)) return -1;
-    if (!path[0]) { *__errno_location() = 2; return 0; }   /* ENOENT, as libc */
-    if (slen(path) >= sizeof rest) { *__errno_location() = ENAMETOOLONG; return 0; }
+    if (!path[0]) { set_errno(2); return 0; }   /* ENOENT, as libc */
+    if (slen(path) >= sizeof rest) { set_errno(ENAMETOOLONG); return 0; }
     for (size_t i = 0; (rest[i] = path[i]); i++) {}
     if (path[0] == '/') {
         out[0] = '/'; o = 1;
@@ -513,7 +519,7 @@ static int resolve(const char *path, char *out) {
             continue;
         }
         size_t start = o;
-        if (o + n + 2 > PATH_MAX) { *__errno_location() = ENAMETOOLONG; return 0; }
+        if (o + n + 2 > PATH_MAX) { set_errno(ENAMETOOLONG); return 0; }
         for (size_t i = 0; i < n; i++) out[o++] = p[i];
         out[o] = 0;
         if (!local(AT_FDCWD, out)) return -1;
@@ -524,19 +530,19 @@ static int resolve(const char *path, char *out) {
             if (*next || *q == '/') {
                 unsigned char st[144];
                 long s2 = direct(NR_newfstatat, AT_FDCWD, (long)out, (long)st, 0, 0);
-                if (s2 < 0) { *__errno_location() = (int)-s2; return 0; }
-                if ((*(unsigned int *)(st + 24) & S_IFMT) != S_IFDIR) { *__errno_location() = ENOTDIR; return 0; }
+                if (s2 < 0) { set_errno((int)-s2); return 0; }
+                if ((*(unsigned int *)(st + 24) & S_IFMT) != S_IFDIR) { set_errno(ENOTDIR); return 0; }
             }
             out[o++] = '/';
             out[o] = 0;
             p = q;
             continue;
         }
-        if (r < 0) { *__errno_location() = (int)-r; return 0; }
-        if (++links > 40) { *__errno_location() = ELOOP; return 0; }
+        if (r < 0) { set_errno((int)-r); return 0; }
+        if (++links > 40) { set_errno(ELOOP); return 0; }
         /* rest = link target + what followed the link */
         size_t tail = slen(q);
-        if ((size_t)r + tail + 1 > sizeof rest) { *__errno_location() = ENAMETOOLONG; return 0; }
+        if ((size_t)r + tail + 1 > sizeof rest) { set_errno(ENAMETOOLONG); return 0; }
         char joined[PATH_MAX];
         size_t j = 0;
         for (long i = 0; i < r; i++) joined[j++] = link[i];
@@ -555,13 +561,13 @@ EXPORT char *realpath(const char *path, char *resolved) {
     char buf[PATH_MAX];
     int r = path ? resolve(path, buf) : -1;
     if (r < 0) {
-        realpath_fn next = (realpath_fn)dlsym(RTLD_NEXT, "realpath");
-        if (!next) { *__errno_location() = ENOMEM; return 0; }
+        realpath_fn next = dlsym ? (realpath_fn)dlsym(RTLD_NEXT, "realpath") : 0;
+        if (!next) { set_errno(ENOMEM); return 0; }
         return next(path, resolved);
     }
     if (r == 0) return 0;
     char *dst = resolved ? resolved : (char *)malloc(slen(buf) + 1);
-    if (!dst) { *__errno_location() = ENOMEM; return 0; }
+    if (!dst) { set_errno(ENOMEM); return 0; }
     for (size_t i = 0; (dst[i] = buf[i]); i++) {}
     return dst;
 }
