@@ -12,6 +12,7 @@ class Stats:
         self.requests: Counter[str] = Counter()
         self.bytes_received = 0
         self.bytes_sent = 0
+        self.counters: Counter[str] = Counter()   # write-behind parts sent, re-sent, aborted
 
     def request(self, op: str, received: int = 0, sent: int = 0) -> None:
         with self._lock:
@@ -23,7 +24,11 @@ class Stats:
         with self._lock:
             self.bytes_received += n
 
+    def count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self.counters[name] += n
+
     def as_dict(self) -> dict:
         with self._lock:
             return {"requests": dict(self.requests), "bytes_received": self.bytes_received,
-                    "bytes_sent": self.bytes_sent}
+                    "bytes_sent": self.bytes_sent, "counters": dict(self.counters)}

@@ -10,6 +10,7 @@ import posixpath
 import stat
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from .fetch import Fetcher, Readahead
 from . import meta as metas
 from .meta import Kind, Meta
 from .ranges import RangeSet
-from .upload import upload
+from .upload import MIN_PART, MULTIPART_THRESHOLD, upload
+from .writebehind import WriteBehind
 from .mounts import MountTable
 from .namespace import Namespace
 from .stats import Stats
@@ -41,6 +43,9 @@ class VfsConfig:
     random_block: int = 32 * 1024       # alignment of fetches for random reads
     readahead_max: int = 256 * 2**20
     dir_markers: bool = True            # mkdir writes a 'dir/' marker object
+    write_behind: bool = True           # upload the parts of a new file while it is written
+    write_behind_part: int = MIN_PART   # its part size (S3: 5 MiB at least)
+    write_behind_workers: int = 8       # parts uploading at once (memory: workers x part)
 
 
 class OpenFile:
@@ -60,22 +65,35 @@ class OpenFile:
         self._complete = False
 
     # --- writes ------------------------------------------------------------------------
-    def will_write(self, offset: int, length: int) -> None:
+    def will_write(self, offset: int, length: int, writer=None, may_shorten: bool = False) -> int:
         """The program is about to write [offset, offset+length) into the cache file:
-        wait out fetches that would land on it, and record it dirty."""
+        wait out fetches that would land on it, and record it dirty.
+
+        `writer` names who writes (a thread id): its earlier writes have landed by the time
+        it announces another, so write-behind may read what they wrote. None: the bytes may
+        change at any moment until the next flush (a shared writable mapping).
+        `may_shorten`: the call may write fewer bytes (copy_file_range, sendfile, splice);
+        the return value is then how many it should be let write (up to the next part
+        boundary while write-behind is possible). Otherwise it is `length`."""
         if length <= 0:
-            return
-        end = offset + length
+            return length
         item = self.item
+        if may_shorten and self._vfs._write_behind_possible(item, self._store):
+            part = self._vfs.config.write_behind_part
+            length = min(length, part - offset % part)
+        end = offset + length
         with item.cond:
             while any(s < end and offset < e for s, e in item.inflight):
                 item.cond.wait(timeout=1.0)
             item.present.add(offset, end)
             item.dirty.add(offset, end)
         self._vfs._dirtied(self, offset, end)
+        self._vfs._write_behind(self, offset, end, writer)
+        return length
 
-    def set_size(self, size: int) -> None:
-        """truncate/ftruncate to `size`: bytes past it are gone, an extension is zeros."""
+    def set_size(self, size: int, writer=None) -> None:
+        """truncate/ftruncate to `size`: bytes past it are gone, an extension is zeros.
+        `writer` as for will_write."""
         item = self.item
         current = os.stat(item.path).st_size
         with item.cond:
@@ -87,11 +105,17 @@ class OpenFile:
                 item.present.add(current, size)
                 item.dirty.add(current, size)
         self._vfs._dirtied(self, min(size, current), max(size, current))
+        wb = item.write_behind
+        if wb is not None and size < current and wb.sent_beyond(size):
+            self._vfs._drop_write_behind(item)  # what went up is moot now
+        elif size != current:
+            self._vfs._write_behind(self, min(size, current), max(size, current), writer)
 
     def mark_untracked(self) -> None:
         """Writes may bypass will_write (a descriptor the filter cannot see): upload all."""
         self.ensure_all()
         self.item.untracked = True
+        self._vfs._drop_write_behind(self.item)
         self._vfs._dirtied(self, 0, 0)
 
     @property
@@ -172,6 +196,7 @@ class Vfs:
         self._marker_refused: set[str] = set()
         self._lock = threading.Lock()
         self.ns = Namespace(mounts, self.store, config.metadata_ttl)
+        self._wb_pool = None  # the write-behind workers, started with the first part
 
     def store(self, url: str):
         if url == "s3://":
@@ -317,6 +342,55 @@ class Vfs:
             with open(self.cache.dirty_log(item.id), "ab") as log_file:
                 log_file.write(start.to_bytes(8, "little") + end.to_bytes(8, "little"))
 
+    # --- write-behind (see writebehind.py) -----------------------------------------------
+    def _write_behind_possible(self, item: Item, store) -> bool:
+        """A file written from scratch: nothing of it is to be copied or fetched from a
+        previous version, so its parts can go up as they are completed."""
+        return (self.config.write_behind and item.size == 0 and not item.untracked
+                and getattr(store, "supports_multipart", True) and hasattr(store, "upload_part"))
+
+    def _write_behind(self, handle: OpenFile, start: int, end: int, writer) -> None:
+        item = handle.item
+        wb = item.write_behind
+        if wb is None:
+            if not self._write_behind_possible(item, handle._store):
+                return
+            if writer is None:
+                return
+            with self._lock:
+                if self._wb_pool is None:
+                    self._wb_pool = ThreadPoolExecutor(max_workers=self.config.write_behind_workers,
+                                                       thread_name_prefix="write-behind")
+            store, key = handle._store, handle._key
+
+            def metadata() -> dict[str, str]:
+                return self._metadata(item)
+
+            def created(upload_id: str) -> None:
+                self.cache.journal_update(item.id, write_behind={"key": key, "upload_id": upload_id})
+
+            wb = item.write_behind = WriteBehind(self._wb_pool, store, key, item, self.config.write_behind_part,
+                                                 MULTIPART_THRESHOLD, metadata, created, self._stats)
+        elif wb.key != handle._key or wb.store is not handle._store:
+            self._drop_write_behind(item)  # another name for the same bytes: start over
+            return self._write_behind(handle, start, end, writer)
+        if writer is None:
+            self._drop_write_behind(item)  # bytes that may change at any time: upload at close
+            return
+        wb.note(start, end, writer)
+
+    def _drop_write_behind(self, item: Item, wait: bool = False) -> None:
+        wb = item.write_behind
+        if wb is not None:
+            item.write_behind = None
+            wb.abandon(wait=wait)
+
+    @staticmethod
+    def _metadata(item: Item) -> dict[str, str]:
+        attrs = item.attrs or {}
+        return metas.to_metadata(attrs.get("mode", metas.DEFAULT_FILE_MODE), attrs.get("uid", os.getuid()),
+                                 attrs.get("gid", os.getgid()), attrs.get("mtime", time.time()))
+
     def _flush(self, item: Item, store, key: str, path: str) -> None:
         with item.upload_lock:
             if not (item.dirty or item.created or item.untracked or item.journaled or item.meta_dirty):
@@ -327,14 +401,22 @@ class Vfs:
             if item.previous_etag is not None and item.size > 0:
                 from .upload import Previous
                 previous = Previous(item.previous_etag, item.size)
-            attrs = item.attrs or {}
-            metadata = metas.to_metadata(attrs.get("mode", metas.DEFAULT_FILE_MODE), attrs.get("uid", os.getuid()),
-                                         attrs.get("gid", os.getgid()), attrs.get("mtime", time.time()))
+            metadata = self._metadata(item)
 
             def fetch_previous(start: int, end: int) -> None:
                 self.fetcher.ensure(store, key, item.previous_etag, item, start, end)
 
-            if (not dirty and not item.created and previous is not None and size == previous.size
+            etag = None
+            wb = item.write_behind
+            if wb is not None:
+                item.write_behind = None  # later writes start afresh
+                if wb.key == key and wb.store is store and not item.untracked:
+                    etag = wb.finish(size, metadata, item.attrs_version)  # None: not of use
+                else:
+                    wb.abandon(wait=True)
+            if etag is not None:
+                pass
+            elif (not dirty and not item.created and previous is not None and size == previous.size
                     and getattr(store, "supports_multipart", True)):
                 etag = store.copy(key, key, metadata, etag=item.previous_etag)  # attributes only
             else:
@@ -432,6 +514,7 @@ class Vfs:
         pending = self._writers.pop((loc.store_url, loc.key), None)
         if pending is not None:  # an open, unflushed file: its data goes nowhere now
             item = pending[0]
+            self._drop_write_behind(item, wait=True)
             item.dirty, item.created, item.untracked = RangeSet(), False, False
             self.cache.unjournal(item.id)
             item.journaled = False
@@ -545,6 +628,7 @@ class Vfs:
             item = entry[0]
             item.attrs = dict(item.attrs or {}, **new)
             item.meta_dirty = True
+            item.attrs_version += 1
             if item.writers == 0:
                 self._flush(item, entry[1], loc.key, entry[2])
             return
@@ -582,6 +666,9 @@ class Vfs:
                     self.cache.unjournal(item_id)
                 continue
             store = self.store(record["store_url"])
+            behind = record.get("write_behind")
+            if behind and hasattr(store, "abort_multipart"):  # the parts sent before the kill
+                store.abort_multipart(behind["key"], behind["upload_id"])
             dirty = RangeSet()
             log_path = self.cache.dirty_log(item_id)
             if log_path.exists():
@@ -612,6 +699,10 @@ class Vfs:
         return self._stats.as_dict()
 
     def close(self) -> None:
+        for item in list(self.cache.items.values()):
+            self._drop_write_behind(item)
+        if self._wb_pool is not None:
+            self._wb_pool.shutdown(wait=True)
         self.fetcher.close()
         self.ns.close()
         self.cache.close()

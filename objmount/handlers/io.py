@@ -80,7 +80,7 @@ def on_sendfile(sup, stop) -> None:
     fd = stop.sarg(1)
     if (file := _file(sup, stop, fd)) is not None:
         file.ensure(_offset_at(stop, stop.arg(2), fd), stop.arg(3))
-    _will_write(sup, stop, stop.sarg(0), None, stop.arg(3))
+    _will_write(sup, stop, stop.sarg(0), None, stop.arg(3), length_arg=3)
 
 
 @fd_syscall(splice=(0, 2), copy_file_range=(0, 2))
@@ -92,7 +92,7 @@ def on_splice(sup, stop) -> None:
     out = stop.sarg(2)
     if sup.desc(stop, out) is not None:
         ptr = stop.arg(3)
-        _will_write(sup, stop, out, _offset_at(stop, ptr, out) if ptr else None, stop.arg(4))
+        _will_write(sup, stop, out, _offset_at(stop, ptr, out) if ptr else None, stop.arg(4), length_arg=4)
 
 
 MAP_SHARED = 0x01
@@ -140,15 +140,19 @@ def on_munmap(sup, stop) -> None:
 
 
 # --- writes: the kernel writes into the cache file; we record what it will touch -------
-def _will_write(sup, stop, fd: int, offset: int | None, length: int) -> None:
+def _will_write(sup, stop, fd: int, offset: int | None, length: int, length_arg: int | None = None) -> None:
     """Record [offset, offset+length) of a virtual descriptor as written. offset None:
-    the descriptor's own position (or the end of file, with O_APPEND)."""
+    the descriptor's own position (or the end of file, with O_APPEND). length_arg: the
+    call may copy fewer bytes than asked (sendfile, splice, copy_file_range), so the vfs
+    may shorten it to end at a write-behind part boundary."""
     desc = sup.desc(stop, fd)
     if desc is None or desc.file is None or not desc.file.writable:
         return
     if offset is None:
         offset = os.stat(desc.file.cache_path).st_size if desc.append else file_position(stop.tid, fd)
-    desc.file.will_write(offset, length)
+    allowed = desc.file.will_write(offset, length, writer=stop.tid, may_shorten=length_arg is not None)
+    if length_arg is not None and 0 < allowed < length:
+        stop.set_arg(length_arg, allowed)
 
 
 @fd_syscall(write=(0,))
@@ -192,7 +196,7 @@ def on_ftruncate(sup, stop) -> None:
     if length >= 1 << 63:
         stop.fail(errno.EINVAL)
         return
-    desc.file.set_size(length)
+    desc.file.set_size(length, writer=stop.tid)
 
 
 FALLOC_FL_KEEP_SIZE = 1
@@ -210,7 +214,7 @@ def on_fallocate(sup, stop) -> None:
     if not mode & FALLOC_FL_KEEP_SIZE:
         size = os.stat(desc.file.cache_path).st_size
         if offset + length > size:
-            desc.file.will_write(size, offset + length - size)
+            desc.file.will_write(size, offset + length - size, writer=stop.tid)
 
 
 @fd_syscall(fsync=(0,), fdatasync=(0,))
