@@ -190,8 +190,9 @@ class WriteBehind:
     def finish(self, size: int, metadata: dict[str, str], attrs_version: int) -> str | None:
         """Complete the upload as the first `size` bytes of the cache file, sending what is
         not up yet; returns the new ETag. None: write-behind is of no use here (nothing was
-        sent, a part failed, the final size does not fit the grid): it is aborted and the
-        caller uploads as usual. A failure completing it aborts it and raises."""
+        sent, a part failed, the final size does not fit the grid, completing it failed):
+        it is aborted and the caller uploads as usual, which reports a server that still
+        fails."""
         with self.lock:
             self.closing = True
             futures = [f for _, f in self.inflight.values()]
@@ -227,7 +228,7 @@ class WriteBehind:
                 if sizes.get(p + 1) != min((p + 1) * self.part, size) - p * self.part:
                     raise VfsError(errno.EIO, f"{self.key}: part {p + 1} has size {sizes.get(p + 1)} on the server")
             etag = self.store.complete_multipart(self.key, self.upload_id, [etags[p] for p in range(count)])
-        except BaseException:
+        except BaseException as exc:
             for job in jobs.values():
                 job.cancel()
             for job in jobs.values():
@@ -236,7 +237,11 @@ class WriteBehind:
             with self.lock:
                 self.dead = True
             self._abort()
-            raise
+            if not isinstance(exc, VfsError):
+                raise
+            log.warning("s3://%s: completing the upload begun while writing failed (%s): uploading it again",
+                        self.key, exc.message)
+            return None
         self.finished.set()
         # No HEAD to check the result: every part went up from local bytes and ListParts
         # confirmed each size (on servers that compute ETags lazily, such as rclone serve
