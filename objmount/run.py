@@ -43,7 +43,8 @@ def _with_fast_path(env: dict[str, str], trap, mounts: MountTable, config: VfsCo
     try:
         library = prefilter.build(lib_dir)
         env = prefilter.environ(env, library, [OBJMOUNT_ROOT, *mounts.targets], fd_base,
-                                defer_cwd=str(Cache.placeholder_path(Path(config.cache_dir))))
+                                defer_cwd=str(Cache.placeholder_path(Path(config.cache_dir))),
+                                defer_fds_under=str(config.cache_dir))
     except prefilter.PrefilterUnavailable as exc:
         log.warning("fast path off, every path syscall stops: %s", exc)
         return env

@@ -35,6 +35,7 @@ CFLAGS = ["-O2", "-shared", "-fPIC", "-nostdlib", "-fno-stack-protector", "-fvis
 ENV_ROOTS = "TRACER_PREFILTER_ROOTS"
 ENV_FD_BASE = "TRACER_PREFILTER_FD_BASE"
 ENV_DEFER_CWD = "TRACER_PREFILTER_DEFER_CWD"
+ENV_DEFER_FDS_UNDER = "TRACER_PREFILTER_DEFER_FDS_UNDER"
 
 
 class PrefilterUnavailable(Exception):
@@ -72,13 +73,15 @@ def build(cache_dir: Path, cc: str | None = None) -> Path:
 
 
 def environ(env: dict[str, str], library: Path, roots: list[str], fd_base: int,
-            defer_cwd: str | None = None) -> dict[str, str]:
+            defer_cwd: str | None = None, defer_fds_under: str | None = None) -> dict[str, str]:
     """`env` with the library preloaded and configured.
 
     roots: absolute, normalized paths whose subtrees the supervisor handles (paths
     naming them stop). fd_base: descriptors at or above it are the supervisor's.
     defer_cwd: while a process's kernel cwd is this directory, its relative paths stop
-    (the supervisor emulates that cwd)."""
+    (the supervisor emulates that cwd). defer_fds_under: calls on a descriptor whose
+    file lies below this directory stop even below fd_base (the program may have moved
+    one of the supervisor's descriptors there)."""
     for root in roots:
         if not root.startswith("/") or ":" in root:
             raise PrefilterUnavailable(f"root {root!r} cannot be given to the prefilter")
@@ -89,4 +92,6 @@ def environ(env: dict[str, str], library: Path, roots: list[str], fd_base: int,
     out[ENV_FD_BASE] = str(fd_base)
     if defer_cwd:
         out[ENV_DEFER_CWD] = os.path.realpath(defer_cwd)
+    if defer_fds_under:
+        out[ENV_DEFER_FDS_UNDER] = os.path.realpath(defer_fds_under)
     return out

@@ -138,3 +138,84 @@ def test_static_binaries_are_traced_as_before(objmount, tree, static_cat):
     run = objmount([str(static_cat), f"/objmount/s3/{tree}/dir/a.txt", f"s3://{tree}/hello.txt"])
     assert run.returncode == 0, run.stderr
     assert run.stdout == b"alpha\nhello\n"
+
+
+# Namespace and attribute changes through libc, in directory `root`: every result and
+# errno is printed, so two runs can be compared line by line.
+CHANGES = r'''
+import errno, os, sys
+root = sys.argv[1]
+os.chdir(root)
+def attempt(label, fn, *args, **kw):
+    try:
+        r = fn(*args, **kw)
+        print(label, "ok" if r is None else r)
+    except OSError as e:
+        print(label, errno.errorcode[e.errno])
+attempt("mkdir", os.mkdir, "d")
+attempt("mkdir-again", os.mkdir, "d")
+attempt("mkdirat", os.mkdir, "e", dir_fd=os.open(".", os.O_RDONLY))
+with open("d/f", "w") as f:
+    f.write("0123456789")
+attempt("truncate", os.truncate, "d/f", 4)
+attempt("size", lambda: os.stat("d/f").st_size)
+attempt("chmod", os.chmod, "d/f", 0o600)
+attempt("mode", lambda: oct(os.stat("d/f").st_mode & 0o777))
+attempt("utime", os.utime, "d/f", (1000000000, 1234567890))
+attempt("mtime", lambda: int(os.stat("d/f").st_mtime))
+attempt("chown-self", os.chown, "d/f", os.getuid(), os.getgid())
+attempt("symlink", os.symlink, "f", "d/l")
+attempt("readlink", os.readlink, "d/l")
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+def lchmod(path, mode):
+    if libc.fchmodat(-100, path.encode(), mode, 0x100) != 0:   # AT_SYMLINK_NOFOLLOW
+        raise OSError(ctypes.get_errno(), "fchmodat")
+attempt("lchmod-link", lchmod, "d/l", 0o700)
+attempt("lchmod-file", lchmod, "d/f", 0o640)
+attempt("mode-after", lambda: oct(os.stat("d/f").st_mode & 0o777))
+attempt("rename", os.rename, "d/f", "d/g")
+attempt("rename-missing", os.rename, "d/nothing", "d/h")
+attempt("listing", lambda: sorted(os.listdir("d")))
+attempt("rmdir-nonempty", os.rmdir, "d")
+attempt("unlink", os.unlink, "d/g")
+attempt("unlink-missing", os.unlink, "d/g")
+attempt("unlink-link", os.unlink, "d/l")
+attempt("rmdir", os.rmdir, "d")
+attempt("rmdir-e", os.rmdir, "e")
+attempt("gone", lambda: os.path.exists("d"))
+'''
+
+
+@pytest.mark.parametrize("where", ["local", "virtual"])
+def test_namespace_and_attribute_changes_answer_the_same_with_and_without_the_fast_path(
+        objmount, s3, bucket, tmp_path, where):
+    runs = []
+    for mode in ("fast", "slow"):
+        if where == "local":
+            root = tmp_path / mode
+            root.mkdir()
+        else:
+            root = f"/data/{mode}"
+        options = ["-m", f"/data=s3://{bucket}"] + (["--no-fast-path"] if mode == "slow" else [])
+        run = objmount([PY, "-c", ("import os; os.makedirs(%r, exist_ok=True)\n" % str(root)) + CHANGES, str(root)],
+                       *options)
+        assert run.returncode == 0, run.stderr
+        runs.append(run)
+    fast, slow = runs
+    assert fast.text == slow.text
+    lines = dict(line.split(" ", 1) for line in fast.text.splitlines())
+    assert lines["mkdir-again"] == "EEXIST"
+    assert lines["size"] == "4" and lines["mtime"] == "1234567890" and lines["readlink"] == "f"
+    assert lines["listing"] == "['g', 'l']" and lines["rmdir-nonempty"] == "ENOTEMPTY"
+    assert lines["unlink-missing"] == "ENOENT" and lines["gone"] == "False"
+    assert lines["lchmod-link"] == "ENOTSUP" and lines["mode-after"] == "0o640"
+    if where == "local":
+        # Local changes never stop with the fast path; every one does without it.
+        changes = ("mkdir", "mkdirat", "unlink", "unlinkat", "rmdir", "rename", "renameat2", "chmod", "fchmodat",
+                   "fchmodat2", "chown", "fchownat", "utimensat", "truncate", "symlink", "symlinkat")
+        assert sum(fast.stats["syscalls"].get(n, 0) for n in changes) == 0
+        assert sum(slow.stats["syscalls"].get(n, 0) for n in changes) >= 15
+    else:
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+        assert not [k for k in keys if k.startswith(("fast/d", "slow/d"))]

@@ -36,6 +36,8 @@ typedef __builtin_va_list va_list;
 
 #define AT_FDCWD (-100)
 #define AT_SYMLINK_NOFOLLOW 0x100
+#define AT_REMOVEDIR 0x200
+#define ENOSYS 38
 #define O_RDONLY 0
 #define O_WRONLY 01
 #define O_CREAT 0100
@@ -54,7 +56,9 @@ typedef __builtin_va_list va_list;
 #define S_IFDIR 0040000
 
 enum {
-    NR_execve = 59, NR_execveat = 322,
+    NR_execve = 59, NR_execveat = 322, NR_truncate = 76, NR_mkdirat = 258, NR_fchownat = 260,
+    NR_unlinkat = 263, NR_linkat = 265, NR_symlinkat = 266, NR_fchmodat = 268,
+    NR_utimensat = 280, NR_renameat2 = 316, NR_fchmodat2 = 452,
     NR_close = 3, NR_mmap = 9, NR_mprotect = 10, NR_munmap = 11, NR_getcwd = 79,
     NR_chdir = 80, NR_fchdir = 81, NR_openat = 257, NR_newfstatat = 262,
     NR_readlinkat = 267, NR_faccessat = 269, NR_statx = 332, NR_faccessat2 = 439,
@@ -103,6 +107,7 @@ static const char *roots[MAX_ROOTS];   /* absolute, normalized */
 static size_t root_len[MAX_ROOTS];
 static int n_roots;
 static char defer_cwd[PATH_MAX];
+static char defer_under[PATH_MAX];  /* descriptors of files below it are the supervisor's */
 
 /* A syscall from here stops in the supervisor like any other. */
 static long traced6(long nr, long a1, long a2, long a3, long a4, long a5, long a6) {
@@ -249,6 +254,16 @@ static int base_dir(int dirfd, char *out, size_t cap) {
     return 1;
 }
 
+/* A descriptor below the base may still be virtual: the program can dup2 one onto a
+ * small number (touch does, onto stdin). Such descriptors are files in `defer_under`. */
+static int fd_is_local(int fd) {
+    char target[PATH_MAX];
+    if (!ready || fd < 0 || fd >= fd_base) return 0;
+    if (!defer_under[0] || !base_dir(fd, target, sizeof target)) return 1;
+    size_t n = slen(defer_under);
+    return !(starts(target, defer_under) && (target[n] == '/' || target[n] == 0));
+}
+
 static int local_from_base(int dirfd, const char *path) {
     char base[PATH_MAX], joined[PATH_MAX], norm[PATH_MAX];
     if (!base_dir(dirfd, base, sizeof base)) return 0;
@@ -266,6 +281,7 @@ static int local_from_base(int dirfd, const char *path) {
 static int local(int dirfd, const char *path) {
     if (!ready || !path) return 0;
     if (dirfd != AT_FDCWD && dirfd >= fd_base) return 0;
+    if (!path[0] && dirfd != AT_FDCWD) return fd_is_local(dirfd);   /* AT_EMPTY_PATH */
     if (path[0] == '/') {
         char norm[PATH_MAX];
         /* /proc/PID/fd/N and /dev/fd/N may name a virtual descriptor. */
@@ -310,10 +326,12 @@ __attribute__((constructor)) static void prefilter_init(void) {
     const char *root_list = env("TRACER_PREFILTER_ROOTS");
     const char *base = env("TRACER_PREFILTER_FD_BASE");
     const char *cwd = env("TRACER_PREFILTER_DEFER_CWD");
+    const char *under = env("TRACER_PREFILTER_DEFER_FDS_UNDER");
     fd_base = parse_int(base);
     if (!root_list || !*root_list || fd_base <= 0) return;   /* not configured: stay out */
     if (!copy_env(root_list, roots_buf, sizeof roots_buf)) return;
     if (cwd && !copy_env(cwd, defer_cwd, sizeof defer_cwd)) return;
+    if (under && !copy_env(under, defer_under, sizeof defer_under)) return;
     for (char *p = roots_buf; *p && n_roots < MAX_ROOTS;) {
         char *q = p;
         while (*q && *q != ':') q++;
@@ -573,3 +591,119 @@ EXPORT char *realpath(const char *path, char *resolved) {
 }
 
 EXPORT char *canonicalize_file_name(const char *path) { return realpath(path, 0); }
+
+/* --- namespace and attribute changes: one syscall each; two-path calls run in the
+ * process only when both paths are local. */
+static int both_local(int fd1, const char *p1, int fd2, const char *p2) {
+    return local(fd1, p1) && local(fd2, p2);
+}
+
+EXPORT int mkdir(const char *path, mode_t mode) {
+    return (int)result(call(local(AT_FDCWD, path), NR_mkdirat, AT_FDCWD, (long)path, mode, 0, 0));
+}
+EXPORT int mkdirat(int dirfd, const char *path, mode_t mode) {
+    return (int)result(call(local(dirfd, path), NR_mkdirat, dirfd, (long)path, mode, 0, 0));
+}
+EXPORT int unlink(const char *path) {
+    return (int)result(call(local(AT_FDCWD, path), NR_unlinkat, AT_FDCWD, (long)path, 0, 0, 0));
+}
+EXPORT int rmdir(const char *path) {
+    return (int)result(call(local(AT_FDCWD, path), NR_unlinkat, AT_FDCWD, (long)path, AT_REMOVEDIR, 0, 0));
+}
+EXPORT int unlinkat(int dirfd, const char *path, int flags) {
+    return (int)result(call(local(dirfd, path), NR_unlinkat, dirfd, (long)path, flags, 0, 0));
+}
+EXPORT int renameat2(int olddirfd, const char *old, int newdirfd, const char *new, unsigned int flags) {
+    return (int)result(call(both_local(olddirfd, old, newdirfd, new), NR_renameat2,
+                            olddirfd, (long)old, newdirfd, (long)new, flags));
+}
+EXPORT int renameat(int olddirfd, const char *old, int newdirfd, const char *new) {
+    return renameat2(olddirfd, old, newdirfd, new, 0);
+}
+EXPORT int rename(const char *old, const char *new) { return renameat2(AT_FDCWD, old, AT_FDCWD, new, 0); }
+
+EXPORT int linkat(int olddirfd, const char *old, int newdirfd, const char *new, int flags) {
+    return (int)result(call(both_local(olddirfd, old, newdirfd, new), NR_linkat,
+                            olddirfd, (long)old, newdirfd, (long)new, flags));
+}
+EXPORT int link(const char *old, const char *new) { return linkat(AT_FDCWD, old, AT_FDCWD, new, 0); }
+
+/* Only where the link is made matters: its target is just a string. */
+EXPORT int symlinkat(const char *target, int newdirfd, const char *linkpath) {
+    return (int)result(call(local(newdirfd, linkpath), NR_symlinkat, (long)target, newdirfd, (long)linkpath, 0, 0));
+}
+EXPORT int symlink(const char *target, const char *linkpath) { return symlinkat(target, AT_FDCWD, linkpath); }
+
+EXPORT int truncate(const char *path, long length) {
+    return (int)result(call(local(AT_FDCWD, path), NR_truncate, (long)path, length, 0, 0, 0));
+}
+EXPORT int truncate64(const char *path, long length) { return truncate(path, length); }
+
+EXPORT int chmod(const char *path, mode_t mode) {
+    return (int)result(call(local(AT_FDCWD, path), NR_fchmodat, AT_FDCWD, (long)path, mode, 0, 0));
+}
+
+typedef int (*fchmodat_fn)(int, const char *, mode_t, int);
+
+/* libc emulates AT_SYMLINK_NOFOLLOW with an O_PATH open and a chmod of /proc/self/fd/N;
+ * fchmodat2 (Linux 6.6) does it in one call. Older kernels: libc's way. */
+EXPORT int fchmodat(int dirfd, const char *path, mode_t mode, int flags) {
+    int fast = local(dirfd, path);
+    if (flags == 0)
+        return (int)result(call(fast, NR_fchmodat, dirfd, (long)path, mode, 0, 0));
+    long r = call(fast, NR_fchmodat2, dirfd, (long)path, mode, flags, 0);
+    if (r == -ENOSYS) {
+        fchmodat_fn next = dlsym ? (fchmodat_fn)dlsym(RTLD_NEXT, "fchmodat") : 0;
+        if (next) return next(dirfd, path, mode, flags);
+    }
+    return (int)result(r);
+}
+
+EXPORT int fchownat(int dirfd, const char *path, unsigned uid, unsigned gid, int flags) {
+    return (int)result(call(local(dirfd, path), NR_fchownat, dirfd, (long)path, uid, gid, flags));
+}
+EXPORT int chown(const char *path, unsigned uid, unsigned gid) { return fchownat(AT_FDCWD, path, uid, gid, 0); }
+EXPORT int lchown(const char *path, unsigned uid, unsigned gid) {
+    return fchownat(AT_FDCWD, path, uid, gid, AT_SYMLINK_NOFOLLOW);
+}
+
+/* A null path (futimens) acts on dirfd itself: local when it is an ordinary descriptor. */
+EXPORT int utimensat(int dirfd, const char *path, const void *times, int flags) {
+    int fast = path ? local(dirfd, path) : fd_is_local(dirfd);
+    return (int)result(call(fast, NR_utimensat, dirfd, (long)path, (long)times, flags, 0));
+}
+
+struct timeval_ { long sec, usec; };
+struct timespec_ { long sec, nsec; };
+
+static int utimes_at(int dirfd, const char *path, const struct timeval_ *tv, int flags) {
+    struct timespec_ ts[2];
+    if (tv) {
+        for (int i = 0; i < 2; i++) {
+            if (tv[i].usec < 0 || tv[i].usec >= 1000000) { set_errno(EINVAL); return -1; }
+            ts[i].sec = tv[i].sec;
+            ts[i].nsec = tv[i].usec * 1000;
+        }
+    }
+    return utimensat(dirfd, path, tv ? ts : 0, flags);
+}
+EXPORT int utimes(const char *path, const struct timeval_ tv[2]) { return utimes_at(AT_FDCWD, path, tv, 0); }
+EXPORT int lutimes(const char *path, const struct timeval_ tv[2]) {
+    return utimes_at(AT_FDCWD, path, tv, AT_SYMLINK_NOFOLLOW);
+}
+EXPORT int futimesat(int dirfd, const char *path, const struct timeval_ tv[2]) {
+    return utimes_at(dirfd, path, tv, 0);
+}
+
+struct utimbuf_ { long actime, modtime; };
+EXPORT int utime(const char *path, const struct utimbuf_ *times) {
+    struct timespec_ ts[2];
+    if (times) {
+        ts[0].sec = times->actime; ts[0].nsec = 0;
+        ts[1].sec = times->modtime; ts[1].nsec = 0;
+    }
+    return utimensat(AT_FDCWD, path, times ? ts : 0, 0);
+}
+
+EXPORT int futimens(int fd, const void *times) { return utimensat(fd, 0, times, 0); }
+EXPORT int futimes(int fd, const struct timeval_ tv[2]) { return utimes_at(fd, 0, tv, 0); }
