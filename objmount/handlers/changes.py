@@ -164,7 +164,10 @@ def _owner_check(meta, what: str) -> None:
 
 
 def _chmod(sup, stop, path: str, mode: int) -> None:
-    _owner_check(sup.vfs.lookup(path), path)
+    meta = sup.vfs.lookup(path)
+    if meta.kind is Kind.SYMLINK:  # only reached with AT_SYMLINK_NOFOLLOW
+        raise VfsError(errno.EOPNOTSUPP, f"{path}: the mode of a symbolic link cannot be changed")
+    _owner_check(meta, path)
     _done(stop, sup.vfs.setattr, path, mode & 0o7777)
 
 

@@ -73,6 +73,10 @@ def _open(sup, stop, path_index: int, dirfd_index: int | None, flags: int) -> No
     if flags & O_CREAT and flags & O_EXCL:
         raise VfsError(errno.EEXIST, f"{target.path}: exists")
     if meta.kind is Kind.SYMLINK:  # only reached with O_NOFOLLOW
+        if flags & O_PATH:  # a descriptor for the link itself, as the kernel gives
+            _finish(sup, stop, path_index, flags, OpenDescription(target.path, is_dir=False, meta=meta),
+                    sup.vfs.placeholder_dir)
+            return
         raise VfsError(errno.ELOOP, f"{target.path}: is a symbolic link")
     if meta.kind is Kind.DIR:
         if writes:
