@@ -184,6 +184,40 @@ attempt("unlink-link", os.unlink, "d/l")
 attempt("rmdir", os.rmdir, "d")
 attempt("rmdir-e", os.rmdir, "e")
 attempt("gone", lambda: os.path.exists("d"))
+libc.fopen.restype = ctypes.c_void_p
+libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+libc.fputs.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+libc.fgets.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p]
+def fopen_write(path, mode, text):
+    f = libc.fopen(path.encode(), mode.encode())
+    if not f:
+        raise OSError(ctypes.get_errno(), "fopen")
+    libc.fputs(text.encode(), f)
+    libc.fclose(f)
+def fopen_read(path, mode):
+    f = libc.fopen(path.encode(), mode.encode())
+    if not f:
+        raise OSError(ctypes.get_errno(), "fopen")
+    buf = ctypes.create_string_buffer(100)
+    libc.fgets(buf, 100, f)
+    libc.fclose(f)
+    return buf.value.decode().strip()
+attempt("fopen-w", fopen_write, "s.txt", "w", "one")
+attempt("fopen-a", fopen_write, "s.txt", "ae", "two")
+attempt("fopen-r", fopen_read, "s.txt", "r")
+attempt("fopen-x", fopen_write, "s.txt", "wx", "three")
+def fopen_only(path, mode):
+    f = libc.fopen(path.encode(), mode.encode())
+    if not f:
+        raise OSError(ctypes.get_errno(), "fopen")
+    libc.fclose(f)
+    return "opened"
+attempt("fopen-ccs", fopen_only, "s.txt", "r,ccs=UTF-8")   # a wide stream: left to libc
+attempt("fopen-missing", fopen_read, "missing.txt", "rb")
+attempt("fopen-rplus", fopen_write, "s.txt", "r+", "ONE")
+attempt("fopen-final", lambda: open("s.txt").read())
+os.unlink("s.txt")
 '''
 
 
@@ -209,6 +243,8 @@ def test_namespace_and_attribute_changes_answer_the_same_with_and_without_the_fa
     assert lines["size"] == "4" and lines["mtime"] == "1234567890" and lines["readlink"] == "f"
     assert lines["listing"] == "['g', 'l']" and lines["rmdir-nonempty"] == "ENOTEMPTY"
     assert lines["unlink-missing"] == "ENOENT" and lines["gone"] == "False"
+    assert lines["fopen-r"] == "onetwo" and lines["fopen-x"] == "EEXIST" and lines["fopen-ccs"] == "opened"
+    assert lines["fopen-missing"] == "ENOENT" and lines["fopen-final"] == "ONEtwo"
     assert lines["lchmod-link"] == "ENOTSUP" and lines["mode-after"] == "0o640"
     if where == "local":
         # Local changes never stop with the fast path; every one does without it.

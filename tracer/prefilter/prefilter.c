@@ -42,6 +42,9 @@ typedef __builtin_va_list va_list;
 #define O_WRONLY 01
 #define O_CREAT 0100
 #define O_TRUNC 01000
+#define O_RDWR 02
+#define O_EXCL 0200
+#define O_APPEND 02000
 #define O_NONBLOCK 04000
 #define O_DIRECTORY 0200000
 #define O_CLOEXEC 02000000
@@ -78,6 +81,7 @@ enum {
 extern char **environ __attribute__((weak));
 extern int *__errno_location(void) __attribute__((weak));
 extern void *fdopendir(int fd) __attribute__((weak));
+extern void *fdopen(int fd, const char *mode) __attribute__((weak));
 extern void *malloc(size_t n) __attribute__((weak));
 extern void *dlsym(void *handle, const char *name) __attribute__((weak));
 #define RTLD_NEXT ((void *)-1L)
@@ -322,7 +326,7 @@ static int copy_env(const char *value, char *out, size_t cap) {
 }
 
 __attribute__((constructor)) static void prefilter_init(void) {
-    if (!environ || !__errno_location || !fdopendir || !malloc || !dlsym) return;
+    if (!environ || !__errno_location || !fdopendir || !fdopen || !malloc || !dlsym) return;
     const char *root_list = env("TRACER_PREFILTER_ROOTS");
     const char *base = env("TRACER_PREFILTER_FD_BASE");
     const char *cwd = env("TRACER_PREFILTER_DEFER_CWD");
@@ -707,3 +711,47 @@ EXPORT int utime(const char *path, const struct utimbuf_ *times) {
 
 EXPORT int futimens(int fd, const void *times) { return utimensat(fd, 0, times, 0); }
 EXPORT int futimes(int fd, const struct timeval_ tv[2]) { return utimes_at(fd, 0, tv, 0); }
+
+/* --- fopen: libc opens from inside itself. Open here, then let libc wrap the descriptor;
+ * modes fdopen cannot express (",ccs=", "m") go to libc's fopen, whose open then stops. */
+typedef void *(*fopen_fn)(const char *, const char *);
+
+static void *fopen_via(const char *name, const char *path, const char *mode) {
+    int flags, access;
+    char base[4] = {0};
+    int extra = 0;
+    switch (mode ? mode[0] : 0) {
+    case 'r': access = O_RDONLY; flags = 0; break;
+    case 'w': access = O_WRONLY; flags = O_CREAT | O_TRUNC; break;
+    case 'a': access = O_WRONLY; flags = O_CREAT | O_APPEND; break;
+    default: extra = 1; access = flags = 0;
+    }
+    for (const char *m = mode && !extra ? mode + 1 : ""; *m && !extra; m++) {
+        switch (*m) {
+        case '+': access = O_RDWR; break;
+        case 'x': flags |= O_EXCL; break;
+        case 'e': flags |= O_CLOEXEC; break;
+        case 'b': case 't': case 'c': break;
+        default: extra = 1;   /* 'm', ",ccs=", anything new */
+        }
+    }
+    if (!ready || extra || !path) {
+        fopen_fn next = dlsym ? (fopen_fn)dlsym(RTLD_NEXT, name) : 0;
+        if (!next) { set_errno(ENOMEM); return 0; }
+        return next(path, mode);
+    }
+    int fd = open_at(AT_FDCWD, path, access | flags, 0666);
+    if (fd < 0) return 0;
+    base[0] = mode[0];
+    if (access == O_RDWR) base[1] = '+';
+    void *f = fdopen(fd, base);
+    if (!f) {
+        int saved = __errno_location ? *__errno_location() : 0;
+        traced(NR_close, fd, 0, 0, 0, 0);
+        set_errno(saved);
+    }
+    return f;
+}
+
+EXPORT void *fopen(const char *path, const char *mode) { return fopen_via("fopen", path, mode); }
+EXPORT void *fopen64(const char *path, const char *mode) { return fopen_via("fopen64", path, mode); }
