@@ -155,3 +155,62 @@ def test_realpath_resolves_like_libc(tmp_path):
     preloaded = subprocess.run(argv, capture_output=True, text=True, check=True, env=env).stdout
     assert preloaded == native
     assert "'l3' /t/d/e/g" in native and "'loop' errno=40" in native and "'f/..' errno=20" in native
+
+
+EXEC_PROBE = r'''
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def argv(*a):
+    arr = (ctypes.c_char_p * (len(a) + 1))(*[x.encode() for x in a], None)
+    return arr
+def child(label, fn):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        os.dup2(w, 1)
+        fn()
+        os.write(1, f"errno={ctypes.get_errno()}".encode())
+        os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    print(label, os.read(r, 1000).decode().strip().replace("\n", "|"))
+os.chdir(sys.argv[1])
+os.environ["PATH"] = f"{sys.argv[1]}/noexec::{sys.argv[1]}/bin:/usr/bin"
+child("found", lambda: libc.execvp(b"hello", argv("hello", "a b")))
+child("eacces-then-found", lambda: libc.execvp(b"both", argv("both")))
+child("only-eacces", lambda: libc.execvp(b"denied", argv("denied")))
+child("missing", lambda: libc.execvp(b"no-such-program", argv("x")))
+child("empty-element-is-cwd", lambda: libc.execvp(b"incwd", argv("incwd")))
+child("noshebang", lambda: libc.execvp(b"plain", argv("plain", "arg1")))
+child("slash", lambda: libc.execvp(b"./incwd", argv("incwd")))
+child("empty", lambda: libc.execvp(b"", argv("x")))
+child("execlp", lambda: libc.execlp(b"hello", b"hello", b"via-execlp", None))
+child("execle", lambda: libc.execle(b"/usr/bin/printenv", b"printenv", b"ONLY", None, argv("ONLY=yes")))
+'''
+
+
+def test_execvp_searches_path_like_libc(tmp_path):
+    from tracer import prefilter
+    root = tmp_path / "t"
+    for d in ("noexec", "bin"):
+        (root / d).mkdir(parents=True)
+    def script(path, body, mode=0o755):
+        path.write_text(body)
+        path.chmod(mode)
+    script(root / "bin" / "hello", "#!/bin/sh\necho hello \"$@\"\n")
+    script(root / "noexec" / "both", "#!/bin/sh\necho wrong\n", 0o644)
+    script(root / "bin" / "both", "#!/bin/sh\necho right\n")
+    script(root / "noexec" / "denied", "#!/bin/sh\necho wrong\n", 0o644)
+    script(root / "incwd", "#!/bin/sh\necho cwd\n")
+    script(root / "bin" / "plain", "echo plain \"$0\" \"$@\"\n")
+    argv = [sys.executable, "-c", EXEC_PROBE, str(root)]
+    native = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    env = prefilter.environ(dict(os.environ), prefilter.build(tmp_path / "lib"), ["/objmount"], 600)
+    preloaded = subprocess.run(argv, capture_output=True, text=True, check=True, env=env).stdout
+    assert preloaded == native
+    lines = dict(line.split(" ", 1) for line in native.splitlines())
+    assert lines["found"] == "hello a b" and lines["eacces-then-found"] == "right"
+    assert lines["only-eacces"] == "errno=13" and lines["missing"] == "errno=2"
+    assert lines["empty-element-is-cwd"] == "cwd" and lines["noshebang"].startswith("plain")
+    assert lines["execlp"] == "hello via-execlp" and lines["execle"] == "yes"

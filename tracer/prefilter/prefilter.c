@@ -31,6 +31,7 @@ typedef __builtin_va_list va_list;
 #define va_start(ap, last) __builtin_va_start(ap, last)
 #define va_arg(ap, type) __builtin_va_arg(ap, type)
 #define va_end(ap) __builtin_va_end(ap)
+#define va_copy(dst, src) __builtin_va_copy(dst, src)
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -38,6 +39,12 @@ typedef __builtin_va_list va_list;
 #define AT_SYMLINK_NOFOLLOW 0x100
 #define AT_REMOVEDIR 0x200
 #define ENOSYS 38
+#define ENOENT 2
+#define EACCES 13
+#define ENOEXEC 8
+#define ESTALE 116
+#define ENODEV 19
+#define ETIMEDOUT 110
 #define O_RDONLY 0
 #define O_WRONLY 01
 #define O_CREAT 0100
@@ -488,6 +495,110 @@ EXPORT int execv(const char *path, char *const argv[]) {
 
 EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags) {
     return (int)result(call(local(dirfd, path), NR_execveat, dirfd, (long)path, (long)argv, (long)envp, flags));
+}
+
+/* execvp's PATH search happens inside libc: do it here, with glibc's rules, so that each
+ * probe goes through execve above. */
+static int get_errno(void) { return __errno_location ? *__errno_location() : 0; }
+
+static void exec_script(const char *path, char *const argv[], char *const envp[]) {
+    int argc = 0;
+    while (argv[argc]) argc++;
+    char *args[argc + 3];
+    args[0] = (char *)"/bin/sh";
+    args[1] = (char *)path;
+    for (int i = 1; i <= argc; i++) args[i + 1] = argv[i];
+    if (argc == 0) args[2] = 0;
+    execve("/bin/sh", args, envp);
+}
+
+EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]) {
+    if (!file || !*file) { set_errno(ENOENT); return -1; }
+    for (const char *c = file; *c; c++) {
+        if (*c == '/') {
+            execve(file, argv, envp);
+            if (get_errno() == ENOEXEC) exec_script(file, argv, envp);
+            return -1;
+        }
+    }
+    size_t flen = slen(file);
+    if (flen > 255) { set_errno(ENAMETOOLONG); return -1; }
+    const char *path = env("PATH");
+    if (!path) path = "/bin:/usr/bin";
+    int got_eacces = 0;
+    for (const char *p = path;; ) {
+        const char *q = p;
+        while (*q && *q != ':') q++;
+        size_t n = (size_t)(q - p);
+        char buf[PATH_MAX];
+        if (n + 1 + flen + 1 <= sizeof buf) {
+            size_t o = 0;
+            for (size_t i = 0; i < n; i++) buf[o++] = p[i];
+            if (n) buf[o++] = '/';              /* an empty element is the current directory */
+            for (size_t i = 0; i <= flen; i++) buf[o++] = file[i];
+            execve(buf, argv, envp);
+            int e = get_errno();
+            if (e == ENOEXEC) { exec_script(buf, argv, envp); e = get_errno(); }
+            if (e == EACCES) got_eacces = 1;
+            else if (e != ENOENT && e != ESTALE && e != ENOTDIR && e != ENODEV && e != ETIMEDOUT) return -1;
+        }
+        if (!*q) break;
+        p = q + 1;
+    }
+    if (got_eacces) set_errno(EACCES);
+    return -1;
+}
+
+EXPORT int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
+
+/* execl* build an argv and exec as above (libc's own would call its internal execve).
+ * The argument list ends with a null pointer (execle's envp follows it). */
+static int count_rest(const char *first, va_list ap) {
+    va_list copy;
+    int n = 0;
+    if (!first) return 0;
+    va_copy(copy, ap);
+    while (va_arg(copy, char *)) n++;
+    va_end(copy);
+    return n;
+}
+
+EXPORT int execl(const char *path, const char *arg, ...) {
+    va_list ap;
+    va_start(ap, arg);
+    int n = count_rest(arg, ap);
+    char *argv[n + 2];
+    argv[0] = (char *)arg;
+    for (int i = 1; i <= n; i++) argv[i] = va_arg(ap, char *);
+    argv[n + 1] = 0;
+    va_end(ap);
+    return execve(path, argv, environ);
+}
+
+EXPORT int execlp(const char *file, const char *arg, ...) {
+    va_list ap;
+    va_start(ap, arg);
+    int n = count_rest(arg, ap);
+    char *argv[n + 2];
+    argv[0] = (char *)arg;
+    for (int i = 1; i <= n; i++) argv[i] = va_arg(ap, char *);
+    argv[n + 1] = 0;
+    va_end(ap);
+    return execvpe(file, argv, environ);
+}
+
+EXPORT int execle(const char *path, const char *arg, ...) {
+    va_list ap;
+    va_start(ap, arg);
+    int n = count_rest(arg, ap);
+    char *argv[n + 2];
+    argv[0] = (char *)arg;
+    for (int i = 1; i <= n; i++) argv[i] = va_arg(ap, char *);
+    argv[n + 1] = 0;
+    if (arg) (void)va_arg(ap, char *);   /* the terminating null */
+    char **envp = va_arg(ap, char **);
+    va_end(ap);
+    return execve(path, argv, envp);
 }
 
 /* --- cwd: always the supervisor's; afterwards, learn whether it is emulated ---------- */
