@@ -563,14 +563,18 @@ static int count_rest(const char *first, va_list ap) {
     return n;
 }
 
+static void fill_argv(char **argv, const char *arg, int n, va_list *ap) {
+    argv[0] = (char *)arg;
+    for (int i = 1; i <= n; i++) argv[i] = va_arg(*ap, char *);
+    argv[n + 1] = 0;
+}
+
 EXPORT int execl(const char *path, const char *arg, ...) {
     va_list ap;
     va_start(ap, arg);
     int n = count_rest(arg, ap);
     char *argv[n + 2];
-    argv[0] = (char *)arg;
-    for (int i = 1; i <= n; i++) argv[i] = va_arg(ap, char *);
-    argv[n + 1] = 0;
+    fill_argv(argv, arg, n, &ap);
     va_end(ap);
     return execve(path, argv, environ);
 }
@@ -580,9 +584,7 @@ EXPORT int execlp(const char *file, const char *arg, ...) {
     va_start(ap, arg);
     int n = count_rest(arg, ap);
     char *argv[n + 2];
-    argv[0] = (char *)arg;
-    for (int i = 1; i <= n; i++) argv[i] = va_arg(ap, char *);
-    argv[n + 1] = 0;
+    fill_argv(argv, arg, n, &ap);
     va_end(ap);
     return execvpe(file, argv, environ);
 }
@@ -592,10 +594,8 @@ EXPORT int execle(const char *path, const char *arg, ...) {
     va_start(ap, arg);
     int n = count_rest(arg, ap);
     char *argv[n + 2];
-    argv[0] = (char *)arg;
-    for (int i = 1; i <= n; i++) argv[i] = va_arg(ap, char *);
-    argv[n + 1] = 0;
-    if (arg) (void)va_arg(ap, char *);   /* the terminating null */
+    fill_argv(argv, arg, n, &ap);
+    if (arg) (void)va_arg(ap, char *);   /* the terminating null; envp follows it */
     char **envp = va_arg(ap, char **);
     va_end(ap);
     return execve(path, argv, envp);
