@@ -41,6 +41,7 @@ class Item:
         self.previous_etag: str | None = None
         self.attrs: dict | None = None   # mode, uid, gid, mtime to store with the upload
         self.writers = 0
+        self.handles: set = set()   # open vfs handles on it (a rename moves them all)
         self.journaled = False
         self.attrs_version = 0      # explicit attribute changes (chmod, chown, utimes)
         self.write_behind = None    # a WriteBehind while parts go up as they are written

@@ -63,6 +63,7 @@ class OpenFile:
         self._readahead = Readahead(maximum=vfs.config.readahead_max)
         self._closed = False
         self._complete = False
+        item.handles.add(self)
 
     # --- writes ------------------------------------------------------------------------
     def will_write(self, offset: int, length: int, writer=None, may_shorten: bool = False) -> int:
@@ -173,6 +174,7 @@ class OpenFile:
                 self.item.writers -= 1
                 self.flush()
         finally:
+            self.item.handles.discard(self)
             self._vfs._released(self)
 
 
@@ -592,19 +594,32 @@ class Vfs:
             self._flush_path(old)
             store.copy(loc.key, new_loc.key, None)
             store.delete(loc.key)
-            entry = self._writers.pop((loc.store_url, loc.key), None)
-            if entry is not None:  # still open: later writes belong to the new name
-                self._writers[(loc.store_url, new_loc.key)] = (entry[0], entry[1], new)
+            self._moved(store, loc.key, new_loc.key, new)
         if target is not None and target.kind is Kind.DIR:
             store.delete(new_loc.key + "/")
         self.ns.forget(old)
         self.ns.forget(new)
         self.ns.remember(old, None)
 
+    def _moved(self, store, old_key: str, new_key: str, new_path: str) -> None:
+        """A file still being written was renamed (after a flush, so nothing of it is
+        journaled): its later writes, their journal entry and its close belong to the new
+        name."""
+        entry = self._writers.pop((store.url, old_key), None)
+        if entry is None:
+            return
+        item = entry[0]
+        self._writers[(store.url, new_key)] = (item, entry[1], new_path)
+        for handle in list(item.handles):
+            handle._key, handle.path = new_key, new_path
+
     def _rename_dir(self, store, old: str, new: str, old_key: str, new_key: str) -> None:
+        moving = []
         for (url, key), (item, st, p) in list(self._writers.items()):
             if p.startswith(old + "/"):
                 self._flush(item, st, key, p)
+                if st is store:
+                    moving.append((key, new_key + key[len(old_key):], new + p[len(old):]))
         for key in store.list_all(old_key + "/"):
             dest = new_key + key[len(old_key):]
             store.copy(key, dest, None)
@@ -613,6 +628,8 @@ class Vfs:
         if not store.list_all(new_key + "/"):
             store.put(new_key + "/", b"", metas.to_metadata(metas.DEFAULT_DIR_MODE, os.getuid(), os.getgid(),
                                                             time.time()), metas.DIR_CONTENT_TYPE)
+        for key, moved_key, moved_path in moving:
+            self._moved(store, key, moved_key, moved_path)
 
     def setattr(self, path: str, mode: int | None = None, uid: int | None = None, gid: int | None = None,
                 mtime: float | None = None) -> None:

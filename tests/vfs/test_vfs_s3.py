@@ -133,3 +133,24 @@ def test_file_store_serves_a_local_directory(cache_dir, tmp_path):
         f.close()
     finally:
         v.close()
+
+
+def test_recovery_uploads_a_renamed_open_file_under_its_new_name(vfs, s3, bucket, cache_dir):
+    """The journal follows a rename: data written after it, left by a killed supervisor,
+    is recovered to the new name and the old one stays gone."""
+    f = vfs.open(f"/objmount/s3/{bucket}/old.txt", os.O_WRONLY | os.O_CREAT)
+    f.will_write(0, 6)
+    os.pwrite(os.open(f.cache_path, os.O_WRONLY), b"first\n", 0)
+    vfs.rename(f"/objmount/s3/{bucket}/old.txt", f"/objmount/s3/{bucket}/new.txt")
+    f.will_write(6, 7)
+    fd = os.open(f.item.path, os.O_WRONLY)   # the flush in rename moved the cache file
+    os.pwrite(fd, b"second\n", 6)
+    os.close(fd)
+    # no close: the supervisor "dies" here
+    again = Vfs(MountTable.parse([]), VfsConfig(cache_dir=cache_dir))
+    try:
+        assert again.recover() == [f"uploaded s3://{bucket}/new.txt"]
+    finally:
+        again.close()
+    assert s3.get_object(Bucket=bucket, Key="new.txt")["Body"].read() == b"first\nsecond\n"
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["new.txt"]
