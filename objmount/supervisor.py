@@ -67,6 +67,8 @@ class Supervisor:
                 stop.fail(exc.errno)
             else:
                 stop.set_result(-exc.errno)
+        finally:
+            self.vfs.end_operation()
         if log.isEnabledFor(logging.DEBUG):
             log.debug("[%d] %s%s -> %s", stop.tid, name, stop.args[:3],
                       stop.result if (stop.at_exit or stop.skipped) else "kernel")
@@ -181,9 +183,10 @@ class Supervisor:
     def rewrite(self, stop: SyscallStop, path_index: int, path: str) -> None:
         stop.set_arg(path_index, stop.push(paths.encode(path) + b"\0"))
 
-    def resolve(self, target: Target, follow: bool = True) -> Target:
-        """Follow virtual symlinks; the result may be local (a link pointing out)."""
-        path = self.vfs.resolve(target.path, follow_last=follow)
+    def resolve(self, target: Target, follow: bool = True, sure: bool = True) -> Target:
+        """Follow virtual symlinks; the result may be local (a link pointing out). See
+        Namespace.resolve for `sure`."""
+        path = self.vfs.resolve(target.path, follow_last=follow, sure=sure)
         return Target(self.mounts.is_virtual(path), path, target.wants_dir)
 
     def relocate(self, stop: SyscallStop, fd: int, cloexec: bool) -> int:

@@ -36,6 +36,7 @@ class Namespace:
         self.ttl = ttl
         self._attrs: dict[str, _Entry] = {}     # path -> Meta | None (negative)
         self._lists: dict[str, _Entry] = {}     # dir path -> dict[name, Meta]
+        self._answered: dict[str, Meta] = {}    # asked of the bucket in this operation
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lookup")
         self._warned: set[str] = set()
         # Directories that exist for this run only (their marker could not be written).
@@ -130,6 +131,25 @@ class Namespace:
             self._warned.add(key)
             log.warning("%s/%s is both an object and a prefix: showing the directory", url, key)
 
+    def exact(self, path: str, meta: Meta) -> Meta:
+        """`meta` if it says what kind of thing `path` is; for a listed object (a listing
+        carries no user metadata, so a symlink object looks like a file) ask the bucket.
+        The answer also serves as the revalidation of an open in the same operation."""
+        if meta.kind is Kind.FILE and not meta.exact:
+            meta = self.head(path)
+            self._answered[path] = meta
+        return meta
+
+    def revalidate(self, path: str) -> Meta:
+        """close-to-open: the bucket's answer now — asked in this operation already, or
+        asked again."""
+        meta = self._answered.pop(path, None)
+        return meta if meta is not None else self.head(path)
+
+    def end_operation(self) -> None:
+        """Answers from the bucket are not reused past the operation that asked."""
+        self._answered.clear()
+
     def head(self, path: str) -> Meta:
         """Lookup that always asks the bucket (open's revalidation)."""
         meta = self._ask(path)
@@ -186,11 +206,16 @@ class Namespace:
         return entries
 
     # --- symlinks ----------------------------------------------------------------------
-    def resolve(self, path: str, follow_last: bool = True, depth: int = 0) -> str:
+    def resolve(self, path: str, follow_last: bool = True, depth: int = 0, sure: bool = True) -> str:
+        """The path after following symlinks. sure: a listed object about to be followed is
+        asked about first (it may be a symlink the listing showed as a file); callers whose
+        answer does not depend on it (xattr reads, asked by ls -l for every file) pass False."""
         if depth > MAX_LINKS:
             raise VfsError(errno.ELOOP, f"{path}: too many levels of symbolic links")
         try:
             meta = self.lookup(path)
+            if follow_last and sure:
+                meta = self.exact(path, meta)
         except VfsError as exc:
             if exc.errno != errno.ENOENT:
                 raise
@@ -218,7 +243,7 @@ class Namespace:
             prefix = "/" + "/".join(parts[:i])
             if not self.mounts.is_virtual(prefix):
                 continue
-            meta = self.lookup(prefix)  # ENOENT propagates: an ancestor is missing
+            meta = self.exact(prefix, self.lookup(prefix))  # ENOENT propagates: an ancestor is missing
             if meta.kind is Kind.SYMLINK:
                 return self._follow(prefix, meta, "/".join(parts[i:]), follow_last, depth)
             if meta.kind is not Kind.DIR:

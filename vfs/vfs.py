@@ -214,17 +214,25 @@ class Vfs:
             return store
 
     # --- namespace -------------------------------------------------------------------
-    def resolve(self, path: str, follow_last: bool = True) -> str:
+    def resolve(self, path: str, follow_last: bool = True, sure: bool = True) -> str:
         if self._pending(path) is not None:  # created here, not in the bucket yet
             return path
-        return self.ns.resolve(path, follow_last)
+        return self.ns.resolve(path, follow_last, sure=sure)
 
-    def lookup(self, path: str) -> Meta:
+    def lookup(self, path: str, exact: bool = False) -> Meta:
+        """exact: the kind must be known for sure (readlink), not guessed from a listing."""
         meta = self._pending(path) or self.ns.lookup(path)
+        if exact:
+            meta = self.ns.exact(path, meta)
         group = self._links.get(path)
         if group is not None and meta.kind is Kind.FILE:
             meta = dataclasses.replace(meta, nlink=len(group))
         return meta
+
+    def end_operation(self) -> None:
+        """One program call is answered: bucket answers obtained for it are not reused
+        (close-to-open revalidation must ask again at the next open)."""
+        self.ns.end_operation()
 
     def listdir(self, path: str) -> list[tuple[str, Meta]]:
         entries = dict(self.ns.listdir(path))
@@ -234,7 +242,7 @@ class Vfs:
         return sorted(entries.items())
 
     def readlink(self, path: str) -> str:
-        meta = self.ns.lookup(path)
+        meta = self.ns.exact(path, self.ns.lookup(path))
         if meta.kind is not Kind.SYMLINK or meta.target is None:
             raise VfsError(errno.EINVAL, f"{path}: not a symbolic link")
         return meta.target
@@ -293,7 +301,7 @@ class Vfs:
             meta = self._item_meta(item, store, loc.key, None)
         else:
             try:
-                meta = self.ns.head(path)  # close-to-open: always revalidate
+                meta = self.ns.revalidate(path)  # close-to-open: always revalidate
             except VfsError as exc:
                 if exc.errno != errno.ENOENT or not flags & os.O_CREAT:
                     raise

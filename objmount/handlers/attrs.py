@@ -16,7 +16,8 @@ AT_EACCESS = 0x200
 AT_EMPTY_PATH = 0x1000
 
 
-def _lookup(sup, stop, path_index: int, dirfd_index: int | None, follow: bool, empty_ok: bool = False):
+def _lookup(sup, stop, path_index: int, dirfd_index: int | None, follow: bool, empty_ok: bool = False,
+            exact: bool = False, sure: bool = True):
     """The Meta of a virtual path argument; None when the kernel should handle it (after
     the argument was rewritten if it resolved to a local path)."""
     if empty_ok and dirfd_index is not None:
@@ -28,11 +29,11 @@ def _lookup(sup, stop, path_index: int, dirfd_index: int | None, follow: bool, e
     if target is None:
         return None
     if target.virtual:
-        target = sup.resolve(target, follow=follow)
+        target = sup.resolve(target, follow=follow, sure=sure)
     if not target.virtual:
         sup.rewrite(stop, path_index, target.path)
         return None
-    meta = sup.vfs.lookup(target.path)
+    meta = sup.vfs.lookup(target.path, exact=exact)
     if target.wants_dir and meta.kind is not Kind.DIR:
         raise VfsError(errno.ENOTDIR, f"{target.path}: not a directory")
     return meta
@@ -146,7 +147,7 @@ def _readlink(sup, stop, path_index: int, dirfd_index: int | None, buf_index: in
             stop.write(stop.arg(buf_index), data)
             stop.skip(len(data))
             return
-    meta = _lookup(sup, stop, path_index, dirfd_index, follow=False)
+    meta = _lookup(sup, stop, path_index, dirfd_index, follow=False, exact=True)
     if meta is None:
         return
     if meta.kind is not Kind.SYMLINK or meta.target is None:
@@ -181,13 +182,13 @@ def on_fstatfs(sup, stop) -> None:
 
 @path_syscall("getxattr", "lgetxattr")
 def on_getxattr(sup, stop) -> None:
-    if _lookup(sup, stop, 0, None, follow=stop.nr != 192) is not None:
+    if _lookup(sup, stop, 0, None, follow=stop.nr != 192, sure=False) is not None:
         stop.fail(errno.ENODATA)  # no extended attributes on objects
 
 
 @path_syscall("listxattr", "llistxattr")
 def on_listxattr(sup, stop) -> None:
-    if _lookup(sup, stop, 0, None, follow=stop.nr != 195) is not None:
+    if _lookup(sup, stop, 0, None, follow=stop.nr != 195, sure=False) is not None:
         stop.skip(0)
 
 
