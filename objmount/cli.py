@@ -117,10 +117,16 @@ def exec_command(mounts, cache_dir, cache_size, metadata_ttl, endpoint_url, prof
         dir_markers=dir_markers,
     )
     targets = [spec.split("=", 1)[0] for spec in mounts]
+    from tracer import TraceError
+
     from .run import run
 
-    status, stats = run(list(command), table, targets, config, fd_base or default_fd_base(),
-                       lib_dir=default_cache_dir() / "lib" if fast_path else None)
+    try:
+        status, stats = run(list(command), table, targets, config, fd_base or default_fd_base(),
+                            lib_dir=default_cache_dir() / "lib" if fast_path else None)
+    except TraceError as exc:
+        log.error("%s", exc)
+        sys.exit(125)
     if stats_file is not None:
         stats_file.write_text(json.dumps(stats, indent=2, sort_keys=True))
     if verbose:

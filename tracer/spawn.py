@@ -18,6 +18,13 @@ from .seccomp import SyscallFilter
 from .tracer import Tracer
 
 
+_TRACEME_REFUSED = 125
+
+
+class TraceError(Exception):
+    """The command could not be started under the tracer; the message says why."""
+
+
 def spawn(tracer: Tracer, argv: list[str], env: dict[str, str], syscall_filter: SyscallFilter,
           sigmask: set[int] | None = None) -> int:
     """Fork, exec `argv` traced, and hand the root to `tracer`. Returns its pid."""
@@ -30,7 +37,10 @@ def spawn(tracer: Tracer, argv: list[str], env: dict[str, str], syscall_filter: 
     if pid == 0:  # child: only exec or _exit from here
         code = 127
         try:
-            kernel.traceme()
+            try:
+                kernel.traceme()
+            except OSError:
+                os._exit(_TRACEME_REFUSED)  # the parent says why
             os.kill(os.getpid(), signal.SIGSTOP)
             signal.pthread_sigmask(signal.SIG_SETMASK, sigmask or set())
             kernel.install_seccomp_filter(program)
@@ -48,6 +58,10 @@ def spawn(tracer: Tracer, argv: list[str], env: dict[str, str], syscall_filter: 
             os._exit(code)
     _, status = os.waitpid(pid, kernel.WALL)
     if not os.WIFSTOPPED(status):
-        raise RuntimeError(f"traced child did not stop as expected (status {status:#x})")
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == _TRACEME_REFUSED:
+            raise TraceError("cannot trace the command: ptrace was refused (is this process itself "
+                             "being traced, by strace, gdb or another objmount? or is ptrace disabled "
+                             "here, e.g. kernel.yama.ptrace_scope=3?)")
+        raise TraceError(f"the traced command did not start (wait status {status:#x})")
     tracer.adopt_root(pid)
     return pid

@@ -27,7 +27,7 @@ def test_exec_help_documents_every_option():
     out = cli("exec", "--help")
     assert out.returncode == 0
     for option in ("--mount", "--cache-dir", "--cache-size", "--metadata-ttl", "--endpoint-url",
-                   "--profile", "--region", "--verbose", "--stats-file"):
+                   "--profile", "--region", "--verbose", "--stats-file", "--fast-path"):
         assert option in out.stdout
 
 
@@ -108,3 +108,12 @@ def _state(pid: int) -> str:
             return f.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
+
+
+def test_a_traced_objmount_says_it_cannot_trace_instead_of_a_traceback(objmount):
+    """Under another tracer (here: an outer objmount) ptrace is refused: one line, 125."""
+    inner = " ".join(objmount_cmd()) + " -- true"
+    run = objmount(["sh", "-c", f"{inner}; echo status=$?"])
+    assert run.returncode == 0, run.stderr
+    assert run.text.strip() == "status=125"
+    assert "ptrace was refused" in run.stderr and "Traceback" not in run.stderr
