@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import random
 import shlex
 import shutil
 import sys

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from . import meta as metas
 from .errors import VfsError
 from .meta import Kind, Meta
-from .mounts import OBJMOUNT_ROOT, S3_ROOT, Location, MountTable
+from .mounts import OBJMOUNT_ROOT, S3_ROOT, MountTable
 
 log = logging.getLogger("vfs.namespace")
 MAX_LINKS = 40

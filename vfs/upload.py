@@ -46,7 +46,7 @@ def upload(store, key: str, path: str, size: int, dirty: RangeSet, previous: Pre
     if size < MULTIPART_THRESHOLD or not multipart:
         if previous is not None:
             _fetch_clean(fetch_previous, dirty, 0, min(size, previous.size))
-        return store.put(key, _pread(path, 0, size), metadata)
+        return store.put(key, read_range(path, 0, size), metadata)
     return _multipart(store, key, path, size, dirty, previous or Previous("", 0), metadata, fetch_previous,
                       workers)
 
@@ -61,7 +61,8 @@ def _fetch_clean(fetch_previous, dirty: RangeSet, start: int, end: int) -> None:
         fetch_previous(s, e)
 
 
-def _pread(path: str, start: int, end: int) -> bytes:
+def read_range(path: str, start: int, end: int) -> bytes:
+    """[start, end) of a cache file; EIO if it is shorter (it never should be)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         data = os.pread(fd, end - start, start)
@@ -123,7 +124,7 @@ def _multipart_once(store, key, path, size, dirty, previous, metadata, fetch_pre
                 raise _CopyRefused(exc.message) from None
         if previous.size:
             _fetch_clean(fetch_previous, dirty, s, min(e, previous.size))
-        return store.upload_part(key, upload_id, index + 1, _pread(path, s, e))
+        return store.upload_part(key, upload_id, index + 1, read_range(path, s, e))
 
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="upload") as pool:

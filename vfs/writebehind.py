@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from .errors import VfsError
+from .upload import read_range
 
 log = logging.getLogger("vfs.writebehind")
 
@@ -136,14 +136,7 @@ class WriteBehind:
         start = p * self.part
         stop = (p + 1) * self.part if end is None else end
         upload_id = self._ensure_upload()
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            data = os.pread(fd, stop - start, start)
-        finally:
-            os.close(fd)
-        if len(data) != stop - start:
-            raise VfsError(errno.EIO, f"{path}: cache file shorter than expected")
-        return self.store.upload_part(self.key, upload_id, p + 1, data)
+        return self.store.upload_part(self.key, upload_id, p + 1, read_range(path, start, stop))
 
     def _send(self, p: int, gen: int, path: str) -> None:
         etag = error = None

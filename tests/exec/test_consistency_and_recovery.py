@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import http.server
 import os
-import signal
 import subprocess
 import sys
 import threading

@@ -8,7 +8,6 @@ import os
 import shutil
 import sqlite3
 import stat
-import subprocess
 import tarfile
 
 import pytest

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 
 RUNNER = textwrap.dedent('''
     import json, os, sys

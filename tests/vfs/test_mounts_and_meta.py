@@ -12,7 +12,7 @@ from vfs.meta import from_object, to_metadata
 
 
 def test_parse_accepts_s3_prefix_and_file_urls(tmp_path):
-    table = MountTable.parse([f"/data=s3://bucket/pre/fix/", f"/local=file://{tmp_path}"])
+    table = MountTable.parse(["/data=s3://bucket/pre/fix/", f"/local=file://{tmp_path}"])
     assert table.locate("/data/a/b").key == "pre/fix/a/b"
     assert table.locate("/data").rel == ""
     assert table.locate("/local/x").store_url == f"file://{tmp_path}"
