@@ -83,3 +83,18 @@ def bucket(s3):
 @pytest.fixture
 def cache_dir(tmp_path):
     return tmp_path / "cache"
+
+
+@pytest.fixture
+def recover(cache_dir):
+    """recover() -> the lines of a fresh Vfs's recovery over the same cache: what the next
+    objmount start would do after a killed supervisor."""
+    from vfs import MountTable, Vfs, VfsConfig
+
+    def run() -> list[str]:
+        again = Vfs(MountTable.parse([]), VfsConfig(cache_dir=cache_dir))
+        try:
+            return again.recover()
+        finally:
+            again.close()
+    return run

@@ -135,7 +135,7 @@ def test_file_store_serves_a_local_directory(cache_dir, tmp_path):
         v.close()
 
 
-def test_recovery_uploads_a_renamed_open_file_under_its_new_name(vfs, s3, bucket, cache_dir):
+def test_recovery_uploads_a_renamed_open_file_under_its_new_name(vfs, s3, bucket, recover):
     """The journal follows a rename: data written after it, left by a killed supervisor,
     is recovered to the new name and the old one stays gone."""
     f = vfs.open(f"/objmount/s3/{bucket}/old.txt", os.O_WRONLY | os.O_CREAT)
@@ -147,10 +147,6 @@ def test_recovery_uploads_a_renamed_open_file_under_its_new_name(vfs, s3, bucket
     os.pwrite(fd, b"second\n", 6)
     os.close(fd)
     # no close: the supervisor "dies" here
-    again = Vfs(MountTable.parse([]), VfsConfig(cache_dir=cache_dir))
-    try:
-        assert again.recover() == [f"uploaded s3://{bucket}/new.txt"]
-    finally:
-        again.close()
+    assert recover() == [f"uploaded s3://{bucket}/new.txt"]
     assert s3.get_object(Bucket=bucket, Key="new.txt")["Body"].read() == b"first\nsecond\n"
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["new.txt"]

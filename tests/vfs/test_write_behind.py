@@ -48,6 +48,15 @@ def wait_for(cond, timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
+def written(vfs, bucket: str, name: str, flags: int = os.O_WRONLY | os.O_CREAT):
+    """A new file of five parts, written until three of them have gone up: (handle, data)."""
+    data = os.urandom(5 * PART)
+    f = vfs.open(f"/objmount/s3/{bucket}/{name}", flags)
+    write_all(f, data)
+    wait_for(lambda: counter(vfs, "write_behind_parts") >= 3)
+    return f, data
+
+
 def uploads(s3, bucket) -> list:
     return s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
 
@@ -128,10 +137,7 @@ def test_small_files_stay_one_put(vfs, s3, bucket):
 
 
 def test_truncating_below_sent_parts_aborts_the_upload(vfs, s3, bucket):
-    data = os.urandom(5 * PART)
-    f = vfs.open(f"/objmount/s3/{bucket}/trunc", os.O_WRONLY | os.O_CREAT)
-    write_all(f, data)
-    wait_for(lambda: counter(vfs, "write_behind_parts") >= 3)
+    f, data = written(vfs, bucket, "trunc")
     f.set_size(MiB, writer=1)
     os.truncate(f.cache_path, MiB)
     wait_for(lambda: uploads(s3, bucket) == [])
@@ -141,9 +147,7 @@ def test_truncating_below_sent_parts_aborts_the_upload(vfs, s3, bucket):
 
 
 def test_truncate_then_rewrite_starts_a_new_upload(vfs, s3, bucket):
-    f = vfs.open(f"/objmount/s3/{bucket}/again", os.O_RDWR | os.O_CREAT)
-    write_all(f, os.urandom(5 * PART))
-    wait_for(lambda: counter(vfs, "write_behind_parts") >= 3)
+    f, _ = written(vfs, bucket, "again", os.O_RDWR | os.O_CREAT)
     f.set_size(0, writer=1)
     os.truncate(f.cache_path, 0)
     data = os.urandom(4 * PART + 7)
@@ -154,9 +158,7 @@ def test_truncate_then_rewrite_starts_a_new_upload(vfs, s3, bucket):
 
 
 def test_unlinking_a_file_being_written_aborts_its_upload(vfs, s3, bucket):
-    f = vfs.open(f"/objmount/s3/{bucket}/gone", os.O_WRONLY | os.O_CREAT)
-    write_all(f, os.urandom(5 * PART))
-    wait_for(lambda: counter(vfs, "write_behind_parts") >= 3)
+    f, _ = written(vfs, bucket, "gone")
     vfs.unlink(f"/objmount/s3/{bucket}/gone")
     assert uploads(s3, bucket) == []
     f.close()
@@ -192,38 +194,24 @@ def test_attributes_changed_while_writing_reach_the_object(vfs, s3, bucket):
     assert sha(body(s3, bucket, "attrs")) == sha(data)
 
 
-def test_a_failed_upload_is_eio_and_the_data_is_kept(vfs, s3, bucket, cache_dir):
-    data = os.urandom(5 * PART)
-    f = vfs.open(f"/objmount/s3/{bucket}/lost", os.O_WRONLY | os.O_CREAT)
-    write_all(f, data)
-    wait_for(lambda: counter(vfs, "write_behind_parts") >= 3)
+def test_a_failed_upload_is_eio_and_the_data_is_kept(vfs, s3, bucket, recover):
+    f, data = written(vfs, bucket, "lost")
     for u in uploads(s3, bucket):
         s3.abort_multipart_upload(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"])
     s3.delete_bucket(Bucket=bucket)
     with pytest.raises(VfsError):  # the handler answers EIO
         f.close()
     s3.create_bucket(Bucket=bucket)
-    again = Vfs(MountTable.parse([]), VfsConfig(cache_dir=cache_dir))
-    try:
-        assert again.recover() == [f"uploaded s3://{bucket}/lost"]
-    finally:
-        again.close()
+    assert recover() == [f"uploaded s3://{bucket}/lost"]
     assert sha(body(s3, bucket, "lost")) == sha(data)
 
 
-def test_a_killed_supervisor_leaves_no_upload_behind(vfs, s3, bucket, cache_dir):
-    data = os.urandom(5 * PART)
-    f = vfs.open(f"/objmount/s3/{bucket}/orphan", os.O_WRONLY | os.O_CREAT)
-    write_all(f, data)
-    wait_for(lambda: counter(vfs, "write_behind_parts") >= 3)
+def test_a_killed_supervisor_leaves_no_upload_behind(vfs, s3, bucket, recover):
+    f, data = written(vfs, bucket, "orphan")
     assert len(uploads(s3, bucket)) == 1
     # The supervisor dies here: no close. The next start uploads from the journal and
     # aborts the upload it had begun.
-    again = Vfs(MountTable.parse([]), VfsConfig(cache_dir=cache_dir))
-    try:
-        assert again.recover() == [f"uploaded s3://{bucket}/orphan"]
-    finally:
-        again.close()
+    assert recover() == [f"uploaded s3://{bucket}/orphan"]
     assert sha(body(s3, bucket, "orphan")) == sha(data)
     assert uploads(s3, bucket) == []
     f.item.write_behind.abandon(wait=True)  # the dead supervisor's threads, for the fixture

@@ -552,53 +552,47 @@ EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]) {
 EXPORT int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
 
 /* execl* build an argv and exec as above (libc's own would call its internal execve).
- * The argument list ends with a null pointer (execle's envp follows it). */
-static int count_rest(const char *first, va_list ap) {
-    va_list copy;
+ * The argument list ends with a null pointer; execle's envp follows it. */
+static int exec_list(const char *target, int search, int with_envp, const char *arg, va_list ap) {
+    va_list count;
     int n = 0;
-    if (!first) return 0;
-    va_copy(copy, ap);
-    while (va_arg(copy, char *)) n++;
-    va_end(copy);
-    return n;
-}
-
-static void fill_argv(char **argv, const char *arg, int n, va_list *ap) {
+    va_copy(count, ap);
+    if (arg) while (va_arg(count, char *)) n++;
+    va_end(count);
+    char *argv[n + 2];
     argv[0] = (char *)arg;
-    for (int i = 1; i <= n; i++) argv[i] = va_arg(*ap, char *);
+    for (int i = 1; i <= n; i++) argv[i] = va_arg(ap, char *);
     argv[n + 1] = 0;
+    char **envp = environ;
+    if (with_envp) {
+        if (arg) (void)va_arg(ap, char *);   /* the terminating null */
+        envp = va_arg(ap, char **);
+    }
+    return search ? execvpe(target, argv, envp) : execve(target, argv, envp);
 }
 
 EXPORT int execl(const char *path, const char *arg, ...) {
     va_list ap;
     va_start(ap, arg);
-    int n = count_rest(arg, ap);
-    char *argv[n + 2];
-    fill_argv(argv, arg, n, &ap);
+    int r = exec_list(path, 0, 0, arg, ap);
     va_end(ap);
-    return execve(path, argv, environ);
+    return r;
 }
 
 EXPORT int execlp(const char *file, const char *arg, ...) {
     va_list ap;
     va_start(ap, arg);
-    int n = count_rest(arg, ap);
-    char *argv[n + 2];
-    fill_argv(argv, arg, n, &ap);
+    int r = exec_list(file, 1, 0, arg, ap);
     va_end(ap);
-    return execvpe(file, argv, environ);
+    return r;
 }
 
 EXPORT int execle(const char *path, const char *arg, ...) {
     va_list ap;
     va_start(ap, arg);
-    int n = count_rest(arg, ap);
-    char *argv[n + 2];
-    fill_argv(argv, arg, n, &ap);
-    if (arg) (void)va_arg(ap, char *);   /* the terminating null; envp follows it */
-    char **envp = va_arg(ap, char **);
+    int r = exec_list(path, 0, 1, arg, ap);
     va_end(ap);
-    return execve(path, argv, envp);
+    return r;
 }
 
 /* --- cwd: always the supervisor's; afterwards, learn whether it is emulated ---------- */
