@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import subprocess
 import sys
 
 import pytest
@@ -256,3 +257,52 @@ def test_namespace_and_attribute_changes_answer_the_same_with_and_without_the_fa
     else:
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
         assert not [k for k in keys if k.startswith(("fast/d", "slow/d"))]
+
+
+ALTSTACK_PROGRAM = r'''
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+static volatile int ok;
+static void handler(int sig) {
+    struct stat st;
+    int fd = open("/etc/hostname", O_RDONLY);
+    if (fd >= 0) close(fd);
+    ok = fd >= 0 && stat("/etc/../etc/hostname", &st) == 0 && access("../etc/hostname", R_OK) == 0
+         && faccessat(AT_FDCWD, "../etc", F_OK, 0) == 0;
+}
+int main(void) {
+    /* an 8 KiB alternate signal stack with an inaccessible guard page below it */
+    char *area = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    mprotect(area, 4096, PROT_NONE);
+    stack_t ss = {.ss_sp = area + 4096, .ss_size = 2 * 4096, .ss_flags = 0};
+    sigaltstack(&ss, NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sa.sa_flags = SA_ONSTACK;
+    sigaction(SIGUSR1, &sa, NULL);
+    chdir("/tmp");
+    raise(SIGUSR1);
+    printf(ok ? "ok\n" : "failed\n");
+    return !ok;
+}
+'''
+
+
+def test_path_calls_in_a_signal_handler_on_a_small_stack_do_not_overflow(objmount, tmp_path):
+    """open() is async-signal-safe; programs call it on small alternate stacks. The
+    library's frames must fit there on every branch."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc not installed")
+    src = tmp_path / "altstack.c"
+    src.write_text(ALTSTACK_PROGRAM)
+    subprocess.run(["gcc", "-O1", "-o", str(tmp_path / "altstack"), str(src)], check=True)
+    run = objmount([str(tmp_path / "altstack")])
+    assert run.returncode == 0, run.stderr
+    assert run.text == "ok\n"
+    assert run.stats["syscalls"].get("faccessat", 0) == 0   # answered by the library, not stopped

@@ -83,6 +83,10 @@ enum {
 
 #define MAX_ROOTS 64
 #define PATH_MAX 4096
+/* Buffers on the stack stay small: open() may run in a signal handler on an 8 KiB
+ * alternate stack, or in a thread with a small stack. A path that does not fit is not
+ * decided here: the call stops (or goes to libc), which is always correct. */
+#define SMALL_PATH 1024
 
 /* Weak: in a dynamic program without libc these stay null and the library stays out. */
 extern char **environ __attribute__((weak));
@@ -260,32 +264,45 @@ static int base_dir(int dirfd, char *out, size_t cap) {
     while (d) link[i++] = digits[--d];
     link[i] = 0;
     long n = direct(NR_readlinkat, AT_FDCWD, (long)link, (long)out, (long)cap - 1, 0);
-    if (n <= 0 || out[0] != '/') return 0;   /* pipes, anon inodes, errors */
+    if (n <= 0 || n >= (long)cap - 1 || out[0] != '/') return 0;   /* pipes, anon inodes, too long */
     out[n] = 0;
     return 1;
 }
 
 /* A descriptor below the base may still be virtual: the program can dup2 one onto a
  * small number (touch does, onto stdin). Such descriptors are files in `defer_under`. */
-static int fd_is_local(int fd) {
-    char target[PATH_MAX];
+#define SLOW __attribute__((noinline))   /* keeps big frames off the common path */
+
+static SLOW int fd_is_local(int fd) {
+    char target[SMALL_PATH];
     if (!ready || fd < 0 || fd >= fd_base) return 0;
     if (!defer_under[0] || !base_dir(fd, target, sizeof target)) return 1;
     size_t n = slen(defer_under);
     return !(starts(target, defer_under) && (target[n] == '/' || target[n] == 0));
 }
 
-static int local_from_base(int dirfd, const char *path) {
-    char base[PATH_MAX], joined[PATH_MAX], norm[PATH_MAX];
-    if (!base_dir(dirfd, base, sizeof base)) return 0;
-    if (defer_cwd[0] && same(base, defer_cwd)) return 0;   /* a virtual directory */
-    size_t b = slen(base), n = slen(path);
-    if (b + 1 + n + 1 > sizeof joined) return 0;
-    for (size_t i = 0; i < b; i++) joined[i] = base[i];
-    joined[b] = '/';
-    for (size_t i = 0; i <= n; i++) joined[b + 1 + i] = path[i];
-    if (!normalize(joined, norm, sizeof norm)) return 0;
-    return !under_root(norm);
+static SLOW int local_from_base(int dirfd, const char *path) {
+    char buf[SMALL_PATH];   /* base, then base/path, normalized in place */
+    if (!base_dir(dirfd, buf, sizeof buf)) return 0;
+    if (defer_cwd[0] && same(buf, defer_cwd)) return 0;   /* a virtual directory */
+    size_t b = slen(buf), n = slen(path);
+    if (b + 1 + n + 1 > sizeof buf) return 0;
+    buf[b] = '/';
+    for (size_t i = 0; i <= n; i++) buf[b + 1 + i] = path[i];
+    if (!normalize(buf, buf, sizeof buf)) return 0;
+    return !under_root(buf);
+}
+
+static SLOW int normalized_local(const char *path) {
+    char norm[SMALL_PATH];
+    return normalize(path, norm, sizeof norm) && !under_root(norm);
+}
+
+/* Lexical normalization could change what the path names ('//', '.', '..')? */
+static int needs_normalizing(const char *path) {
+    for (const char *c = path; *c; c++)
+        if (c[0] == '/' && (c[1] == '/' || c[1] == '.')) return 1;
+    return 0;
 }
 
 /* 1 when the call on (dirfd, path) is plainly local and may run without a stop. */
@@ -294,11 +311,9 @@ static int local(int dirfd, const char *path) {
     if (dirfd != AT_FDCWD && dirfd >= fd_base) return 0;
     if (!path[0] && dirfd != AT_FDCWD) return fd_is_local(dirfd);   /* AT_EMPTY_PATH */
     if (path[0] == '/') {
-        char norm[PATH_MAX];
         /* /proc/PID/fd/N and /dev/fd/N may name a virtual descriptor. */
         if (starts(path, "/dev/fd") || starts(path, "/proc/")) return 0;
-        if (!normalize(path, norm, sizeof norm)) return 0;
-        return !under_root(norm);
+        return needs_normalizing(path) ? normalized_local(path) : !under_root(path);
     }
     if (dirfd == AT_FDCWD && cwd_deferred) return 0;
     if (starts(path, "s3:")) return 0;
@@ -319,7 +334,7 @@ static int local(int dirfd, const char *path) {
 }
 
 static void refresh_cwd(void) {
-    char buf[PATH_MAX];
+    char buf[SMALL_PATH];   /* a longer cwd is not defer_cwd (shorter, checked at start) */
     if (!ready || !defer_cwd[0]) return;
     long n = direct(NR_getcwd, (long)buf, sizeof buf, 0, 0, 0);
     cwd_deferred = n > 0 && same(buf, defer_cwd);
@@ -341,7 +356,7 @@ __attribute__((constructor)) static void prefilter_init(void) {
     fd_base = parse_int(base);
     if (!root_list || !*root_list || fd_base <= 0) return;   /* not configured: stay out */
     if (!copy_env(root_list, roots_buf, sizeof roots_buf)) return;
-    if (cwd && !copy_env(cwd, defer_cwd, sizeof defer_cwd)) return;
+    if (cwd && (!copy_env(cwd, defer_cwd, sizeof defer_cwd) || slen(defer_cwd) >= SMALL_PATH - 1)) return;
     if (under && !copy_env(under, defer_under, sizeof defer_under)) return;
     for (char *p = roots_buf; *p && n_roots < MAX_ROOTS;) {
         char *q = p;
@@ -530,18 +545,21 @@ EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]) {
         const char *q = p;
         while (*q && *q != ':') q++;
         size_t n = (size_t)(q - p);
-        char buf[PATH_MAX];
-        if (n + 1 + flen + 1 <= sizeof buf) {
-            size_t o = 0;
-            for (size_t i = 0; i < n; i++) buf[o++] = p[i];
-            if (n) buf[o++] = '/';              /* an empty element is the current directory */
-            for (size_t i = 0; i <= flen; i++) buf[o++] = file[i];
-            execve(buf, argv, envp);
-            int e = get_errno();
-            if (e == ENOEXEC) { exec_script(buf, argv, envp); e = get_errno(); }
-            if (e == EACCES) got_eacces = 1;
-            else if (e != ENOENT && e != ESTALE && e != ENOTDIR && e != ENODEV && e != ETIMEDOUT) return -1;
+        char buf[SMALL_PATH];
+        if (n + 1 + flen + 1 > sizeof buf) {   /* libc searches it all over, with room */
+            typedef int (*execvpe_fn)(const char *, char *const[], char *const[]);
+            execvpe_fn next = dlsym ? (execvpe_fn)dlsym(RTLD_NEXT, "execvpe") : 0;
+            return next ? next(file, argv, envp) : -1;
         }
+        size_t o = 0;
+        for (size_t i = 0; i < n; i++) buf[o++] = p[i];
+        if (n) buf[o++] = '/';              /* an empty element is the current directory */
+        for (size_t i = 0; i <= flen; i++) buf[o++] = file[i];
+        execve(buf, argv, envp);
+        int e = get_errno();
+        if (e == ENOEXEC) { exec_script(buf, argv, envp); e = get_errno(); }
+        if (e == EACCES) got_eacces = 1;
+        else if (e != ENOENT && e != ESTALE && e != ENOTDIR && e != ENODEV && e != ETIMEDOUT) return -1;
         if (!*q) break;
         p = q + 1;
     }
@@ -614,18 +632,20 @@ EXPORT int fchdir(int fd) {
  * calls then stop and are answered by the supervisor). */
 typedef char *(*realpath_fn)(const char *, char *);
 
-/* 1 resolved into out, 0 failed with errno set, -1 not ours to resolve. */
+/* 1 resolved into out (SMALL_PATH bytes), 0 failed with errno set, -1 not ours to
+ * resolve (a step that is not local, or longer than our small buffers: libc's realpath
+ * then does it all). */
 static int resolve(const char *path, char *out) {
-    char rest[PATH_MAX], link[PATH_MAX];
+    char rest[SMALL_PATH], link[SMALL_PATH];
     size_t o, links = 0;
     if (!local(AT_FDCWD, path)) return -1;
-    if (!path[0]) { set_errno(2); return 0; }   /* ENOENT, as libc */
-    if (slen(path) >= sizeof rest) { set_errno(ENAMETOOLONG); return 0; }
+    if (!path[0]) { set_errno(ENOENT); return 0; }
+    if (slen(path) >= sizeof rest) return -1;
     for (size_t i = 0; (rest[i] = path[i]); i++) {}
     if (path[0] == '/') {
         out[0] = '/'; o = 1;
     } else {
-        long n = direct(NR_getcwd, (long)out, PATH_MAX, 0, 0, 0);
+        long n = direct(NR_getcwd, (long)out, SMALL_PATH, 0, 0, 0);
         if (n <= 0) return -1;
         o = (size_t)n - 1;
         if (o > 1 || out[0] != '/') { out[o++] = '/'; }
@@ -646,7 +666,7 @@ static int resolve(const char *path, char *out) {
             continue;
         }
         size_t start = o;
-        if (o + n + 2 > PATH_MAX) { set_errno(ENAMETOOLONG); return 0; }
+        if (o + n + 2 > SMALL_PATH) return -1;
         for (size_t i = 0; i < n; i++) out[o++] = p[i];
         out[o] = 0;
         if (!local(AT_FDCWD, out)) return -1;
@@ -667,14 +687,11 @@ static int resolve(const char *path, char *out) {
         }
         if (r < 0) { set_errno((int)-r); return 0; }
         if (++links > 40) { set_errno(ELOOP); return 0; }
-        /* rest = link target + what followed the link */
+        /* rest = link target + what followed the link (built in `link`, then copied) */
         size_t tail = slen(q);
-        if ((size_t)r + tail + 1 > sizeof rest) { set_errno(ENAMETOOLONG); return 0; }
-        char joined[PATH_MAX];
-        size_t j = 0;
-        for (long i = 0; i < r; i++) joined[j++] = link[i];
-        for (size_t i = 0; i <= tail; i++) joined[j++] = q[i];
-        for (size_t i = 0; i < j; i++) rest[i] = joined[i];
+        if ((size_t)r + tail + 1 > sizeof link) return -1;
+        for (size_t i = 0; i <= tail; i++) link[r + i] = q[i];
+        for (size_t i = 0; i <= (size_t)r + tail; i++) rest[i] = link[i];
         p = rest;
         if (link[0] == '/') { o = 1; } else { o = start; }
         out[o] = 0;
@@ -685,7 +702,7 @@ static int resolve(const char *path, char *out) {
 }
 
 EXPORT char *realpath(const char *path, char *resolved) {
-    char buf[PATH_MAX];
+    char buf[SMALL_PATH];
     int r = path ? resolve(path, buf) : -1;
     if (r < 0) {
         realpath_fn next = dlsym ? (realpath_fn)dlsym(RTLD_NEXT, "realpath") : 0;
