@@ -306,3 +306,34 @@ def test_path_calls_in_a_signal_handler_on_a_small_stack_do_not_overflow(objmoun
     assert run.returncode == 0, run.stderr
     assert run.text == "ok\n"
     assert run.stats["syscalls"].get("faccessat", 0) == 0   # answered by the library, not stopped
+
+
+VFORK_CHDIR_PROGRAM = r'''
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (chdir(argv[1]) != 0) { perror("chdir"); return 2; }
+    pid_t pid = vfork();
+    if (pid == 0) { chdir("/tmp"); _exit(0); }   /* the child's cwd only */
+    char buf[64] = {0};
+    int fd = open("a.txt", O_RDONLY);            /* still relative to argv[1] */
+    if (fd < 0) { perror("open"); return 1; }
+    read(fd, buf, sizeof buf - 1);
+    fputs(buf, stdout);
+    return 0;
+}
+'''
+
+
+def test_a_vfork_childs_chdir_does_not_move_its_parent(objmount, tree, tmp_path):
+    """The library asks the kernel for the cwd each time: a vfork child shares its
+    parent's memory, so a remembered answer would be the child's."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc not installed")
+    src = tmp_path / "vfork.c"
+    src.write_text(VFORK_CHDIR_PROGRAM)
+    subprocess.run(["gcc", "-O1", "-o", str(tmp_path / "vfork"), str(src)], check=True)
+    run = objmount([str(tmp_path / "vfork"), "/data/dir"], "-m", f"/data=s3://{tree}")
+    assert run.returncode == 0, run.stderr
+    assert run.text == "alpha\n"

@@ -70,7 +70,7 @@ enum {
     NR_unlinkat = 263, NR_linkat = 265, NR_symlinkat = 266, NR_fchmodat = 268,
     NR_utimensat = 280, NR_renameat2 = 316, NR_fchmodat2 = 452,
     NR_close = 3, NR_mmap = 9, NR_mprotect = 10, NR_munmap = 11, NR_getcwd = 79,
-    NR_chdir = 80, NR_fchdir = 81, NR_openat = 257, NR_newfstatat = 262,
+    NR_openat = 257, NR_newfstatat = 262,
     NR_readlinkat = 267, NR_faccessat = 269, NR_statx = 332, NR_faccessat2 = 439,
 };
 
@@ -116,7 +116,6 @@ typedef long (*stub_fn)(long, long, long, long, long, long, long);
 
 static int ready;                   /* configured and the stub is mapped */
 static int fd_base;                 /* descriptors at or above it may be virtual */
-static volatile int cwd_deferred;   /* the kernel cwd stands in for an emulated one */
 static char roots_buf[PATH_MAX];
 static const char *roots[MAX_ROOTS];   /* absolute, normalized */
 static size_t root_len[MAX_ROOTS];
@@ -305,6 +304,16 @@ static int needs_normalizing(const char *path) {
     return 0;
 }
 
+/* Is the kernel cwd the directory that stands in for an emulated (virtual) one? Asked
+ * each time, not cached: a vfork child's chdir would change a cached answer under its
+ * parent. A longer cwd is not defer_cwd (shorter, checked at start). */
+static SLOW int cwd_deferred(void) {
+    char buf[SMALL_PATH];
+    if (!defer_cwd[0]) return 0;
+    long n = direct(NR_getcwd, (long)buf, sizeof buf, 0, 0, 0);
+    return n > 0 && same(buf, defer_cwd);
+}
+
 /* 1 when the call on (dirfd, path) is plainly local and may run without a stop. */
 static int local(int dirfd, const char *path) {
     if (!ready || !path) return 0;
@@ -315,7 +324,7 @@ static int local(int dirfd, const char *path) {
         if (starts(path, "/dev/fd") || starts(path, "/proc/")) return 0;
         return needs_normalizing(path) ? normalized_local(path) : !under_root(path);
     }
-    if (dirfd == AT_FDCWD && cwd_deferred) return 0;
+    if (dirfd == AT_FDCWD && cwd_deferred()) return 0;
     if (starts(path, "s3:")) return 0;
     const char *p = path;
     int first = 1, risky = 0;
@@ -331,13 +340,6 @@ static int local(int dirfd, const char *path) {
     /* '..' or a root's name could lead into a root (fts climbs with openat(fd, "..")):
      * resolve against the directory's real path, as the supervisor would. */
     return risky ? local_from_base(dirfd, path) : 1;
-}
-
-static void refresh_cwd(void) {
-    char buf[SMALL_PATH];   /* a longer cwd is not defer_cwd (shorter, checked at start) */
-    if (!ready || !defer_cwd[0]) return;
-    long n = direct(NR_getcwd, (long)buf, sizeof buf, 0, 0, 0);
-    cwd_deferred = n > 0 && same(buf, defer_cwd);
 }
 
 static int copy_env(const char *value, char *out, size_t cap) {
@@ -381,7 +383,6 @@ __attribute__((constructor)) static void prefilter_init(void) {
     for (size_t i = 0; i < sizeof stub; i++) ((volatile unsigned char *)page)[i] = stub[i];
     if (traced(NR_mprotect, page, 4096, PROT_READ | PROT_EXEC, 0, 0) != 0) return;
     ready = 1;
-    refresh_cwd();
 }
 
 /* --- open ---------------------------------------------------------------------------- */
@@ -611,19 +612,6 @@ EXPORT int execle(const char *path, const char *arg, ...) {
     int r = exec_list(path, 0, 1, arg, ap);
     va_end(ap);
     return r;
-}
-
-/* --- cwd: always the supervisor's; afterwards, learn whether it is emulated ---------- */
-EXPORT int chdir(const char *path) {
-    long r = traced(NR_chdir, (long)path, 0, 0, 0, 0);
-    refresh_cwd();
-    return (int)result(r);
-}
-
-EXPORT int fchdir(int fd) {
-    long r = traced(NR_fchdir, fd, 0, 0, 0, 0);
-    refresh_cwd();
-    return (int)result(r);
 }
 
 /* --- realpath: libc's own readlinks each component from inside libc, where no preload
