@@ -1,19 +1,23 @@
 """Thin ctypes bindings to the kernel interfaces the tracer needs (x86_64 Linux).
 
-python-ptrace gives us the register structure; the calls themselves go through libc
-directly with errno capture, because python-ptrace's wrappers are slow and do not know
-PTRACE_O_TRACESECCOMP / EXITKILL.
+The calls go through libc directly with errno capture, because python-ptrace's wrappers
+are slow and do not know PTRACE_O_TRACESECCOMP / EXITKILL; the register layout is
+python-ptrace's (a test keeps the two equal).
 """
 
 from __future__ import annotations
 
 import ctypes
-
 import os
 
-from ptrace.binding.linux_struct import user_regs_struct
 
-Regs = user_regs_struct
+class Regs(ctypes.Structure):
+    """The kernel's struct user_regs_struct on x86_64 (PTRACE_GETREGS), as python-ptrace
+    declares it; declared here so that a start does not import python-ptrace's debugger."""
+    _fields_ = [(name, ctypes.c_ulong) for name in (
+        "r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx",
+        "rsi", "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss", "fs_base", "gs_base",
+        "ds", "es", "fs", "gs")]
 
 # The interpreter's own libc (find_library would run ldconfig and gcc at every start).
 _libc = ctypes.CDLL(None, use_errno=True)

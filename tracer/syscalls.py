@@ -1,6 +1,22 @@
 """x86_64 syscall numbers by name (from python-ptrace's table)."""
 
-from ptrace.syscall.linux.x86_64 import SYSCALL_NAMES
+import importlib.util
+import os
+
+
+def _python_ptrace_table() -> dict[int, str]:
+    """python-ptrace's x86_64 table, loaded on its own: importing it the usual way runs
+    the package __init__s (its whole debugger, and ldconfig through find_library), about
+    20 ms of every objmount start for one dict."""
+    package = importlib.util.find_spec("ptrace")
+    path = os.path.join(os.path.dirname(package.origin), "syscall", "linux", "x86_64.py")
+    spec = importlib.util.spec_from_file_location("_ptrace_syscalls_x86_64", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SYSCALL_NAMES
+
+
+SYSCALL_NAMES = _python_ptrace_table()
 
 # Newer than python-ptrace 0.9.9's table.
 _NEWER = {"fchmodat2": 452, "cachestat": 451, "futex_waitv": 449, "landlock_create_ruleset": 444,

@@ -120,3 +120,13 @@ def test_syscalls_from_the_trusted_address_never_stop_in_any_filter():
         assert run_bpf(f.program_for_syscalls({NR["getcwd"]}), NR["getcwd"], (0,) * 6, ip=other) == SECCOMP_RET_TRACE
     assert f.traps(NR["openat"], (0,) * 6, ip=ip) is False
     assert f.traps(NR["openat"], (0,) * 6, ip=ip + 1) is True
+
+
+def test_the_register_layout_is_python_ptraces():
+    import ctypes
+
+    from ptrace.binding.linux_struct import user_regs_struct
+
+    from tracer.kernel import Regs
+    assert [f[0] for f in Regs._fields_] == [f[0] for f in user_regs_struct._fields_]
+    assert ctypes.sizeof(Regs) == ctypes.sizeof(user_regs_struct)
