@@ -87,3 +87,77 @@ int main(int argc, char **argv) {
     if result.returncode != 0:
         pytest.skip(f"static linking unavailable: {result.stderr.strip()[:200]}")
     return out
+
+
+PROBE = REPO / "tests" / "probe" / "probe.py"
+VIRTUAL_ROOT = "/objdiff"
+
+
+@dataclass
+class Differential:
+    """Same steps, local directory and objmount: see `differential`."""
+    local: list[list]
+    virtual: list[list]
+    phases: tuple[list, ...]
+    stderr: list[str]
+
+    def differences(self) -> list[str]:
+        out = []
+        for i, (phase, loc, vir) in enumerate(zip(self.phases, self.local, self.virtual)):
+            for j, step in enumerate(phase if isinstance(phase, list) else []):
+                a = loc[j] if j < len(loc) else "<missing>"
+                b = vir[j] if j < len(vir) else "<missing>"
+                if a != b:
+                    out.append(f"phase {i} step {j} {step}:\n    local:    {a}\n    objmount: {b}")
+        return out
+
+
+@pytest.fixture
+def differential(objmount, bucket, tmp_path):
+    """compare(*phases, mount="bucket"|"prefix"|"file", options=()) runs each phase (a list of
+    probe steps, see tests/probe/probe.py) as its own process on a local directory and as its
+    own `objmount exec` run on a virtual one, and asserts every answer is the same. Later
+    phases see what earlier ones left: a fresh run must agree with the local disk too. A
+    phase may also be a callable, called between runs (to check the bucket directly).
+    Returns the Differential (for further checks of the bucket)."""
+    counter = iter(range(1000))
+
+    def compare(*phases: list, mount: str = "bucket", options: tuple = ()) -> Differential:
+        n = next(counter)
+        local_root = tmp_path / f"local-{n}"
+        local_root.mkdir()
+        if mount == "bucket":
+            url = f"s3://{bucket}"
+        elif mount == "prefix":
+            url = f"s3://{bucket}/pre/fix-{n}"
+        elif mount == "file":
+            store = tmp_path / f"store-{n}"
+            store.mkdir()
+            url = f"file://{store}"
+        else:
+            raise ValueError(mount)
+        local, virtual, errors = [], [], []
+        for i, steps in enumerate(phases):
+            if callable(steps):  # a check between runs (of the bucket, say)
+                steps()
+                local.append([])
+                virtual.append([])
+                continue
+            spec = tmp_path / f"steps-{n}-{i}.json"
+            spec.write_text(json.dumps(steps))
+            native = subprocess.run([sys.executable, str(PROBE), str(local_root), str(spec)],
+                                    capture_output=True, timeout=120)
+            assert native.returncode == 0, native.stderr.decode()
+            local.append(json.loads(native.stdout))
+            run = objmount([sys.executable, str(PROBE), VIRTUAL_ROOT, str(spec)],
+                           "-m", f"{VIRTUAL_ROOT}={url}", *options)
+            errors.append(run.stderr)
+            assert run.returncode == 0, run.stderr
+            virtual.append(json.loads(run.stdout))
+        result = Differential(local, virtual, phases, errors)
+        diff = result.differences()
+        assert not diff, "objmount differs from a local directory:\n" + "\n".join(diff) + \
+            "\nobjmount stderr:\n" + "".join(errors)
+        return result
+
+    return compare

@@ -1,0 +1,272 @@
+"""A filesystem probe: runs a list of steps inside ROOT and prints one JSON result per step.
+
+    python3 probe.py ROOT STEPS_JSON
+
+The same steps run on a local directory and, under `objmount exec`, on a virtual one; the
+test compares the two outputs (tests/differential.py). So results say what a program sees
+and nothing that legitimately differs between two filesystems: errno names, byte strings,
+stat fields without st_dev/st_ino/st_blocks, and timestamps within two minutes of the
+probe's start reported as "now" (set times are compared exactly).
+
+A step is [op, *args]. Paths are relative to ROOT (an absolute path is used as is).
+Descriptors are named by the test ("a", "b") and held in a table; `fdnum` reports the
+kernel's number. Data arguments are str (UTF-8) or {"hex": ...}; `{"rep": [str, n]}`
+repeats. Every step records either its value or {"errno": NAME}; a failure never stops
+the run. This file imports nothing from objmount: it must run anywhere.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import mmap
+import os
+import stat
+import sys
+import time
+
+START = time.time()
+_FLAGS = {name[2:]: getattr(os, name) for name in dir(os) if name.startswith("O_")}
+
+
+def data_of(arg) -> bytes:
+    if isinstance(arg, dict):
+        if "hex" in arg:
+            return bytes.fromhex(arg["hex"])
+        if "rep" in arg:
+            text, n = arg["rep"]
+            return text.encode() * n
+    return arg.encode()
+
+
+def show(data: bytes):
+    """Bytes as text when printable, else hex, and long runs summarised by a digest."""
+    if len(data) > 256:
+        import hashlib
+        return {"len": len(data), "sha256": hashlib.sha256(data).hexdigest()[:16]}
+    try:
+        text = data.decode()
+        if text.isprintable() or text == "":
+            return text
+    except UnicodeDecodeError:
+        pass
+    return {"hex": data.hex()}
+
+
+def when(t_ns: int):
+    return "now" if abs(t_ns / 1e9 - START) < 120 else t_ns
+
+
+def stat_fields(st: os.stat_result, times: bool = True) -> dict:
+    out = {"type": stat.S_IFMT(st.st_mode), "mode": oct(stat.S_IMODE(st.st_mode)), "size": st.st_size,
+           "nlink": st.st_nlink, "uid": st.st_uid, "gid": st.st_gid}
+    if not stat.S_ISREG(st.st_mode):
+        out.pop("size")  # directory and symlink sizes are the filesystem's own business
+    if stat.S_ISDIR(st.st_mode):
+        out.pop("nlink")  # 2 + subdirectories locally; object stores cannot count cheaply
+    if times:
+        out.update(mtime=when(st.st_mtime_ns), atime=when(st.st_atime_ns), ctime=when(st.st_ctime_ns))
+    return out
+
+
+def flags_of(text: str) -> int:
+    value = 0
+    for name in text.split("|"):
+        if name:
+            value |= _FLAGS[name]
+    return value
+
+
+class Probe:
+    def __init__(self, root: str):
+        self.root = root
+        self.fds: dict[str, int] = {}
+        self.maps: dict[str, mmap.mmap] = {}
+        self.marks: dict[str, int] = {}
+
+    def p(self, path: str) -> str:
+        return path if path.startswith("/") else os.path.join(self.root, path)
+
+    # --- descriptors --------------------------------------------------------------------
+    def open(self, path, flags="RDONLY", mode=0o644, name="a"):
+        self.fds[name] = os.open(self.p(path), flags_of(flags), mode)
+        return "ok"
+
+    def fdnum(self, name):
+        return self.fds[name]
+
+    def close(self, name):
+        os.close(self.fds.pop(name))
+        return "ok"
+
+    def dup(self, name, new):
+        self.fds[new] = os.dup(self.fds[name])
+        return "ok"
+
+    def write(self, name, data):
+        return os.write(self.fds[name], data_of(data))
+
+    def pwrite(self, name, data, offset):
+        return os.pwrite(self.fds[name], data_of(data), offset)
+
+    def read(self, name, n):
+        return show(os.read(self.fds[name], n))
+
+    def pread(self, name, n, offset):
+        return show(os.pread(self.fds[name], n, offset))
+
+    def lseek(self, name, offset, whence=0):
+        return os.lseek(self.fds[name], offset, whence)
+
+    def ftruncate(self, name, length):
+        os.ftruncate(self.fds[name], length)
+        return "ok"
+
+    def fsync(self, name):
+        os.fsync(self.fds[name])
+        return "ok"
+
+    def fstat(self, name, times=True):
+        return stat_fields(os.fstat(self.fds[name]), times)
+
+    def fchmod(self, name, mode):
+        os.fchmod(self.fds[name], mode)
+        return "ok"
+
+    def mmap_write(self, name, offset, data):
+        """Map the whole file shared, store `data` at `offset`, msync, unmap."""
+        fd = self.fds[name]
+        m = mmap.mmap(fd, os.fstat(fd).st_size)
+        payload = data_of(data)
+        m[offset:offset + len(payload)] = payload
+        m.flush()
+        m.close()
+        return "ok"
+
+    # --- paths --------------------------------------------------------------------------
+    def stat(self, path, times=True):
+        return stat_fields(os.stat(self.p(path)), times)
+
+    def lstat(self, path, times=True):
+        return stat_fields(os.lstat(self.p(path)), times)
+
+    def exists(self, path):
+        return os.path.lexists(self.p(path))
+
+    def cat(self, path):
+        with open(self.p(path), "rb") as f:
+            return show(f.read())
+
+    def put(self, path, data, mode=0o644):
+        fd = os.open(self.p(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        try:
+            os.write(fd, data_of(data))
+        finally:
+            os.close(fd)
+        return "ok"
+
+    def truncate(self, path, length):
+        os.truncate(self.p(path), length)
+        return "ok"
+
+    def unlink(self, path):
+        os.unlink(self.p(path))
+        return "ok"
+
+    def rename(self, old, new):
+        os.rename(self.p(old), self.p(new))
+        return "ok"
+
+    def link(self, old, new):
+        os.link(self.p(old), self.p(new))
+        return "ok"
+
+    def symlink(self, target, path):
+        os.symlink(target, self.p(path))
+        return "ok"
+
+    def readlink(self, path):
+        return os.readlink(self.p(path))
+
+    def mkdir(self, path, mode=0o777):
+        os.mkdir(self.p(path), mode)
+        return "ok"
+
+    def rmdir(self, path):
+        os.rmdir(self.p(path))
+        return "ok"
+
+    def listdir(self, path="."):
+        return sorted(os.listdir(self.p(path)))
+
+    def chmod(self, path, mode):
+        os.chmod(self.p(path), mode)
+        return "ok"
+
+    def chown(self, path, uid, gid):
+        os.chown(self.p(path), uid, gid)
+        return "ok"
+
+    def utime(self, path, atime_ns, mtime_ns, follow=True):
+        os.utime(self.p(path), ns=(atime_ns, mtime_ns), follow_symlinks=follow)
+        return "ok"
+
+    def access(self, path, mode):
+        return os.access(self.p(path), mode)
+
+    def mkfifo(self, path, mode=0o644):
+        os.mkfifo(self.p(path), mode)
+        return "ok"
+
+    def setxattr(self, path, name, value):
+        os.setxattr(self.p(path), name, data_of(value))
+        return "ok"
+
+    def getxattr(self, path, name):
+        return show(os.getxattr(self.p(path), name))
+
+    def listxattr(self, path):
+        return sorted(n for n in os.listxattr(self.p(path)) if n.startswith("user."))
+
+    def tree(self, path="."):
+        """Every entry below `path`: kind, mode, size, nlink and content (or link target)."""
+        top = self.p(path)
+        out = {}
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames.sort()
+            for name in sorted(dirnames + filenames):
+                full = os.path.join(dirpath, name)
+                rel = os.path.relpath(full, top)
+                st = os.lstat(full)
+                entry = stat_fields(st, times=False)
+                if stat.S_ISLNK(st.st_mode):
+                    entry["target"] = os.readlink(full)
+                elif stat.S_ISREG(st.st_mode):
+                    with open(full, "rb") as f:
+                        entry["data"] = show(f.read())
+                out[rel] = entry
+        return out
+
+    def umask(self, mask):
+        return oct(os.umask(mask))
+
+
+def run(root: str, steps: list) -> list:
+    os.umask(0o022)
+    probe = Probe(root)
+    results = []
+    for step in steps:
+        op, *args = step
+        try:
+            value = getattr(probe, op)(*args)
+        except OSError as exc:
+            value = {"errno": errno.errorcode.get(exc.errno, str(exc.errno))}
+        results.append(value)
+    return results
+
+
+if __name__ == "__main__":
+    root, steps_file = sys.argv[1], sys.argv[2]
+    with open(steps_file) as f:
+        steps = json.load(f)
+    json.dump(run(root, steps), sys.stdout)
