@@ -20,6 +20,8 @@ def main() -> int:
     parser.add_argument("--size-scale", type=float, default=1.0,
                         help="scale object sizes and counts (1.0: 1 GiB objects, 10,000 listed objects)")
     parser.add_argument("--only", default="", help="comma-separated scenarios: " + ",".join(SCENARIOS))
+    parser.add_argument("--latency-ms", type=float, default=20.0,
+                        help="the latency scenario's delay per request, in ms (a proxy in front of the server)")
     parser.add_argument("--json", help="write every figure to this file")
     parser.add_argument("--markdown", action="store_true", help="print a table for the README")
     args = parser.parse_args()
@@ -37,7 +39,7 @@ def main() -> int:
                 endpoints[kind] = stack.enter_context(cm)
                 used.append(endpoints[kind][1])
             endpoint, _ = endpoints[kind]
-            harness = Harness(endpoint, servers.env_for(endpoint))
+            harness = Harness(endpoint, servers.env_for(endpoint), latency_ms=args.latency_ms)
             try:
                 print(f"running {name} ...", file=sys.stderr, flush=True)
                 rows += fn(harness, args.size_scale)

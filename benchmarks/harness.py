@@ -36,14 +36,21 @@ class Result:
 
 
 class Harness:
-    def __init__(self, endpoint: str, env: dict[str, str]):
+    def __init__(self, endpoint: str, env: dict[str, str], latency_ms: float = 20.0):
         self.endpoint = endpoint
+        self.latency_ms = latency_ms
         self.env = dict(env, PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""))
         # Measure objmount as installed, with its bytecode cached: without this, every run
         # would compile its ~70 modules again (~45 ms of start-up).
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.tmp = Path(tempfile.mkdtemp(prefix="objmount-bench-work-"))
         self._n = 0
+
+    def via(self, endpoint: str) -> "Harness":
+        """The same harness (work directory, credentials) talking to another endpoint."""
+        other = Harness.__new__(Harness)
+        other.__dict__.update(self.__dict__, endpoint=endpoint, env=dict(self.env, AWS_ENDPOINT_URL=endpoint))
+        return other
 
     def client(self, counter: Counter | None = None):
         s3 = boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",

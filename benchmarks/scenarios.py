@@ -282,6 +282,103 @@ def interception(h: Harness, scale: float) -> list[Row]:
     ]
 
 
+# --- 8. latency: a bucket 20 ms away ---------------------------------------------------
+def _floor(h: Harness, bucket: str, keys: list[str], prefixes: list[str] = (), head: bool = False) -> _Timed:
+    """What boto3 needs with 8 threads for the same requests: the floor for that many bytes
+    and round trips (LIST pages of each prefix, then a GET or HEAD of every key)."""
+    from concurrent.futures import ThreadPoolExecutor
+    s3 = h.client()
+
+    def one(key: str) -> None:
+        if head:
+            s3.head_object(Bucket=bucket, Key=key)
+        else:
+            s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def work() -> None:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda p: s3.list_objects_v2(Bucket=bucket, Prefix=p, Delimiter="/"), prefixes))
+            list(pool.map(one, keys))
+    return _timed(work)
+
+
+def latency(h: Harness, scale: float) -> list[Row]:
+    """The issue-11 scenarios with every request delayed by --latency-ms in front of the
+    server; ratios are to boto3 with 8 threads making the same requests in the same run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from boto3.s3.transfer import TransferConfig
+
+    from .latency import delayed
+
+    delay = h.latency_ms
+    bucket = _bucket(h)
+    s3 = h.client()
+    n_big = max(4, int(48 * scale))
+    n_dirs, per_dir = max(2, int(10 * scale)), max(4, int(40 * scale))
+    n_copy = max(20, int(1000 * scale))
+    big_keys = [f"big/f{i:02d}" for i in range(n_big)]
+    small_keys = [f"small/d{d}/f{i:03d}" for d in range(n_dirs) for i in range(per_dir)]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda k: s3.put_object(Bucket=bucket, Key=k, Body=os.urandom(MiB)), big_keys))
+        list(pool.map(lambda k: s3.put_object(Bucket=bucket, Key=k, Body=os.urandom(3000) + b"\nneedle\n"),
+                      small_keys))
+    seq_size = max(16, int(256 * scale)) * MiB
+    _put_big(h, bucket, "seq", seq_size)
+    src = h.tmp / "tree"
+    for i in range(n_copy):
+        (src / f"d{i % 10}").mkdir(parents=True, exist_ok=True)
+        (src / f"d{i % 10}" / f"f{i}").write_bytes(os.urandom(2000))
+    root = f"/objmount/s3/{bucket}"
+    small_dirs = [f"small/d{d}/" for d in range(n_dirs)]
+    rows = []
+    with delayed(h.endpoint, delay) as far:
+        fh = h.via(far)
+
+        def row(metric: str, cmd: str, base: _Timed, limit: float, note: str = "", options=()) -> None:
+            try:
+                om = fh.objmount(["sh", "-c", cmd], *options)
+            except RuntimeError as exc:  # one failing job must not hide the other rows
+                rows.append(Row(f"8 latency {delay:g} ms", metric, float("nan"), base.seconds, ok=False,
+                                target=f"ratio <= {limit}", note=f"failed: {str(exc)[-200:]}"))
+                return
+            r = _row_from(om, scenario=f"8 latency {delay:g} ms", metric=metric, objmount=om.seconds,
+                          baseline=base.seconds, target=f"ratio <= {limit}",
+                          note=(note + " " if note else "") + f"{sum(om.requests().values())} requests")
+            r.ok = r.ratio <= limit
+            rows.append(r)
+
+        big_floor = _floor(fh, bucket, big_keys, ["big/"])
+        row(f"cat {n_big} x 1 MiB, one process", f"cat {root}/big/* > /dev/null", big_floor, 2)
+        row(f"xargs -P8 sha256sum, {n_big} x 1 MiB",
+            f"ls -d {root}/big/* | xargs -P8 -n{max(1, n_big // 8)} sha256sum > /dev/null", big_floor, 1.5)
+        small_floor = _floor(fh, bucket, small_keys, small_dirs)
+        n_small = len(small_keys)
+        row(f"grep -rl over {n_small} small files", f"grep -rl needle {root}/small > /dev/null", small_floor, 4)
+        row(f"xargs -P8 cat, {n_small} small files",
+            f"find {root}/small -type f | xargs -P8 -n{max(1, n_small // 8)} cat > /dev/null", small_floor, 2)
+        list_floor = _floor(fh, bucket, small_keys, small_dirs + ["small/"], head=True)
+        row(f"ls -lR of {n_small} files", f"ls -lR {root}/small > /dev/null", list_floor, 2,
+            note="floor: LIST each directory and HEAD each file, 8 threads;")
+        seq_floor = _timed(lambda: fh.client().download_file(bucket, "seq", str(h.tmp / "seq.dl"),
+                                                             Config=TransferConfig(max_concurrency=8)))
+        (h.tmp / "seq.dl").unlink()
+        row(f"cat {seq_size // MiB} MiB", f"cat {root}/seq > /dev/null", seq_floor, 1.0)
+        files = sorted(p for p in src.rglob("*") if p.is_file())
+        s3_far = fh.client()
+        put_loop = _timed(lambda: [s3_far.put_object(Bucket=bucket, Key=f"loop/{p.relative_to(src)}",
+                                                     Body=p.read_bytes()) for p in files])
+        # rclone serve s3 stores a 'dir/' marker as a file and then refuses keys below it
+        row(f"cp -r {n_copy} small files in", f"cp -r {src} {root}/copied", put_loop, 1.3,
+            note="baseline: a boto3 loop of the same PUTs;", options=("--no-dir-markers",))
+        get_loop = _timed(lambda: [s3_far.get_object(Bucket=bucket, Key=f"loop/{p.relative_to(src)}")["Body"].read()
+                                   for p in files])
+        out = h.tmp / "out"
+        row(f"cp -r {n_copy} small files out", f"cp -r {root}/copied {out}", get_loop, 1.3,
+            note="baseline: a boto3 loop of the same GETs;")
+    return rows
+
+
 SCENARIOS = {
     "local": (local, "rclone"),
     "seqread": (sequential_read, "rclone"),
@@ -290,4 +387,5 @@ SCENARIOS = {
     "partial": (partial_update, "moto"),
     "metadata": (metadata, "rclone"),
     "interception": (interception, "rclone"),
+    "latency": (latency, "rclone"),
 }
