@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 from tracer import SignalForwarder, Tracer, prefilter, spawn
@@ -15,6 +16,40 @@ from .handlers import syscall_filter
 from .supervisor import Supervisor
 
 log = logging.getLogger("objmount")
+
+# Buckets a command line names (s3://B/..., /objmount/s3/B/...): a run naming one will use S3.
+_NAMED_BUCKET = re.compile(r"(?:s3:/|/objmount/s3)/([a-z0-9][a-z0-9.\-_]{1,254}?)(?=/|$|[\s'\"])")
+
+
+class BadConfiguration(Exception):
+    """The run cannot work as configured (endpoint unreachable, credentials refused, a
+    mounted bucket missing): one line, before the program runs."""
+
+
+def buckets_to_probe(argv: list[str], mounts: MountTable) -> list[tuple[str, str, bool]]:
+    """(bucket, prefix, mounted) for each bucket this run will certainly use: the mounted
+    ones and those named on the command line. A run with neither asks no server at start."""
+    out: dict[str, tuple[str, str, bool]] = {}
+    for m in mounts.mounts:
+        if m.store_url.startswith("s3://"):
+            out[m.store_url[5:]] = (m.store_url[5:], m.prefix, True)
+    for arg in argv:
+        for bucket in _NAMED_BUCKET.findall(arg):
+            out.setdefault(bucket, (bucket, "", False))
+    return list(out.values())
+
+
+def probe(vfs: Vfs, buckets: list[tuple[str, str, bool]]) -> None:
+    """One listing per bucket; raises BadConfiguration for an unreachable endpoint, refused
+    or missing credentials, or a mounted bucket that does not exist."""
+    for bucket, prefix, mounted in buckets:
+        found = vfs.store(f"s3://{bucket}").probe(prefix)
+        if found is None:
+            continue
+        kind, err = found
+        if kind == "no-bucket" and not mounted:
+            continue   # the program may be asking whether it exists
+        raise BadConfiguration(err.message)
 
 
 class _Late:
@@ -65,9 +100,13 @@ def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: V
     if lib_dir is not None:
         env = _with_fast_path(env, trap, mounts, config, fd_base, lib_dir)
     pid = spawn(tracer, argv, env, trap, sigmask=forwarder.old_mask)
+    # From here on what the supervisor creates (cache files, index, stats) is private:
+    # the program, already forked, keeps its own umask.
+    os.umask(0o077)
     vfs = None
     try:
         vfs = Vfs(mounts, config)
+        probe(vfs, buckets_to_probe(argv, mounts))   # the program is still stopped before its exec
         for line in vfs.recover():  # what a killed supervisor left behind
             log.warning("recovered: %s", line)
         late.target = Supervisor(vfs, mounts, mount_targets, trap, pid, os.getcwd())
