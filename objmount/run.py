@@ -76,7 +76,12 @@ def _with_fast_path(env: dict[str, str], trap, mounts: MountTable, config: VfsCo
     """Preload the in-process prefilter so that dynamically linked programs make their
     local path calls without a stop. Without it everything still works, only slower."""
     try:
-        library = prefilter.build(lib_dir)
+        try:
+            library = prefilter.build(lib_dir)
+        except prefilter.UnsafeLocation as exc:
+            fallback = prefilter.private_dir()
+            library = prefilter.build(fallback)
+            log.warning("fast-path library not loaded from %s (%s): built in %s instead", lib_dir, exc, fallback)
         env = prefilter.environ(env, library, [OBJMOUNT_ROOT, *mounts.targets], fd_base,
                                 defer_cwd=str(Cache.placeholder_path(Path(config.cache_dir))),
                                 defer_fds_under=str(config.cache_dir))
@@ -85,6 +90,24 @@ def _with_fast_path(env: dict[str, str], trap, mounts: MountTable, config: VfsCo
         return env
     trap.trusted_ip = prefilter.TRUSTED_IP
     return env
+
+
+def _open_vfs(mounts: MountTable, config: VfsConfig) -> Vfs:
+    """The Vfs over a cache directory that is ours (another user's could read what we
+    fetch, or plant data we would upload)."""
+    root = Path(config.cache_dir)
+    try:
+        owner = root.stat().st_uid
+    except FileNotFoundError:
+        owner = os.geteuid()
+    except OSError as exc:
+        raise BadConfiguration(f"cache directory {root}: {exc.strerror}") from None
+    if owner != os.geteuid():
+        raise BadConfiguration(f"cache directory {root} belongs to uid {owner}, not to us: use --cache-dir")
+    try:
+        return Vfs(mounts, config)
+    except OSError as exc:
+        raise BadConfiguration(f"cache directory {root}: {exc.strerror or exc}") from None
 
 
 def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: VfsConfig,
@@ -105,7 +128,7 @@ def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: V
     os.umask(0o077)
     vfs = None
     try:
-        vfs = Vfs(mounts, config)
+        vfs = _open_vfs(mounts, config)
         probe(vfs, buckets_to_probe(argv, mounts))   # the program is still stopped before its exec
         for line in vfs.recover():  # what a killed supervisor left behind
             log.warning("recovered: %s", line)

@@ -71,7 +71,11 @@ class Cache:
     def __init__(self, root: Path, limit: int):
         self.root = Path(root)
         self.limit = limit
-        (self.root / "data").mkdir(parents=True, exist_ok=True)
+        # Cached object data is private: the top directory is 0700 (also an existing one,
+        # which older versions made 0755), so nothing below it is reachable by other users.
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
+        (self.root / "data").mkdir(mode=0o700, exist_ok=True)
         self.placeholder = self.placeholder_path(self.root)
         self.placeholder.mkdir(exist_ok=True)
         os.chmod(self.placeholder, 0o555)  # nothing should ever be created in it
