@@ -203,12 +203,9 @@ class S3Store:
 
     def _explain_denial(self, key: str) -> None:
         """Raise the refused-credentials error if that is why `key` was denied."""
-        try:
-            self.probe(key)
-        except VfsError as exc:
-            if "credentials" in exc.message:
-                raise
-        return None
+        found = self.probe(key)
+        if found is not None and found[0] == "credentials":
+            raise found[1]
 
     def head(self, key: str) -> ObjectInfo | None:
         def head():
