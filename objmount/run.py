@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 from pathlib import Path
 
 from tracer import SignalForwarder, Tracer, prefilter, spawn
@@ -57,6 +58,8 @@ class _Late:
     child's pid. This forwards to the Supervisor once it is built."""
 
     target: Supervisor
+    root = 0
+    tracer: Tracer
 
     def on_syscall(self, stop):
         self.target.on_syscall(stop)
@@ -69,6 +72,48 @@ class _Late:
 
     def on_exit(self, tgid):
         self.target.on_exit(tgid)
+        if tgid == self.root:
+            # The program is done: what it left running in the background cannot run
+            # without us, and we return now (its open files are uploaded as it goes).
+            left = end_tree(self.tracer)
+            if left:
+                log.warning("the program exited: ending %d traced process(es) it left running", left)
+
+
+def end_tree(tracer: Tracer) -> int:
+    """SIGKILL every traced process; returns how many there were."""
+    # The tracer's own books (read from the signal thread too: list() of a dict is atomic).
+    pids = set(list(tracer._groups)) | set(list(tracer._early)) | set(list(tracer._expected))
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return len(pids)
+
+
+class _Signals(SignalForwarder):
+    """The forwarder (first SIGINT/SIGTERM/SIGHUP goes to the program), and a second one,
+    from kill or the terminal, ends the whole traced tree: a program that ignores or
+    only slowly handles the first cannot keep the run going."""
+
+    def __init__(self, tracer: Tracer):
+        super().__init__()
+        self._tracer = tracer
+
+    def _loop(self) -> None:
+        seen = 0
+        while True:
+            info = signal.sigwaitinfo(self.SIGNALS)
+            seen += 1
+            if seen > 1:
+                log.warning("second %s: ending every traced process", signal.Signals(info.si_signo).name)
+                end_tree(self._tracer)
+            elif info.si_code != 0x80:  # SI_KERNEL: from the terminal, the program got it too
+                try:
+                    os.kill(self.target, info.si_signo)
+                except ProcessLookupError:
+                    pass
 
 
 def _with_fast_path(env: dict[str, str], trap, mounts: MountTable, config: VfsConfig,
@@ -114,15 +159,15 @@ def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: V
         fd_base: int, lib_dir: Path | None = None) -> tuple[int, dict]:
     """Run argv to completion; returns (wait status of the command, stats).
     lib_dir: where the fast-path library is built and kept; None turns it off."""
-    forwarder = SignalForwarder()
     late = _Late()
-    tracer = Tracer(late)
+    tracer = late.tracer = Tracer(late)
+    forwarder = _Signals(tracer)
     # Fork before any thread of ours exists (the vfs starts fetch threads).
     trap = syscall_filter(fd_base)
     env = dict(os.environ)
     if lib_dir is not None:
         env = _with_fast_path(env, trap, mounts, config, fd_base, lib_dir)
-    pid = spawn(tracer, argv, env, trap, sigmask=forwarder.old_mask)
+    pid = late.root = spawn(tracer, argv, env, trap, sigmask=forwarder.old_mask)
     # From here on what the supervisor creates (cache files, index, stats) is private:
     # the program, already forked, keeps its own umask.
     os.umask(0o077)
