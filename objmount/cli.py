@@ -239,7 +239,6 @@ def flush_command(cache_dir, endpoint_url, profile, region, connect_timeout, rea
 
     network = network_options(connect_timeout, read_timeout, retries)
     check_s3_settings(endpoint_url, profile, region)
-    os.umask(0o077)  # what this writes into the cache is private (see Cache)
     vfs = Vfs(MountTable.parse([]), VfsConfig(cache_dir=(cache_dir or default_cache_dir()).absolute(),
                                               endpoint_url=endpoint_url, profile=profile, region=region,
                                               network=network))

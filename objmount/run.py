@@ -168,9 +168,6 @@ def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: V
     if lib_dir is not None:
         env = _with_fast_path(env, trap, mounts, config, fd_base, lib_dir)
     pid = late.root = spawn(tracer, argv, env, trap, sigmask=forwarder.old_mask)
-    # From here on what the supervisor creates (cache files, index, stats) is private:
-    # the program, already forked, keeps its own umask.
-    os.umask(0o077)
     vfs = None
     try:
         vfs = _open_vfs(mounts, config)

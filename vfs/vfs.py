@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cache import Cache, Item
+from .cache import Cache, Item, private
 from .errors import VfsError
 from .fetch import Fetcher, Readahead
 from . import meta as metas
@@ -350,7 +350,7 @@ class Vfs:
                                       "previous_etag": item.previous_etag, "fetchable": item.size,
                                       "created": item.created, "attrs": item.attrs})
         if end > start:
-            with open(self.cache.dirty_log(item.id), "ab") as log_file:
+            with open(self.cache.dirty_log(item.id), "ab", opener=private) as log_file:
                 log_file.write(start.to_bytes(8, "little") + end.to_bytes(8, "little"))
 
     # --- write-behind (see writebehind.py) -----------------------------------------------
