@@ -25,7 +25,7 @@ _SNAKE = {"PutObject": "put_object", "DeleteObject": "delete_object", "CopyObjec
 _CHUNK_RESUMABLE = 64 << 10    # a GET's body is kept chunk by chunk: a break loses less than this
 
 # Server answers worth asking again (S3 asks clients to back off and retry on these).
-_RETRY_CODES = {"SlowDown", "RequestTimeout", "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable",
+_RETRY_CODES = {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable",
                 "Throttling", "ThrottlingException", "RequestLimitExceeded", "BandwidthLimitExceeded"}
 # Network failures worth another attempt: the server may be back, the connection was reset,
 # the body came short, nothing came within the read timeout.
