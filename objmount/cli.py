@@ -31,6 +31,12 @@ def default_cache_dir() -> Path:
     return Path(base) / "objmount"
 
 
+def default_lib_dir() -> Path:
+    """Where the fast-path library is kept: beside the cache, not in it (the cache is
+    private; the library must stay readable by programs running as other users)."""
+    return default_cache_dir().with_name("objmount-lib")
+
+
 def default_fd_base() -> int:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     return min(512, max(soft // 2, 16))
@@ -205,7 +211,7 @@ def exec_command(mounts, cache_dir, cache_size, metadata_ttl, endpoint_url, prof
 
     try:
         status, stats = run(list(command), table, targets, config, fd_base or default_fd_base(),
-                            lib_dir=default_cache_dir() / "lib" if fast_path else None)
+                            lib_dir=default_lib_dir() if fast_path else None)
     except TraceError as exc:
         log.error("%s", exc)
         sys.exit(125)

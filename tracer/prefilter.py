@@ -82,6 +82,7 @@ def build(cache_dir: Path, cc: str | None = None) -> Path:
     except OSError as exc:
         raise PrefilterUnavailable(f"cannot create {target.parent}: {exc.strerror}") from None
     check_safe(target.parent)
+    os.chmod(target.parent, 0o755)   # ours: readable by programs running as other users
     if target.exists():
         check_safe(target)
         return target
