@@ -106,11 +106,10 @@ def build(cache_dir: Path, cc: str | None = None) -> Path:
 
 def private_dir() -> Path:
     """A directory for the library that only we can write: used when the usual one is not
-    safe. Per user, so it is reused by later runs (and checked like the usual one)."""
-    base = os.environ.get("XDG_RUNTIME_DIR")
-    if not base or not os.path.isdir(base):
-        base = tempfile.gettempdir()
-    return Path(base) / f"objmount-prefilter-{os.geteuid()}"
+    safe. Per user, so it is reused by later runs (and checked like the usual one). In the
+    temporary directory, not XDG_RUNTIME_DIR: that one is 0700, and programs running as
+    other users must be able to load the library."""
+    return Path(tempfile.gettempdir()) / f"objmount-prefilter-{os.geteuid()}"
 
 
 def environ(env: dict[str, str], library: Path, roots: list[str], fd_base: int,
