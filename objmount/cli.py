@@ -31,20 +31,104 @@ def default_cache_dir() -> Path:
     return Path(base) / "objmount"
 
 
+def default_lib_dir() -> Path:
+    """Where the fast-path library is kept: beside the cache, not in it (the cache is
+    private; the library must stay readable by programs running as other users)."""
+    return default_cache_dir().with_name("objmount-lib")
+
+
 def default_fd_base() -> int:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     return min(512, max(soft // 2, 16))
 
 
+class _Redacting(logging.Formatter):
+    """No URL userinfo or secret key reaches stderr, whoever logs it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from vfs.errors import redact
+        return redact(super().format(record))
+
+
 def _setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("objmount: %(message)s"))
+    handler.setFormatter(_Redacting("objmount: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+# botocore's own rule for a region name (it becomes part of a host name).
+_REGION = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?$")
+
+
+def check_s3_settings(endpoint_url: str | None, profile: str | None, region: str | None) -> None:
+    """Settings that can be judged without a request; a bad one is a UsageError (exit 2)
+    naming where it came from. The profile costs a botocore import, so only when one is set."""
+    from urllib.parse import urlsplit
+
+    from vfs.errors import without_userinfo
+
+    endpoints = [("--endpoint-url", endpoint_url)] if endpoint_url is not None else [
+        (var, os.environ[var]) for var in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL") if os.environ.get(var)][:1]
+    for source, url in endpoints:
+        shown = without_userinfo(url)
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises on a port that is not a number in range
+        except ValueError as exc:
+            raise click.UsageError(f"{source} {shown!r} is not a valid URL ({exc})") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise click.UsageError(f"{source} {shown!r} is not an endpoint URL "
+                                   "(expected http[s]://HOST[:PORT], e.g. https://s3.example.com)")
+    regions = [("--region", region)] if region is not None else [
+        (var, os.environ[var]) for var in ("AWS_REGION", "AWS_DEFAULT_REGION") if os.environ.get(var)][:1]
+    for source, name in regions:
+        if not _REGION.match(name):
+            raise click.UsageError(f"{source} {name!r} is not a valid region name (e.g. us-east-1)")
+    if profile or os.environ.get("AWS_PROFILE"):
+        import botocore.session
+        from botocore.exceptions import BotoCoreError
+        name = profile or os.environ["AWS_PROFILE"]
+        try:
+            botocore.session.Session(profile=name).get_scoped_config()
+        except BotoCoreError as exc:
+            source = "--profile" if profile else "AWS_PROFILE"
+            raise click.UsageError(f"{source} {name!r}: {exc}") from None
+
+
+def network_options(connect_timeout: float, read_timeout: float, retries: int):
+    from vfs.stores.s3 import Network
+    for name, value in (("--connect-timeout", connect_timeout), ("--read-timeout", read_timeout)):
+        if not value > 0:
+            raise click.BadParameter("must be > 0", param_hint=name)
+    if retries < 0:
+        raise click.BadParameter("must be >= 0", param_hint="--retries")
+    return Network(connect_timeout=connect_timeout, read_timeout=read_timeout, retries=retries)
+
+
+def _s3_options(f):
+    """The S3 options `exec` and `flush` share."""
+    for option in reversed([
+        click.option("--endpoint-url", default=None, metavar="URL",
+                     help="S3 endpoint (default: AWS_ENDPOINT_URL or the AWS configuration)."),
+        click.option("--profile", default=None, help="AWS shared-config profile to use."),
+        click.option("--region", default=None, help="AWS region (default: from the AWS configuration)."),
+        click.option("--connect-timeout", default=10.0, show_default=True, type=float, metavar="SECONDS",
+                     help="Longest wait for a connection to the endpoint, per attempt."),
+        click.option("--read-timeout", default=30.0, show_default=True, type=float, metavar="SECONDS",
+                     help="Longest wait for any bytes of an answer, per attempt (a stalled server or "
+                          "body ends there)."),
+        click.option("--retries", default=4, show_default=True, type=int, metavar="N",
+                     help="Attempts after the first for resets, short bodies, timeouts, 5xx and "
+                          "throttling, with exponential backoff from 0.25 s; a GET resumes where its "
+                          "body broke. Then the call fails with EIO."),
+    ]):
+        f = option(f)
+    return f
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,10 +152,7 @@ def main() -> None:
 @click.option("--metadata-ttl", default=5.0, show_default=True, type=float, metavar="SECONDS",
               help="How long attributes and listings are trusted before asking the bucket again. "
                    "open() always revalidates.")
-@click.option("--endpoint-url", default=None, metavar="URL",
-              help="S3 endpoint (default: AWS_ENDPOINT_URL or the AWS configuration).")
-@click.option("--profile", default=None, help="AWS shared-config profile to use.")
-@click.option("--region", default=None, help="AWS region (default: from the AWS configuration).")
+@_s3_options
 @click.option("--dir-markers/--no-dir-markers", default=True, show_default=True,
               help="mkdir writes an empty 'dir/' marker object so empty directories persist. Turn off for "
                    "servers that mishandle markers (rclone serve s3 over a local directory); empty "
@@ -87,7 +168,7 @@ def main() -> None:
 @click.option("-v", "--verbose", count=True, help="-v: a summary at exit; -vv: debug log.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_command(mounts, cache_dir, cache_size, metadata_ttl, endpoint_url, profile, region,
-                 dir_markers, stats_file, fast_path, fd_base, verbose, command) -> None:
+                 connect_timeout, read_timeout, retries, dir_markers, stats_file, fast_path, fd_base, verbose, command) -> None:
     """Run COMMAND with virtual paths available; exits with COMMAND's status (128+N if it
     died of signal N).
 
@@ -104,8 +185,15 @@ def exec_command(mounts, cache_dir, cache_size, metadata_ttl, endpoint_url, prof
         table = MountTable.parse(list(mounts))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    seen = set()
+    for target in table.targets:
+        if target in seen:
+            raise click.UsageError(f"--mount: {target} is given twice")
+        seen.add(target)
     if metadata_ttl < 0:
         raise click.BadParameter("must be >= 0", param_hint="--metadata-ttl")
+    network = network_options(connect_timeout, read_timeout, retries)
+    check_s3_settings(endpoint_url, profile, region)
     config = VfsConfig(
         cache_dir=(cache_dir or default_cache_dir()).absolute(),  # tracees resolve it from their own cwd
         cache_size=parse_size(cache_size),
@@ -114,18 +202,22 @@ def exec_command(mounts, cache_dir, cache_size, metadata_ttl, endpoint_url, prof
         profile=profile,
         region=region,
         dir_markers=dir_markers,
+        network=network,
     )
     targets = [spec.split("=", 1)[0] for spec in mounts]
     from tracer import TraceError
 
-    from .run import run
+    from .run import BadConfiguration, run
 
     try:
         status, stats = run(list(command), table, targets, config, fd_base or default_fd_base(),
-                            lib_dir=default_cache_dir() / "lib" if fast_path else None)
+                            lib_dir=default_lib_dir() if fast_path else None)
     except TraceError as exc:
         log.error("%s", exc)
         sys.exit(125)
+    except BadConfiguration as exc:
+        log.error("%s", exc)
+        sys.exit(2)
     if stats_file is not None:
         stats_file.write_text(json.dumps(stats, indent=2, sort_keys=True))
     if verbose:
@@ -139,11 +231,10 @@ def exec_command(mounts, cache_dir, cache_size, metadata_ttl, endpoint_url, prof
 @main.command("flush")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The cache to flush. [default: $XDG_CACHE_HOME/objmount]")
-@click.option("--endpoint-url", default=None, metavar="URL", help="S3 endpoint (default: AWS configuration).")
-@click.option("--profile", default=None, help="AWS shared-config profile to use.")
-@click.option("--region", default=None, help="AWS region.")
+@_s3_options
 @click.option("-v", "--verbose", count=True, help="Log each upload.")
-def flush_command(cache_dir, endpoint_url, profile, region, verbose) -> None:
+def flush_command(cache_dir, endpoint_url, profile, region, connect_timeout, read_timeout, retries,
+                  verbose) -> None:
     """Upload data that an interrupted objmount left in the cache.
 
     Writes acknowledged by close() are always in the bucket; this finishes uploads of files
@@ -152,8 +243,11 @@ def flush_command(cache_dir, endpoint_url, profile, region, verbose) -> None:
     _setup_logging(verbose)
     from vfs import MountTable, Vfs, VfsConfig
 
+    network = network_options(connect_timeout, read_timeout, retries)
+    check_s3_settings(endpoint_url, profile, region)
     vfs = Vfs(MountTable.parse([]), VfsConfig(cache_dir=(cache_dir or default_cache_dir()).absolute(),
-                                              endpoint_url=endpoint_url, profile=profile, region=region))
+                                              endpoint_url=endpoint_url, profile=profile, region=region,
+                                              network=network))
     try:
         done = vfs.recover()
     finally:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import signal
 from pathlib import Path
 
 from tracer import SignalForwarder, Tracer, prefilter, spawn
@@ -16,12 +18,48 @@ from .supervisor import Supervisor
 
 log = logging.getLogger("objmount")
 
+# Buckets a command line names (s3://B/..., /objmount/s3/B/...): a run naming one will use S3.
+_NAMED_BUCKET = re.compile(r"(?:s3:/|/objmount/s3)/([a-z0-9][a-z0-9.\-_]{1,254}?)(?=/|$|[\s'\"])")
+
+
+class BadConfiguration(Exception):
+    """The run cannot work as configured (endpoint unreachable, credentials refused, a
+    mounted bucket missing): one line, before the program runs."""
+
+
+def buckets_to_probe(argv: list[str], mounts: MountTable) -> list[tuple[str, str, bool]]:
+    """(bucket, prefix, mounted) for each bucket this run will certainly use: the mounted
+    ones and those named on the command line. A run with neither asks no server at start."""
+    out: dict[str, tuple[str, str, bool]] = {}
+    for m in mounts.mounts:
+        if m.store_url.startswith("s3://"):
+            out[m.store_url[5:]] = (m.store_url[5:], m.prefix, True)
+    for arg in argv:
+        for bucket in _NAMED_BUCKET.findall(arg):
+            out.setdefault(bucket, (bucket, "", False))
+    return list(out.values())
+
+
+def probe(vfs: Vfs, buckets: list[tuple[str, str, bool]]) -> None:
+    """One listing per bucket; raises BadConfiguration for an unreachable endpoint, refused
+    or missing credentials, or a mounted bucket that does not exist."""
+    for bucket, prefix, mounted in buckets:
+        found = vfs.store(f"s3://{bucket}").probe(prefix)
+        if found is None:
+            continue
+        kind, err = found
+        if kind == "no-bucket" and not mounted:
+            continue   # the program may be asking whether it exists
+        raise BadConfiguration(err.message)
+
 
 class _Late:
     """The tracer needs a handler before the child exists; the Supervisor needs the
     child's pid. This forwards to the Supervisor once it is built."""
 
     target: Supervisor
+    root = 0
+    tracer: Tracer
 
     def on_syscall(self, stop):
         self.target.on_syscall(stop)
@@ -34,6 +72,48 @@ class _Late:
 
     def on_exit(self, tgid):
         self.target.on_exit(tgid)
+        if tgid == self.root:
+            # The program is done: what it left running in the background cannot run
+            # without us, and we return now (its open files are uploaded as it goes).
+            left = end_tree(self.tracer)
+            if left:
+                log.warning("the program exited: ending %d traced process(es) it left running", left)
+
+
+def end_tree(tracer: Tracer) -> int:
+    """SIGKILL every traced process; returns how many there were."""
+    # The tracer's own books (read from the signal thread too: list() of a dict is atomic).
+    pids = set(list(tracer._groups)) | set(list(tracer._early)) | set(list(tracer._expected))
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return len(pids)
+
+
+class _Signals(SignalForwarder):
+    """The forwarder (first SIGINT/SIGTERM/SIGHUP goes to the program), and a second one,
+    from kill or the terminal, ends the whole traced tree: a program that ignores or
+    only slowly handles the first cannot keep the run going."""
+
+    def __init__(self, tracer: Tracer):
+        super().__init__()
+        self._tracer = tracer
+
+    def _loop(self) -> None:
+        seen = 0
+        while True:
+            info = signal.sigwaitinfo(self.SIGNALS)
+            seen += 1
+            if seen > 1:
+                log.warning("second %s: ending every traced process", signal.Signals(info.si_signo).name)
+                end_tree(self._tracer)
+            elif info.si_code != 0x80:  # SI_KERNEL: from the terminal, the program got it too
+                try:
+                    os.kill(self.target, info.si_signo)
+                except ProcessLookupError:
+                    pass
 
 
 def _with_fast_path(env: dict[str, str], trap, mounts: MountTable, config: VfsConfig,
@@ -41,7 +121,12 @@ def _with_fast_path(env: dict[str, str], trap, mounts: MountTable, config: VfsCo
     """Preload the in-process prefilter so that dynamically linked programs make their
     local path calls without a stop. Without it everything still works, only slower."""
     try:
-        library = prefilter.build(lib_dir)
+        try:
+            library = prefilter.build(lib_dir)
+        except prefilter.UnsafeLocation as exc:
+            fallback = prefilter.private_dir()
+            library = prefilter.build(fallback)
+            log.warning("fast-path library not loaded from %s (%s): built in %s instead", lib_dir, exc, fallback)
         env = prefilter.environ(env, library, [OBJMOUNT_ROOT, *mounts.targets], fd_base,
                                 defer_cwd=str(Cache.placeholder_path(Path(config.cache_dir))),
                                 defer_fds_under=str(config.cache_dir))
@@ -52,22 +137,41 @@ def _with_fast_path(env: dict[str, str], trap, mounts: MountTable, config: VfsCo
     return env
 
 
+def _open_vfs(mounts: MountTable, config: VfsConfig) -> Vfs:
+    """The Vfs over a cache directory that is ours (another user's could read what we
+    fetch, or plant data we would upload)."""
+    root = Path(config.cache_dir)
+    try:
+        owner = root.stat().st_uid
+    except FileNotFoundError:
+        owner = os.geteuid()
+    except OSError as exc:
+        raise BadConfiguration(f"cache directory {root}: {exc.strerror}") from None
+    if owner != os.geteuid():
+        raise BadConfiguration(f"cache directory {root} belongs to uid {owner}, not to us: use --cache-dir")
+    try:
+        return Vfs(mounts, config)
+    except OSError as exc:
+        raise BadConfiguration(f"cache directory {root}: {exc.strerror or exc}") from None
+
+
 def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: VfsConfig,
         fd_base: int, lib_dir: Path | None = None) -> tuple[int, dict]:
     """Run argv to completion; returns (wait status of the command, stats).
     lib_dir: where the fast-path library is built and kept; None turns it off."""
-    forwarder = SignalForwarder()
     late = _Late()
-    tracer = Tracer(late)
+    tracer = late.tracer = Tracer(late)
+    forwarder = _Signals(tracer)
     # Fork before any thread of ours exists (the vfs starts fetch threads).
     trap = syscall_filter(fd_base)
     env = dict(os.environ)
     if lib_dir is not None:
         env = _with_fast_path(env, trap, mounts, config, fd_base, lib_dir)
-    pid = spawn(tracer, argv, env, trap, sigmask=forwarder.old_mask)
+    pid = late.root = spawn(tracer, argv, env, trap, sigmask=forwarder.old_mask)
     vfs = None
     try:
-        vfs = Vfs(mounts, config)
+        vfs = _open_vfs(mounts, config)
+        probe(vfs, buckets_to_probe(argv, mounts))   # the program is still stopped before its exec
         for line in vfs.recover():  # what a killed supervisor left behind
             log.warning("recovered: %s", line)
         late.target = Supervisor(vfs, mounts, mount_targets, trap, pid, os.getcwd())

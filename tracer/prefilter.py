@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -42,18 +43,49 @@ class PrefilterUnavailable(Exception):
     """The library cannot be built or used here; the reason is the message."""
 
 
+class UnsafeLocation(PrefilterUnavailable):
+    """Someone other than us could have written the library (or could replace it)."""
+
+
+def check_safe(path: Path) -> None:
+    """Raise UnsafeLocation unless `path` (a file or directory) and every directory above it
+    could only have been written by us or root: owned by one of us, and not writable by
+    group or others (a directory above may be, if it is sticky, like /tmp). The library
+    loaded into the program (maybe as root) must be the one we built. It stays readable by
+    everyone: programs running as other users load it too."""
+    me = os.geteuid()
+    path = Path(os.path.realpath(path))   # what a symlink leads to is what gets loaded
+    for i, p in enumerate([path, *path.parents]):
+        try:
+            st = os.stat(p)
+        except OSError as exc:
+            raise UnsafeLocation(f"{p}: {exc.strerror}") from None
+        if st.st_uid not in (me, 0) or (i == 0 and st.st_uid != me):
+            raise UnsafeLocation(f"{p} belongs to uid {st.st_uid}")
+        sticky_dir = i > 0 and stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
+        if st.st_mode & 0o022 and not sticky_dir:
+            raise UnsafeLocation(f"{p} is writable by others (mode {stat.S_IMODE(st.st_mode):04o})")
+
+
 def build(cache_dir: Path, cc: str | None = None) -> Path:
     """The compiled library, building it into `cache_dir` if this source has not been
-    built there yet."""
+    built there yet. The directory (and the library, when it exists) must pass check_safe,
+    checked on every call: UnsafeLocation otherwise."""
     compiler = cc or os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not compiler:
         raise PrefilterUnavailable("no C compiler (cc or gcc) to build the prefilter")
     source = SOURCE.read_bytes()
     digest = hashlib.sha256(source + " ".join(CFLAGS).encode()).hexdigest()[:16]
     target = Path(cache_dir) / f"prefilter-{digest}.so"
+    try:
+        target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PrefilterUnavailable(f"cannot create {target.parent}: {exc.strerror}") from None
+    check_safe(target.parent)
+    os.chmod(target.parent, 0o755)   # ours: readable by programs running as other users
     if target.exists():
+        check_safe(target)
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".prefilter-", suffix=".so", dir=target.parent)
     os.close(fd)
     try:
@@ -70,6 +102,14 @@ def build(cache_dir: Path, cc: str | None = None) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return target
+
+
+def private_dir() -> Path:
+    """A directory for the library that only we can write: used when the usual one is not
+    safe. Per user, so it is reused by later runs (and checked like the usual one). In the
+    temporary directory, not XDG_RUNTIME_DIR: that one is 0700, and programs running as
+    other users must be able to load the library."""
+    return Path(tempfile.gettempdir()) / f"objmount-prefilter-{os.geteuid()}"
 
 
 def environ(env: dict[str, str], library: Path, roots: list[str], fd_base: int,

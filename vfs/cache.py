@@ -22,6 +22,11 @@ from .ranges import RangeSet
 log = logging.getLogger("vfs.cache")
 
 
+def private(path, flags: int) -> int:
+    """open()'s opener for cache files: 0600 whatever the umask."""
+    return os.open(path, flags, 0o600)
+
+
 class Item:
     """One object version's sparse file. Thread-safe: fetch threads add ranges.
 
@@ -71,11 +76,17 @@ class Cache:
     def __init__(self, root: Path, limit: int):
         self.root = Path(root)
         self.limit = limit
-        (self.root / "data").mkdir(parents=True, exist_ok=True)
+        # Cached object data is private: the top directory is 0700 (also an existing one,
+        # which older versions made 0755), so nothing below it is reachable by other users.
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
+        (self.root / "data").mkdir(mode=0o700, exist_ok=True)
         self.placeholder = self.placeholder_path(self.root)
         self.placeholder.mkdir(exist_ok=True)
         os.chmod(self.placeholder, 0o555)  # nothing should ever be created in it
         self.index = diskcache.Cache(str(self.root / "index"))
+        for db in (self.root / "index").glob("cache.db*"):   # SQLite gives its -wal/-shm the db's mode
+            os.chmod(db, 0o600)
         self.items: dict[str, Item] = {}
         self._lock = threading.Lock()
 
@@ -106,7 +117,7 @@ class Cache:
             present = RangeSet.from_list(record.get("present", []))
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "wb") as f:
+            with open(path, "wb", opener=private) as f:
                 f.truncate(size)  # sparse: no blocks until fetched
         return Item(item_id, path, size, present)
 
@@ -116,7 +127,7 @@ class Cache:
         item_id = "new-" + uuid.uuid4().hex
         path = self.root / "data" / "new" / item_id
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
+        path.touch(mode=0o600)
         with self._lock:
             item = self.items[item_id] = Item(item_id, path, 0, RangeSet())
             item.opens += 1

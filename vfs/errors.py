@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno as E
+import os
+import re
 
 from botocore.exceptions import (BotoCoreError, ClientError, ConnectionClosedError, ConnectTimeoutError,
                                  EndpointConnectionError, NoCredentialsError, PartialCredentialsError,
@@ -13,6 +15,7 @@ class VfsError(Exception):
     """An operation failed with `errno`; `message` is one line saying why."""
 
     def __init__(self, errno: int, message: str):
+        message = redact(message)
         super().__init__(message)
         self.errno = errno
         self.message = message
@@ -20,7 +23,7 @@ class VfsError(Exception):
 
 _NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "NotFound", "404"}
 _DENIED = {"AccessDenied", "Forbidden", "403", "AllAccessDisabled", "AccountProblem"}
-_BAD_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
+BAD_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
                     "TokenRefreshRequired", "InvalidSecurity"}
 _CHANGED = {"PreconditionFailed", "412"}
 
@@ -32,8 +35,9 @@ def from_boto(exc: Exception, what: str, endpoint: str) -> VfsError:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         if code in _NOT_FOUND:
             return VfsError(E.ENOENT, f"{what}: not found")
-        if code in _BAD_CREDENTIALS:
-            return VfsError(E.EIO, f"{what}: credentials rejected by {endpoint} ({code})")
+        if code in BAD_CREDENTIALS:
+            return VfsError(E.EACCES, f"{what}: {endpoint} refused the credentials ({code}): check the "
+                                      f"access key, secret and profile")
         if code in _DENIED:
             return VfsError(E.EACCES, f"{what}: access denied by {endpoint}")
         if code in _CHANGED:
@@ -60,3 +64,23 @@ def _reason(exc: Exception) -> str:
         if hint in text:
             return hint
     return type(exc).__name__
+
+
+_USERINFO = re.compile(r"(?<=//)[^/@\s\"']*@")
+_SECRET_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+
+
+def without_userinfo(url: str) -> str:
+    """url without its 'user:secret@' part."""
+    return _USERINFO.sub("", url)
+
+
+def redact(text: str) -> str:
+    """text with URL userinfo and the secret credentials in the environment removed: what
+    reaches a log line, an error line or the stats file goes through here."""
+    text = without_userinfo(text)
+    for var in _SECRET_VARS:
+        secret = os.environ.get(var)
+        if secret and len(secret) >= 4 and secret in text:
+            text = text.replace(secret, "***")
+    return text

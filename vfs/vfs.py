@@ -11,10 +11,10 @@ import stat
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cache import Cache, Item
+from .cache import Cache, Item, private
 from .errors import VfsError
 from .fetch import Fetcher, Readahead
 from . import meta as metas
@@ -26,7 +26,7 @@ from .mounts import MountTable
 from .namespace import Namespace
 from .stats import Stats
 from .stores.local import LocalStore
-from .stores.s3 import S3Service, S3Store
+from .stores.s3 import Network, S3Service, S3Store
 
 log = logging.getLogger("vfs")
 
@@ -46,6 +46,7 @@ class VfsConfig:
     write_behind: bool = True           # upload the parts of a new file while it is written
     write_behind_part: int = MIN_PART   # its part size (S3: 5 MiB at least)
     write_behind_workers: int = 8       # parts uploading at once (memory: workers x part)
+    network: Network = field(default_factory=Network)   # S3 timeouts and retries
 
 
 class OpenFile:
@@ -186,7 +187,7 @@ class Vfs:
         self.cache = Cache(Path(config.cache_dir), config.cache_size)
         self.placeholder_dir = str(self.cache.placeholder)
         self.fetcher = Fetcher(workers=config.fetch_workers, block=config.random_block)
-        self._s3 = S3Service(config.endpoint_url, config.profile, config.region, self._stats)
+        self._s3 = S3Service(config.endpoint_url, config.profile, config.region, self._stats, config.network)
         self._stores: dict[str, object] = {}
         # (store url, key) -> (item, store, path) of files with changes not yet uploaded
         self._writers: dict[tuple[str, str], tuple[Item, object, str]] = {}
@@ -349,7 +350,7 @@ class Vfs:
                                       "previous_etag": item.previous_etag, "fetchable": item.size,
                                       "created": item.created, "attrs": item.attrs})
         if end > start:
-            with open(self.cache.dirty_log(item.id), "ab") as log_file:
+            with open(self.cache.dirty_log(item.id), "ab", opener=private) as log_file:
                 log_file.write(start.to_bytes(8, "little") + end.to_bytes(8, "little"))
 
     # --- write-behind (see writebehind.py) -----------------------------------------------

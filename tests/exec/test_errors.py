@@ -43,7 +43,7 @@ def test_path_forms_resolve_as_the_kernel_would(objmount, small):
 
 def test_unreachable_endpoint_gives_eio_and_one_clear_line(objmount, small):
     run = objmount(["python3", "-c", "import os\nfor _ in range(3):\n    try: open('s3://b/k')\n    except OSError as e: print(e.errno)"],
-                   "--endpoint-url", "http://127.0.0.1:9")
+                   "--endpoint-url", "http://127.0.0.1:9", "--retries", "1")
     assert run.text.split() == ["5", "5", "5"]
     lines = [l for l in run.stderr.splitlines() if "127.0.0.1:9" in l]
     assert len(lines) == 1, run.stderr
@@ -81,8 +81,14 @@ def test_access_denied_is_eacces(objmount, denying_endpoint):
 
 
 def test_missing_credentials_give_eio_naming_the_reason(objmount, small):
-    run = objmount(["python3", "-c", f"import os\ntry: open('{small}/dir/file.txt')\nexcept OSError as e: print(e.errno)"],
-                   env={"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""})
+    """Found at start when the command line names the bucket (exit 2), else at run time."""
+    no_keys = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}
+    run = objmount(["cat", f"{small}/dir/file.txt"], env=no_keys)
+    assert run.returncode == 2
+    assert "credentials" in run.stderr.lower() and len(run.stderr.splitlines()) == 1
+    hidden = f"'{small[:9]}' + '{small[9:]}/dir/file.txt'"
+    run = objmount(["python3", "-c", f"import os\ntry: open({hidden})\nexcept OSError as e: print(e.errno)"],
+                   env=no_keys)
     assert run.text.strip() == "5"
     assert "credentials" in run.stderr.lower()
     assert "Traceback" not in run.stderr

@@ -2,27 +2,78 @@
 
 from __future__ import annotations
 
+import random
 import threading
+import time
+from dataclasses import dataclass
 from functools import cached_property
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (BotoCoreError, ClientError, ConnectionClosedError, ConnectTimeoutError,
+                                 EndpointConnectionError, IncompleteReadError, ReadTimeoutError,
+                                 ResponseStreamingError)
 
-from ..errors import VfsError, from_boto
+from ..errors import VfsError, from_boto, without_userinfo
 from ..stats import Stats
 from .base import Listing, ObjectInfo
 
-_CHUNK = 1 << 20
 _SNAKE = {"PutObject": "put_object", "DeleteObject": "delete_object", "CopyObject": "copy_object",
           "CreateMultipartUpload": "create_multipart_upload", "UploadPart": "upload_part",
           "UploadPartCopy": "upload_part_copy", "ListParts": "list_parts",
           "CompleteMultipartUpload": "complete_multipart_upload", "AbortMultipartUpload": "abort_multipart_upload"}
 
 
+_CHUNK_RESUMABLE = 64 << 10    # a GET's body is kept chunk by chunk: a break loses less than this
+
+# Server answers worth asking again (S3 asks clients to back off and retry on these).
+_RETRY_CODES = {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable",
+                "Throttling", "ThrottlingException", "RequestLimitExceeded", "BandwidthLimitExceeded"}
+# Network failures worth another attempt: the server may be back, the connection was reset,
+# the body came short, nothing came within the read timeout.
+_RETRY_ERRORS = (ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError,
+                 ResponseStreamingError, IncompleteReadError)
+
+
+@dataclass
+class Network:
+    """How long one request may take and how often a failed one is tried again.
+
+    connect_timeout / read_timeout bound each attempt (read: the wait for any bytes, so a
+    stalled server or a body that stops arriving ends there). A reset, a short body, a
+    timeout, a 5xx or a throttling answer is retried `retries` times with exponential
+    backoff (backoff, 2*backoff, ... up to max_backoff, jittered); a ranged GET resumes
+    where its body broke. Only then does the operation fail."""
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    retries: int = 4
+    backoff: float = 0.25
+    max_backoff: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+
+def retryable(exc: Exception) -> bool:
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return code in _RETRY_CODES or status >= 500 or status == 429
+    return isinstance(exc, (*_RETRY_ERRORS, _ShortBody))
+
+
+class _ShortBody(Exception):
+    """The body ended before the bytes asked for (a server that closed early)."""
+
+
 class S3Service:
     """One boto3 client per process, shared by the bucket stores (it is thread-safe)."""
 
-    def __init__(self, endpoint_url: str | None, profile: str | None, region: str | None, stats: Stats):
+    def __init__(self, endpoint_url: str | None, profile: str | None, region: str | None, stats: Stats,
+                 network: Network | None = None):
         self.stats = stats
+        self.network = network or Network()
+        # userinfo means nothing to S3 (requests are signed with the AWS credentials) and
+        # must not reach a log line: it is dropped here, once.
+        endpoint_url = without_userinfo(endpoint_url) if endpoint_url else endpoint_url
         self._args = (endpoint_url, profile, region)
         self._lock = threading.Lock()
         self._client = None
@@ -37,9 +88,10 @@ class S3Service:
 
                 endpoint_url, profile, region = self._args
                 session = boto3.session.Session(profile_name=profile) if profile else boto3.session.Session()
+                net = self.network
                 config = Config(
-                    retries={"max_attempts": 3, "mode": "standard"},
-                    connect_timeout=5, read_timeout=60, max_pool_connections=64,
+                    retries={"total_max_attempts": 1},   # retried by `call`, with resumable GETs
+                    connect_timeout=net.connect_timeout, read_timeout=net.read_timeout, max_pool_connections=64,
                     s3={"addressing_style": "path"} if endpoint_url or _env_endpoint() else {},
                 )
                 self._client = session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
@@ -48,16 +100,38 @@ class S3Service:
     @cached_property
     def endpoint(self) -> str:
         try:
-            return self.client.meta.endpoint_url
+            return without_userinfo(self.client.meta.endpoint_url)
         except Exception:
             return self._args[0] or "the S3 endpoint"
 
+    def call(self, op: str, what: str, fn, attempts: int | None = None, sent: int = 0):
+        """fn() with the retry policy; a failure that remains becomes one VfsError about
+        `what` (e.g. 's3://bucket/key'). Every attempt counts as a request of `op`."""
+        attempts = attempts or self.network.retries + 1
+        attempt = 1
+        while True:
+            try:
+                return fn()
+            except (ClientError, BotoCoreError, _ShortBody) as exc:
+                if attempt >= attempts or not retryable(exc):
+                    raise self.failure(exc, what, attempt) from None
+            finally:
+                self.stats.request(op, sent=sent)
+            self.stats.count("retries")
+            time.sleep(self.network.delay(attempt))
+            attempt += 1
+
+    def failure(self, exc: Exception, what: str, attempts: int = 1) -> VfsError:
+        if isinstance(exc, _ShortBody):
+            err = VfsError(5, f"{what}: {self.endpoint} closed the connection early ({exc})")
+        else:
+            err = from_boto(exc, what, self.endpoint)
+        if attempts > 1:
+            err = VfsError(err.errno, f"{err.message} (after {attempts} attempts)")
+        return err
+
     def list_buckets(self) -> list[str]:
-        try:
-            out = self.client.list_buckets()
-        except (ClientError, BotoCoreError) as exc:
-            raise from_boto(exc, "s3://", self.endpoint) from None
-        self.stats.request("ListBuckets")
+        out = self.call("ListBuckets", "s3://", lambda: self.client.list_buckets())
         return [b["Name"] for b in out.get("Buckets", [])]
 
 
@@ -85,32 +159,70 @@ class S3Store:
     def endpoint(self) -> str:
         return self.service.endpoint
 
-    def _fail(self, exc: Exception, key: str = "") -> VfsError:
-        return from_boto(exc, f"s3://{self.bucket}/{key}", self.endpoint)
+    def _do(self, op: str, key: str, fn, attempts: int | None = None, sent: int = 0):
+        return self.service.call(op, f"s3://{self.bucket}/{key}", fn, attempts, sent)
 
     def check_root(self) -> None:
         if self._root_checked:
             return
-        try:
-            self.service.client.head_bucket(Bucket=self.bucket)
-        except (ClientError, BotoCoreError) as exc:
-            raise self._fail(exc) from None
-        finally:
-            self.stats.request("HeadBucket")
+        self._do("HeadBucket", "", lambda: self.service.client.head_bucket(Bucket=self.bucket))
         self._root_checked = True
 
-    def head(self, key: str) -> ObjectInfo | None:
+    def probe(self, prefix: str = "") -> tuple[str, VfsError] | None:
+        """One cheap request that fails the way a run would. Returns (what is wrong, the
+        error) when it is the configuration: 'unreachable', 'credentials' or 'no-bucket';
+        None when the request worked or failed for another reason (denied, a 5xx) that the
+        run itself will meet and report. A listing, not HeadBucket: a refused HEAD has no
+        body to say why. Connection failures are not retried: this runs before the program."""
+        from botocore.exceptions import NoCredentialsError, PartialCredentialsError
+
+        from ..errors import BAD_CREDENTIALS
+
+        def listing():
+            return self.service.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
         try:
-            out = self.service.client.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            err = self._fail(exc, key)
-            if err.errno == 2 and exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise err from None
-        except BotoCoreError as exc:
-            raise self._fail(exc, key) from None
-        finally:
-            self.stats.request("HeadObject")
+            self._do("ListObjectsV2", prefix, listing, attempts=1)
+            return None
+        except VfsError as exc:
+            cause = exc.__context__
+        except Exception as exc:   # noqa: BLE001 - what boto3 raises while building the client
+            return "credentials", VfsError(5, f"s3://{self.bucket}: {exc}")
+        err = self.service.failure(cause, f"s3://{self.bucket}/{prefix}") if cause else None
+        if isinstance(cause, ClientError):
+            code = str(cause.response.get("Error", {}).get("Code", ""))
+            if code in BAD_CREDENTIALS:
+                return "credentials", err
+            if code == "NoSuchBucket":
+                return "no-bucket", VfsError(2, f"s3://{self.bucket}: no such bucket at {self.endpoint}")
+            return None
+        if isinstance(cause, (NoCredentialsError, PartialCredentialsError)):
+            return "credentials", err
+        if isinstance(cause, (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)):
+            return "unreachable", err
+        return None
+
+    def _explain_denial(self, key: str) -> None:
+        """Raise the refused-credentials error if that is why `key` was denied."""
+        found = self.probe(key)
+        if found is not None and found[0] == "credentials":
+            raise found[1]
+
+    def head(self, key: str) -> ObjectInfo | None:
+        def head():
+            try:
+                return self.service.client.head_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    return None
+                raise
+        try:
+            out = self._do("HeadObject", key, head)
+        except VfsError as exc:
+            if exc.errno == 13:  # a HEAD's 403 has no body to say why: a listing says it
+                self._explain_denial(key)
+            raise
+        if out is None:
+            return None
         return ObjectInfo(key, out["ContentLength"], out.get("ETag"), out["LastModified"].timestamp(),
                           out.get("Metadata", {}), out.get("ContentType"))
 
@@ -118,12 +230,8 @@ class S3Store:
         """Every page of a ListObjectsV2, following continuation tokens."""
         kwargs["Bucket"] = self.bucket
         while True:
-            try:
-                page = self.service.client.list_objects_v2(**kwargs)
-            except (ClientError, BotoCoreError) as exc:
-                raise self._fail(exc, kwargs.get("Prefix", "")) from None
-            finally:
-                self.stats.request("ListObjectsV2")
+            page = self._do("ListObjectsV2", kwargs.get("Prefix", ""),
+                            lambda: self.service.client.list_objects_v2(**kwargs))
             yield page
             if not page.get("IsTruncated"):
                 return
@@ -140,22 +248,14 @@ class S3Store:
         return Listing(objects, prefixes)
 
     def has_prefix(self, prefix: str) -> bool:
-        try:
-            page = self.service.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
-        except (ClientError, BotoCoreError) as exc:
-            raise self._fail(exc, prefix) from None
-        finally:
-            self.stats.request("ListObjectsV2")
+        page = self._do("ListObjectsV2", prefix,
+                        lambda: self.service.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1))
         return page.get("KeyCount", 0) > 0
 
     # --- writes ------------------------------------------------------------------------
     def _call(self, op: str, key: str, sent: int = 0, **kwargs):
-        try:
-            return getattr(self.service.client, _SNAKE[op])(Bucket=self.bucket, Key=key, **kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            raise self._fail(exc, key) from None
-        finally:
-            self.stats.request(op, sent=sent)
+        method = getattr(self.service.client, _SNAKE[op])
+        return self._do(op, key, lambda: method(Bucket=self.bucket, Key=key, **kwargs), sent=sent)
 
     def put(self, key: str, body: bytes, metadata: dict[str, str], content_type: str | None = None) -> str:
         extra = {"ContentType": content_type} if content_type else {}
@@ -223,19 +323,25 @@ class S3Store:
         return [o["Key"] for page in self._pages(Prefix=prefix) for o in page.get("Contents", [])]
 
     def read(self, key: str, start: int, end: int, etag: str | None, sink) -> None:
-        kwargs = {"Bucket": self.bucket, "Key": key, "Range": f"bytes={start}-{end - 1}"}
-        if etag:
-            kwargs["IfMatch"] = etag
-        try:
+        """Pass [start, end) to sink(offset, chunk) as it arrives. A body that breaks (reset,
+        short, stalled) is asked again for what is still missing only."""
+        pos = start
+
+        def get():
+            nonlocal pos
+            kwargs = {"Bucket": self.bucket, "Key": key, "Range": f"bytes={pos}-{end - 1}"}
+            if etag:
+                kwargs["IfMatch"] = etag
             body = self.service.client.get_object(**kwargs)["Body"]
-            self.stats.request("GetObject")
-            pos = start
-            while pos < end:
-                chunk = body.read(min(_CHUNK, end - pos))
-                if not chunk:
-                    raise VfsError(5, f"s3://{self.bucket}/{key}: short read at {pos} (expected up to {end})")
-                sink(pos, chunk)
-                self.stats.add_received(len(chunk))
-                pos += len(chunk)
-        except (ClientError, BotoCoreError) as exc:
-            raise self._fail(exc, key) from None
+            try:
+                while pos < end:
+                    chunk = body.read(min(_CHUNK_RESUMABLE, end - pos))
+                    if not chunk:
+                        raise _ShortBody(f"body ended at byte {pos} of {start}-{end}")
+                    sink(pos, chunk)
+                    self.stats.add_received(len(chunk))
+                    pos += len(chunk)
+            finally:
+                body.close()
+
+        self._do("GetObject", key, get)
