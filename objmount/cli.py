@@ -117,6 +117,7 @@ def exec_command(mounts, cache_dir, cache_size, metadata_ttl, endpoint_url, prof
     )
     targets = [spec.split("=", 1)[0] for spec in mounts]
     from tracer import TraceError
+    from vfs import VfsError
 
     from .run import run
 
@@ -125,6 +126,9 @@ def exec_command(mounts, cache_dir, cache_size, metadata_ttl, endpoint_url, prof
                             lib_dir=default_cache_dir() / "lib" if fast_path else None)
     except TraceError as exc:
         log.error("%s", exc)
+        sys.exit(125)
+    except VfsError as exc:  # the cache cannot be used (its disk is full, its index broken)
+        log.error("%s", exc.message)
         sys.exit(125)
     if stats_file is not None:
         stats_file.write_text(json.dumps(stats, indent=2, sort_keys=True))
@@ -138,29 +142,53 @@ def exec_command(mounts, cache_dir, cache_size, metadata_ttl, endpoint_url, prof
 
 @main.command("flush")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="The cache to flush. [default: $XDG_CACHE_HOME/objmount]")
+              help="The cache to look in. [default: $XDG_CACHE_HOME/objmount]")
+@click.option("--list", "list_only", is_flag=True, help="Only list the files held; upload nothing.")
 @click.option("--endpoint-url", default=None, metavar="URL", help="S3 endpoint (default: AWS configuration).")
 @click.option("--profile", default=None, help="AWS shared-config profile to use.")
 @click.option("--region", default=None, help="AWS region.")
 @click.option("-v", "--verbose", count=True, help="Log each upload.")
-def flush_command(cache_dir, endpoint_url, profile, region, verbose) -> None:
-    """Upload data that an interrupted objmount left in the cache.
+@click.argument("urls", nargs=-1, metavar="[URL]...")
+def flush_command(cache_dir, list_only, endpoint_url, profile, region, verbose, urls) -> None:
+    """Upload files that an objmount run left in the cache without publishing them.
 
-    Writes acknowledged by close() are always in the bucket; this finishes uploads of files
-    whose supervisor was killed before they were closed. `objmount exec` does the same at
-    start."""
+    A file whose writer never reached close() (the supervisor or the machine died), or
+    whose upload failed at close, is kept in the cache and never uploaded on its own: it
+    may be half of what was meant, and would replace the bucket's intact object. Every
+    `objmount exec` says at start when there are such files. This command uploads them
+    all, or only the URLs named (s3://bucket/key as --list shows them). Files that another
+    running objmount is writing are left alone. Exits 1 if anything asked for was not
+    uploaded.
+    """
     _setup_logging(verbose)
-    from vfs import MountTable, Vfs, VfsConfig
+    from vfs import MountTable, Vfs, VfsConfig, VfsError, recovery
 
-    vfs = Vfs(MountTable.parse([]), VfsConfig(cache_dir=(cache_dir or default_cache_dir()).absolute(),
-                                              endpoint_url=endpoint_url, profile=profile, region=region))
     try:
-        done = vfs.recover()
+        vfs = Vfs(MountTable.parse([]), VfsConfig(cache_dir=(cache_dir or default_cache_dir()).absolute(),
+                                                  endpoint_url=endpoint_url, profile=profile, region=region))
+    except VfsError as exc:
+        log.error("%s", exc.message)
+        sys.exit(1)
+    ok = True
+    try:
+        if list_only:
+            files = recovery.held(vfs.cache)
+            for held in files:
+                if not urls or held.url in urls:
+                    click.echo(held.describe())
+        else:
+            lines, ok = recovery.publish(vfs, list(urls) or None)
+            for line in lines:
+                click.echo(line)
+    except VfsError as exc:
+        log.error("%s", exc.message)
+        ok = False
     finally:
-        vfs.close()
-    for line in done:
-        click.echo(line)
-    if any(line.startswith("could not") for line in done):
+        try:
+            vfs.close()
+        except VfsError as exc:
+            log.error("%s", exc.message)
+    if not ok:
         sys.exit(1)
 
 

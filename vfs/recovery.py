@@ -1,0 +1,163 @@
+"""Files a run left in the cache without publishing them: written but never closed (the
+supervisor or the machine died), or closed while the bucket could not take them.
+
+They are kept, never lost, and never uploaded on our own: the bytes of a file whose writer
+never reached close may be half of what it meant to write, and publishing them would
+replace an intact object. The next start says in one line what is held
+(`summary_line`); `objmount flush --list` lists it (`held`) and `objmount flush` publishes
+it (`publish`) when the user asks. A file that another live run is still writing is
+neither listed nor touched (its lock is held: see cache.py)."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .cache import Cache, Item
+from .errors import VfsError
+from .ranges import RangeSet
+
+log = logging.getLogger("vfs.recovery")
+
+
+@dataclass
+class HeldFile:
+    item_id: str
+    url: str          # where it goes: s3://bucket/key (or file:///dir/key)
+    size: int         # bytes in the local file
+    mtime: float      # last written
+    record: dict
+
+    def describe(self) -> str:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.mtime))
+        kind = "new file" if self.record.get("created") else "changed file"
+        return f"{self.url}\t{human(self.size)}\t{kind}, last written {stamp}"
+
+
+def human(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def held(cache: Cache) -> list[HeldFile]:
+    """What dead runs left, oldest first. Journal entries whose file is gone are dropped;
+    private files with no journal entry and no live run (never written) are removed."""
+    out = []
+    journaled = set()
+    for item_id, record in cache.journal_records():
+        path = record.get("path") if record else None
+        if path:
+            journaled.add(os.path.basename(path))
+        if not path or not os.path.exists(path):
+            if not path or not cache.in_use(path):
+                cache.unjournal(item_id)
+            continue
+        if cache.in_use(path):
+            continue  # a live run is writing it
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        out.append(HeldFile(item_id, f"{record['store_url']}/{record['key']}", st.st_size, st.st_mtime, record))
+    _sweep(cache, journaled)
+    return sorted(out, key=lambda h: (h.mtime, h.url))
+
+
+def _sweep(cache: Cache, journaled: set[str]) -> None:
+    new = cache.root / "items" / "new"
+    try:
+        names = os.listdir(new)
+    except OSError:
+        return
+    for name in names:
+        if name.endswith(".lock") or name.endswith(".tmp") or name in journaled:
+            continue
+        path = new / name
+        fd = cache.claim(path)
+        if fd is None:
+            continue  # a live run's file, not written yet
+        try:
+            cache.remove_private(path)
+        finally:
+            os.close(fd)
+
+
+def summary_line(cache: Cache) -> str | None:
+    """One line for the start of a run, or None if nothing is held."""
+    files = held(cache)
+    if not files:
+        return None
+    total = sum(f.size for f in files)
+    what = "1 file" if len(files) == 1 else f"{len(files)} files"
+    return (f"the cache {cache.root} holds {what} ({human(total)}) that a run left unpublished (killed before "
+            f"close, or the upload failed); the bucket does not have them: `objmount flush --list` shows "
+            f"them, `objmount flush` uploads them")
+
+
+def publish(vfs, names: list[str] | None = None) -> tuple[list[str], bool]:
+    """Upload held files (all, or those whose URL is in `names`). Returns the lines to
+    print and whether everything asked for was uploaded."""
+    cache: Cache = vfs.cache
+    lines, ok = [], True
+    wanted = set(names or ())
+    for h in held(cache):
+        if wanted and h.url not in wanted:
+            continue
+        wanted.discard(h.url)
+        try:
+            _publish_one(vfs, cache, h)
+            lines.append(f"uploaded {h.url} ({human(h.size)})")
+        except VfsError as exc:
+            ok = False
+            lines.append(f"could not upload {h.url}: {exc.message}")
+    for url in sorted(wanted):
+        ok = False
+        lines.append(f"not held in the cache: {url}")
+    return lines, ok
+
+
+def _publish_one(vfs, cache: Cache, h: HeldFile) -> None:
+    record, path = h.record, Path(h.record["path"])
+    lock_fd = cache.claim(path)
+    if lock_fd is None:
+        raise VfsError(errno.EBUSY, f"{h.url}: another objmount is writing or publishing it")
+    store = vfs.store(record["store_url"])
+    behind = record.get("write_behind")
+    if behind and hasattr(store, "abort_multipart"):  # parts the dead run had sent
+        try:
+            store.abort_multipart(behind["key"], behind["upload_id"])
+        except VfsError as exc:
+            log.debug("%s", exc.message)
+    dirty = cache.read_dirty_log(h.item_id)
+    item = Item(h.item_id, path, record.get("fetchable", 0), RangeSet())
+    present = (cache._get(h.item_id) or {}).get("present", [])  # an entry from an older cache layout
+    item.present = RangeSet.from_list(present).union(dirty)
+    if record.get("present"):
+        item.present = item.present.union(RangeSet.from_list(record["present"]))
+    item.private = True
+    item.lock_fd = lock_fd
+    item.make_room = cache.make_room
+    item.previous_etag = record.get("previous_etag")
+    item.dirty = dirty
+    item.created = record.get("created", False) or not dirty
+    item.attrs = record.get("attrs")
+    item.journaled = True
+    item.opens = 1
+    with cache._lock:
+        cache.items[h.item_id] = item
+    try:
+        vfs._flush(item, store, record["key"], h.url)
+    finally:
+        cache.release(item)
+        if item.journaled:  # not uploaded: free the lock for a later flush
+            with cache._lock:
+                cache.items.pop(item.id, None)
+            item.close_fd()
+            item.unlock()
