@@ -144,12 +144,15 @@ def exec_command(mounts, cache_dir, cache_size, metadata_ttl, endpoint_url, prof
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The cache to look in. [default: $XDG_CACHE_HOME/objmount]")
 @click.option("--list", "list_only", is_flag=True, help="Only list the files held; upload nothing.")
+@click.option("--force", is_flag=True,
+              help="Upload even where the bucket's object changed since the file was opened.")
+@click.option("--discard", is_flag=True, help="Delete the held files (all, or the URLs named) instead of uploading.")
 @click.option("--endpoint-url", default=None, metavar="URL", help="S3 endpoint (default: AWS configuration).")
 @click.option("--profile", default=None, help="AWS shared-config profile to use.")
 @click.option("--region", default=None, help="AWS region.")
 @click.option("-v", "--verbose", count=True, help="Log each upload.")
 @click.argument("urls", nargs=-1, metavar="[URL]...")
-def flush_command(cache_dir, list_only, endpoint_url, profile, region, verbose, urls) -> None:
+def flush_command(cache_dir, list_only, force, discard, endpoint_url, profile, region, verbose, urls) -> None:
     """Upload files that an objmount run left in the cache without publishing them.
 
     A file whose writer never reached close() (the supervisor or the machine died), or
@@ -157,8 +160,9 @@ def flush_command(cache_dir, list_only, endpoint_url, profile, region, verbose, 
     may be half of what was meant, and would replace the bucket's intact object. Every
     `objmount exec` says at start when there are such files. This command uploads them
     all, or only the URLs named (s3://bucket/key as --list shows them). Files that another
-    running objmount is writing are left alone. Exits 1 if anything asked for was not
-    uploaded.
+    running objmount is writing are left alone. A file whose object changed in the
+    bucket since it was opened is not uploaded over the newer version without --force.
+    Exits 1 if anything asked for was not done.
     """
     _setup_logging(verbose)
     from vfs import MountTable, Vfs, VfsConfig, VfsError, recovery
@@ -177,7 +181,10 @@ def flush_command(cache_dir, list_only, endpoint_url, profile, region, verbose, 
                 if not urls or held.url in urls:
                     click.echo(held.describe())
         else:
-            lines, ok = recovery.publish(vfs, list(urls) or None)
+            if discard:
+                lines, ok = recovery.discard(vfs, list(urls) or None)
+            else:
+                lines, ok = recovery.publish(vfs, list(urls) or None, force=force)
             for line in lines:
                 click.echo(line)
     except VfsError as exc:

@@ -101,40 +101,76 @@ def summary_line(cache: Cache) -> str | None:
             f"them, `objmount flush` uploads them")
 
 
-def publish(vfs, names: list[str] | None = None) -> tuple[list[str], bool]:
-    """Upload held files (all, or those whose URL is in `names`). Returns the lines to
-    print and whether everything asked for was uploaded."""
-    cache: Cache = vfs.cache
+def publish(vfs, names: list[str] | None = None, force: bool = False) -> tuple[list[str], bool]:
+    """Upload held files (all, or those whose URL is in `names`). A file whose object
+    changed in the bucket since the dead run opened it is not uploaded over the newer
+    version unless `force`. Returns the lines to print and whether everything asked for
+    was uploaded."""
+    return _each(vfs, names, lambda h: _publish_one(vfs, vfs.cache, h, force), "uploaded", "could not upload")
+
+
+def discard(vfs, names: list[str] | None = None) -> tuple[list[str], bool]:
+    """Delete held files from the cache (all, or those named); the bucket is untouched."""
+    return _each(vfs, names, lambda h: _discard_one(vfs, vfs.cache, h), "discarded", "could not discard")
+
+
+def _each(vfs, names, action, done: str, failed: str) -> tuple[list[str], bool]:
     lines, ok = [], True
     wanted = set(names or ())
-    for h in held(cache):
+    for h in held(vfs.cache):
         if wanted and h.url not in wanted:
             continue
         wanted.discard(h.url)
         try:
-            _publish_one(vfs, cache, h)
-            lines.append(f"uploaded {h.url} ({human(h.size)})")
+            action(h)
+            lines.append(f"{done} {h.url} ({human(h.size)})")
         except VfsError as exc:
             ok = False
-            lines.append(f"could not upload {h.url}: {exc.message}")
+            lines.append(f"{failed} {h.url}: {exc.message}")
     for url in sorted(wanted):
         ok = False
         lines.append(f"not held in the cache: {url}")
     return lines, ok
 
 
-def _publish_one(vfs, cache: Cache, h: HeldFile) -> None:
-    record, path = h.record, Path(h.record["path"])
-    lock_fd = cache.claim(path)
-    if lock_fd is None:
-        raise VfsError(errno.EBUSY, f"{h.url}: another objmount is writing or publishing it")
-    store = vfs.store(record["store_url"])
+def _abort_write_behind(store, record: dict) -> None:
     behind = record.get("write_behind")
     if behind and hasattr(store, "abort_multipart"):  # parts the dead run had sent
         try:
             store.abort_multipart(behind["key"], behind["upload_id"])
         except VfsError as exc:
             log.debug("%s", exc.message)
+
+
+def _discard_one(vfs, cache: Cache, h: HeldFile) -> None:
+    path = Path(h.record["path"])
+    lock_fd = cache.claim(path)
+    if lock_fd is None:
+        raise VfsError(errno.EBUSY, f"{h.url}: another objmount is writing or publishing it")
+    try:
+        _abort_write_behind(vfs.store(h.record["store_url"]), h.record)
+        cache.unjournal(h.item_id)
+        cache.remove_private(path)
+    finally:
+        os.close(lock_fd)
+
+
+def _publish_one(vfs, cache: Cache, h: HeldFile, force: bool) -> None:
+    record, path = h.record, Path(h.record["path"])
+    lock_fd = cache.claim(path)
+    if lock_fd is None:
+        raise VfsError(errno.EBUSY, f"{h.url}: another objmount is writing or publishing it")
+    store = vfs.store(record["store_url"])
+    try:
+        if not force:
+            now = store.head(record["key"])
+            if (now.etag if now else None) != record.get("previous_etag"):
+                raise VfsError(errno.ESTALE, f"{h.url}: the bucket's object changed since this file was opened; "
+                                             "not uploaded over it (--force does)")
+        _abort_write_behind(store, record)
+    except BaseException:
+        os.close(lock_fd)
+        raise
     dirty = cache.read_dirty_log(h.item_id)
     item = Item(h.item_id, path, record.get("fetchable", 0), RangeSet())
     present = (cache._get(h.item_id) or {}).get("present", [])  # an entry from an older cache layout

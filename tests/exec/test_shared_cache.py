@@ -131,9 +131,8 @@ def test_two_writers_and_a_reader_share_one_cache_and_every_byte_is_right(s3, bu
 
 
 # --- a killed supervisor: kept, reported, published on request ------------------------
-def test_killed_mid_overwrite_leaves_the_object_intact_until_flush(s3, bucket, tmp_path, cache_dir):
-    intact = os.urandom(10 * MiB)
-    s3.put_object(Bucket=bucket, Key="big", Body=intact)
+def _kill_mid_overwrite(bucket, tmp_path, cache_dir) -> None:
+    """An objmount whose program has written 3 MiB over s3://bucket/big is SIGKILLed."""
     ready = tmp_path / "ready"
     script = f"""
 import time
@@ -152,6 +151,12 @@ time.sleep(120)
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_killed_mid_overwrite_leaves_the_object_intact_until_flush(s3, bucket, tmp_path, cache_dir):
+    intact = os.urandom(10 * MiB)
+    s3.put_object(Bucket=bucket, Key="big", Body=intact)
+    _kill_mid_overwrite(bucket, tmp_path, cache_dir)
     # An unrelated run: says what is held in one line, publishes nothing.
     other = subprocess.run(objmount_cmd("--cache-dir", str(cache_dir), "--", "true"), env=env(),
                            capture_output=True, text=True, timeout=120)
@@ -174,6 +179,21 @@ time.sleep(120)
     quiet = subprocess.run(objmount_cmd("--cache-dir", str(cache_dir), "--", "true"), env=env(),
                            capture_output=True, text=True, timeout=120)
     assert quiet.stderr == ""
+
+
+def test_flush_does_not_publish_over_a_newer_version_and_discard_drops_the_file(s3, bucket, tmp_path, cache_dir):
+    s3.put_object(Bucket=bucket, Key="big", Body=b"old")
+    _kill_mid_overwrite(bucket, tmp_path, cache_dir)
+    s3.put_object(Bucket=bucket, Key="big", Body=b"newer, from elsewhere")
+    out = flush(cache_dir)
+    assert out.returncode == 1 and "changed since" in out.stdout and out.stderr == ""
+    assert get(s3, bucket, "big") == b"newer, from elsewhere"
+    assert flush(cache_dir, "--list").stdout.startswith(f"s3://{bucket}/big\t")
+    gone = flush(cache_dir, "--discard", f"s3://{bucket}/big")
+    assert gone.returncode == 0 and gone.stdout.startswith(f"discarded s3://{bucket}/big")
+    assert flush(cache_dir, "--list").stdout == ""
+    assert get(s3, bucket, "big") == b"newer, from elsewhere"
+    assert os.listdir(cache_dir / "items" / "new") == []
 
 
 def test_a_live_run_s_file_is_not_held_or_published_by_another(s3, bucket, tmp_path, cache_dir):
