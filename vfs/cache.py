@@ -445,6 +445,37 @@ class Cache:
             dirty.add(int.from_bytes(raw[i:i + 8], "little"), int.from_bytes(raw[i + 8:i + 16], "little"))
         return dirty
 
+    def adopt(self, item_id: str, record: dict, lock_fd: int) -> Item:
+        """The private item of a journal record whose run is gone (`lock_fd`: our claim on
+        it), ready to be flushed like one of this run's, then released."""
+        dirty = self.read_dirty_log(item_id)
+        item = Item(item_id, Path(record["path"]), record.get("fetchable", 0), RangeSet())
+        present = RangeSet.from_list(record.get("present", []))
+        old = self._get(item_id)  # a clean record under the same id: an older cache layout
+        if old and old.get("path") == record["path"]:
+            present = present.union(RangeSet.from_list(old.get("present", [])))
+        item.present = present.union(dirty)
+        item.private = True
+        item.lock_fd = lock_fd
+        item.make_room = self.make_room
+        item.previous_etag = record.get("previous_etag")
+        item.dirty = dirty
+        item.created = record.get("created", False) or not dirty
+        item.attrs = record.get("attrs")
+        item.journaled = True
+        item.opens = 1
+        with self._lock:
+            self.items[item_id] = item
+        return item
+
+    def let_go(self, item: Item) -> None:
+        """Forget a private item this run keeps no more (its data stays on disk, journaled)."""
+        with self._lock:
+            if self.items.get(item.id) is item:
+                del self.items[item.id]
+        item.close_fd()
+        item.unlock()
+
     def in_use(self, path: Path | str) -> bool:
         """Another run (or this one) holds the item at `path`."""
         fd = lock_file(lock_path(path), exclusive=True, wait=False)

@@ -17,9 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cache import Cache, Item
+from .cache import Cache
 from .errors import VfsError
-from .ranges import RangeSet
 
 log = logging.getLogger("vfs.recovery")
 
@@ -55,9 +54,13 @@ def held(cache: Cache) -> list[HeldFile]:
         path = record.get("path") if record else None
         if path:
             journaled.add(os.path.basename(path))
-        if not path or not os.path.exists(path):
-            if not path or not cache.in_use(path):
+        if not path or not os.path.exists(path):  # published, or discarded: a stale entry
+            fd = cache.claim(path) if path else None
+            if not path or fd is not None:
                 cache.unjournal(item_id)
+            if fd is not None:
+                cache.remove_private(path)
+                os.close(fd)
             continue
         if cache.in_use(path):
             continue  # a live run is writing it
@@ -91,7 +94,10 @@ def _sweep(cache: Cache, journaled: set[str]) -> None:
 
 def summary_line(cache: Cache) -> str | None:
     """One line for the start of a run, or None if nothing is held."""
-    files = held(cache)
+    try:
+        files = held(cache)
+    except OSError as exc:
+        return f"cannot look for files left in the cache {cache.root}: {exc.strerror or exc}"
     if not files:
         return None
     total = sum(f.size for f in files)
@@ -171,29 +177,10 @@ def _publish_one(vfs, cache: Cache, h: HeldFile, force: bool) -> None:
     except BaseException:
         os.close(lock_fd)
         raise
-    dirty = cache.read_dirty_log(h.item_id)
-    item = Item(h.item_id, path, record.get("fetchable", 0), RangeSet())
-    present = (cache._get(h.item_id) or {}).get("present", [])  # an entry from an older cache layout
-    item.present = RangeSet.from_list(present).union(dirty)
-    if record.get("present"):
-        item.present = item.present.union(RangeSet.from_list(record["present"]))
-    item.private = True
-    item.lock_fd = lock_fd
-    item.make_room = cache.make_room
-    item.previous_etag = record.get("previous_etag")
-    item.dirty = dirty
-    item.created = record.get("created", False) or not dirty
-    item.attrs = record.get("attrs")
-    item.journaled = True
-    item.opens = 1
-    with cache._lock:
-        cache.items[h.item_id] = item
+    item = cache.adopt(h.item_id, record, lock_fd)
     try:
         vfs._flush(item, store, record["key"], h.url)
     finally:
         cache.release(item)
-        if item.journaled:  # not uploaded: free the lock for a later flush
-            with cache._lock:
-                cache.items.pop(item.id, None)
-            item.close_fd()
-            item.unlock()
+        if item.journaled:  # not uploaded: free it for a later flush
+            cache.let_go(item)
