@@ -98,6 +98,7 @@ class Item:
         self.private = False        # a run's own file: only it writes here (see the module)
         self.lock_fd = -1           # holds this run's flock on the item's lock file
         self.failed: VfsError | None = None   # a write failed: nothing is uploaded, close says so
+        self.base: Item | None = None   # a private item's clean version: missing ranges it holds are copied
         self.make_room = None       # callable(nbytes) -> bool, when the cache disk is full
         # write state
         self.dirty = RangeSet()
@@ -138,6 +139,31 @@ class Item:
             while view:
                 n = os.pwrite(self.fd, view, offset)
                 view, offset = view[n:], offset + n
+
+    def copy_from_base(self, start: int, end: int) -> None:
+        """Copy [start, end) of the base item's bytes (present there) into this file."""
+        try:
+            self._copy(start, end)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or self.make_room is None:
+                raise
+            if not self.make_room(end - start):
+                raise
+            self._copy(start, end)
+
+    def _copy(self, start: int, end: int) -> None:
+        src = os.open(self.base.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            with self._fd_lock:
+                if self.fd < 0:
+                    self.fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+                while start < end:
+                    n = os.copy_file_range(src, self.fd, end - start, start, start)
+                    if n == 0:
+                        raise OSError(errno.EIO, f"{self.base.path}: shorter than its recorded ranges")
+                    start += n
+        finally:
+            os.close(src)
 
     def close_fd(self) -> None:
         """Drop our writable descriptor: exec of a file open for writing fails (ETXTBSY)."""
@@ -310,55 +336,44 @@ class Cache:
 
     def private_item(self, source: Item | None, copy: bool = True) -> Item:
         """A file of this run's own to write: empty, or with the size of `source` (the
-        version the writer opened) and, with `copy`, its present bytes. Nobody else ever
-        reads or writes it until it is published."""
+        version the writer opened; the caller's open of it passes to the new item). With
+        `copy`, source stays open as the new item's base: a range needed later (a read,
+        the upload) is copied from it if present there, fetched otherwise. Nobody else
+        ever reads or writes the private file until it is published."""
         item_id = "w-" + uuid.uuid4().hex
         path = self.root / "items" / "new" / item_id
         size = source.size if source is not None else 0
-        present = RangeSet()
         lock_fd = -1
         try:
             lock_fd = lock_file(lock_path(path), exclusive=True)
             with open(path, "wb") as f:
-                f.truncate(size)
-            if source is not None and copy:
-                with source.cond:
-                    present = source.present.copy()
-                self._copy_ranges(source.path, path, present)
+                f.truncate(size)  # sparse
         except OSError as exc:
             _unlink(path)
             _unlink(lock_path(path))
             if lock_fd >= 0:
                 os.close(lock_fd)
-            raise VfsError(exc.errno or errno.EIO,
-                           f"cache {self.root}: no room for a copy to write: {exc.strerror or exc}") from None
-        item = Item(item_id, path, size, present)
+            if source is not None:
+                self.release(source)
+            raise VfsError(exc.errno or errno.EIO, f"cache {self.root}: {exc.strerror or exc}") from None
+        item = Item(item_id, path, size, RangeSet())
         item.private = True
         item.lock_fd = lock_fd
         item.make_room = self.make_room
         item.opens = 1
         with self._lock:
             self.items[item_id] = item
+        if source is not None:
+            if copy:
+                item.base = source
+            else:
+                self.release(source)
         return item
 
-    def _copy_ranges(self, src: Path, dst: Path, ranges: RangeSet) -> None:
-        fd_in = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            fd_out = os.open(dst, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                for start, end in ranges:
-                    if not self.make_room(end - start):
-                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                    offset = start
-                    while offset < end:
-                        n = os.copy_file_range(fd_in, fd_out, end - offset, offset, offset)
-                        if n == 0:
-                            break
-                        offset += n
-            finally:
-                os.close(fd_out)
-        finally:
-            os.close(fd_in)
+    def _drop_base(self, item: Item) -> None:
+        base, item.base = item.base, None
+        if base is not None:
+            self.release(base)
 
     def published(self, item: Item, store_id: str, key: str, etag: str | None) -> None:
         """The bucket holds the item's bytes as version `etag`. A private item nobody
@@ -388,6 +403,7 @@ class Cache:
         _unlink(old_path)
         _unlink(lock_path(old_path))
         self._persist(item)
+        self._drop_base(item)
 
     # --- journal of private items with data not in the bucket -------------------------
     def journal(self, item: Item, record: dict) -> None:
@@ -505,12 +521,16 @@ class Cache:
                 item.close_fd()
                 self.remove_private(item.path)  # written nothing, or not needed any more
                 item.unlock()
+                base, item.base = item.base, None
             else:
                 self._persist(item)
                 if self.items.get(item.id) is item:
                     del self.items[item.id]
                 item.close_fd()
                 item.unlock()
+                base = None
+        if base is not None:
+            self.release(base)
         self.evict()
 
     def free_bytes(self) -> int:

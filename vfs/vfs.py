@@ -316,7 +316,6 @@ class Vfs:
             shared = item
             item = self.cache.private_item(shared, copy=not flags & os.O_TRUNC)
             item.previous_etag = shared.previous_etag
-            self.cache.release(shared)
         handle = OpenFile(self, store, loc.key, meta, item, path, writable)
         if writable:
             item.writers += 1

@@ -132,12 +132,13 @@ def test_two_writers_and_a_reader_share_one_cache_and_every_byte_is_right(s3, bu
 
 # --- a killed supervisor: kept, reported, published on request ------------------------
 def _kill_mid_overwrite(bucket, tmp_path, cache_dir) -> None:
-    """An objmount whose program has written 3 MiB over s3://bucket/big is SIGKILLed."""
+    """An objmount whose program has written 20 MiB over s3://bucket/big is SIGKILLed
+    (parts of it have gone up by write-behind: an upload not completed)."""
     ready = tmp_path / "ready"
     script = f"""
 import time
 f = open('/objmount/s3/{bucket}/big', 'wb')
-f.write(b'P' * {3 * MiB}); f.flush()
+f.write(b'P' * {20 * MiB}); f.flush()
 open('{ready}', 'w').close()
 time.sleep(120)
 """
@@ -154,7 +155,7 @@ time.sleep(120)
 
 
 def test_killed_mid_overwrite_leaves_the_object_intact_until_flush(s3, bucket, tmp_path, cache_dir):
-    intact = os.urandom(10 * MiB)
+    intact = os.urandom(24 * MiB)
     s3.put_object(Bucket=bucket, Key="big", Body=intact)
     _kill_mid_overwrite(bucket, tmp_path, cache_dir)
     # An unrelated run: says what is held in one line, publishes nothing.
@@ -162,11 +163,11 @@ def test_killed_mid_overwrite_leaves_the_object_intact_until_flush(s3, bucket, t
                            capture_output=True, text=True, timeout=120)
     assert other.returncode == 0
     lines = other.stderr.splitlines()
-    assert len(lines) == 1 and "1 file (3.0 MiB)" in lines[0] and "objmount flush --list" in lines[0], other.stderr
+    assert len(lines) == 1 and "1 file (20.0 MiB)" in lines[0] and "objmount flush --list" in lines[0], other.stderr
     assert get(s3, bucket, "big") == intact
     listed = flush(cache_dir, "--list")
     assert listed.returncode == 0 and listed.stderr == ""
-    assert listed.stdout.split("\t")[:2] == [f"s3://{bucket}/big", "3.0 MiB"]
+    assert listed.stdout.split("\t")[:2] == [f"s3://{bucket}/big", "20.0 MiB"]
     assert get(s3, bucket, "big") == intact
     # Published when asked, by name.
     wrong = flush(cache_dir, f"s3://{bucket}/other")
@@ -174,7 +175,8 @@ def test_killed_mid_overwrite_leaves_the_object_intact_until_flush(s3, bucket, t
     done = flush(cache_dir, f"s3://{bucket}/big")
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith(f"uploaded s3://{bucket}/big")
-    assert get(s3, bucket, "big") == b"P" * 3 * MiB
+    assert get(s3, bucket, "big") == b"P" * 20 * MiB
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []  # the dead run's was aborted
     assert flush(cache_dir, "--list").stdout == ""
     quiet = subprocess.run(objmount_cmd("--cache-dir", str(cache_dir), "--", "true"), env=env(),
                            capture_output=True, text=True, timeout=120)
