@@ -206,6 +206,7 @@ def exec_command(mounts, cache_dir, cache_size, metadata_ttl, endpoint_url, prof
     )
     targets = [spec.split("=", 1)[0] for spec in mounts]
     from tracer import TraceError
+    from vfs import VfsError
 
     from .run import BadConfiguration, run
 
@@ -218,6 +219,9 @@ def exec_command(mounts, cache_dir, cache_size, metadata_ttl, endpoint_url, prof
     except BadConfiguration as exc:
         log.error("%s", exc)
         sys.exit(2)
+    except VfsError as exc:  # the cache cannot be used (its disk is full, its index broken)
+        log.error("%s", exc.message)
+        sys.exit(125)
     if stats_file is not None:
         stats_file.write_text(json.dumps(stats, indent=2, sort_keys=True))
     if verbose:
@@ -230,31 +234,62 @@ def exec_command(mounts, cache_dir, cache_size, metadata_ttl, endpoint_url, prof
 
 @main.command("flush")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="The cache to flush. [default: $XDG_CACHE_HOME/objmount]")
+              help="The cache to look in. [default: $XDG_CACHE_HOME/objmount]")
+@click.option("--list", "list_only", is_flag=True, help="Only list the files held; upload nothing.")
+@click.option("--force", is_flag=True,
+              help="Upload even where the bucket's object changed since the file was opened.")
+@click.option("--discard", is_flag=True, help="Delete the held files (all, or the URLs named) instead of uploading.")
 @_s3_options
 @click.option("-v", "--verbose", count=True, help="Log each upload.")
-def flush_command(cache_dir, endpoint_url, profile, region, connect_timeout, read_timeout, retries,
-                  verbose) -> None:
-    """Upload data that an interrupted objmount left in the cache.
+@click.argument("urls", nargs=-1, metavar="[URL]...")
+def flush_command(cache_dir, list_only, force, discard, endpoint_url, profile, region, connect_timeout,
+                  read_timeout, retries, verbose, urls) -> None:
+    """Upload files that an objmount run left in the cache without publishing them.
 
-    Writes acknowledged by close() are always in the bucket; this finishes uploads of files
-    whose supervisor was killed before they were closed. `objmount exec` does the same at
-    start."""
+    A file whose writer never reached close() (the supervisor or the machine died), or
+    whose upload failed at close, is kept in the cache and never uploaded on its own: it
+    may be half of what was meant, and would replace the bucket's intact object. Every
+    `objmount exec` says at start when there are such files. This command uploads them
+    all, or only the URLs named (s3://bucket/key as --list shows them). Files that another
+    running objmount is writing are left alone. A file whose object changed in the
+    bucket since it was opened is not uploaded over the newer version without --force.
+    Exits 1 if anything asked for was not done.
+    """
     _setup_logging(verbose)
-    from vfs import MountTable, Vfs, VfsConfig
+    from vfs import MountTable, Vfs, VfsConfig, VfsError, recovery
 
     network = network_options(connect_timeout, read_timeout, retries)
     check_s3_settings(endpoint_url, profile, region)
-    vfs = Vfs(MountTable.parse([]), VfsConfig(cache_dir=(cache_dir or default_cache_dir()).absolute(),
-                                              endpoint_url=endpoint_url, profile=profile, region=region,
-                                              network=network))
     try:
-        done = vfs.recover()
+        vfs = Vfs(MountTable.parse([]), VfsConfig(cache_dir=(cache_dir or default_cache_dir()).absolute(),
+                                                  endpoint_url=endpoint_url, profile=profile, region=region,
+                                                  network=network))
+    except VfsError as exc:
+        log.error("%s", exc.message)
+        sys.exit(1)
+    ok = True
+    try:
+        if list_only:
+            files = recovery.held(vfs.cache)
+            for held in files:
+                if not urls or held.url in urls:
+                    click.echo(held.describe())
+        else:
+            if discard:
+                lines, ok = recovery.discard(vfs, list(urls) or None)
+            else:
+                lines, ok = recovery.publish(vfs, list(urls) or None, force=force)
+            for line in lines:
+                click.echo(line)
+    except VfsError as exc:
+        log.error("%s", exc.message)
+        ok = False
     finally:
-        vfs.close()
-    for line in done:
-        click.echo(line)
-    if any(line.startswith("could not") for line in done):
+        try:
+            vfs.close()
+        except VfsError as exc:
+            log.error("%s", exc.message)
+    if not ok:
         sys.exit(1)
 
 

@@ -9,7 +9,8 @@ import signal
 from pathlib import Path
 
 from tracer import SignalForwarder, Tracer, prefilter, spawn
-from vfs import MountTable, Vfs, VfsConfig
+from vfs import MountTable, Vfs, VfsConfig, VfsError
+from vfs import recovery
 from vfs.cache import Cache
 from vfs.mounts import OBJMOUNT_ROOT
 
@@ -172,8 +173,12 @@ def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: V
     try:
         vfs = _open_vfs(mounts, config)
         probe(vfs, buckets_to_probe(argv, mounts))   # the program is still stopped before its exec
-        for line in vfs.recover():  # what a killed supervisor left behind
-            log.warning("recovered: %s", line)
+        try:
+            held = recovery.summary_line(vfs.cache)  # what a run left unpublished: reported, kept
+        except VfsError as exc:
+            held = exc.message
+        if held:
+            log.warning("%s", held)
         late.target = Supervisor(vfs, mounts, mount_targets, trap, pid, os.getcwd())
         forwarder.start(pid)
         status = tracer.run()

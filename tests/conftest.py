@@ -87,14 +87,18 @@ def cache_dir(tmp_path):
 
 @pytest.fixture
 def recover(cache_dir):
-    """recover() -> the lines of a fresh Vfs's recovery over the same cache: what the next
-    objmount start would do after a killed supervisor."""
-    from vfs import MountTable, Vfs, VfsConfig
+    """recover(*dead) -> the lines of `objmount flush` on the same cache: what publishes
+    the files of a killed supervisor. Each Vfs in `dead` has its locks dropped first, as
+    its process would have at death."""
+    from vfs import MountTable, Vfs, VfsConfig, recovery
 
-    def run() -> list[str]:
+    def run(*dead) -> list[str]:
+        for v in dead:
+            for item in list(v.cache.items.values()):
+                item.unlock()
         again = Vfs(MountTable.parse([]), VfsConfig(cache_dir=cache_dir))
         try:
-            return again.recover()
+            return recovery.publish(again)[0]
         finally:
             again.close()
     return run

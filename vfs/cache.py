@@ -1,25 +1,75 @@
-"""The local cache: one sparse file per (store, key, ETag) plus the ranges it holds.
+"""The local cache, shared at once by every objmount run (and `objmount flush`) that uses
+the same directory.
 
-diskcache is the index: a record per item {path, size, present ranges, last use}, so a
-later run reuses what an earlier one fetched, and least recently used items are evicted
-when the cached bytes exceed the limit. A range is recorded present only after its bytes
-are written.
+    items/XX/ID, ID.lock   clean items: one object version's sparse file, ID a hash of
+                           (store, key, ETag). It only ever holds that version's bytes, so
+                           any run may fetch into it: the bytes are the same whoever writes.
+    items/new/ID, ID.lock  private items: a file one run is writing (a new object, or a
+                           copy of the present ranges of the version it opened). Only its
+                           run writes it; after the upload at the last close it is linked
+                           into place as the new version's clean item.
+    dirty/ID               the dirty ranges of a private item, appended as they are written
+    index/                 diskcache: per clean item {size, present, held, used, path}
+                           (present ranges merged in a transaction, never overwritten);
+                           "journal:ID" per private item with data not yet in the bucket.
+
+Locks are flock(2) on ID.lock, never on the data file (a program may flock that): a run
+holds a shared lock on each clean item it has open and an exclusive one on each private
+item it writes. Eviction takes an exclusive lock without waiting and skips what another
+run holds; a journaled private item whose lock is free was left by a run that ended
+before its close (recovery.py). A range is recorded present only after its bytes are
+written.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import logging
 import os
+import sqlite3
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import diskcache
 
+from .errors import VfsError
 from .ranges import RangeSet
 
 log = logging.getLogger("vfs.cache")
+
+# Writes into the cache stop this far short of a full filesystem: the index (sqlite) and
+# the dirty-range logs need room too.
+FREE_MARGIN = 4 * 2**20
+
+_INDEX_ERRORS = (sqlite3.Error, diskcache.Timeout, OSError)
+
+
+def lock_file(path: Path, exclusive: bool, wait: bool = True) -> int | None:
+    """flock `path` (made if missing); returns the descriptor that holds the lock, or None
+    if another holder has it and `wait` is False. A lock file unlinked and made again
+    meanwhile (an item evicted) is locked afresh."""
+    mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if wait else fcntl.LOCK_NB)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, mode)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except OSError:
+            os.close(fd)
+            raise
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
 
 
 def private(path, flags: int) -> int:
@@ -27,8 +77,20 @@ def private(path, flags: int) -> int:
     return os.open(path, flags, 0o600)
 
 
+def lock_path(path: Path | str) -> Path:
+    return Path(str(path) + ".lock")
+
+
+def _unlink(path: Path | str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 class Item:
-    """One object version's sparse file. Thread-safe: fetch threads add ranges.
+    """One object version's sparse file, or a run's private file. Thread-safe: fetch
+    threads add ranges.
 
     `size` is how much can still be fetched from the bucket (the previous version's size,
     cut down by truncation); the local file may be longer once the program writes."""
@@ -38,6 +100,11 @@ class Item:
         self.path = path
         self.size = size
         self.present = present
+        self.private = False        # a run's own file: only it writes here (see the module)
+        self.lock_fd = -1           # holds this run's flock on the item's lock file
+        self.failed: VfsError | None = None   # a write failed: nothing is uploaded, close says so
+        self.base: Item | None = None   # a private item's clean version: missing ranges it holds are copied
+        self.make_room = None       # callable(nbytes) -> bool, when the cache disk is full
         # write state
         self.dirty = RangeSet()
         self.created = False        # a new object: upload even if never written
@@ -59,10 +126,49 @@ class Item:
         self._fd_lock = threading.Lock()
 
     def write(self, offset: int, data: bytes) -> None:
+        """Write fetched bytes; a full cache filesystem evicts clean items and tries once more."""
+        try:
+            self._write(offset, data)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or self.make_room is None:
+                raise
+            if not self.make_room(len(data)):
+                raise
+            self._write(offset, data)
+
+    def _write(self, offset: int, data: bytes) -> None:
+        view = memoryview(data)
         with self._fd_lock:
             if self.fd < 0:
-                self.fd = os.open(self.path, os.O_RDWR)
-            os.pwrite(self.fd, data, offset)
+                self.fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+            while view:
+                n = os.pwrite(self.fd, view, offset)
+                view, offset = view[n:], offset + n
+
+    def copy_from_base(self, start: int, end: int) -> None:
+        """Copy [start, end) of the base item's bytes (present there) into this file."""
+        try:
+            self._copy(start, end)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or self.make_room is None:
+                raise
+            if not self.make_room(end - start):
+                raise
+            self._copy(start, end)
+
+    def _copy(self, start: int, end: int) -> None:
+        src = os.open(self.base.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            with self._fd_lock:
+                if self.fd < 0:
+                    self.fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+                while start < end:
+                    n = os.copy_file_range(src, self.fd, end - start, start, start)
+                    if n == 0:
+                        raise OSError(errno.EIO, f"{self.base.path}: shorter than its recorded ranges")
+                    start += n
+        finally:
+            os.close(src)
 
     def close_fd(self) -> None:
         """Drop our writable descriptor: exec of a file open for writing fails (ETXTBSY)."""
@@ -70,6 +176,11 @@ class Item:
             if self.fd >= 0:
                 os.close(self.fd)
                 self.fd = -1
+
+    def unlock(self) -> None:
+        if self.lock_fd >= 0:
+            os.close(self.lock_fd)
+            self.lock_fd = -1
 
 
 class Cache:
@@ -80,15 +191,40 @@ class Cache:
         # which older versions made 0755), so nothing below it is reachable by other users.
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.root, 0o700)
-        (self.root / "data").mkdir(mode=0o700, exist_ok=True)
+        (self.root / "items" / "new").mkdir(mode=0o700, parents=True, exist_ok=True)
+        (self.root / "dirty").mkdir(mode=0o700, parents=True, exist_ok=True)
         self.placeholder = self.placeholder_path(self.root)
         self.placeholder.mkdir(exist_ok=True)
         os.chmod(self.placeholder, 0o555)  # nothing should ever be created in it
-        self.index = diskcache.Cache(str(self.root / "index"))
+        try:
+            self.index = self._open_index()
+        except _INDEX_ERRORS as exc:
+            raise self._index_error("open", exc) from None
         for db in (self.root / "index").glob("cache.db*"):   # SQLite gives its -wal/-shm the db's mode
             os.chmod(db, 0o600)
-        self.items: dict[str, Item] = {}
+        self.items: dict[str, Item] = {}   # items open in this run, and its private items
         self._lock = threading.Lock()
+        self._index_warned = False
+
+    def _open_index(self) -> diskcache.Cache:
+        try:
+            return diskcache.Cache(str(self.root / "index"))
+        except _INDEX_ERRORS as exc:
+            if "full" not in str(exc) and getattr(exc, "errno", None) != errno.ENOSPC:
+                raise
+        # The disk is full: without the index, drop clean items no run holds, and retry.
+        for sub in (self.root / "items").iterdir():
+            if sub.name == "new" or not sub.is_dir():
+                continue
+            for path in sub.iterdir():
+                if path.suffix in (".lock", ".tmp"):
+                    continue
+                fd = lock_file(lock_path(path), exclusive=True, wait=False)
+                if fd is not None:
+                    _unlink(path)  # its record goes when the item is made again (_load)
+                    _unlink(lock_path(path))
+                    os.close(fd)
+        return diskcache.Cache(str(self.root / "index"))
 
     @staticmethod
     def placeholder_path(root: Path) -> Path:
@@ -99,6 +235,30 @@ class Cache:
     def item_id(store_id: str, key: str, etag: str | None) -> str:
         return hashlib.sha256(f"{store_id}\0{key}\0{etag}".encode()).hexdigest()
 
+    def item_path(self, item_id: str) -> Path:
+        return self.root / "items" / item_id[:2] / item_id[2:]
+
+    # --- the index: sqlite errors (disk full, locked) become VfsErrors ------------------
+    def _index_error(self, what: str, exc: Exception) -> VfsError:
+        text = str(exc) or type(exc).__name__
+        full = "full" in text or getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+        return VfsError(errno.ENOSPC if full else errno.EIO, f"cache index {self.root}/index: {what}: {text}")
+
+    def _index_failed(self, what: str, exc: Exception) -> None:
+        """For records whose loss costs work, not data (present ranges, last use, a stale
+        journal entry): say it once, go on."""
+        if not self._index_warned:
+            self._index_warned = True
+            log.warning("%s", self._index_error(what, exc).message)
+
+    def _get(self, key: str):
+        try:
+            return self.index.get(key)
+        except _INDEX_ERRORS as exc:
+            self._index_failed("read", exc)
+            return None
+
+    # --- clean items: shared by every run ---------------------------------------------
     def open_item(self, store_id: str, key: str, etag: str | None, size: int) -> Item:
         item_id = self.item_id(store_id, key, etag)
         with self._lock:
@@ -110,129 +270,358 @@ class Cache:
             return item
 
     def _load(self, item_id: str, size: int) -> Item:
-        path = self.root / "data" / item_id[:2] / item_id[2:]
-        record = self.index.get(item_id)
-        present = RangeSet()
-        if record and record.get("size") == size and path.exists() and path.stat().st_size == size:
-            present = RangeSet.from_list(record.get("present", []))
-        else:
+        path = self.item_path(item_id)
+        try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "wb", opener=private) as f:
-                f.truncate(size)  # sparse: no blocks until fetched
-        return Item(item_id, path, size, present)
-
-    def new_item(self) -> Item:
-        """An empty item for an object that does not exist yet."""
-        import uuid
-        item_id = "new-" + uuid.uuid4().hex
-        path = self.root / "data" / "new" / item_id
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        with self._lock:
-            item = self.items[item_id] = Item(item_id, path, 0, RangeSet())
-            item.opens += 1
+            lock_fd = lock_file(lock_path(path), exclusive=False)
+        except OSError as exc:
+            raise VfsError(exc.errno or errno.EIO, f"cache {self.root}: {exc.strerror or exc}") from None
+        try:
+            present = RangeSet()
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                st = None
+            if st is not None and st.st_size == size:
+                record = self._get(item_id)
+                if record and record.get("size") == size and record.get("path") == str(path):
+                    present = RangeSet.from_list(record.get("present", []))
+            else:
+                # Made once, atomically: a run that made it first may be fetching into it.
+                tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+                with open(tmp, "wb", opener=private) as f:
+                    f.truncate(size)  # sparse: no blocks until fetched
+                try:
+                    try:  # a record left of an earlier file under this name says nothing of this one
+                        self.index.delete(item_id)
+                    except _INDEX_ERRORS:
+                        pass
+                    if st is None:
+                        try:
+                            os.link(tmp, path)
+                        except FileExistsError:
+                            pass
+                    else:  # not this version's size: unusable, whoever made it
+                        os.replace(tmp, path)
+                        tmp = None
+                finally:
+                    if tmp is not None:
+                        _unlink(tmp)
+        except OSError as exc:
+            os.close(lock_fd)
+            raise VfsError(exc.errno or errno.EIO, f"cache {self.root}: {exc.strerror or exc}") from None
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        item = Item(item_id, path, size, present)
+        item.lock_fd = lock_fd
+        item.make_room = self.make_room
         return item
 
-    def rekey(self, item: Item, store_id: str, key: str, etag: str | None) -> None:
-        """After an upload the local bytes are that new version: file them under it."""
-        new_id = self.item_id(store_id, key, etag)
-        if new_id == item.id:
-            return
-        new_path = self.root / "data" / new_id[:2] / new_id[2:]
-        new_path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            os.replace(item.path, new_path)
-            self.index.delete(item.id)
-            self.items.pop(item.id, None)
-            old = self.items.pop(new_id, None)
-            if old is not None and old is not item:
-                old.close_fd()
-            item.id, item.path = new_id, new_path
-            self.items[new_id] = item
-            self._persist(item)
-
-    # --- journal of dirty items: what a killed supervisor leaves for the next run -------
-    def journal(self, item: Item, record: dict) -> None:
-        self.index.set("journal:" + item.id, dict(record, path=str(item.path)))
-
-    def journal_update(self, item_id: str, **fields) -> None:
-        record = self.index.get("journal:" + item_id)
-        if record is not None:
-            self.index.set("journal:" + item_id, dict(record, **fields))
-
-    def unjournal(self, item_id: str) -> None:
-        self.index.delete("journal:" + item_id)
-        try:
-            os.unlink(str(self.root / "data" / "dirty" / item_id))
-        except OSError:
-            pass
-
-    def journal_records(self) -> list[tuple[str, dict]]:
-        return [(k[len("journal:"):], self.index.get(k)) for k in list(self.index.iterkeys())
-                if isinstance(k, str) and k.startswith("journal:")]
-
-    def dirty_log(self, item_id: str) -> Path:
-        path = self.root / "data" / "dirty" / item_id
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def release(self, item: Item) -> None:
-        with self._lock:
-            item.opens -= 1
-            self._persist(item)
-        self.evict()
-
     def _persist(self, item: Item) -> None:
+        """Record a clean item's present ranges, merged with what other runs recorded for
+        the same file."""
+        if item.private:
+            return
         with item.cond:
-            ranges = item.present.to_list()
-            held = item.present.total
-        self.index.set(item.id, {"size": item.size, "present": ranges, "held": held,
-                                 "path": str(item.path), "used": time.time()})
+            present = item.present.copy()
+        try:
+            with self.index.transact():
+                record = self.index.get(item.id)
+                if record and record.get("size") == item.size and record.get("path") == str(item.path):
+                    present = present.union(RangeSet.from_list(record.get("present", [])))
+                self.index.set(item.id, {"size": item.size, "present": present.to_list(), "held": present.total,
+                                         "path": str(item.path), "used": time.time()})
+        except _INDEX_ERRORS as exc:
+            self._index_failed("record", exc)
 
     def persist_all(self) -> None:
         with self._lock:
             for item in self.items.values():
                 self._persist(item)
 
-    def evict(self) -> None:
-        """Drop least recently used items (not open here) until under the limit."""
+    # --- private items: what one run writes -------------------------------------------
+    def new_item(self) -> Item:
+        """An empty private item for an object that does not exist yet."""
+        return self.private_item(None)
+
+    def private_item(self, source: Item | None, copy: bool = True) -> Item:
+        """A file of this run's own to write: empty, or with the size of `source` (the
+        version the writer opened; the caller's open of it passes to the new item). With
+        `copy`, source stays open as the new item's base: a range needed later (a read,
+        the upload) is copied from it if present there, fetched otherwise. Nobody else
+        ever reads or writes the private file until it is published."""
+        item_id = "w-" + uuid.uuid4().hex
+        path = self.root / "items" / "new" / item_id
+        size = source.size if source is not None else 0
+        lock_fd = -1
+        try:
+            lock_fd = lock_file(lock_path(path), exclusive=True)
+            with open(path, "wb", opener=private) as f:
+                f.truncate(size)  # sparse
+        except OSError as exc:
+            _unlink(path)
+            _unlink(lock_path(path))
+            if lock_fd >= 0:
+                os.close(lock_fd)
+            if source is not None:
+                self.release(source)
+            raise VfsError(exc.errno or errno.EIO, f"cache {self.root}: {exc.strerror or exc}") from None
+        item = Item(item_id, path, size, RangeSet())
+        item.private = True
+        item.lock_fd = lock_fd
+        item.make_room = self.make_room
+        item.opens = 1
+        with self._lock:
+            self.items[item_id] = item
+        if source is not None:
+            if copy:
+                item.base = source
+            else:
+                self.release(source)
+        return item
+
+    def _drop_base(self, item: Item) -> None:
+        base, item.base = item.base, None
+        if base is not None:
+            self.release(base)
+
+    def published(self, item: Item, store_id: str, key: str, etag: str | None) -> None:
+        """The bucket holds the item's bytes as version `etag`. A private item nobody
+        writes any more becomes that version's clean item: linked into place, so that this
+        run's readers keep their descriptors. One still open for writing stays private."""
+        if not item.private or item.writers > 0 or etag is None:
+            return
+        new_id = self.item_id(store_id, key, etag)
+        new_path = self.item_path(new_id)
+        try:
+            new_path.parent.mkdir(parents=True, exist_ok=True)
+            lock_fd = lock_file(lock_path(new_path), exclusive=False)
+        except OSError as exc:
+            log.debug("not kept in the cache: %s", exc)
+            return
+        try:
+            os.link(item.path, new_path)
+        except OSError:  # another run has this version already (or no room): ours goes at release
+            os.close(lock_fd)
+            return
+        old_path = item.path
+        with self._lock:
+            self.items.pop(item.id, None)
+            item.unlock()
+            item.id, item.path, item.private, item.lock_fd = new_id, new_path, False, lock_fd
+            self.items[new_id] = item
+        _unlink(old_path)
+        _unlink(lock_path(old_path))
+        self._persist(item)
+        self._drop_base(item)
+
+    # --- journal of private items with data not in the bucket -------------------------
+    def journal(self, item: Item, record: dict) -> None:
+        try:
+            with item.cond:
+                present = item.present.to_list()  # what the copy held: no need to fetch it again
+            self.index.set("journal:" + item.id, dict(record, path=str(item.path), present=present))
+        except _INDEX_ERRORS as exc:
+            raise self._index_error("journal", exc) from None
+
+    def journal_update(self, item_id: str, **fields) -> None:
+        try:
+            with self.index.transact():
+                record = self.index.get("journal:" + item_id)
+                if record is not None:
+                    self.index.set("journal:" + item_id, dict(record, **fields))
+        except _INDEX_ERRORS as exc:
+            self._index_failed("journal", exc)
+
+    def unjournal(self, item_id: str) -> None:
+        """The item's data is in the bucket (or gone). If the record cannot be removed
+        (disk full) it stays, pointing at a file that is removed: recovery drops it."""
+        try:
+            self.index.delete("journal:" + item_id)
+        except _INDEX_ERRORS as exc:
+            self._index_failed("journal", exc)
+        _unlink(self.dirty_log(item_id))
+
+    def journal_records(self) -> list[tuple[str, dict]]:
+        try:
+            return [(k[len("journal:"):], self.index.get(k)) for k in list(self.index.iterkeys())
+                    if isinstance(k, str) and k.startswith("journal:")]
+        except _INDEX_ERRORS as exc:
+            raise self._index_error("read", exc) from None
+
+    def dirty_log(self, item_id: str) -> Path:
+        return self.root / "dirty" / item_id
+
+    def log_dirty(self, item_id: str, start: int, end: int) -> None:
+        """Append [start, end) to the item's dirty-range log (read back by recovery)."""
+        try:
+            with open(self.dirty_log(item_id), "ab", opener=private) as f:
+                f.write(start.to_bytes(8, "little") + end.to_bytes(8, "little"))
+        except OSError as exc:
+            raise VfsError(exc.errno or errno.EIO,
+                           f"cache {self.root}: cannot record a write: {exc.strerror or exc}") from None
+
+    def read_dirty_log(self, item_id: str) -> RangeSet:
+        dirty = RangeSet()
+        try:
+            raw = self.dirty_log(item_id).read_bytes()
+        except OSError:
+            return dirty
+        for i in range(0, len(raw) - 15, 16):
+            dirty.add(int.from_bytes(raw[i:i + 8], "little"), int.from_bytes(raw[i + 8:i + 16], "little"))
+        return dirty
+
+    def adopt(self, item_id: str, record: dict, lock_fd: int) -> Item:
+        """The private item of a journal record whose run is gone (`lock_fd`: our claim on
+        it), ready to be flushed like one of this run's, then released."""
+        dirty = self.read_dirty_log(item_id)
+        item = Item(item_id, Path(record["path"]), record.get("fetchable", 0), RangeSet())
+        present = RangeSet.from_list(record.get("present", []))
+        old = self._get(item_id)  # a clean record under the same id: an older cache layout
+        if old and old.get("path") == record["path"]:
+            present = present.union(RangeSet.from_list(old.get("present", [])))
+        item.present = present.union(dirty)
+        item.private = True
+        item.lock_fd = lock_fd
+        item.make_room = self.make_room
+        item.previous_etag = record.get("previous_etag")
+        item.dirty = dirty
+        item.created = record.get("created", False) or not dirty
+        item.attrs = record.get("attrs")
+        item.journaled = True
+        item.opens = 1
+        with self._lock:
+            self.items[item_id] = item
+        return item
+
+    def let_go(self, item: Item) -> None:
+        """Forget a private item this run keeps no more (its data stays on disk, journaled)."""
+        with self._lock:
+            if self.items.get(item.id) is item:
+                del self.items[item.id]
+        item.close_fd()
+        item.unlock()
+
+    def in_use(self, path: Path | str) -> bool:
+        """Another run (or this one) holds the item at `path`."""
+        fd = lock_file(lock_path(path), exclusive=True, wait=False)
+        if fd is None:
+            return True
+        os.close(fd)
+        return False
+
+    def claim(self, path: Path | str) -> int | None:
+        """An exclusive lock on a private item no live run holds (to publish it), or None."""
+        return lock_file(lock_path(path), exclusive=True, wait=False)
+
+    def remove_private(self, path: Path | str) -> None:
+        _unlink(path)
+        _unlink(lock_path(path))
+
+    # --- release, eviction, free space ------------------------------------------------
+    def release(self, item: Item) -> None:
+        with self._lock:
+            item.opens -= 1
+            if item.opens > 0:
+                return
+            if item.private:
+                if item.journaled or item.writers > 0:
+                    return  # data not in the bucket: kept (and locked) until this run ends
+                self.items.pop(item.id, None)
+                item.close_fd()
+                self.remove_private(item.path)  # written nothing, or not needed any more
+                item.unlock()
+                base, item.base = item.base, None
+            else:
+                self._persist(item)
+                if self.items.get(item.id) is item:
+                    del self.items[item.id]
+                item.close_fd()
+                item.unlock()
+                base = None
+        if base is not None:
+            self.release(base)
+        self.evict()
+
+    def free_bytes(self) -> int:
+        st = os.statvfs(self.root / "items")
+        return st.f_bavail * st.f_frsize
+
+    def make_room(self, nbytes: int) -> bool:
+        """Evict clean items until `nbytes` (and the margin) fit on the cache filesystem."""
+        if self.free_bytes() >= nbytes + FREE_MARGIN:
+            return True
+        return self.evict(need_free=nbytes + FREE_MARGIN)
+
+    def reserve(self, item: Item, length: int, what: str, may_shorten: bool = False) -> int:
+        """A program is about to write `length` bytes into `item`: how many the cache
+        filesystem can take (clean items evicted first if it is short). With nothing to
+        give (or less than asked for a call that cannot be shortened) the item is marked
+        failed and VfsError(ENOSPC) raised: that write and the file's close fail, nothing
+        is uploaded and the object keeps its previous version."""
+        if length <= 0 or self.make_room(length):
+            return length
+        room = self.free_bytes() - FREE_MARGIN
+        if may_shorten and room > 0:
+            return min(length, room)
+        item.failed = VfsError(errno.ENOSPC, f"{what}: no space left in the cache at {self.root}; the write "
+                                             "failed and the object keeps its previous version")
+        raise item.failed
+
+    def evict(self, need_free: int = 0) -> bool:
+        """Drop least recently used clean items no run has open, until the cached bytes are
+        under the limit and (with need_free) the filesystem has that many bytes free.
+        Returns whether need_free is met."""
         with self._lock:
             records = []
             total = 0
-            journaled = {k[len("journal:"):] for k in self.index.iterkeys()
-                         if isinstance(k, str) and k.startswith("journal:")}
-            for item_id in list(self.index.iterkeys()):
-                if not isinstance(item_id, str) or item_id.startswith("journal:") or item_id in journaled:
-                    continue
-                rec = self.index.get(item_id)
-                if not rec:
-                    continue
-                total += rec.get("held", 0)
-                records.append((rec.get("used", 0), item_id, rec))
-            if total <= self.limit:
-                return
-            for _, item_id, rec in sorted(records):
-                if total <= self.limit:
+            try:
+                for item_id in list(self.index.iterkeys()):
+                    if not isinstance(item_id, str) or item_id.startswith("journal:"):
+                        continue
+                    rec = self.index.get(item_id)
+                    if not rec:
+                        continue
+                    total += rec.get("held", 0)
+                    records.append((rec.get("used", 0), item_id, rec))
+            except _INDEX_ERRORS as exc:
+                self._index_failed("read", exc)
+            for _, item_id, rec in sorted(records, key=lambda r: (r[0], r[1])):
+                if total <= self.limit and (not need_free or self.free_bytes() >= need_free):
                     break
-                item = self.items.get(item_id)
-                if item is not None and (item.opens > 0 or item.dirty or item.created or item.untracked):
+                if item_id in self.items:
+                    continue  # open here
+                path = rec.get("path")
+                if not path:
                     continue
-                if item is not None:
-                    item.close_fd()
-                    del self.items[item_id]
+                fd = lock_file(lock_path(path), exclusive=True, wait=False)
+                if fd is None:
+                    continue  # another run has it open
                 try:
-                    os.unlink(rec["path"])
-                except OSError:
-                    pass
-                self.index.delete(item_id)
+                    _unlink(path)
+                    try:
+                        self.index.delete(item_id)
+                    except _INDEX_ERRORS as exc:
+                        self._index_failed("evict", exc)
+                    _unlink(lock_path(path))
+                finally:
+                    os.close(fd)
                 total -= rec.get("held", 0)
-                log.debug("evicted %s (%d bytes)", rec["path"], rec.get("held", 0))
+                log.debug("evicted %s (%d bytes)", path, rec.get("held", 0))
+            return not need_free or self.free_bytes() >= need_free
 
     def close(self) -> None:
+        """End of this run: record what it fetched, release every lock. Private items with
+        data not in the bucket stay for `objmount flush`."""
         self.persist_all()
         self.evict()
         with self._lock:
             for item in self.items.values():
                 item.close_fd()
+                item.unlock()
             self.items.clear()
-        self.index.close()
+        try:
+            self.index.close()
+        except _INDEX_ERRORS:
+            pass

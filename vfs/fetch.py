@@ -58,11 +58,12 @@ class Fetcher:
             for gap_start, gap_end in gaps:
                 for s in range(gap_start, gap_end, self.part):
                     parts.append((s, min(s + self.part, gap_end)))
+            local = _local_parts(item, parts)  # a writer's copy: what its base holds is copied
             item.inflight.extend(parts)
         for s, e in parts:
-            self.pool.submit(self._fetch, store, key, etag, item, s, e)
+            self.pool.submit(self._fetch, store, key, etag, item, s, e, (s, e) in local)
 
-    def _fetch(self, store, key, etag, item: Item, start: int, end: int) -> None:
+    def _fetch(self, store, key, etag, item: Item, start: int, end: int, local: bool = False) -> None:
         written = [start]
 
         def sink(offset: int, chunk: bytes) -> None:
@@ -71,7 +72,11 @@ class Fetcher:
 
         error: Exception | None = None
         try:
-            store.read(key, start, end, etag, sink)
+            if local:
+                item.copy_from_base(start, end)
+                written[0] = end
+            else:
+                store.read(key, start, end, etag, sink)
         except Exception as exc:  # reported to whoever waits on this range
             error = exc
         with item.cond:
@@ -100,6 +105,28 @@ class Fetcher:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _local_parts(item: Item, parts: list[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Split `parts` (in place) where the item's base stops or starts holding bytes;
+    returns the pieces the base holds."""
+    base = item.base
+    if base is None:
+        return set()
+    with base.cond:
+        present = base.present.copy()
+    local, split = set(), []
+    for s, e in parts:
+        pos = s
+        for gap_s, gap_e in present.missing(s, e) + [(e, e)]:
+            if pos < gap_s:
+                split.append((pos, gap_s))
+                local.add((pos, gap_s))
+            if gap_s < gap_e:
+                split.append((gap_s, gap_e))
+            pos = gap_e
+    parts[:] = split
+    return local
 
 
 def _subtract(a: tuple[int, int], b: tuple[int, int]) -> list[tuple[int, int]]:

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cache import Cache, Item, private
+from .cache import Cache, Item
 from .errors import VfsError
 from .fetch import Fetcher, Readahead
 from . import meta as metas
@@ -123,7 +123,7 @@ class OpenFile:
     @property
     def dirty(self) -> bool:
         item = self.item
-        return bool(item.dirty) or item.created or item.untracked
+        return bool(item.dirty) or item.created or item.untracked or item.failed is not None
 
     def current_meta(self) -> Meta:
         return self._vfs._item_meta(self.item, self._store, self._key, self.meta)
@@ -313,6 +313,10 @@ class Vfs:
                 raise VfsError(errno.EISDIR, f"{path}: is a directory")
             item = self.cache.open_item(store.id, loc.key, meta.etag, meta.size)
             item.previous_etag = meta.etag
+        if writable and not item.private:  # a writer works on a file of its own (cache.py)
+            shared = item
+            item = self.cache.private_item(shared, copy=not flags & os.O_TRUNC)
+            item.previous_etag = shared.previous_etag
         handle = OpenFile(self, store, loc.key, meta, item, path, writable)
         if writable:
             item.writers += 1
@@ -350,8 +354,7 @@ class Vfs:
                                       "previous_etag": item.previous_etag, "fetchable": item.size,
                                       "created": item.created, "attrs": item.attrs})
         if end > start:
-            with open(self.cache.dirty_log(item.id), "ab", opener=private) as log_file:
-                log_file.write(start.to_bytes(8, "little") + end.to_bytes(8, "little"))
+            self.cache.log_dirty(item.id, start, end)
 
     # --- write-behind (see writebehind.py) -----------------------------------------------
     def _write_behind_possible(self, item: Item, store) -> bool:
@@ -404,7 +407,18 @@ class Vfs:
 
     def _flush(self, item: Item, store, key: str, path: str) -> None:
         with item.upload_lock:
-            if not (item.dirty or item.created or item.untracked or item.journaled or item.meta_dirty):
+            if not (item.dirty or item.created or item.untracked or item.journaled or item.meta_dirty
+                    or item.failed):
+                return
+            if item.failed is not None:  # a write failed: the bucket keeps the previous version
+                if item.writers > 0:
+                    raise item.failed  # fsync, and the close handler (before the count drops)
+                # The last writer is gone and the program has had the error: drop the data.
+                self._drop_write_behind(item, wait=True)
+                item.dirty, item.created, item.untracked, item.meta_dirty = RangeSet(), False, False, False
+                self.cache.unjournal(item.id)
+                item.journaled = False
+                self._writers.pop((store.url, key), None)
                 return
             size = os.stat(item.path).st_size
             dirty = RangeSet([(0, size)]) if item.untracked else item.dirty.copy()
@@ -439,10 +453,9 @@ class Vfs:
             item.created = item.untracked = False
             item.previous_etag = etag
             item.size = size
-            old_id = item.id
-            self.cache.rekey(item, store.id, key, etag)
-            self.cache.unjournal(old_id)
+            self.cache.unjournal(item.id)
             item.journaled = False
+            self.cache.published(item, store.id, key, etag)
             if path.startswith("/"):
                 self.ns.update(path, self._item_meta(item, store, key, None))
             for other in self._links.get(path, ()):
@@ -677,49 +690,6 @@ class Vfs:
             os.truncate(handle.cache_path, size)
         finally:
             handle.close()
-
-    # --- recovery ----------------------------------------------------------------------
-    def recover(self) -> list[str]:
-        """Upload what a killed supervisor left dirty in the cache. Returns what was done."""
-        done = []
-        for item_id, record in self.cache.journal_records():
-            if not record:
-                continue
-            what = f"{record['store_url']}/{record['key']}"
-            path = record.get("path")
-            if item_id in self.cache.items or not path or not os.path.exists(path):
-                if not path or not os.path.exists(path):
-                    self.cache.unjournal(item_id)
-                continue
-            store = self.store(record["store_url"])
-            behind = record.get("write_behind")
-            if behind and hasattr(store, "abort_multipart"):  # the parts sent before the kill
-                store.abort_multipart(behind["key"], behind["upload_id"])
-            dirty = RangeSet()
-            log_path = self.cache.dirty_log(item_id)
-            if log_path.exists():
-                raw = log_path.read_bytes()
-                for i in range(0, len(raw) - 15, 16):
-                    dirty.add(int.from_bytes(raw[i:i + 8], "little"), int.from_bytes(raw[i + 8:i + 16], "little"))
-            item = Item(item_id, Path(path), record.get("fetchable", 0), RangeSet())
-            rec = self.cache.index.get(item_id) or {}
-            item.present = RangeSet.from_list(rec.get("present", [])).union(dirty)
-            item.previous_etag = record.get("previous_etag")
-            item.dirty = dirty
-            item.created = record.get("created", False) or not dirty
-            item.attrs = record.get("attrs")
-            item.journaled = True
-            with self.cache._lock:
-                self.cache.items[item_id] = item
-                item.opens += 1
-            try:
-                self._flush(item, store, record["key"], what)
-                done.append(f"uploaded {what}")
-            except VfsError as exc:
-                done.append(f"could not upload {what}: {exc.message}")
-            finally:
-                self.cache.release(item)
-        return done
 
     def stats(self) -> dict:
         return self._stats.as_dict()

@@ -32,7 +32,8 @@ def on_close(sup, stop) -> None:
             desc.file.flush()
         except VfsError as exc:
             sup.report(exc)
-            error = errno.EIO  # whatever the cause, the data did not reach the bucket
+            # the data did not reach the bucket: ENOSPC if a write failed for room, else EIO
+            error = errno.ENOSPC if exc.errno == errno.ENOSPC else errno.EIO
     fds.remove(fd)
     if error is not None:
         stop.run()

@@ -150,7 +150,15 @@ def _will_write(sup, stop, fd: int, offset: int | None, length: int, length_arg:
         return
     if offset is None:
         offset = os.stat(desc.file.cache_path).st_size if desc.append else file_position(stop.tid, fd)
-    allowed = desc.file.will_write(offset, length, writer=stop.tid, may_shorten=length_arg is not None)
+    # The kernel writes, and we never see its answer: a write the cache disk cannot take
+    # is failed here (ENOSPC, the file marked failed: its close fails, nothing goes up),
+    # after evicting clean data; a call that may copy less is shortened instead.
+    room = sup.vfs.cache.reserve(desc.file.item, length, desc.path, may_shorten=length_arg is not None)
+    try:
+        allowed = desc.file.will_write(offset, room, writer=stop.tid, may_shorten=length_arg is not None)
+    except VfsError as exc:  # not recorded (the journal's disk is full): the write fails, and so does the file
+        desc.file.item.failed = exc
+        raise
     if length_arg is not None and 0 < allowed < length:
         stop.set_arg(length_arg, allowed)
 

@@ -112,12 +112,13 @@ def test_objmount_flush_uploads_what_a_killed_supervisor_left(s3, bucket, tmp_pa
     assert get(s3, bucket, "orphan") == b"survives a killed supervisor"
 
 
-def test_next_exec_start_uploads_what_a_killed_supervisor_left(objmount, s3, bucket, tmp_path, cache_dir):
+def test_next_exec_start_reports_what_a_killed_supervisor_left_and_uploads_nothing(objmount, s3, bucket, tmp_path,
+                                                                                  cache_dir):
     _kill_supervisor_mid_write(s3, bucket, tmp_path, cache_dir, "orphan2")
     run = objmount(["true"])
     assert run.returncode == 0
-    assert "recovered" in run.stderr
-    assert get(s3, bucket, "orphan2") == b"survives a killed supervisor"
+    assert "holds 1 file (28 bytes)" in run.stderr and "objmount flush" in run.stderr
+    assert not exists(s3, bucket, "orphan2")
 
 
 def test_failed_upload_gives_eio_and_keeps_the_data_for_flush(objmount, s3, bucket, cache_dir):
