@@ -4,6 +4,13 @@ Life of a stop: the tracee enters a filtered syscall and stops (seccomp event). 
 may read arguments and memory, rewrite arguments, `skip()` the syscall with a result of
 its own, or `run()` it to completion and then look at or change the result and `inject()`
 further syscalls in the tracee before it returns to user code.
+
+Signals: while the supervisor drives the tracee (run, inject), a signal the kernel is
+about to deliver is held back and queued again once the handler is done, so the program
+meets it after the call, as the kernel would have delivered it, and never on registers
+the supervisor set up for an injected call. A call the kernel means to restart
+(-ERESTARTSYS and friends at its exit) is left to the kernel with the program's own
+arguments: `run()` raises SyscallInterrupted and the handler must not act on it.
 """
 
 from __future__ import annotations
@@ -25,6 +32,11 @@ _ARG_REGS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
 _REDZONE = 128
 _PAGE = 4096
 PATH_MAX = 4096
+# Results a syscall exit shows when a signal interrupted it: the kernel turns them into
+# EINTR or a restart when it delivers the signal. Never a result the program sees.
+ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK = 512, 513, 514, 516
+_RESTARTS = {-ERESTARTSYS, -ERESTARTNOINTR, -ERESTARTNOHAND, -ERESTART_RESTARTBLOCK}
+_EXECS = {59, 322}   # execve, execveat: a successful one has no registers to go back to
 
 
 class TraceeGone(Exception):
@@ -36,16 +48,31 @@ class TraceeGone(Exception):
         self.status = status
 
 
+class SyscallInterrupted(Exception):
+    """A signal interrupted the syscall being run: the kernel restarts it (or fails it
+    with EINTR) when it delivers the signal. Its arguments are the program's again."""
+
+
+def _signed(v: int) -> int:
+    return v - (1 << 64) if v & (1 << 63) else v
+
+
 class SyscallStop:
     def __init__(self, tracer: "Tracer", tid: int, tgid: int, regs: kernel.Regs):
         self.tracer = tracer
         self.tid = tid
         self.tgid = tgid
         self.regs = regs
+        self.entry_regs = kernel.Regs.from_buffer_copy(regs)
         self.nr: int = regs.orig_rax
         self.at_exit = False
+        self.interrupted = False
         self._dirty = False
+        self._rewrote = False
         self._skipped = False
+        # Signals held back while we drove the tracee: (signo, siginfo), queued again
+        # when the handler is done.
+        self.held_signals: list[tuple[int, bytes]] = []
         self._scratch = regs.rsp - _REDZONE - 256
 
     # --- arguments -----------------------------------------------------------------
@@ -65,6 +92,7 @@ class SyscallStop:
     def set_arg(self, i: int, value: int) -> None:
         setattr(self.regs, _ARG_REGS[i], value & 0xFFFFFFFFFFFFFFFF)
         self._dirty = True
+        self._rewrote = True
 
     # --- memory --------------------------------------------------------------------
     def read(self, addr: int, size: int) -> bytes:
@@ -114,46 +142,59 @@ class SyscallStop:
 
     def run(self) -> int:
         """Run the syscall (with any rewritten arguments) and stop at its exit; return its
-        result as a signed value."""
+        result as a signed value. Raises SyscallInterrupted when a signal interrupted it."""
         assert not self.at_exit and not self._skipped
         if self._dirty:
             kernel.setregs(self.tid, self.regs)
             self._dirty = False
         kernel.syscall(self.tid)
-        self.tracer.wait_syscall_stop(self.tid)
+        self.tracer.wait_syscall_stop(self.tid, self.held_signals)
         self.regs = kernel.getregs(self.tid)
         self.at_exit = True
+        if self.result in _RESTARTS:
+            # The kernel restarts it from the registers it has now, after the signal
+            # handler, which may overwrite what we pushed below the stack: give the
+            # program's own arguments back. The restarted call stops here again.
+            regs = kernel.Regs.from_buffer_copy(self.entry_regs)
+            regs.rax, regs.rip = self.regs.rax, self.regs.rip
+            self.regs = regs
+            self._dirty = True
+            self.interrupted = True
+            raise SyscallInterrupted(f"syscall {self.nr} in {self.tid} interrupted")
         return self.result
 
     @property
     def result(self) -> int:
-        v = self.regs.rax
-        return v - (1 << 64) if v & (1 << 63) else v
+        return _signed(self.regs.rax)
 
     def set_result(self, value: int) -> None:
-        assert self.at_exit
+        assert self.at_exit and not self.interrupted
         self.regs.rax = value & 0xFFFFFFFFFFFFFFFF
         self._dirty = True
 
     def inject(self, nr: int, *args: int) -> int:
         """At a syscall exit: make the tracee run syscall `nr` now, then put the original
         return state back. Returns the injected syscall's signed result."""
-        assert self.at_exit
+        assert self.at_exit and not self.interrupted
         saved = kernel.Regs.from_buffer_copy(self.regs)
         regs = kernel.Regs.from_buffer_copy(self.regs)
         regs.rip -= 2  # back onto the `syscall` instruction
         regs.rax = regs.orig_rax = nr
         for i, value in enumerate(args):
             setattr(regs, _ARG_REGS[i], value & 0xFFFFFFFFFFFFFFFF)
-        kernel.setregs(self.tid, regs)
-        kernel.syscall(self.tid)
-        self.tracer.wait_syscall_stop(self.tid)  # entry
-        kernel.syscall(self.tid)
-        self.tracer.wait_syscall_stop(self.tid)  # exit
-        out = kernel.getregs(self.tid).rax
+        while True:
+            kernel.setregs(self.tid, regs)
+            kernel.syscall(self.tid)
+            self.tracer.wait_syscall_stop(self.tid, self.held_signals)  # entry
+            kernel.syscall(self.tid)
+            self.tracer.wait_syscall_stop(self.tid, self.held_signals)  # exit
+            out = _signed(kernel.getregs(self.tid).rax)
+            if out not in _RESTARTS:
+                break
+            # Interrupted by a signal that is now held back: our call, so run it again.
         self.regs = saved
         kernel.setregs(self.tid, saved)
-        return out - (1 << 64) if out & (1 << 63) else out
+        return out
 
     def install_filter(self, program: bytes) -> int:
         """At a syscall exit: add a seccomp filter to the tracee's whole thread group
@@ -163,8 +204,18 @@ class SyscallStop:
         return self.inject(_SYS_seccomp, _SECCOMP_SET_MODE_FILTER, _SECCOMP_FILTER_FLAG_TSYNC, fprog)
 
     def _resume(self) -> None:
+        if self._rewrote and not self.at_exit and not self._skipped and self.nr not in _EXECS:
+            # Rewritten arguments may point below the stack, where a signal handler
+            # would write before a restart: run to the exit to see whether it restarts.
+            try:
+                self.run()
+            except SyscallInterrupted:
+                pass
         if self._dirty:
             kernel.setregs(self.tid, self.regs)
+        for sig, info in self.held_signals:
+            self.tracer.requeue_signal(self.tgid, self.tid, sig, info)
+        self.held_signals = []
         kernel.cont(self.tid)
 
     def __repr__(self) -> str:
