@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from .tracer import Tracer
 
 _SYS_seccomp = 317
+_SYS_mmap = 9
+_SYS_munmap = 11
+_PROT_READ, _PROT_WRITE = 1, 2
+_MAP_PRIVATE, _MAP_ANONYMOUS = 0x02, 0x20
 _SECCOMP_SET_MODE_FILTER = 1
 _SECCOMP_FILTER_FLAG_TSYNC = 1
 _ARG_REGS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
@@ -198,10 +202,22 @@ class SyscallStop:
 
     def install_filter(self, program: bytes) -> int:
         """At a syscall exit: add a seccomp filter to the tracee's whole thread group
-        (SECCOMP_FILTER_FLAG_TSYNC). Returns 0 or a negative errno."""
-        insns = self.push(program)
-        fprog = self.push(struct.pack("<HxxxxxxQ", len(program) // 8, insns))
-        return self.inject(_SYS_seccomp, _SECCOMP_SET_MODE_FILTER, _SECCOMP_FILTER_FLAG_TSYNC, fprog)
+        (SECCOMP_FILTER_FLAG_TSYNC). Returns 0 or a negative errno (or the id of a thread
+        that could not be synchronized). The program goes into a page mapped for the
+        occasion, not below the stack: a Go goroutine's stack may be 4 KiB with
+        something else right below it."""
+        fprog_at = (len(program) + 15) & ~15
+        size = fprog_at + 16
+        addr = self.inject(_SYS_mmap, 0, size, _PROT_READ | _PROT_WRITE, _MAP_PRIVATE | _MAP_ANONYMOUS,
+                           0xFFFFFFFFFFFFFFFF, 0)
+        if addr < 0:
+            return addr
+        try:
+            self.write(addr, program)
+            self.write(addr + fprog_at, struct.pack("<HxxxxxxQ", len(program) // 8, addr))
+            return self.inject(_SYS_seccomp, _SECCOMP_SET_MODE_FILTER, _SECCOMP_FILTER_FLAG_TSYNC, addr + fprog_at)
+        finally:
+            self.inject(_SYS_munmap, addr, size)
 
     def _resume(self) -> None:
         if self._rewrote and not self.at_exit and not self._skipped and self.nr not in _EXECS:
