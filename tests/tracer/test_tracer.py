@@ -179,3 +179,70 @@ def test_signals_interrupting_a_handled_syscall(tmp_path):
         traced = subprocess.run([sys.executable, str(runner), str(tmp_path / "slow"), mode],
                                 capture_output=True, text=True, timeout=60, env=env)
         assert traced.stdout.strip() == expect, traced.stderr
+
+
+SLEEPER = r'''
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+int main(void) {
+    pid_t parent = getpid();
+    pid_t child = fork();
+    if (child == 0) {   /* SIGWINCH (ignored by default) every 5 ms for half a second */
+        for (int i = 0; i < 100; i++) { usleep(5000); kill(parent, SIGWINCH); }
+        return 0;
+    }
+    int failures = 0;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (int i = 0; i < 5; i++) {
+        struct timespec t = {0, 100000000};
+        if (nanosleep(&t, 0) != 0) failures++;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    waitpid(child, 0, 0);
+    long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+    printf("%d %s\n", failures, ms >= 500 ? "slept-enough" : "woke-early");
+    return 0;
+}
+'''
+
+SLEEP_RUNNER = textwrap.dedent('''
+    import os, sys
+    from tracer import NR, SyscallFilter, Tracer, spawn
+
+    class Handler:
+        def on_syscall(self, stop):
+            # Sleep on a copy of the timespec below the stack, inject a call after it.
+            stop.set_arg(2, stop.push(stop.read(stop.arg(2), 16)))   # clock_nanosleep(clock, flags, req, rem)
+            r = stop.run()
+            assert stop.inject(NR["getpid"]) == stop.tgid
+            stop.set_result(r)
+        def on_spawn(self, parent, child, flags): pass
+        def on_exec(self, tgid): pass
+        def on_exit(self, tgid): pass
+
+    t = Tracer(Handler())
+    spawn(t, sys.argv[1:], dict(os.environ), SyscallFilter(always={NR["clock_nanosleep"]}, fd_base=600))
+    t.run()
+''')
+
+
+def test_an_interrupted_sleep_restarts_through_restart_syscall(tmp_path):
+    """A sleep interrupted by an ignored signal returns -ERESTART_RESTARTBLOCK at its
+    exit; the kernel must be left to continue it with restart_syscall: 0, full length."""
+    import shutil
+    if shutil.which("gcc") is None:
+        import pytest
+        pytest.skip("gcc not installed")
+    (tmp_path / "sleeper.c").write_text(SLEEPER)
+    subprocess.run(["gcc", "-O2", "-o", str(tmp_path / "sleeper"), str(tmp_path / "sleeper.c")], check=True)
+    (tmp_path / "runner.py").write_text(SLEEP_RUNNER)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    native = subprocess.run([str(tmp_path / "sleeper")], capture_output=True, text=True, timeout=60)
+    assert native.stdout == "0 slept-enough\n"
+    traced = subprocess.run([sys.executable, str(tmp_path / "runner.py"), str(tmp_path / "sleeper")],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert traced.stdout == "0 slept-enough\n", traced.stderr
