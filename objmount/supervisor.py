@@ -214,8 +214,9 @@ class Supervisor:
             proc.watched.update(range(lo, hi))
             return
         # No filter (the kernel's limit, or a seccomp policy of the program's own): its
-        # reads and writes will not stop, so the whole object must be in place and the
-        # whole file goes up when it is closed.
+        # reads, writes and close will not stop, so the whole object must be in place,
+        # and the whole file goes up when the description is released (the number
+        # reused by another virtual open, exec for close-on-exec, or the process's end).
         log.warning("cannot watch fd %d in pid %d (%s): fetching %s whole", fd, stop.tgid,
                     os.strerror(-result) if result < 0 else f"thread {result}", desc.path)
         if desc.file is not None:
