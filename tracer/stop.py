@@ -30,6 +30,7 @@ _SYS_mmap = 9
 _SYS_munmap = 11
 _PROT_READ, _PROT_WRITE = 1, 2
 _MAP_PRIVATE, _MAP_ANONYMOUS = 0x02, 0x20
+SCRATCH_SIZE = 16384   # two paths of PATH_MAX and then some
 _SECCOMP_SET_MODE_FILTER = 1
 _SECCOMP_FILTER_FLAG_TSYNC = 1
 _ARG_REGS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
@@ -77,7 +78,8 @@ class SyscallStop:
         # Signals held back while we drove the tracee: (signo, siginfo), queued again
         # when the handler is done.
         self.held_signals: list[tuple[int, bytes]] = []
-        self._scratch = regs.rsp - _REDZONE - 256
+        self._scratch = 0        # where the next push ends (0: not chosen yet)
+        self._scratch_floor = 0
 
     # --- arguments -----------------------------------------------------------------
     @property
@@ -123,11 +125,56 @@ class SyscallStop:
         kernel.vm_write(self.tid, addr, data)
 
     def push(self, data: bytes) -> int:
-        """Copy data below the tracee's stack (past the red zone) and return its address.
-        Valid until the syscall returns: nothing else runs on this thread's stack before."""
-        self._scratch = (self._scratch - len(data)) & ~15
-        kernel.vm_write(self.tid, self._scratch, data)
-        return self._scratch
+        """Copy data into the tracee for this syscall and return its address. Valid until
+        the syscall returns. It goes into a scratch area the tracer maps once per address
+        space (see _scratch_area), not below the stack pointer: a Go goroutine's stack
+        may be a few KiB with another goroutine's right below it. Calls whose rewritten
+        arguments must outlive the stop (execve, resumed without waiting) and tracees
+        where no area can be mapped use the stack, past the red zone."""
+        if not self._scratch:
+            area = None if self.nr in _EXECS or self.at_exit else self._scratch_area()
+            if area is None:
+                self._scratch, self._scratch_floor = self.regs.rsp - _REDZONE - 256, 0
+            else:
+                self._scratch, self._scratch_floor = area + SCRATCH_SIZE, area
+        at = (self._scratch - len(data)) & ~15
+        if at < self._scratch_floor:   # the area is full: below the stack then
+            self._scratch_floor = 0
+            at = (self.regs.rsp - _REDZONE - 256 - len(data)) & ~15
+        self._scratch = at
+        kernel.vm_write(self.tid, at, data)
+        return at
+
+    def _scratch_area(self) -> int | None:
+        """The tracee's scratch area, mapped on first need: this syscall is turned into
+        an mmap and then made to enter again from the same registers, which brings it
+        back to a seccomp stop exactly like this one. None if that cannot be done."""
+        area = self.tracer.scratch.get(self.tgid)
+        if area is not None:
+            return area
+        mm = kernel.Regs.from_buffer_copy(self.regs)
+        mm.orig_rax = _SYS_mmap
+        mm.rdi, mm.rsi, mm.rdx, mm.r10, mm.r8, mm.r9 = (
+            0, SCRATCH_SIZE, _PROT_READ | _PROT_WRITE, _MAP_PRIVATE | _MAP_ANONYMOUS, 0xFFFFFFFFFFFFFFFF, 0)
+        kernel.setregs(self.tid, mm)
+        kernel.syscall(self.tid)
+        self.tracer.wait_syscall_stop(self.tid, self.held_signals)   # the mmap's exit
+        addr = _signed(kernel.getregs(self.tid).rax)
+        again = kernel.Regs.from_buffer_copy(self.regs)
+        again.rip -= 2   # back onto the `syscall` instruction
+        again.rax = again.orig_rax
+        kernel.setregs(self.tid, again)
+        kernel.syscall(self.tid)
+        self.tracer.wait_syscall_stop(self.tid, self.held_signals)   # its entry
+        kernel.syscall(self.tid)
+        if not self.tracer.wait_syscall_stop(self.tid, self.held_signals, seccomp=True):
+            raise RuntimeError(f"syscall {self.nr} in {self.tid} did not stop again after mapping a scratch area")
+        self.regs = kernel.getregs(self.tid)
+        self._dirty = False
+        if addr < 0:
+            return None
+        self.tracer.scratch[self.tgid] = addr
+        return addr
 
     # --- actions -------------------------------------------------------------------
     def skip(self, result: int) -> None:

@@ -78,6 +78,9 @@ class Tracer:
         # (signo, original siginfo), restored when the kernel delivers them.
         self._requeued: dict[int, list[tuple[int, bytes]]] = {}
         self._me = os.getpid()
+        # Per thread group: a scratch area mapped in its address space (SyscallStop.push);
+        # a forked child has it at the same address, an exec drops it.
+        self.scratch: dict[int, int] = {}
         self.stops = 0
 
     # --- the tree ------------------------------------------------------------------
@@ -102,6 +105,7 @@ class Tracer:
         group.tids.discard(tid)
         if not group.tids:
             del self._groups[tgid]
+            self.scratch.pop(tgid, None)
             self._call(self.handler.on_exit, tgid)
 
     def _call(self, fn, *args) -> None:
@@ -202,6 +206,8 @@ class Tracer:
             parent_tgid = self._tgid_of[tid]
             child_tgid = parent_tgid if flags & CLONE_THREAD else child
             self._add(child, child_tgid)
+            if child_tgid != parent_tgid and parent_tgid in self.scratch:
+                self.scratch[child_tgid] = self.scratch[parent_tgid]
             self._call(self.handler.on_spawn, parent_tgid, child_tgid, flags)
             if child in self._early:
                 self._early.discard(child)
@@ -215,6 +221,7 @@ class Tracer:
                 # a non-leader thread exec'd: it now carries the leader's id
                 self._tgid_of.pop(former, None)
                 self._groups[tgid].tids.discard(former)
+            self.scratch.pop(tgid, None)
             self._call(self.handler.on_exec, tgid)
 
     def _clone_flags(self, tid: int, event: int) -> int:
@@ -264,12 +271,13 @@ class Tracer:
                 raise
 
     # --- waiting inside a handler ----------------------------------------------------
-    def wait_syscall_stop(self, tid: int, held: list[tuple[int, bytes]]) -> None:
-        """Wait for `tid`'s next syscall entry/exit stop, keeping the books on events met
-        on the way. A signal about to be delivered is held back (appended to `held`, to
-        be queued again by the caller once the handler is done): delivered now, its
-        handler would run on registers set up for an injected call. Raises TraceeGone if
-        the tracee dies first."""
+    def wait_syscall_stop(self, tid: int, held: list[tuple[int, bytes]], seccomp: bool = False) -> bool:
+        """Wait for `tid`'s next syscall entry/exit stop (or, with `seccomp`, its seccomp
+        stop: True, or an exit stop: False), keeping the books on events met on the way.
+        A signal about to be delivered is held back (appended to `held`, to be queued
+        again by the caller once the handler is done): delivered now, its handler would
+        run on registers set up for an injected call. Raises TraceeGone if the tracee
+        dies first."""
         while True:
             _, status = os.waitpid(tid, kernel.WALL)
             if os.WIFEXITED(status) or os.WIFSIGNALED(status):
@@ -277,10 +285,13 @@ class Tracer:
                 raise TraceeGone(tid, status)
             sig = os.WSTOPSIG(status)
             if sig == _SYSCALL_TRAP:
-                return
+                return False
             event = status >> 16
             if sig == signal.SIGTRAP and event:
-                if event != kernel.PTRACE_EVENT_SECCOMP:
+                if event == kernel.PTRACE_EVENT_SECCOMP:
+                    if seccomp:
+                        return True
+                else:
                     self._bookkeep_event(tid, event)
             else:
                 info = kernel.getsiginfo(tid)
