@@ -40,7 +40,7 @@ PATH_MAX = 4096
 # Results a syscall exit shows when a signal interrupted it: the kernel turns them into
 # EINTR or a restart when it delivers the signal. Never a result the program sees.
 ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK = 512, 513, 514, 516
-_RESTARTS = {-ERESTARTSYS, -ERESTARTNOINTR, -ERESTARTNOHAND, -ERESTART_RESTARTBLOCK}
+RESTARTS = {-ERESTARTSYS, -ERESTARTNOINTR, -ERESTARTNOHAND, -ERESTART_RESTARTBLOCK}
 _EXECS = {59, 322}   # execve, execveat: a successful one has no registers to go back to
 
 
@@ -78,8 +78,8 @@ class SyscallStop:
         # Signals held back while we drove the tracee: (signo, siginfo), queued again
         # when the handler is done.
         self.held_signals: list[tuple[int, bytes]] = []
-        self._scratch = 0        # where the next push ends (0: not chosen yet)
-        self._scratch_floor = 0
+        self._pushed: tuple[int, int] | None = None   # the scratch range this stop's pushes use
+        self._stack = 0          # where the next push below the stack ends (0: none yet)
 
     # --- arguments -----------------------------------------------------------------
     @property
@@ -125,27 +125,26 @@ class SyscallStop:
         kernel.vm_write(self.tid, addr, data)
 
     def push(self, data: bytes) -> int:
-        """Copy data into the tracee for this syscall and return its address. Valid until
-        the syscall returns. It goes into a scratch area the tracer maps once per address
-        space (see _scratch_area), not below the stack pointer: a Go goroutine's stack
-        may be a few KiB with another goroutine's right below it. Calls whose rewritten
-        arguments must outlive the stop (execve, resumed without waiting) and tracees
-        where no area can be mapped use the stack, past the red zone."""
-        if not self._scratch:
-            area = None if self.nr in _EXECS or self.at_exit else self._scratch_area()
-            if area is None:
-                self._scratch, self._scratch_floor = self.regs.rsp - _REDZONE - 256, 0
-            else:
-                self._scratch, self._scratch_floor = area + SCRATCH_SIZE, area
-        at = (self._scratch - len(data)) & ~15
-        if at < self._scratch_floor:   # the area is full: below the stack then
-            self._scratch_floor = 0
-            at = (self.regs.rsp - _REDZONE - 256 - len(data)) & ~15
-        self._scratch = at
+        """Copy data into the tracee for this syscall and return its address; valid
+        until the syscall returns. It goes into a scratch area the tracer maps once per
+        address space (see _scratch_area), not below the stack pointer: a Go goroutine's
+        stack may be a few KiB with another goroutine's right below it. Where no area
+        can be mapped, below the stack pointer past the red zone."""
+        need = (len(data) + 15) & ~15
+        area = None if self.at_exit else self._scratch_area()
+        at = area.alloc(self.tid, need) if area is not None else None
+        if at is None:
+            if not self._stack:
+                self._stack = self.regs.rsp - _REDZONE - 256
+            self._stack = (self._stack - len(data)) & ~15
+            at = self._stack
+        else:
+            lo, hi = self._pushed or (at, at + need)
+            self._pushed = (min(lo, at), max(hi, at + need))
         kernel.vm_write(self.tid, at, data)
         return at
 
-    def _scratch_area(self) -> int | None:
+    def _scratch_area(self) -> "ScratchArea | None":
         """The tracee's scratch area, mapped on first need: this syscall is turned into
         an mmap and then made to enter again from the same registers, which brings it
         back to a seccomp stop exactly like this one. None if that cannot be done."""
@@ -173,8 +172,8 @@ class SyscallStop:
         self._dirty = False
         if addr < 0:
             return None
-        self.tracer.scratch[self.tgid] = addr
-        return addr
+        area = self.tracer.scratch[self.tgid] = ScratchArea(addr)
+        return area
 
     # --- actions -------------------------------------------------------------------
     def skip(self, result: int) -> None:
@@ -202,13 +201,11 @@ class SyscallStop:
         self.tracer.wait_syscall_stop(self.tid, self.held_signals)
         self.regs = kernel.getregs(self.tid)
         self.at_exit = True
-        if self.result in _RESTARTS:
+        if self.result in RESTARTS:
             # The kernel restarts it from the registers it has now, after the signal
             # handler, which may overwrite what we pushed below the stack: give the
             # program's own arguments back. The restarted call stops here again.
-            regs = kernel.Regs.from_buffer_copy(self.entry_regs)
-            regs.rax, regs.rip = self.regs.rax, self.regs.rip
-            self.regs = regs
+            self.regs = restore_args(self.regs, self.entry_regs)
             self._dirty = True
             self.interrupted = True
             raise SyscallInterrupted(f"syscall {self.nr} in {self.tid} interrupted")
@@ -240,7 +237,7 @@ class SyscallStop:
             kernel.syscall(self.tid)
             self.tracer.wait_syscall_stop(self.tid, self.held_signals)  # exit
             out = _signed(kernel.getregs(self.tid).rax)
-            if out not in _RESTARTS:
+            if out not in RESTARTS:
                 break
             # Interrupted by a signal that is now held back: our call, so run it again.
         self.regs = saved
@@ -267,22 +264,55 @@ class SyscallStop:
             self.inject(_SYS_munmap, addr, size)
 
     def _resume(self) -> None:
-        if self._rewrote and not self.at_exit and not self._skipped and self.nr not in _EXECS:
-            # Rewritten arguments may point below the stack, where a signal handler
-            # would write before a restart: run to the exit to see whether it restarts.
-            try:
-                self.run()
-            except SyscallInterrupted:
-                pass
         if self._dirty:
             kernel.setregs(self.tid, self.regs)
         for sig, info in self.held_signals:
             self.tracer.requeue_signal(self.tgid, self.tid, sig, info)
         self.held_signals = []
+        if self._rewrote and not self.at_exit and not self._skipped and self.nr not in _EXECS:
+            # Rewritten arguments: if a signal interrupts the call, the kernel restarts it
+            # from these registers after the handler, which may have written over a push
+            # below the stack. The tracer takes the exit stop when it comes (the call may
+            # block: the supervisor does not wait for it) and gives the program's own
+            # arguments back before a restart; the scratch range stays reserved till then.
+            self.tracer.await_exit(self, self._pushed)
+            kernel.syscall(self.tid)
+            return
         kernel.cont(self.tid)
 
     def __repr__(self) -> str:
         return f"<SyscallStop tid={self.tid} nr={self.nr} exit={self.at_exit}>"
+
+
+class ScratchArea:
+    """A tracee's scratch area: pushes are carved from it downwards, wrapping around,
+    and never over the range of a call still in flight in another thread."""
+
+    def __init__(self, addr: int):
+        self.addr = addr
+        self.cursor = addr + SCRATCH_SIZE
+        self.inflight: dict[int, tuple[int, int]] = {}   # tid -> [lo, hi)
+
+    def alloc(self, tid: int, need: int) -> int | None:
+        if need > SCRATCH_SIZE // 4:
+            return None
+        for _ in range(len(self.inflight) + 2):
+            at = self.cursor - need
+            if at < self.addr:
+                at = self.addr + SCRATCH_SIZE - need
+            clash = [lo for t, (lo, hi) in self.inflight.items() if t != tid and lo < at + need and at < hi]
+            if not clash:
+                self.cursor = at
+                return at
+            self.cursor = min(clash)
+        return None
+
+
+def restore_args(regs: kernel.Regs, entry: kernel.Regs) -> kernel.Regs:
+    """`regs` at an exit the kernel will restart, with the arguments of `entry`."""
+    out = kernel.Regs.from_buffer_copy(entry)
+    out.rax, out.rip = regs.rax, regs.rip
+    return out
 
 
 def describe_status(status: int) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from . import kernel
-from .stop import SyscallInterrupted, SyscallStop, TraceeGone
+from .stop import RESTARTS, ScratchArea, SyscallInterrupted, SyscallStop, TraceeGone, restore_args
 
 log = logging.getLogger("tracer")
 
@@ -80,7 +80,10 @@ class Tracer:
         self._me = os.getpid()
         # Per thread group: a scratch area mapped in its address space (SyscallStop.push);
         # a forked child has it at the same address, an exec drops it.
-        self.scratch: dict[int, int] = {}
+        self.scratch: dict[int, ScratchArea] = {}
+        # Threads resumed into a call with rewritten arguments: tid -> (entry registers,
+        # thread group, scratch range held), until its exit stop.
+        self._awaiting: dict[int, tuple[kernel.Regs, int, tuple[int, int] | None]] = {}
         self.stops = 0
 
     # --- the tree ------------------------------------------------------------------
@@ -144,7 +147,7 @@ class Tracer:
             elif sig == signal.SIGTRAP and event:
                 self._on_event(tid, event)
             elif sig == _SYSCALL_TRAP:
-                kernel.cont(tid)  # a stray syscall stop: nothing waits for it
+                self._on_exit_stop(tid)
             else:
                 self._on_signal(tid, sig)
         except kernel.PtraceError as exc:
@@ -169,6 +172,26 @@ class Tracer:
         if requeued:
             self._restore_siginfo(tid, sig, requeued)
         kernel.cont(tid, sig)
+
+    def await_exit(self, stop: SyscallStop, pushed: tuple[int, int] | None) -> None:
+        """`stop` is resumed into its syscall with PTRACE_SYSCALL: handle its exit stop."""
+        self._awaiting[stop.tid] = (stop.entry_regs, stop.tgid, pushed)
+        area = self.scratch.get(stop.tgid)
+        if area is not None and pushed is not None:
+            area.inflight[stop.tid] = pushed
+
+    def _on_exit_stop(self, tid: int) -> None:
+        awaited = self._awaiting.pop(tid, None)
+        if awaited is not None:
+            entry, tgid, pushed = awaited
+            area = self.scratch.get(tgid)
+            if area is not None:
+                area.inflight.pop(tid, None)
+            regs = kernel.getregs(tid)
+            rax = regs.rax - (1 << 64) if regs.rax & (1 << 63) else regs.rax
+            if rax in RESTARTS:   # restarted after the signal: with the program's arguments
+                kernel.setregs(tid, restore_args(regs, entry))
+        kernel.cont(tid)
 
     def requeue_signal(self, tgid: int, tid: int, sig: int, info: bytes) -> None:
         """Send a held-back signal to the thread again; its delivery gets `info` back."""
@@ -240,6 +263,9 @@ class Tracer:
     def _on_gone(self, tid: int, status: int) -> None:
         self._early.discard(tid)
         self._requeued.pop(tid, None)
+        awaited = self._awaiting.pop(tid, None)
+        if awaited is not None and (area := self.scratch.get(awaited[1])) is not None:
+            area.inflight.pop(tid, None)
         self._expected.discard(tid)
         if tid == self.main_pid:
             self.main_status = status

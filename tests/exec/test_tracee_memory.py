@@ -4,6 +4,7 @@ stack may end and another's begin."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -48,3 +49,19 @@ def test_a_rewritten_path_does_not_land_below_the_stack(objmount, s3, bucket, tm
     run = objmount([str(tmp_path / "low"), f"/objmount/s3/{bucket}/hello.txt"])
     assert run.returncode == 0, run.stderr
     assert run.text == "intact hello\n"
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_a_rewritten_call_that_blocks_does_not_hold_the_supervisor(objmount, s3, bucket, tmp_path, fast_path):
+    """A FIFO opened through a relative path from a virtual cwd (the supervisor rewrites
+    it to the local path) blocks until a writer opens it; the writer's own open must
+    still be served meanwhile."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    s3.put_object(Bucket=bucket, Key="d/", Body=b"")
+    up = "../../../.."   # from /objmount/s3/BUCKET/d to /
+    # (the sleep lets the reader block first; any order must work)
+    script = f"cd /objmount/s3/{bucket}/d && {{ cat {up}{fifo} & }}; sleep 1; echo through-the-fifo > {fifo}; wait"
+    run = objmount(["sh", "-c", script], *([] if fast_path else ["--no-fast-path"]), timeout=30)
+    assert run.returncode == 0, run.stderr
+    assert run.text == "through-the-fifo\n"
