@@ -125,9 +125,11 @@ class Process:
     tgid: int
     fds: FdTable
     fs: FsState
-    # Descriptors below the base that an extra seccomp filter of this process watches;
-    # filters are inherited by children and survive execve, so this set is too.
+    # Descriptors below the base that an extra seccomp filter of this process watches,
+    # and how many such filters it has; filters are inherited by children and survive
+    # execve, so these are too.
     watched: set[int] = field(default_factory=set)
+    fd_filters: int = 0
     watched_calls: set[int] = field(default_factory=set)   # syscall numbers, likewise
     # Shared writable mappings of virtual files: (start, end, description). Each holds
     # its description until munmap, exec or exit, which flush it.
@@ -161,6 +163,7 @@ class ProcessTable:
         proc = self.procs[tgid] = Process(tgid, fds, fs)
         if parent is not None:
             proc.watched = set(parent.watched)
+            proc.fd_filters = parent.fd_filters
             proc.watched_calls = set(parent.watched_calls)
         return proc
 

@@ -2,7 +2,7 @@
 
 Handlers (objmount/handlers/) get the Supervisor and the stop; the helpers here are what
 they share: which process asked, whether a path argument is virtual, how a vfs error
-becomes an errno, how a new descriptor is moved above the descriptor base.
+becomes an errno, how a new virtual descriptor gets watched.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from .process import OpenDescription, Process, ProcessTable
 log = logging.getLogger("objmount")
 
 AT_FDCWD = -100
-F_DUPFD = 0
-F_DUPFD_CLOEXEC = 1030
 
 # Errors a program meets in normal operation: not worth a log line.
 _QUIET_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EINVAL, errno.ELOOP, errno.EEXIST,
@@ -189,18 +187,6 @@ class Supervisor:
         path = self.vfs.resolve(target.path, follow_last=follow, sure=sure)
         return Target(self.mounts.is_virtual(path), path, target.wants_dir)
 
-    def relocate(self, stop: SyscallStop, fd: int, cloexec: bool) -> int:
-        """Move a fresh descriptor (at a syscall exit) to >= fd_base, where the seccomp
-        filter traps its syscalls. Returns the descriptor the program gets."""
-        if fd >= self.fd_base:
-            return fd
-        new = stop.inject(NR["fcntl"], fd, F_DUPFD_CLOEXEC if cloexec else F_DUPFD, self.fd_base)
-        if new < 0:
-            log.debug("cannot move fd %d above %d: %s", fd, self.fd_base, os.strerror(-new))
-            return fd
-        stop.inject(NR["close"], fd)
-        return new
-
     def watch_syscalls(self, stop: SyscallStop, *names: str) -> None:
         """From now on this process (and its children) stops on these syscalls too. At a
         syscall exit."""
@@ -215,18 +201,42 @@ class Supervisor:
             log.warning("cannot watch %s in pid %d: %s", ", ".join(names), stop.tgid, os.strerror(-result))
 
     def install(self, stop: SyscallStop, fd: int, desc: OpenDescription, cloexec: bool) -> None:
-        """Record a new virtual descriptor (at the exit of the syscall that made it)."""
+        """Record a new virtual descriptor (at the exit of the syscall that made it, whose
+        number the kernel chose) and make sure its number stops in this process."""
         proc = self.proc(stop)
         proc.fds.install(fd, desc, cloexec)
         if fd >= self.fd_base or fd in proc.watched:
-            return
-        # Below the base (dup2 onto stdin, say) the main filter does not see it: add a
-        # filter for this one number to the process. If that fails, the kernel must find
-        # the whole object in place.
-        result = stop.install_filter(self.filter.program_for_fd(fd))
+            return  # the main filter stops it, or an extra filter already does
+        lo, hi = watch_block(fd, proc.fd_filters, self.fd_base)
+        result = stop.install_filter(self.filter.program_for_fds(lo, hi))
         if result == 0:
-            proc.watched.add(fd)
+            proc.fd_filters += 1
+            proc.watched.update(range(lo, hi))
             return
-        log.debug("cannot watch fd %d in %d (%s): fetching it whole", fd, stop.tgid, os.strerror(-result))
+        # No filter (the kernel's limit, or a seccomp policy of the program's own): its
+        # reads, writes and close will not stop, so the whole object must be in place,
+        # and the whole file goes up when the description is released (the number
+        # reused by another virtual open, exec for close-on-exec, or the process's end).
+        log.warning("cannot watch fd %d in pid %d (%s): fetching %s whole", fd, stop.tgid,
+                    os.strerror(-result) if result < 0 else f"thread {result}", desc.path)
         if desc.file is not None:
-            desc.file.ensure_all()
+            if desc.file.writable:
+                desc.file.mark_untracked()
+            else:
+                desc.file.ensure_all()
+
+
+# Each extra filter runs on every syscall of its process (about 40 ns each, measured on
+# a getppid loop), so a process gets a filter per number for its first few numbers only;
+# after that a filter covers the power-of-two block holding the number ([8, 16), [16, 32),
+# ...), which bounds the filters to a dozen whatever it opens, at the price of stops on
+# the local descriptors that share a watched block.
+SINGLE_FD_FILTERS = 4
+
+
+def watch_block(fd: int, filters: int, fd_base: int) -> tuple[int, int]:
+    """The numbers [lo, hi) the next extra filter of a process should watch for `fd`."""
+    if filters < SINGLE_FD_FILTERS or fd < 4:
+        return fd, fd + 1
+    lo = 1 << (fd.bit_length() - 1)
+    return lo, min(lo * 2, fd_base)

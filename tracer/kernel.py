@@ -38,6 +38,7 @@ PTRACE_SYSCALL = 24
 PTRACE_SETOPTIONS = 0x4200
 PTRACE_GETEVENTMSG = 0x4201
 PTRACE_GETSIGINFO = 0x4202
+PTRACE_SETSIGINFO = 0x4203
 
 PTRACE_O_TRACESYSGOOD = 0x01
 PTRACE_O_TRACEFORK = 0x02
@@ -56,6 +57,10 @@ PTRACE_EVENT_EXIT = 6
 PTRACE_EVENT_SECCOMP = 7
 
 WALL = 0x40000000  # __WALL: wait for threads and non-SIGCHLD children too
+
+SYS_tgkill = 234
+SI_TKILL = -6          # si_code of a signal sent with tkill/tgkill
+SIGINFO_SIZE = 128
 
 PR_SET_NO_NEW_PRIVS = 38
 SYS_seccomp = 317
@@ -116,6 +121,32 @@ def has_siginfo(pid: int) -> bool:
     buf = ctypes.create_string_buffer(128)
     ctypes.set_errno(0)
     return _libc.ptrace(PTRACE_GETSIGINFO, pid, 0, ctypes.addressof(buf)) != -1
+
+
+def getsiginfo(pid: int) -> bytes | None:
+    """The siginfo of the signal `pid` is stopped for; None in a group-stop."""
+    buf = ctypes.create_string_buffer(SIGINFO_SIZE)
+    ctypes.set_errno(0)
+    if _libc.ptrace(PTRACE_GETSIGINFO, pid, 0, ctypes.addressof(buf)) == -1:
+        return None
+    return buf.raw
+
+
+def setsiginfo(pid: int, info: bytes) -> None:
+    buf = ctypes.create_string_buffer(info, SIGINFO_SIZE)
+    ptrace(PTRACE_SETSIGINFO, pid, 0, ctypes.addressof(buf))
+
+
+def siginfo_sender(info: bytes) -> tuple[int, int]:
+    """(si_code, si_pid) of a siginfo (the union starts at offset 16 on 64-bit)."""
+    code, pid = int.from_bytes(info[8:12], "little", signed=True), int.from_bytes(info[16:20], "little", signed=True)
+    return code, pid
+
+
+def tgkill(tgid: int, tid: int, sig: int) -> None:
+    if _libc.syscall(SYS_tgkill, tgid, tid, sig) != 0:
+        err = ctypes.get_errno()
+        raise PtraceError(err, f"tgkill({tgid}, {tid}, {sig}): {os.strerror(err)}")
 
 
 class _IoVec(ctypes.Structure):

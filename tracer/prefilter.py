@@ -118,10 +118,10 @@ def environ(env: dict[str, str], library: Path, roots: list[str], fd_base: int,
 
     roots: absolute, normalized paths whose subtrees the supervisor handles (paths
     naming them stop). fd_base: descriptors at or above it are the supervisor's.
-    defer_cwd: while a process's kernel cwd is this directory, its relative paths stop
-    (the supervisor emulates that cwd). defer_fds_under: calls on a descriptor whose
-    file lies below this directory stop even below fd_base (the program may have moved
-    one of the supervisor's descriptors there)."""
+    defer_cwd: while a process's kernel cwd is this directory, or a dirfd is open on it,
+    relative paths from there stop (the supervisor emulates that directory).
+    defer_fds_under: calls on a descriptor whose file lies below this directory stop
+    even below fd_base (virtual descriptors take the numbers the kernel gives)."""
     for root in roots:
         if not root.startswith("/") or ":" in root:
             raise PrefilterUnavailable(f"root {root!r} cannot be given to the prefilter")

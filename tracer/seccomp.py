@@ -1,9 +1,10 @@
 """Build the seccomp-bpf filter that decides which syscalls stop in the supervisor.
 
 A path can't be inspected from BPF (it is a pointer), so path syscalls always stop.
-Descriptor syscalls stop only when one of their descriptor arguments is at or above
-`fd_base`: the supervisor keeps every descriptor it cares about up there, so reads and
-writes on ordinary files never leave the kernel.
+Descriptor syscalls stop in the main filter only when one of their descriptor arguments
+is at or above `fd_base`; a descriptor below it that the supervisor cares about gets a
+small extra filter in its process for that number (or a block of numbers), so reads and
+writes on other descriptors never leave the kernel.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ _LD_W_ABS = 0x20
 _JEQ_K = 0x15
 _JGE_K = 0x35
 _JSET_K = 0x45
+_JA = 0x05
 _RET_K = 0x06
 
 _OFF_NR = 0
@@ -153,17 +155,52 @@ class SyscallFilter:
         out.append(allow)
         return b"".join(out)
 
-    def program_for_fd(self, fd: int) -> bytes:
-        """An extra filter that stops the descriptor syscalls naming exactly `fd`: for a
-        descriptor the program itself placed below the base. Filters stack; the kernel
-        takes the strictest answer, so this only adds stops."""
-        allow, trace = _ALLOW, _TRACE
-        out = _extra_prologue(self.trusted_ip)
-        for nr, arg_indexes in sorted(self.fd_args.items()):
-            block: list[bytes] = []
-            for i in arg_indexes:
-                block += [_insn(_LD_W_ABS, 0, 0, _off_arg_low(i)), _insn(_JEQ_K, 0, 1, fd), trace]
-            block.append(allow)
-            out += [_insn(_JEQ_K, 0, len(block), nr)] + block
-        out.append(allow)
+    def _fd_syscalls_by_index(self) -> dict[int, list[int]]:
+        """Argument index -> syscalls whose descriptor argument it is, for the extra
+        filters: the descriptor syscalls, and the path syscalls that act on their dirfd
+        without a path (fstat as newfstatat(fd, "", AT_EMPTY_PATH))."""
+        by_index: dict[int, set[int]] = {}
+        for nr, indexes in self.fd_args.items():
+            if nr not in self.always:
+                for i in indexes:
+                    by_index.setdefault(i, set()).add(nr)
+        for nr, (dirfd_i, _, _) in self.local_fd_flag.items():
+            by_index.setdefault(dirfd_i, set()).add(nr)
+        return {i: sorted(nrs) for i, nrs in sorted(by_index.items())}
+
+    def traps_fds(self, lo: int, hi: int, nr: int, args: tuple[int, ...], ip: int | None = None,
+                  arch: int = AUDIT_ARCH_X86_64) -> bool:
+        """The decision of program_for_fds(lo, hi), for tests."""
+        if arch != AUDIT_ARCH_X86_64 or (ip is not None and ip == self.trusted_ip):
+            return False
+        return any(lo <= (args[i] & 0xFFFFFFFF) < hi and nr in nrs
+                   for i, nrs in self._fd_syscalls_by_index().items())
+
+    def program_for_fds(self, lo: int, hi: int) -> bytes:
+        """An extra filter that stops the descriptor syscalls naming a descriptor in
+        [lo, hi): for virtual descriptors below the base (any number the kernel gives).
+        Filters stack and every one runs on every syscall of the process, so the common
+        case is short: one load and one or two compares per argument position (about 10
+        instructions in all); the syscall number and the rest are looked at only when an
+        argument matches. The kernel takes the strictest answer, so this only adds stops."""
+        out: list[bytes] = []
+        for i, nrs in self._fd_syscalls_by_index().items():
+            # Reached only when argument i matches: other ABIs and the trusted address
+            # pass, a listed syscall stops, anything else goes on to the next argument.
+            n = len(nrs)
+            block = _extra_prologue(self.trusted_ip)
+            block += [_insn(_JEQ_K, n - k, 0, nr) for k, nr in enumerate(nrs)]
+            block += [_insn(_JA, 0, 0, 1), _TRACE]
+            if len(block) > 250:
+                raise ValueError("too many descriptor syscalls for one extra filter")
+            out.append(_insn(_LD_W_ABS, 0, 0, _off_arg_low(i)))
+            if hi == lo + 1:
+                out.append(_insn(_JEQ_K, 0, len(block), lo))
+            else:
+                out += [_insn(_JGE_K, 0, len(block) + 1, lo), _insn(_JGE_K, len(block), 0, hi)]
+            out += block
+        out.append(_ALLOW)
         return b"".join(out)
+
+    def program_for_fd(self, fd: int) -> bytes:
+        return self.program_for_fds(fd, fd + 1)

@@ -4,6 +4,13 @@ Life of a stop: the tracee enters a filtered syscall and stops (seccomp event). 
 may read arguments and memory, rewrite arguments, `skip()` the syscall with a result of
 its own, or `run()` it to completion and then look at or change the result and `inject()`
 further syscalls in the tracee before it returns to user code.
+
+Signals: while the supervisor drives the tracee (run, inject), a signal the kernel is
+about to deliver is held back and queued again once the handler is done, so the program
+meets it after the call, as the kernel would have delivered it, and never on registers
+the supervisor set up for an injected call. A call the kernel means to restart
+(-ERESTARTSYS and friends at its exit) is left to the kernel with the program's own
+arguments: `run()` raises SyscallInterrupted and the handler must not act on it.
 """
 
 from __future__ import annotations
@@ -19,12 +26,22 @@ if TYPE_CHECKING:
     from .tracer import Tracer
 
 _SYS_seccomp = 317
+_SYS_mmap = 9
+_SYS_munmap = 11
+_PROT_READ, _PROT_WRITE = 1, 2
+_MAP_PRIVATE, _MAP_ANONYMOUS = 0x02, 0x20
+SCRATCH_SIZE = 16384   # two paths of PATH_MAX and then some
 _SECCOMP_SET_MODE_FILTER = 1
 _SECCOMP_FILTER_FLAG_TSYNC = 1
 _ARG_REGS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
 _REDZONE = 128
 _PAGE = 4096
 PATH_MAX = 4096
+# Results a syscall exit shows when a signal interrupted it: the kernel turns them into
+# EINTR or a restart when it delivers the signal. Never a result the program sees.
+ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK = 512, 513, 514, 516
+RESTARTS = {-ERESTARTSYS, -ERESTARTNOINTR, -ERESTARTNOHAND, -ERESTART_RESTARTBLOCK}
+_EXECS = {59, 322}   # execve, execveat: a successful one has no registers to go back to
 
 
 class TraceeGone(Exception):
@@ -36,17 +53,33 @@ class TraceeGone(Exception):
         self.status = status
 
 
+class SyscallInterrupted(Exception):
+    """A signal interrupted the syscall being run: the kernel restarts it (or fails it
+    with EINTR) when it delivers the signal. Its arguments are the program's again."""
+
+
+def _signed(v: int) -> int:
+    return v - (1 << 64) if v & (1 << 63) else v
+
+
 class SyscallStop:
     def __init__(self, tracer: "Tracer", tid: int, tgid: int, regs: kernel.Regs):
         self.tracer = tracer
         self.tid = tid
         self.tgid = tgid
         self.regs = regs
+        self.entry_regs = kernel.Regs.from_buffer_copy(regs)
         self.nr: int = regs.orig_rax
         self.at_exit = False
+        self.interrupted = False
         self._dirty = False
+        self._rewrote = False
         self._skipped = False
-        self._scratch = regs.rsp - _REDZONE - 256
+        # Signals held back while we drove the tracee: (signo, siginfo), queued again
+        # when the handler is done.
+        self.held_signals: list[tuple[int, bytes]] = []
+        self._pushed: tuple[int, int] | None = None   # the scratch range this stop's pushes use
+        self._stack = 0          # where the next push below the stack ends (0: none yet)
 
     # --- arguments -----------------------------------------------------------------
     @property
@@ -65,6 +98,7 @@ class SyscallStop:
     def set_arg(self, i: int, value: int) -> None:
         setattr(self.regs, _ARG_REGS[i], value & 0xFFFFFFFFFFFFFFFF)
         self._dirty = True
+        self._rewrote = True
 
     # --- memory --------------------------------------------------------------------
     def read(self, addr: int, size: int) -> bytes:
@@ -91,11 +125,55 @@ class SyscallStop:
         kernel.vm_write(self.tid, addr, data)
 
     def push(self, data: bytes) -> int:
-        """Copy data below the tracee's stack (past the red zone) and return its address.
-        Valid until the syscall returns: nothing else runs on this thread's stack before."""
-        self._scratch = (self._scratch - len(data)) & ~15
-        kernel.vm_write(self.tid, self._scratch, data)
-        return self._scratch
+        """Copy data into the tracee for this syscall and return its address; valid
+        until the syscall returns. It goes into a scratch area the tracer maps once per
+        address space (see _scratch_area), not below the stack pointer: a Go goroutine's
+        stack may be a few KiB with another goroutine's right below it. Where no area
+        can be mapped, below the stack pointer past the red zone."""
+        need = (len(data) + 15) & ~15
+        area = None if self.at_exit else self._scratch_area()
+        at = area.alloc(self.tid, need) if area is not None else None
+        if at is None:
+            if not self._stack:
+                self._stack = self.regs.rsp - _REDZONE - 256
+            self._stack = (self._stack - len(data)) & ~15
+            at = self._stack
+        else:
+            lo, hi = self._pushed or (at, at + need)
+            self._pushed = (min(lo, at), max(hi, at + need))
+        kernel.vm_write(self.tid, at, data)
+        return at
+
+    def _scratch_area(self) -> "ScratchArea | None":
+        """The tracee's scratch area, mapped on first need: this syscall is turned into
+        an mmap and then made to enter again from the same registers, which brings it
+        back to a seccomp stop exactly like this one. None if that cannot be done."""
+        area = self.tracer.scratch.get(self.tgid)
+        if area is not None:
+            return area
+        mm = kernel.Regs.from_buffer_copy(self.regs)
+        mm.orig_rax = _SYS_mmap
+        mm.rdi, mm.rsi, mm.rdx, mm.r10, mm.r8, mm.r9 = (
+            0, SCRATCH_SIZE, _PROT_READ | _PROT_WRITE, _MAP_PRIVATE | _MAP_ANONYMOUS, 0xFFFFFFFFFFFFFFFF, 0)
+        kernel.setregs(self.tid, mm)
+        kernel.syscall(self.tid)
+        self.tracer.wait_syscall_stop(self.tid, self.held_signals)   # the mmap's exit
+        addr = _signed(kernel.getregs(self.tid).rax)
+        again = kernel.Regs.from_buffer_copy(self.regs)
+        again.rip -= 2   # back onto the `syscall` instruction
+        again.rax = again.orig_rax
+        kernel.setregs(self.tid, again)
+        kernel.syscall(self.tid)
+        self.tracer.wait_syscall_stop(self.tid, self.held_signals)   # its entry
+        kernel.syscall(self.tid)
+        if not self.tracer.wait_syscall_stop(self.tid, self.held_signals, seccomp=True):
+            raise RuntimeError(f"syscall {self.nr} in {self.tid} did not stop again after mapping a scratch area")
+        self.regs = kernel.getregs(self.tid)
+        self._dirty = False
+        if addr < 0:
+            return None
+        area = self.tracer.scratch[self.tgid] = ScratchArea(addr)
+        return area
 
     # --- actions -------------------------------------------------------------------
     def skip(self, result: int) -> None:
@@ -114,61 +192,127 @@ class SyscallStop:
 
     def run(self) -> int:
         """Run the syscall (with any rewritten arguments) and stop at its exit; return its
-        result as a signed value."""
+        result as a signed value. Raises SyscallInterrupted when a signal interrupted it."""
         assert not self.at_exit and not self._skipped
         if self._dirty:
             kernel.setregs(self.tid, self.regs)
             self._dirty = False
         kernel.syscall(self.tid)
-        self.tracer.wait_syscall_stop(self.tid)
+        self.tracer.wait_syscall_stop(self.tid, self.held_signals)
         self.regs = kernel.getregs(self.tid)
         self.at_exit = True
+        if self.result in RESTARTS:
+            # The kernel restarts it from the registers it has now, after the signal
+            # handler, which may overwrite what we pushed below the stack: give the
+            # program's own arguments back. The restarted call stops here again.
+            self.regs = restore_args(self.regs, self.entry_regs)
+            self._dirty = True
+            self.interrupted = True
+            raise SyscallInterrupted(f"syscall {self.nr} in {self.tid} interrupted")
         return self.result
 
     @property
     def result(self) -> int:
-        v = self.regs.rax
-        return v - (1 << 64) if v & (1 << 63) else v
+        return _signed(self.regs.rax)
 
     def set_result(self, value: int) -> None:
-        assert self.at_exit
+        assert self.at_exit and not self.interrupted
         self.regs.rax = value & 0xFFFFFFFFFFFFFFFF
         self._dirty = True
 
     def inject(self, nr: int, *args: int) -> int:
         """At a syscall exit: make the tracee run syscall `nr` now, then put the original
         return state back. Returns the injected syscall's signed result."""
-        assert self.at_exit
+        assert self.at_exit and not self.interrupted
         saved = kernel.Regs.from_buffer_copy(self.regs)
         regs = kernel.Regs.from_buffer_copy(self.regs)
         regs.rip -= 2  # back onto the `syscall` instruction
         regs.rax = regs.orig_rax = nr
         for i, value in enumerate(args):
             setattr(regs, _ARG_REGS[i], value & 0xFFFFFFFFFFFFFFFF)
-        kernel.setregs(self.tid, regs)
-        kernel.syscall(self.tid)
-        self.tracer.wait_syscall_stop(self.tid)  # entry
-        kernel.syscall(self.tid)
-        self.tracer.wait_syscall_stop(self.tid)  # exit
-        out = kernel.getregs(self.tid).rax
+        while True:
+            kernel.setregs(self.tid, regs)
+            kernel.syscall(self.tid)
+            self.tracer.wait_syscall_stop(self.tid, self.held_signals)  # entry
+            kernel.syscall(self.tid)
+            self.tracer.wait_syscall_stop(self.tid, self.held_signals)  # exit
+            out = _signed(kernel.getregs(self.tid).rax)
+            if out not in RESTARTS:
+                break
+            # Interrupted by a signal that is now held back: our call, so run it again.
         self.regs = saved
         kernel.setregs(self.tid, saved)
-        return out - (1 << 64) if out & (1 << 63) else out
+        return out
 
     def install_filter(self, program: bytes) -> int:
         """At a syscall exit: add a seccomp filter to the tracee's whole thread group
-        (SECCOMP_FILTER_FLAG_TSYNC). Returns 0 or a negative errno."""
-        insns = self.push(program)
-        fprog = self.push(struct.pack("<HxxxxxxQ", len(program) // 8, insns))
-        return self.inject(_SYS_seccomp, _SECCOMP_SET_MODE_FILTER, _SECCOMP_FILTER_FLAG_TSYNC, fprog)
+        (SECCOMP_FILTER_FLAG_TSYNC). Returns 0 or a negative errno (or the id of a thread
+        that could not be synchronized). The program goes into a page mapped for the
+        occasion, not below the stack: a Go goroutine's stack may be 4 KiB with
+        something else right below it."""
+        fprog_at = (len(program) + 15) & ~15
+        size = fprog_at + 16
+        addr = self.inject(_SYS_mmap, 0, size, _PROT_READ | _PROT_WRITE, _MAP_PRIVATE | _MAP_ANONYMOUS,
+                           0xFFFFFFFFFFFFFFFF, 0)
+        if addr < 0:
+            return addr
+        try:
+            self.write(addr, program)
+            self.write(addr + fprog_at, struct.pack("<HxxxxxxQ", len(program) // 8, addr))
+            return self.inject(_SYS_seccomp, _SECCOMP_SET_MODE_FILTER, _SECCOMP_FILTER_FLAG_TSYNC, addr + fprog_at)
+        finally:
+            self.inject(_SYS_munmap, addr, size)
 
     def _resume(self) -> None:
         if self._dirty:
             kernel.setregs(self.tid, self.regs)
+        for sig, info in self.held_signals:
+            self.tracer.requeue_signal(self.tgid, self.tid, sig, info)
+        self.held_signals = []
+        if self._rewrote and not self.at_exit and not self._skipped and self.nr not in _EXECS:
+            # Rewritten arguments: if a signal interrupts the call, the kernel restarts it
+            # from these registers after the handler, which may have written over a push
+            # below the stack. The tracer takes the exit stop when it comes (the call may
+            # block: the supervisor does not wait for it) and gives the program's own
+            # arguments back before a restart; the scratch range stays reserved till then.
+            self.tracer.await_exit(self, self._pushed)
+            kernel.syscall(self.tid)
+            return
         kernel.cont(self.tid)
 
     def __repr__(self) -> str:
         return f"<SyscallStop tid={self.tid} nr={self.nr} exit={self.at_exit}>"
+
+
+class ScratchArea:
+    """A tracee's scratch area: pushes are carved from it downwards, wrapping around,
+    and never over the range of a call still in flight in another thread."""
+
+    def __init__(self, addr: int):
+        self.addr = addr
+        self.cursor = addr + SCRATCH_SIZE
+        self.inflight: dict[int, tuple[int, int]] = {}   # tid -> [lo, hi)
+
+    def alloc(self, tid: int, need: int) -> int | None:
+        if need > SCRATCH_SIZE // 4:
+            return None
+        for _ in range(len(self.inflight) + 2):
+            at = self.cursor - need
+            if at < self.addr:
+                at = self.addr + SCRATCH_SIZE - need
+            clash = [lo for t, (lo, hi) in self.inflight.items() if t != tid and lo < at + need and at < hi]
+            if not clash:
+                self.cursor = at
+                return at
+            self.cursor = min(clash)
+        return None
+
+
+def restore_args(regs: kernel.Regs, entry: kernel.Regs) -> kernel.Regs:
+    """`regs` at an exit the kernel will restart, with the arguments of `entry`."""
+    out = kernel.Regs.from_buffer_copy(entry)
+    out.rax, out.rip = regs.rax, regs.rip
+    return out
 
 
 def describe_status(status: int) -> str:

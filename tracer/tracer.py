@@ -2,7 +2,8 @@
 
 Everything here is about processes and syscalls; what a syscall means is the handler's
 business. Resumption is always PTRACE_CONT (the seccomp filter decides what stops), except
-while a handler runs a syscall to its exit or injects one.
+while a handler runs a syscall to its exit or injects one. Signals met meanwhile are held
+back and queued again when the handler is done (see stop.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from . import kernel
-from .stop import SyscallStop, TraceeGone
+from .stop import RESTARTS, ScratchArea, SyscallInterrupted, SyscallStop, TraceeGone, restore_args
 
 log = logging.getLogger("tracer")
 
@@ -41,6 +42,8 @@ OPTIONS = (
 )
 
 _SYSCALL_TRAP = signal.SIGTRAP | 0x80
+_SIGRTMIN = 32   # the kernel's: signals from here on queue, lower ones merge
+_STOP_SIGNALS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 
 
 class Handler(Protocol):
@@ -71,6 +74,16 @@ class Tracer:
         self._groups: dict[int, _Group] = {}
         self._early: set[int] = set()    # children whose first stop came before the parent's event
         self._expected: set[int] = set()  # children announced by the parent, first stop not yet seen
+        # Signals held back during a handler and sent again with tgkill, per thread:
+        # (signo, original siginfo), restored when the kernel delivers them.
+        self._requeued: dict[int, list[tuple[int, bytes]]] = {}
+        self._me = os.getpid()
+        # Per thread group: a scratch area mapped in its address space (SyscallStop.push);
+        # a forked child has it at the same address, an exec drops it.
+        self.scratch: dict[int, ScratchArea] = {}
+        # Threads resumed into a call with rewritten arguments: tid -> (entry registers,
+        # thread group, scratch range held), until its exit stop.
+        self._awaiting: dict[int, tuple[kernel.Regs, int, tuple[int, int] | None]] = {}
         self.stops = 0
 
     # --- the tree ------------------------------------------------------------------
@@ -95,6 +108,7 @@ class Tracer:
         group.tids.discard(tid)
         if not group.tids:
             del self._groups[tgid]
+            self.scratch.pop(tgid, None)
             self._call(self.handler.on_exit, tgid)
 
     def _call(self, fn, *args) -> None:
@@ -133,7 +147,7 @@ class Tracer:
             elif sig == signal.SIGTRAP and event:
                 self._on_event(tid, event)
             elif sig == _SYSCALL_TRAP:
-                kernel.cont(tid)  # a stray syscall stop: nothing waits for it
+                self._on_exit_stop(tid)
             else:
                 self._on_signal(tid, sig)
         except kernel.PtraceError as exc:
@@ -149,12 +163,57 @@ class Tracer:
             self._early.add(tid)  # resumed when the parent's fork event names it
 
     def _on_signal(self, tid: int, sig: int) -> None:
-        if sig in (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU) and not kernel.has_siginfo(tid):
+        if sig in _STOP_SIGNALS and not kernel.has_siginfo(tid):
             # A group-stop. Without PTRACE_SEIZE, a tracee left here would never see
             # SIGCONT, so job control stops are not honoured (documented).
             kernel.cont(tid)
             return
+        requeued = self._requeued.get(tid)
+        if requeued:
+            self._restore_siginfo(tid, sig, requeued)
         kernel.cont(tid, sig)
+
+    def await_exit(self, stop: SyscallStop, pushed: tuple[int, int] | None) -> None:
+        """`stop` is resumed into its syscall with PTRACE_SYSCALL: handle its exit stop."""
+        self._awaiting[stop.tid] = (stop.entry_regs, stop.tgid, pushed)
+        area = self.scratch.get(stop.tgid)
+        if area is not None and pushed is not None:
+            area.inflight[stop.tid] = pushed
+
+    def _on_exit_stop(self, tid: int) -> None:
+        awaited = self._awaiting.pop(tid, None)
+        if awaited is not None:
+            entry, tgid, pushed = awaited
+            area = self.scratch.get(tgid)
+            if area is not None:
+                area.inflight.pop(tid, None)
+            regs = kernel.getregs(tid)
+            rax = regs.rax - (1 << 64) if regs.rax & (1 << 63) else regs.rax
+            if rax in RESTARTS:   # restarted after the signal: with the program's arguments
+                kernel.setregs(tid, restore_args(regs, entry))
+        kernel.cont(tid)
+
+    def requeue_signal(self, tgid: int, tid: int, sig: int, info: bytes) -> None:
+        """Send a held-back signal to the thread again; its delivery gets `info` back."""
+        kernel.tgkill(tgid, tid, sig)
+        self._requeued.setdefault(tid, []).append((sig, info))
+
+    def _restore_siginfo(self, tid: int, sig: int, requeued: list[tuple[int, bytes]]) -> None:
+        for i, (held_sig, info) in enumerate(requeued):
+            if held_sig == sig:
+                break
+        else:
+            return
+        current = kernel.getsiginfo(tid)
+        ours = current is not None and kernel.siginfo_sender(current) == (kernel.SI_TKILL, self._me)
+        if not ours and sig >= _SIGRTMIN:
+            return  # another instance of a queued signal; ours comes later
+        # A standard signal already pending merges with ours: either way it is delivered once.
+        del requeued[i]
+        if not requeued:
+            del self._requeued[tid]
+        if ours:
+            kernel.setsiginfo(tid, info)
 
     def _on_event(self, tid: int, event: int) -> None:
         if event == kernel.PTRACE_EVENT_SECCOMP:
@@ -170,6 +229,8 @@ class Tracer:
             parent_tgid = self._tgid_of[tid]
             child_tgid = parent_tgid if flags & CLONE_THREAD else child
             self._add(child, child_tgid)
+            if child_tgid != parent_tgid and parent_tgid in self.scratch:
+                self.scratch[child_tgid] = self.scratch[parent_tgid]
             self._call(self.handler.on_spawn, parent_tgid, child_tgid, flags)
             if child in self._early:
                 self._early.discard(child)
@@ -183,6 +244,7 @@ class Tracer:
                 # a non-leader thread exec'd: it now carries the leader's id
                 self._tgid_of.pop(former, None)
                 self._groups[tgid].tids.discard(former)
+            self.scratch.pop(tgid, None)
             self._call(self.handler.on_exec, tgid)
 
     def _clone_flags(self, tid: int, event: int) -> int:
@@ -200,6 +262,10 @@ class Tracer:
 
     def _on_gone(self, tid: int, status: int) -> None:
         self._early.discard(tid)
+        self._requeued.pop(tid, None)
+        awaited = self._awaiting.pop(tid, None)
+        if awaited is not None and (area := self.scratch.get(awaited[1])) is not None:
+            area.inflight.pop(tid, None)
         self._expected.discard(tid)
         if tid == self.main_pid:
             self.main_status = status
@@ -213,6 +279,8 @@ class Tracer:
             self.handler.on_syscall(stop)
         except TraceeGone:
             return
+        except SyscallInterrupted:
+            pass  # the kernel delivers the signal and restarts the call (or fails it)
         except Exception as exc:
             # One line for the user (the program's stderr is the same terminal), the
             # traceback only in the debug log; the program gets EIO.
@@ -222,14 +290,20 @@ class Tracer:
                 stop.fail(errno.EIO)
         try:
             stop._resume()
+        except TraceeGone:
+            return
         except kernel.PtraceError as exc:
             if exc.errno != errno.ESRCH:
                 raise
 
     # --- waiting inside a handler ----------------------------------------------------
-    def wait_syscall_stop(self, tid: int) -> None:
-        """Wait for `tid`'s next syscall entry/exit stop, passing on signals and keeping
-        the books on events met on the way. Raises TraceeGone if it dies first."""
+    def wait_syscall_stop(self, tid: int, held: list[tuple[int, bytes]], seccomp: bool = False) -> bool:
+        """Wait for `tid`'s next syscall entry/exit stop (or, with `seccomp`, its seccomp
+        stop: True, or an exit stop: False), keeping the books on events met on the way.
+        A signal about to be delivered is held back (appended to `held`, to be queued
+        again by the caller once the handler is done): delivered now, its handler would
+        run on registers set up for an injected call. Raises TraceeGone if the tracee
+        dies first."""
         while True:
             _, status = os.waitpid(tid, kernel.WALL)
             if os.WIFEXITED(status) or os.WIFSIGNALED(status):
@@ -237,14 +311,20 @@ class Tracer:
                 raise TraceeGone(tid, status)
             sig = os.WSTOPSIG(status)
             if sig == _SYSCALL_TRAP:
-                return
+                return False
             event = status >> 16
             if sig == signal.SIGTRAP and event:
-                if event != kernel.PTRACE_EVENT_SECCOMP:
+                if event == kernel.PTRACE_EVENT_SECCOMP:
+                    if seccomp:
+                        return True
+                else:
                     self._bookkeep_event(tid, event)
-                kernel.syscall(tid)
             else:
-                kernel.syscall(tid, sig)
+                info = kernel.getsiginfo(tid)
+                if info is not None:   # None: a group-stop, not honoured (see _on_signal)
+                    if sig >= _SIGRTMIN or all(s != sig for s, _ in held):
+                        held.append((sig, info))   # a standard signal pending twice is one
+            kernel.syscall(tid)
 
 
 class SignalForwarder:

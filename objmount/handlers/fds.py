@@ -47,17 +47,17 @@ def on_dup(sup, stop) -> None:
         return
     fd = stop.run()
     if fd >= 0:
-        fd = sup.relocate(stop, fd, cloexec=False)
         sup.install(stop, fd, desc, cloexec=False)
-        stop.set_result(fd)
 
 
 def _dup_onto(sup, stop, cloexec: bool) -> None:
     old, new = stop.sarg(0), stop.sarg(1)
-    desc = sup.desc(stop, old)
-    if old == new or stop.run() < 0:
-        return
     fds = sup.proc(stop).fds
+    desc = fds.get(old)
+    if old == new or (desc is None and fds.get(new) is None):
+        return  # nothing virtual on either side (a watched number holding a local file)
+    if stop.run() < 0:
+        return
     fds.remove(new)
     if desc is not None:
         sup.install(stop, new, desc, cloexec)
@@ -83,10 +83,7 @@ def on_fcntl(sup, stop) -> None:
     if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
         new = stop.run()
         if new >= 0:
-            cloexec = cmd == F_DUPFD_CLOEXEC
-            new = sup.relocate(stop, new, cloexec)
-            sup.install(stop, new, desc, cloexec)
-            stop.set_result(new)
+            sup.install(stop, new, desc, cmd == F_DUPFD_CLOEXEC)
     elif cmd == F_SETFD:
         fds.fds[fd].cloexec = bool(stop.arg(2) & FD_CLOEXEC)
 

@@ -7,6 +7,7 @@ import errno
 import os
 import struct
 
+from tracer import SyscallInterrupted
 from vfs import Kind, VfsError
 
 from ..process import OpenDescription
@@ -139,12 +140,14 @@ def _set_flags(sup, stop, flags: int) -> None:
 
 
 def _finish(sup, stop, path_index: int, flags: int, desc: OpenDescription, local: str) -> None:
+    """Open the local stand-in; the program gets the number the kernel gives."""
     sup.rewrite(stop, path_index, local)
-    fd = stop.run()
+    try:
+        fd = stop.run()
+    except SyscallInterrupted:
+        desc.close()   # the kernel restarts the open, which stops here again
+        raise
     if fd < 0:
         desc.close()
         return
-    cloexec = bool(flags & O_CLOEXEC)
-    fd = sup.relocate(stop, fd, cloexec)
-    sup.install(stop, fd, desc, cloexec)
-    stop.set_result(fd)
+    sup.install(stop, fd, desc, bool(flags & O_CLOEXEC))

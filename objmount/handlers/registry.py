@@ -2,8 +2,9 @@
 
 A handler registers as a path syscall (always stops: BPF cannot read strings) or as a
 descriptor syscall with the indexes of its descriptor arguments (stops only when one of
-them is a virtual descriptor, kept at or above the supervisor's descriptor base). The
-seccomp filter is derived from this table, so a handler and its trap cannot drift apart.
+them is at or above the descriptor base, or a number the process's extra filters watch:
+a virtual descriptor's). The seccomp filters are derived from this table, so a handler
+and its trap cannot drift apart.
 """
 
 from __future__ import annotations

@@ -25,6 +25,8 @@ def run_bpf(program: bytes, nr: int, args: tuple[int, ...], arch: int = AUDIT_AR
             pc += 1 + (jt if acc >= k else jf)
         elif code == 0x45:
             pc += 1 + (jt if acc & k else jf)
+        elif code == 0x05:
+            pc += 1 + k
         elif code == 0x06:
             return k
         else:
@@ -91,6 +93,31 @@ def test_per_descriptor_filter_stops_exactly_that_descriptor():
     assert run_bpf(extra, NR["read"], (1, 0, 0, 0, 0, 0)) == SECCOMP_RET_ALLOW
     assert run_bpf(extra, NR["read"], (2**32, 0, 0, 0, 0, 0)) == SECCOMP_RET_TRACE  # kernel uses the low word
     assert run_bpf(extra, NR["getpid"], (0,) * 6) == SECCOMP_RET_ALLOW
+
+
+def test_descriptor_range_filters_match_their_model():
+    ip = 0x6F6D00000019
+    f = SyscallFilter(always={NR["openat"], NR["newfstatat"]},
+                      fd_args={NR["read"]: (0,), NR["dup2"]: (0, 1), NR["mmap"]: (4,), NR["close"]: (0,),
+                               NR["splice"]: (0, 2)},
+                      fd_base=512, local_fd_flag={NR["newfstatat"]: (0, 3, 0x1000)}, trusted_ip=ip)
+    names = ["read", "dup2", "mmap", "close", "splice", "newfstatat", "openat", "getpid", "exit_group"]
+    rng = random.Random(11)
+    for lo, hi in ((0, 1), (5, 6), (8, 16), (64, 128), (3, 512)):
+        prog = f.program_for_fds(lo, hi)
+        assert len(prog) // 8 < 80
+        edges = [e for e in (0, 1, lo - 1, lo, lo + 1, hi - 1, hi, 511, 0xFFFFFF9C, 2**32 + lo, 2**64 - 1) if e >= 0]
+        for _ in range(3000):
+            nr = NR[rng.choice(names)]
+            args = tuple(rng.choice(edges) if rng.random() < 0.8 else rng.getrandbits(64) for _ in range(6))
+            where = rng.choice([0, ip, ip + 1])
+            arch = AUDIT_ARCH_X86_64 if rng.random() < 0.95 else 0x40000003
+            want = SECCOMP_RET_TRACE if f.traps_fds(lo, hi, nr, args, where, arch) else SECCOMP_RET_ALLOW
+            assert run_bpf(prog, nr, args, arch=arch, ip=where) == want, (lo, hi, nr, args, where)
+    one = f.program_for_fds(5, 6)
+    assert run_bpf(one, NR["newfstatat"], (5, 0, 0, 0x1000, 0, 0)) == SECCOMP_RET_TRACE   # fstat(5)
+    assert run_bpf(one, NR["splice"], (1, 0, 5, 0, 0, 0)) == SECCOMP_RET_TRACE
+    assert run_bpf(one, NR["openat"], (5, 0, 0, 0, 0, 0)) == SECCOMP_RET_ALLOW    # the main filter's business
 
 
 def test_empty_path_stat_of_a_local_descriptor_does_not_stop():

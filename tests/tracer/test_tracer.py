@@ -92,3 +92,157 @@ def test_unfiltered_syscalls_do_not_stop(tmp_path):
     # 10,000 getpid/write calls, a handful of openat stops.
     _, report = trace(tmp_path, "python3", "-c", "import os\nfor _ in range(10000): os.getpid(); os.write(1, b'')")
     assert report["stops"] < 2000
+
+
+SLOW_PIPE = r'''
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+static volatile int ticks;
+static void tick(int s) { (void)s; ticks++; }
+int main(int argc, char **argv) {
+    int p[2];
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = tick;
+    sa.sa_flags = argv[1][0] == 'r' ? SA_RESTART : 0;
+    sigaction(SIGALRM, &sa, 0);
+    if (pipe(p) || dup2(p[0], 600) != 600) return 3;
+    if (fork() == 0) {   /* a slow writer: 20 messages, 30 ms apart */
+        for (int i = 0; i < 20; i++) { usleep(30000); if (write(p[1], "0123456789", 10) != 10) return 1; }
+        return 0;
+    }
+    close(p[1]);
+    struct itimerval it = {{0, 5000}, {0, 5000}};
+    setitimer(ITIMER_REAL, &it, 0);
+    char buf[64];
+    long total = 0, eintr = 0, bad = 0;
+    for (;;) {
+        ssize_t n = read(600, buf, sizeof buf);
+        if (n == 0) break;
+        if (n < 0 && errno == EINTR) { eintr++; continue; }
+        if (n < 0 || n % 10 || memcmp(buf, "0123456789", 10)) { bad++; break; }
+        total += n;
+    }
+    printf("%ld %s %ld\n", total, eintr ? "eintr" : "no-eintr", bad);
+    return 0;
+}
+'''
+
+RESTART_RUNNER = textwrap.dedent('''
+    import os, sys
+    from tracer import NR, SyscallFilter, Tracer, spawn
+
+    class Handler:
+        def on_syscall(self, stop):
+            # Read into a buffer of ours below the stack, inject a call, copy back.
+            buf, n = stop.arg(1), stop.arg(2)
+            scratch = stop.push(bytes(n))
+            stop.set_arg(1, scratch)
+            r = stop.run()
+            assert stop.inject(NR["getpid"]) == stop.tgid
+            if r > 0:
+                stop.write(buf, stop.read(scratch, r))
+            stop.set_result(r)
+        def on_spawn(self, parent, child, flags): pass
+        def on_exec(self, tgid): pass
+        def on_exit(self, tgid): pass
+
+    t = Tracer(Handler())
+    spawn(t, sys.argv[1:], dict(os.environ), SyscallFilter(fd_args={NR["read"]: (0,)}, fd_base=600))
+    t.run()
+''')
+
+
+def test_signals_interrupting_a_handled_syscall(tmp_path):
+    """A read run by the handler (arguments rewritten, a call injected after it) on a
+    slow pipe while a 200 Hz timer fires: with SA_RESTART it restarts as the kernel
+    would and never fails; without, it fails with EINTR and nothing else. Every byte
+    arrives either way."""
+    import shutil
+    if shutil.which("gcc") is None:
+        import pytest
+        pytest.skip("gcc not installed")
+    src = tmp_path / "slow.c"
+    src.write_text(SLOW_PIPE)
+    subprocess.run(["gcc", "-O2", "-o", str(tmp_path / "slow"), str(src)], check=True)
+    runner = tmp_path / "runner.py"
+    runner.write_text(RESTART_RUNNER)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    for mode, expect in (("restart", "200 no-eintr 0"), ("norestart", "200 eintr 0")):
+        native = subprocess.run([str(tmp_path / "slow"), mode], capture_output=True, text=True, timeout=60)
+        assert native.stdout.strip() == expect
+        traced = subprocess.run([sys.executable, str(runner), str(tmp_path / "slow"), mode],
+                                capture_output=True, text=True, timeout=60, env=env)
+        assert traced.stdout.strip() == expect, traced.stderr
+
+
+SLEEPER = r'''
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+int main(void) {
+    pid_t parent = getpid();
+    pid_t child = fork();
+    if (child == 0) {   /* SIGWINCH (ignored by default) every 5 ms for half a second */
+        for (int i = 0; i < 100; i++) { usleep(5000); kill(parent, SIGWINCH); }
+        return 0;
+    }
+    int failures = 0;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (int i = 0; i < 5; i++) {
+        struct timespec t = {0, 100000000};
+        if (nanosleep(&t, 0) != 0) failures++;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    waitpid(child, 0, 0);
+    long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+    printf("%d %s\n", failures, ms >= 500 ? "slept-enough" : "woke-early");
+    return 0;
+}
+'''
+
+SLEEP_RUNNER = textwrap.dedent('''
+    import os, sys
+    from tracer import NR, SyscallFilter, Tracer, spawn
+
+    class Handler:
+        def on_syscall(self, stop):
+            # Sleep on a copy of the timespec below the stack, inject a call after it.
+            stop.set_arg(2, stop.push(stop.read(stop.arg(2), 16)))   # clock_nanosleep(clock, flags, req, rem)
+            r = stop.run()
+            assert stop.inject(NR["getpid"]) == stop.tgid
+            stop.set_result(r)
+        def on_spawn(self, parent, child, flags): pass
+        def on_exec(self, tgid): pass
+        def on_exit(self, tgid): pass
+
+    t = Tracer(Handler())
+    spawn(t, sys.argv[1:], dict(os.environ), SyscallFilter(always={NR["clock_nanosleep"]}, fd_base=600))
+    t.run()
+''')
+
+
+def test_an_interrupted_sleep_restarts_through_restart_syscall(tmp_path):
+    """A sleep interrupted by an ignored signal returns -ERESTART_RESTARTBLOCK at its
+    exit; the kernel must be left to continue it with restart_syscall: 0, full length."""
+    import shutil
+    if shutil.which("gcc") is None:
+        import pytest
+        pytest.skip("gcc not installed")
+    (tmp_path / "sleeper.c").write_text(SLEEPER)
+    subprocess.run(["gcc", "-O2", "-o", str(tmp_path / "sleeper"), str(tmp_path / "sleeper.c")], check=True)
+    (tmp_path / "runner.py").write_text(SLEEP_RUNNER)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    native = subprocess.run([str(tmp_path / "sleeper")], capture_output=True, text=True, timeout=60)
+    assert native.stdout == "0 slept-enough\n"
+    traced = subprocess.run([sys.executable, str(tmp_path / "runner.py"), str(tmp_path / "sleeper")],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert traced.stdout == "0 slept-enough\n", traced.stderr

@@ -6,7 +6,8 @@
  * address (PREFILTER_PAGE). Each interposed libc function reads its path here, in the
  * process, and issues the syscall from that stub when the path is plainly local; when it
  * may be the supervisor's business (under one of the roots, relative to a directory the
- * supervisor emulates, through '..', a descriptor at or above the descriptor base) it
+ * supervisor emulates, through '..', a descriptor at or above the descriptor base or
+ * open on one of the supervisor's files) it
  * issues the same syscall from an ordinary instruction, which stops as before. Either
  * way the program gets what the kernel (or the supervisor) answered.
  *
@@ -69,7 +70,7 @@ enum {
     NR_execve = 59, NR_execveat = 322, NR_truncate = 76, NR_mkdirat = 258, NR_fchownat = 260,
     NR_unlinkat = 263, NR_linkat = 265, NR_symlinkat = 266, NR_fchmodat = 268,
     NR_utimensat = 280, NR_renameat2 = 316, NR_fchmodat2 = 452,
-    NR_close = 3, NR_mmap = 9, NR_mprotect = 10, NR_munmap = 11, NR_getcwd = 79,
+    NR_close = 3, NR_fstat = 5, NR_mmap = 9, NR_mprotect = 10, NR_munmap = 11, NR_getcwd = 79,
     NR_openat = 257, NR_newfstatat = 262,
     NR_readlinkat = 267, NR_faccessat = 269, NR_statx = 332, NR_faccessat2 = 439,
 };
@@ -145,7 +146,18 @@ static long direct(long nr, long a1, long a2, long a3, long a4, long a5) {
     return ((stub_fn)PREFILTER_PAGE)(nr, a1, a2, a3, a4, a5, 0);
 }
 
+/* A decision of local_lookup(): run it now; if it fails, its dirfd (a1) may be the
+ * stand-in for a virtual directory (empty, so every lookup there fails): ask the
+ * supervisor then. */
+#define LOCAL_UNLESS_STAND_IN 2
+static int dir_is_deferred(int dirfd);
+
 static long call(int local, long nr, long a1, long a2, long a3, long a4, long a5) {
+    if (local == LOCAL_UNLESS_STAND_IN) {
+        long r = direct(nr, a1, a2, a3, a4, a5);
+        if (r >= 0 || !dir_is_deferred((int)a1)) return r;
+        return traced(nr, a1, a2, a3, a4, a5);
+    }
     return local ? direct(nr, a1, a2, a3, a4, a5) : traced(nr, a1, a2, a3, a4, a5);
 }
 
@@ -268,8 +280,8 @@ static int base_dir(int dirfd, char *out, size_t cap) {
     return 1;
 }
 
-/* A descriptor below the base may still be virtual: the program can dup2 one onto a
- * small number (touch does, onto stdin). Such descriptors are files in `defer_under`. */
+/* A descriptor below the base may be virtual: the kernel gives virtual files the lowest
+ * free number like any other. Such descriptors are files in `defer_under`. */
 #define SLOW __attribute__((noinline))   /* keeps big frames off the common path */
 
 static SLOW int fd_is_local(int fd) {
@@ -278,6 +290,23 @@ static SLOW int fd_is_local(int fd) {
     if (!defer_under[0] || !base_dir(fd, target, sizeof target)) return 1;
     size_t n = slen(defer_under);
     return !(starts(target, defer_under) && (target[n] == '/' || target[n] == 0));
+}
+
+/* A virtual directory (and an O_PATH descriptor of a virtual file or link) is open on
+ * the directory that stands in for it, defer_cwd: a relative path from there is the
+ * supervisor's. One fstat compares device and inode (cheaper than reading the link). */
+static unsigned long stand_in[2];   /* st_dev, st_ino of defer_cwd once known */
+
+static SLOW int dir_is_deferred(int dirfd) {
+    unsigned long st[18];   /* the kernel's struct stat: st_dev, st_ino first */
+    if (!defer_cwd[0]) return 0;
+    if (!stand_in[1]) {
+        if (direct(NR_newfstatat, AT_FDCWD, (long)defer_cwd, (long)st, 0, 0) != 0) return 0;   /* none yet: nothing open on it */
+        stand_in[0] = st[0];
+        stand_in[1] = st[1];
+    }
+    if (direct(NR_fstat, dirfd, (long)st, 0, 0, 0) != 0) return 0;   /* EBADF: the kernel says so */
+    return st[0] == stand_in[0] && st[1] == stand_in[1];
 }
 
 static SLOW int local_from_base(int dirfd, const char *path) {
@@ -314,8 +343,20 @@ static SLOW int cwd_deferred(void) {
     return n > 0 && same(buf, defer_cwd);
 }
 
-/* 1 when the call on (dirfd, path) is plainly local and may run without a stop. */
-static int local(int dirfd, const char *path) {
+/* Only '.' components ("." "./."): the one kind of lookup that succeeds in the empty
+ * stand-in directory. */
+static int only_dots(const char *path) {
+    for (const char *c = path; *c; c++)
+        if (*c != '.' && *c != '/') return 0;
+    for (const char *c = path; *c; c++)
+        if (c[0] == '.' && c[1] == '.') return 0;
+    return 1;
+}
+
+/* 1 when the call on (dirfd, path) is plainly local and may run without a stop; 0 when
+ * it must stop; with `lookup` (a call that changes nothing), LOCAL_UNLESS_STAND_IN
+ * instead of checking a directory descriptor up front (see call()). */
+static int decide(int dirfd, const char *path, int lookup) {
     if (!ready || !path) return 0;
     if (dirfd != AT_FDCWD && dirfd >= fd_base) return 0;
     if (!path[0] && dirfd != AT_FDCWD) return fd_is_local(dirfd);   /* AT_EMPTY_PATH */
@@ -324,7 +365,14 @@ static int local(int dirfd, const char *path) {
         if (starts(path, "/dev/fd") || starts(path, "/proc/")) return 0;
         return needs_normalizing(path) ? normalized_local(path) : !under_root(path);
     }
-    if (dirfd == AT_FDCWD && cwd_deferred()) return 0;
+    int check_later = 0;
+    if (dirfd == AT_FDCWD) {
+        if (cwd_deferred()) return 0;
+    } else if (lookup && !only_dots(path)) {
+        check_later = 1;
+    } else if (dir_is_deferred(dirfd)) {
+        return 0;
+    }
     if (starts(path, "s3:")) return 0;
     const char *p = path;
     int first = 1, risky = 0;
@@ -338,9 +386,14 @@ static int local(int dirfd, const char *path) {
         p = *q ? q + 1 : q;
     }
     /* '..' or a root's name could lead into a root (fts climbs with openat(fd, "..")):
-     * resolve against the directory's real path, as the supervisor would. */
-    return risky ? local_from_base(dirfd, path) : 1;
+     * resolve against the directory's real path, as the supervisor would (which also
+     * finds the stand-in directory). */
+    if (risky) return local_from_base(dirfd, path);
+    return check_later ? LOCAL_UNLESS_STAND_IN : 1;
 }
+
+static int local(int dirfd, const char *path) { return decide(dirfd, path, 0); }
+static int local_lookup(int dirfd, const char *path) { return decide(dirfd, path, 1); }
 
 static int copy_env(const char *value, char *out, size_t cap) {
     size_t n = slen(value);
@@ -387,7 +440,9 @@ __attribute__((constructor)) static void prefilter_init(void) {
 
 /* --- open ---------------------------------------------------------------------------- */
 static int open_at(int dirfd, const char *path, int flags, mode_t mode) {
-    return (int)result(call(local(dirfd, path), NR_openat, dirfd, (long)path, flags, mode, 0));
+    int creates = (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE;
+    int fast = creates ? local(dirfd, path) : local_lookup(dirfd, path);
+    return (int)result(call(fast, NR_openat, dirfd, (long)path, flags, mode, 0));
 }
 
 static int wants_mode(int flags) { return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE; }
@@ -445,7 +500,7 @@ EXPORT void *opendir(const char *path) {
 
 /* --- stat ---------------------------------------------------------------------------- */
 static int stat_at(int dirfd, const char *path, void *buf, int flags) {
-    return (int)result(call(local(dirfd, path), NR_newfstatat, dirfd, (long)path, (long)buf, flags, 0));
+    return (int)result(call(local_lookup(dirfd, path), NR_newfstatat, dirfd, (long)path, (long)buf, flags, 0));
 }
 
 EXPORT int stat(const char *path, void *buf) { return stat_at(AT_FDCWD, path, buf, 0); }
@@ -477,7 +532,7 @@ EXPORT int __fxstatat64(int ver, int dirfd, const char *path, void *buf, int fla
 }
 
 EXPORT int statx(int dirfd, const char *path, int flags, unsigned int mask, void *buf) {
-    return (int)result(call(local(dirfd, path), NR_statx, dirfd, (long)path, flags, mask, (long)buf));
+    return (int)result(call(local_lookup(dirfd, path), NR_statx, dirfd, (long)path, flags, mask, (long)buf));
 }
 
 /* --- access, readlink ---------------------------------------------------------------- */
@@ -487,8 +542,8 @@ EXPORT int access(const char *path, int mode) {
 
 EXPORT int faccessat(int dirfd, const char *path, int mode, int flags) {
     if (flags == 0)
-        return (int)result(call(local(dirfd, path), NR_faccessat, dirfd, (long)path, mode, 0, 0));
-    return (int)result(call(local(dirfd, path), NR_faccessat2, dirfd, (long)path, mode, flags, 0));
+        return (int)result(call(local_lookup(dirfd, path), NR_faccessat, dirfd, (long)path, mode, 0, 0));
+    return (int)result(call(local_lookup(dirfd, path), NR_faccessat2, dirfd, (long)path, mode, flags, 0));
 }
 
 EXPORT ssize_t readlink(const char *path, char *buf, size_t size) {
@@ -496,7 +551,7 @@ EXPORT ssize_t readlink(const char *path, char *buf, size_t size) {
 }
 
 EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t size) {
-    return result(call(local(dirfd, path), NR_readlinkat, dirfd, (long)path, (long)buf, (long)size, 0));
+    return result(call(local_lookup(dirfd, path), NR_readlinkat, dirfd, (long)path, (long)buf, (long)size, 0));
 }
 
 /* --- exec: shells and subprocess modules try execve in each PATH directory; a program

@@ -1,0 +1,3 @@
+module signalprobe
+
+go 1.19
