@@ -98,10 +98,14 @@ def test_stat_reports_size_and_type(mounted, tree):
     assert run.text.splitlines()[1].endswith("directory")
 
 
-def test_find_walks_the_tree(mounted, tree):
+def test_find_walks_the_tree_and_cp_r_copies_it(mounted, tree, tmp_path):
     run = mounted.run(["find", f"{mounted.root}", "-type", "f"])
     found = sorted(p.split(f"{mounted.root}/", 1)[1] for p in run.text.splitlines())
     assert found == sorted(tree)
+    copy = mounted.run(["cp", "-r", mounted.root, str(tmp_path / "copy")])
+    assert copy.returncode == 0, copy.stderr
+    assert {k: (tmp_path / "copy" / k).read_bytes() for k in tree} == tree
+    assert (tmp_path / "copy" / "empty").is_dir()
 
 
 def test_grep_recursive_finds_matches(mounted, tree):
