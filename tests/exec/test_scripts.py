@@ -17,18 +17,19 @@ printf '#!/bin/sh\necho "0=$0" "$@"\n' > args.sh
 printf '#!/bin/sh\necho "tool:" "$@"\n' > tool
 printf '#!%s/tool opt with space\n' "$R" > s1
 printf '#!%s/s1 two\n' "$R" > s2
+for i in 3 4 5; do printf '#!%s/s%d\n' "$R" $((i - 1)) > s$i; done
 printf '#!   \n' > empty
 printf '#!%s/missing\n' "$R" > lost
 printf '#!/bin/sh\necho never\n' > noexec
-chmod 755 args.sh tool s1 s2 empty lost
+chmod 755 args.sh tool s1 s2 s3 s4 s5 empty lost
 '''
 RUN = r'''
 cd "$R"
 "$R"/args.sh a 'b c'; ./args.sh d; sh -c '"$R"/args.sh e'
-"$R"/s1 x; "$R"/s2 y
+"$R"/s1 x; "$R"/s2 y; "$R"/s4 z
 python3 -c '
 import os, sys, errno
-for name in ("empty", "lost", "noexec"):
+for name in ("empty", "lost", "noexec", "s5"):   # s5: a sixth level of #! (s4 is the fifth)
     try:
         os.execv(os.path.join(sys.argv[1], name), [name])
     except OSError as e:
