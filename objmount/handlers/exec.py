@@ -21,7 +21,7 @@ from .attrs import X_OK, check_access, is_executable
 from .registry import path_syscall
 
 BINPRM_BUF_SIZE = 256   # the kernel reads this much of a file to find its #! line
-MAX_NESTING = 4         # binfmt_script's limit on interpreters that are scripts (ELOOP)
+MAX_SCRIPTS = 5         # scripts in a chain of #! interpreters the kernel runs; a sixth is ELOOP
 MAX_ARGS = 1 << 16
 
 
@@ -104,7 +104,7 @@ def _exec(sup, stop, path_index: int, dirfd_index: int | None, argv_index: int) 
     # Follow #! lines while they lead to virtual files: `prepend` collects, outermost
     # first, what each level puts before the name of the file it runs.
     path, prepend, final = target.path, [], None
-    for _ in range(MAX_NESTING + 1):
+    for _ in range(MAX_SCRIPTS):
         head, cache_path = _materialized(sup, path)
         try:
             line = shebang(head)
