@@ -45,7 +45,7 @@ class Namespace:
         self.ttl = ttl
         self._attrs: dict[str, _Entry] = {}     # path -> Meta | None (negative)
         self._lists: dict[str, _Entry] = {}     # dir path -> dict[name, Meta]
-        self._answered: dict[str, Meta] = {}    # asked of the bucket in this operation
+        self._answered: dict[str, Meta | None] = {}    # asked of the bucket in this operation
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lookup")
         self._attr_pool = ThreadPoolExecutor(max_workers=ATTR_WORKERS, thread_name_prefix="attrs")
         self._attr_lock = threading.Lock()
@@ -107,6 +107,8 @@ class Namespace:
             if not recheck_missing:
                 raise VfsError(errno.ENOENT, f"{path}: no such file or directory")
         meta = self._ask(path)
+        if recheck_missing:
+            self._answered[path] = meta  # the open's revalidation, asked just now
         if recheck_missing and meta is not None:
             self.update(path, meta)  # found now: the cached listing learns it too
         else:
@@ -229,8 +231,12 @@ class Namespace:
     def revalidate(self, path: str) -> Meta:
         """close-to-open: the bucket's answer now — asked in this operation already, or
         asked again."""
-        meta = self._answered.pop(path, None)
-        return meta if meta is not None else self.head(path)
+        if path not in self._answered:
+            return self.head(path)
+        meta = self._answered.pop(path)
+        if meta is None:
+            raise VfsError(errno.ENOENT, f"{path}: no such file or directory")
+        return meta
 
     def end_operation(self) -> None:
         """Answers from the bucket are not reused past the operation that asked."""
