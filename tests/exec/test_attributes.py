@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-MOUNTS = ["bucket", "prefix"]
+MOUNTS = ["bucket", "prefix", "file"]
 
 
 @pytest.mark.parametrize("mount", MOUNTS)
