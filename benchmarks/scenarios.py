@@ -227,13 +227,18 @@ def metadata(h: Harness, scale: float) -> list[Row]:
     total = dirs * per_dir
     pages = dirs + 1 + dirs * ((per_dir - 1) // 1000)
     rows = []
-    for name, cmd in (("ls -lR", ["sh", "-c", f"ls -lR /objmount/s3/{bucket} > /dev/null"]),
-                      ("find -type f", ["sh", "-c", f"find /objmount/s3/{bucket} -type f | wc -l"])):
+    # ls -l shows stored attributes, which a listing does not carry: one HEAD per entry
+    # (files and directory markers), asked in parallel; find stats the directories only.
+    # A run longer than --metadata-ttl also looks each directory up again as ls enters it
+    # (HEAD d, LIST d/, HEAD d/).
+    for name, cmd, heads in (("ls -lR", ["sh", "-c", f"ls -lR /objmount/s3/{bucket} > /dev/null"], total + 4 * dirs),
+                             ("find -type f", ["sh", "-c", f"find /objmount/s3/{bucket} -type f | wc -l"], dirs)):
         om = h.objmount(cmd)
         reqs = sum(om.requests().values())
+        bound = f"{pages} LIST pages + {heads} HEADs + 10"
         row = _row_from(om, scenario="6 metadata", metric=f"{name} over {total} objects", objmount=om.seconds,
-                        target=f"requests <= {pages} LIST pages + 10", note=f"{reqs} requests")
-        row.ok = reqs <= pages + 10
+                        target=f"requests <= {bound}", note=f"{reqs} requests")
+        row.ok = reqs <= pages + heads + 10
         rows.append(row)
     files = max(100, int(2000 * scale))
     archive = h.tmp / "small.tar"

@@ -181,10 +181,10 @@ class Supervisor:
     def rewrite(self, stop: SyscallStop, path_index: int, path: str) -> None:
         stop.set_arg(path_index, stop.push(paths.encode(path) + b"\0"))
 
-    def resolve(self, target: Target, follow: bool = True, sure: bool = True) -> Target:
+    def resolve(self, target: Target, follow: bool = True, sure: bool = True, **how) -> Target:
         """Follow virtual symlinks; the result may be local (a link pointing out). See
-        Namespace.resolve for `sure`."""
-        path = self.vfs.resolve(target.path, follow_last=follow, sure=sure)
+        Namespace.resolve for `sure` and `how` (attrs, recheck_missing)."""
+        path = self.vfs.resolve(target.path, follow_last=follow, sure=sure, **how)
         return Target(self.mounts.is_virtual(path), path, target.wants_dir)
 
     def watch_syscalls(self, stop: SyscallStop, *names: str) -> None:

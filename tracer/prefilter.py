@@ -37,6 +37,7 @@ ENV_ROOTS = "TRACER_PREFILTER_ROOTS"
 ENV_FD_BASE = "TRACER_PREFILTER_FD_BASE"
 ENV_DEFER_CWD = "TRACER_PREFILTER_DEFER_CWD"
 ENV_DEFER_FDS_UNDER = "TRACER_PREFILTER_DEFER_FDS_UNDER"
+ENV_LIB = "TRACER_PREFILTER_LIB"   # its own path: an exec moves it behind later preloads
 
 
 class PrefilterUnavailable(Exception):
@@ -126,8 +127,11 @@ def environ(env: dict[str, str], library: Path, roots: list[str], fd_base: int,
         if not root.startswith("/") or ":" in root:
             raise PrefilterUnavailable(f"root {root!r} cannot be given to the prefilter")
     out = dict(env)
-    preload = [str(library)] + [p for p in env.get("LD_PRELOAD", "").replace(" ", ":").split(":") if p]
+    # Last: the program's own preloads (fakeroot, faketime) interpose first and reach the
+    # library as their "next" definition, so what they change is changed the same way.
+    preload = [p for p in env.get("LD_PRELOAD", "").replace(" ", ":").split(":") if p] + [str(library)]
     out["LD_PRELOAD"] = ":".join(preload)
+    out[ENV_LIB] = str(library)
     out[ENV_ROOTS] = ":".join(roots)
     out[ENV_FD_BASE] = str(fd_base)
     if defer_cwd:

@@ -6,12 +6,16 @@ import enum
 import hashlib
 import os
 import stat
+import time
 from dataclasses import dataclass
 
 DEFAULT_FILE_MODE = stat.S_IFREG | 0o644
 DEFAULT_DIR_MODE = stat.S_IFDIR | 0o755
 SYMLINK_MODE = stat.S_IFLNK | 0o777
 DIR_CONTENT_TYPE = "application/x-directory"
+# The mtime of a directory nothing says anything about (implicit from its keys, or the
+# synthetic /objmount ones): when this run started, the same for the whole run.
+RUN_START = time.time()
 
 
 class Kind(enum.Enum):
@@ -77,9 +81,19 @@ def from_object(store_id: str, key: str, size: int, etag: str | None, last_modif
     )
 
 
-def directory(store_id: str, key: str, mtime: float = 0.0) -> Meta:
-    return Meta(Kind.DIR, 0, DEFAULT_DIR_MODE, os.getuid(), os.getgid(), mtime, None,
-                ino=inode(store_id, key.rstrip("/")))
+def directory(store_id: str, key: str, mtime: float | None = None, exact: bool = True) -> Meta:
+    """An implicit directory (no marker object): mode 0755, the running user's, the run's
+    start as mtime. exact=False: seen in a listing, its marker (if any) not asked yet."""
+    return Meta(Kind.DIR, 0, DEFAULT_DIR_MODE, os.getuid(), os.getgid(), RUN_START if mtime is None else mtime,
+                None, ino=inode(store_id, key.rstrip("/")), exact=exact)
+
+
+def from_marker(store_id: str, key: str, etag: str | None, last_modified: float, metadata: dict[str, str]) -> Meta:
+    """A directory whose marker object `key` ('dir/') exists: its attributes are the
+    marker's (mode, uid, gid, mtime as for a file; no mtime: the marker's LastModified)."""
+    meta = from_object(store_id, key, 0, etag, last_modified, metadata or {}, DIR_CONTENT_TYPE)
+    mode = stat.S_IFDIR | stat.S_IMODE(meta.mode)  # a marker is a directory whatever its mode says
+    return Meta(Kind.DIR, 0, mode, meta.uid, meta.gid, meta.mtime, etag, ino=inode(store_id, key.rstrip("/")))
 
 
 def to_metadata(mode: int, uid: int, gid: int, mtime: float) -> dict[str, str]:

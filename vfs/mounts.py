@@ -22,6 +22,12 @@ class Location:
     def key(self) -> str:
         return self.prefix + self.rel
 
+    @property
+    def dir_key(self) -> str:
+        """The key prefix of this path as a directory, which is also the key of its
+        marker object: 'a/b/' (or the mount's prefix for its root, '' for a bucket root)."""
+        return self.prefix + self.rel + "/" if self.rel else self.prefix
+
 
 @dataclass(frozen=True)
 class Mount:

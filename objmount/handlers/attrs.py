@@ -17,23 +17,24 @@ AT_EMPTY_PATH = 0x1000
 
 
 def _lookup(sup, stop, path_index: int, dirfd_index: int | None, follow: bool, empty_ok: bool = False,
-            exact: bool = False, sure: bool = True):
+            exact: bool = False, sure: bool = True, attrs: bool = True):
     """The Meta of a virtual path argument; None when the kernel should handle it (after
-    the argument was rewritten if it resolved to a local path)."""
+    the argument was rewritten if it resolved to a local path). attrs: the caller shows
+    mode, owner or times, so they must be the stored ones, not a listing's defaults."""
     if empty_ok and dirfd_index is not None:
         addr = stop.arg(path_index)
         if addr == 0 or stop.read(addr, 1) in (b"\0", b""):
             desc = sup.desc(stop, stop.sarg(dirfd_index))
-            return desc_meta(desc) if desc is not None else None
+            return desc_meta(desc, sup) if desc is not None else None
     target = sup.target(stop, path_index, dirfd_index)
     if target is None:
         return None
     if target.virtual:
-        target = sup.resolve(target, follow=follow, sure=sure)
+        target = sup.resolve(target, follow=follow, sure=sure, attrs=attrs)
     if not target.virtual:
         sup.rewrite(stop, path_index, target.path)
         return None
-    meta = sup.vfs.lookup(target.path, exact=exact)
+    meta = sup.vfs.lookup(target.path, exact=exact, attrs=attrs)
     if target.wants_dir and meta.kind is not Kind.DIR:
         raise VfsError(errno.ENOTDIR, f"{target.path}: not a directory")
     return meta
@@ -85,13 +86,19 @@ no_stop_on_local_fd("statx", dirfd=0, flags=2, flag=AT_EMPTY_PATH)
 def on_fstat(sup, stop) -> None:
     desc = sup.desc(stop, stop.sarg(0))
     if desc is not None:
-        _emit(stop, 1, structs.pack_stat(desc_meta(desc)))
+        _emit(stop, 1, structs.pack_stat(desc_meta(desc, sup)))
 
 
-def desc_meta(desc):
-    """What fstat says: for a file being written, its current size and attributes."""
+def desc_meta(desc, sup=None):
+    """What fstat says: for a file being written, its current size and attributes; for
+    a directory opened from a listing, its marker's attributes."""
     if desc.file is not None and desc.file.writable:
         return desc.file.current_meta()
+    if sup is not None and desc.is_dir and not desc.meta.exact:
+        try:
+            desc.meta = sup.vfs.lookup(desc.path, attrs=True)
+        except VfsError:
+            pass  # gone meanwhile: fstat still describes what was opened
     return desc.meta
 
 
@@ -147,7 +154,7 @@ def _readlink(sup, stop, path_index: int, dirfd_index: int | None, buf_index: in
             stop.write(stop.arg(buf_index), data)
             stop.skip(len(data))
             return
-    meta = _lookup(sup, stop, path_index, dirfd_index, follow=False, exact=True)
+    meta = _lookup(sup, stop, path_index, dirfd_index, follow=False, exact=True, attrs=False)
     if meta is None:
         return
     if meta.kind is not Kind.SYMLINK or meta.target is None:
@@ -170,7 +177,7 @@ def on_readlinkat(sup, stop) -> None:
 
 @path_syscall("statfs")
 def on_statfs(sup, stop) -> None:
-    if _lookup(sup, stop, 0, None, follow=True) is not None:
+    if _lookup(sup, stop, 0, None, follow=True, attrs=False) is not None:
         _emit(stop, 1, structs.pack_statfs())
 
 
@@ -182,13 +189,13 @@ def on_fstatfs(sup, stop) -> None:
 
 @path_syscall("getxattr", "lgetxattr")
 def on_getxattr(sup, stop) -> None:
-    if _lookup(sup, stop, 0, None, follow=stop.nr != 192, sure=False) is not None:
+    if _lookup(sup, stop, 0, None, follow=stop.nr != 192, sure=False, attrs=False) is not None:
         stop.fail(errno.ENODATA)  # no extended attributes on objects
 
 
 @path_syscall("listxattr", "llistxattr")
 def on_listxattr(sup, stop) -> None:
-    if _lookup(sup, stop, 0, None, follow=stop.nr != 195, sure=False) is not None:
+    if _lookup(sup, stop, 0, None, follow=stop.nr != 195, sure=False, attrs=False) is not None:
         stop.skip(0)
 
 

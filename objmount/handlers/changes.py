@@ -164,7 +164,7 @@ def _owner_check(meta, what: str) -> None:
 
 
 def _chmod(sup, stop, path: str, mode: int) -> None:
-    meta = sup.vfs.lookup(path)
+    meta = sup.vfs.lookup(path, attrs=True)
     if meta.kind is Kind.SYMLINK:  # only reached with AT_SYMLINK_NOFOLLOW
         raise VfsError(errno.EOPNOTSUPP, f"{path}: the mode of a symbolic link cannot be changed")
     _owner_check(meta, path)
@@ -172,7 +172,7 @@ def _chmod(sup, stop, path: str, mode: int) -> None:
 
 
 def _chown(sup, stop, path: str, uid: int, gid: int) -> None:
-    meta = sup.vfs.lookup(path)
+    meta = sup.vfs.lookup(path, attrs=True)
     uid = None if uid in (-1, 0xFFFFFFFF) else uid
     gid = None if gid in (-1, 0xFFFFFFFF) else gid
     if os.geteuid() != 0:
@@ -255,7 +255,7 @@ def _mtime_from_timevals(stop, addr: int) -> float:
 
 
 def _utime(sup, stop, path: str, mtime: float | None) -> None:
-    meta = sup.vfs.lookup(path)
+    meta = sup.vfs.lookup(path, attrs=True)
     if os.geteuid() not in (0, meta.uid):
         raise VfsError(errno.EPERM, f"{path}: not the owner")
     if mtime is None:

@@ -53,7 +53,8 @@ def _open(sup, stop, path_index: int, dirfd_index: int | None, flags: int) -> No
     meta = None
     if target.virtual:
         try:
-            target = sup.resolve(target, follow=not flags & O_NOFOLLOW)
+            # close-to-open for names too: one last seen missing may exist now
+            target = sup.resolve(target, follow=not flags & O_NOFOLLOW, recheck_missing=True)
         except VfsError as exc:
             if exc.errno != errno.ENOENT or not flags & O_CREAT:
                 raise

@@ -89,6 +89,41 @@ int main(int argc, char **argv) {
     return out
 
 
+class Mounted:
+    """A bucket mounted at /w, whole or below a prefix: the same test on both."""
+
+    root = "/w"
+
+    def __init__(self, objmount, s3, bucket: str, prefix: str):
+        self._objmount, self.s3, self.bucket, self.prefix = objmount, s3, bucket, prefix
+        self.url = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+
+    def run(self, cmd, *options, **kwargs) -> Run:
+        return self._objmount(cmd, "-m", f"{self.root}={self.url}", *options, **kwargs)
+
+    def put(self, key: str, body: bytes, **kwargs) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=body, **kwargs)
+
+    def get(self, key: str) -> bytes:
+        return self.s3.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"].read()
+
+    def meta(self, key: str) -> dict:
+        return self.s3.head_object(Bucket=self.bucket, Key=self.prefix + key)["Metadata"]
+
+    def keys(self) -> list[str]:
+        """Every key below the mount, relative to it (the root's own marker left out)."""
+        out = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
+            out += [o["Key"][len(self.prefix):] for o in page.get("Contents", []) if o["Key"] != self.prefix]
+        return sorted(out)
+
+
+@pytest.fixture(params=["bucket", "prefix"])
+def mounted(request, objmount, s3, bucket) -> Mounted:
+    """The bucket at /w (`-m /w=s3://BUCKET`), or a prefix of it (`-m /w=s3://BUCKET/pre/fix`)."""
+    return Mounted(objmount, s3, bucket, "" if request.param == "bucket" else "pre/fix/")
+
+
 PROBE = REPO / "tests" / "probe" / "probe.py"
 VIRTUAL_ROOT = "/objdiff"
 

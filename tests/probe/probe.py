@@ -150,6 +150,10 @@ class Probe:
     def lstat(self, path, times=True):
         return stat_fields(os.lstat(self.p(path)), times)
 
+    def mtime(self, path, follow=True):
+        """st_mtime alone (ctime is the filesystem's own: objects have none)."""
+        return when((os.stat if follow else os.lstat)(self.p(path)).st_mtime_ns)
+
     def exists(self, path):
         return os.path.lexists(self.p(path))
 

@@ -123,6 +123,7 @@ static size_t root_len[MAX_ROOTS];
 static int n_roots;
 static char defer_cwd[PATH_MAX];
 static char defer_under[PATH_MAX];  /* descriptors of files below it are the supervisor's */
+static char self_path[SMALL_PATH];  /* this library as LD_PRELOAD names it ("": unknown) */
 
 /* A syscall from here stops in the supervisor like any other. */
 static long traced6(long nr, long a1, long a2, long a3, long a4, long a5, long a6) {
@@ -408,6 +409,8 @@ __attribute__((constructor)) static void prefilter_init(void) {
     const char *base = env("TRACER_PREFILTER_FD_BASE");
     const char *cwd = env("TRACER_PREFILTER_DEFER_CWD");
     const char *under = env("TRACER_PREFILTER_DEFER_FDS_UNDER");
+    const char *self = env("TRACER_PREFILTER_LIB");
+    if (self && !copy_env(self, self_path, sizeof self_path)) self_path[0] = 0;
     fd_base = parse_int(base);
     if (!root_list || !*root_list || fd_base <= 0) return;   /* not configured: stay out */
     if (!copy_env(root_list, roots_buf, sizeof roots_buf)) return;
@@ -555,8 +558,77 @@ EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t size) {
 }
 
 /* --- exec: shells and subprocess modules try execve in each PATH directory; a program
- * at a local path needs nothing from the supervisor (it follows the exec by its event). */
+ * at a local path needs nothing from the supervisor (it follows the exec by its event).
+ *
+ * Preload order: symbols resolve in LD_PRELOAD order, and this library issues syscalls
+ * itself, so a preload listed after it (faketime appends its own) would never see the
+ * calls this library answers. An exec whose LD_PRELOAD names another library after this
+ * one gets this one moved to the end: the others interpose first and reach this library
+ * as their next definition, so their answers are the same with and without it. */
+#define MAX_ENV 4096
+#define MAX_PRELOAD 4096
+
+static int is_sep(char c) { return c == ':' || c == ' ' || c == '\t'; }
+
+static int token_is(const char *t, size_t n, const char *word) {
+    size_t i = 0;
+    for (; i < n; i++) if (!word[i] || word[i] != t[i]) return 0;
+    return word[i] == 0;
+}
+
+/* The index of an LD_PRELOAD entry of envp naming another library after this one; -1. */
+static int preload_to_fix(char *const envp[]) {
+    if (!self_path[0] || !envp) return -1;
+    for (int i = 0; envp[i] && i < MAX_ENV; i++) {
+        if (!starts(envp[i], "LD_PRELOAD=")) continue;
+        const char *v = envp[i] + 11;
+        if (slen(v) > MAX_PRELOAD) return -1;
+        int seen_self = 0;
+        while (*v) {
+            while (is_sep(*v)) v++;
+            const char *t = v;
+            while (*v && !is_sep(*v)) v++;
+            if (v == t) break;
+            if (token_is(t, (size_t)(v - t), self_path)) seen_self = 1;
+            else if (seen_self) return i;
+        }
+        return -1;
+    }
+    return -1;
+}
+
+/* Exec with envp's LD_PRELOAD (entry idx) reordered: built on the stack, as exec may
+ * follow vfork (no allocation in the child). */
+static __attribute__((noinline)) long exec_preload_last(int at, long dirfd, const char *path, char *const argv[],
+                                                         char *const envp[], int idx, long flags) {
+    size_t n = 0;
+    while (envp[n]) n++;
+    const char *v = envp[idx] + 11;
+    char value[slen(v) + slen(self_path) + 16];
+    char *vec[n + 1];
+    size_t o = 0;
+    for (const char *c = "LD_PRELOAD="; *c; c++) value[o++] = *c;
+    while (*v) {
+        while (is_sep(*v)) v++;
+        const char *t = v;
+        while (*v && !is_sep(*v)) v++;
+        if (v == t || token_is(t, (size_t)(v - t), self_path)) continue;
+        while (t < v) value[o++] = *t++;
+        value[o++] = ':';
+    }
+    for (const char *c = self_path; *c; c++) value[o++] = *c;
+    value[o] = 0;
+    for (size_t i = 0; i < n; i++) vec[i] = envp[i];
+    vec[idx] = value;
+    vec[n] = 0;
+    if (at)
+        return call(local((int)dirfd, path), NR_execveat, dirfd, (long)path, (long)argv, (long)vec, flags);
+    return call(local(AT_FDCWD, path), NR_execve, (long)path, (long)argv, (long)vec, 0, 0);
+}
+
 EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
+    int fix = preload_to_fix(envp);
+    if (fix >= 0) return (int)result(exec_preload_last(0, AT_FDCWD, path, argv, envp, fix, 0));
     return (int)result(call(local(AT_FDCWD, path), NR_execve, (long)path, (long)argv, (long)envp, 0, 0));
 }
 
@@ -565,6 +637,8 @@ EXPORT int execv(const char *path, char *const argv[]) {
 }
 
 EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags) {
+    int fix = preload_to_fix(envp);
+    if (fix >= 0) return (int)result(exec_preload_last(1, dirfd, path, argv, envp, fix, flags));
     return (int)result(call(local(dirfd, path), NR_execveat, dirfd, (long)path, (long)argv, (long)envp, flags));
 }
 

@@ -48,8 +48,8 @@ class LocalStore:
             return None
         except OSError as exc:
             raise self._fail(exc, key) from None
-        if stat.S_ISDIR(st.st_mode):
-            return None  # directories are prefixes, as in S3
+        if stat.S_ISDIR(st.st_mode) and not key.endswith("/"):
+            return None  # directories are prefixes, as in S3; 'dir/' is their marker
         return self._info(key, st)
 
     def list(self, prefix: str) -> Listing:

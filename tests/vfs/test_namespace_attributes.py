@@ -1,0 +1,117 @@
+"""The namespace driven directly: prefix mounts, attributes of listed entries (asked in
+parallel), directory markers, and names another client created."""
+
+from __future__ import annotations
+
+import errno
+import stat
+import threading
+
+import pytest
+
+from vfs import Kind, MountTable, Vfs, VfsConfig, VfsError
+from vfs.meta import RUN_START
+
+
+@pytest.fixture
+def make_vfs(cache_dir):
+    made = []
+
+    def make(*mounts: str, ttl: float = 60) -> Vfs:
+        v = Vfs(MountTable.parse(list(mounts)), VfsConfig(cache_dir=cache_dir, metadata_ttl=ttl))
+        made.append(v)
+        return v
+    yield make
+    for v in made:
+        v.close()
+
+
+def test_a_prefix_mount_lists_the_keys_below_its_prefix(make_vfs, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="pre/fix/a", Body=b"a")
+    s3.put_object(Bucket=bucket, Key="pre/fix/d/b", Body=b"b")
+    s3.put_object(Bucket=bucket, Key="pre/other", Body=b"o")
+    vfs = make_vfs(f"/w=s3://{bucket}/pre/fix")
+    assert [name for name, _ in vfs.listdir("/w")] == ["a", "d"]
+    assert [name for name, _ in vfs.listdir("/w/d")] == ["b"]
+
+
+def test_listed_entries_get_their_stored_attributes_asked_in_parallel(make_vfs, s3, bucket):
+    for i in range(10):
+        s3.put_object(Bucket=bucket, Key=f"d/f{i}", Body=b"x", Metadata={"mode": str(0o100751), "uid": "1234"})
+    vfs = make_vfs()
+    d = f"/objmount/s3/{bucket}/d"
+    vfs.listdir(d)
+    store = vfs.store(f"s3://{bucket}")
+    head, calls = store.head, []
+    together = threading.Barrier(8, timeout=60)   # only reached if 8 HEADs run at once
+
+    def counting_head(key):
+        calls.append(key)
+        if len(calls) > 1 and len(calls) <= 9:
+            together.wait()
+        return head(key)
+    store.head = counting_head
+    try:
+        metas = [vfs.lookup(f"{d}/f{i}", attrs=True) for i in range(10)]
+    finally:
+        store.head = head
+    assert {(stat.S_IMODE(m.mode), m.uid, m.exact) for m in metas} == {(0o751, 1234, True)}
+    assert sorted(calls) == sorted(f"d/f{i}" for i in range(10))   # one HEAD each
+    assert vfs.lookup(f"{d}/f3").mode == stat.S_IFREG | 0o751          # the listing learnt it
+
+
+def test_a_listed_symlink_lstats_as_a_symlink(make_vfs, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="l", Body=b"target", Metadata={"mode": str(0o120777)})
+    vfs = make_vfs()
+    vfs.listdir(f"/objmount/s3/{bucket}")
+    meta = vfs.lookup(f"/objmount/s3/{bucket}/l", attrs=True)
+    assert meta.kind is Kind.SYMLINK and meta.target == "target"
+
+
+def test_directories_take_their_markers_attributes(make_vfs, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="m/", Body=b"", Metadata={"mode": str(0o40777), "uid": "7", "mtime": "1600000000"})
+    s3.put_object(Bucket=bucket, Key="m/f", Body=b"x")
+    s3.put_object(Bucket=bucket, Key="implicit/f", Body=b"x")
+    vfs = make_vfs()
+    b = f"/objmount/s3/{bucket}"
+    alone = vfs.lookup(f"{b}/m")
+    assert (alone.mode, alone.uid, alone.mtime) == (stat.S_IFDIR | 0o777, 7, 1600000000)
+    implicit = vfs.lookup(f"{b}/implicit")
+    assert implicit.mode == stat.S_IFDIR | 0o755 and implicit.mtime == RUN_START > 1_700_000_000
+    listed = make_vfs()
+    listed.listdir(b)
+    assert listed.lookup(f"{b}/m", attrs=True).mode == stat.S_IFDIR | 0o777
+
+
+def test_chmod_and_utimes_of_directories_and_mount_roots_are_kept(make_vfs, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="pre/d/f", Body=b"x")
+    vfs = make_vfs(f"/w=s3://{bucket}/pre", f"/b=s3://{bucket}")
+    vfs.setattr("/w/d", mode=0o700, mtime=1500000000)
+    vfs.setattr("/w", mode=0o750, uid=12)
+    assert int(s3.head_object(Bucket=bucket, Key="pre/d/")["Metadata"]["mode"]) == stat.S_IFDIR | 0o700
+    assert int(s3.head_object(Bucket=bucket, Key="pre/")["Metadata"]["uid"]) == 12
+    fresh = make_vfs(f"/w=s3://{bucket}/pre")
+    assert (fresh.lookup("/w/d").mode, fresh.lookup("/w/d").mtime) == (stat.S_IFDIR | 0o700, 1500000000)
+    assert (fresh.lookup("/w").mode, fresh.lookup("/w").uid) == (stat.S_IFDIR | 0o750, 12)
+    assert [n for n, _ in fresh.listdir("/w")] == ["d"]        # the root's marker is no entry
+    vfs.setattr("/b", mode=0o711)                               # a bucket root: for this run
+    assert vfs.lookup("/b").mode == stat.S_IFDIR | 0o711
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["pre/", "pre/d/", "pre/d/f"]
+
+
+def test_a_name_seen_missing_is_asked_again_when_rechecked(make_vfs, s3, bucket):
+    vfs = make_vfs()
+    b = f"/objmount/s3/{bucket}"
+    s3.put_object(Bucket=bucket, Key="d/old", Body=b"x")
+    vfs.listdir(f"{b}/d")
+    for path in (f"{b}/d/new", f"{b}/top"):
+        with pytest.raises(VfsError) as info:
+            vfs.lookup(path)
+        assert info.value.errno == errno.ENOENT
+    s3.put_object(Bucket=bucket, Key="d/new", Body=b"new")
+    s3.put_object(Bucket=bucket, Key="top", Body=b"top")
+    with pytest.raises(VfsError):
+        vfs.lookup(f"{b}/d/new")                     # stat may keep the TTL
+    assert vfs.resolve(f"{b}/d/new", recheck_missing=True) == f"{b}/d/new"
+    assert vfs.resolve(f"{b}/top", recheck_missing=True) == f"{b}/top"
+    assert vfs.lookup(f"{b}/d/new").size == 3 and "new" in dict(vfs.listdir(f"{b}/d"))
