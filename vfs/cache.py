@@ -37,6 +37,7 @@ class Item:
         self.dirty = RangeSet()
         self.created = False        # a new object: upload even if never written
         self.untracked = False      # writes may have bypassed will_write: upload it all
+        self.truncated = False      # cut below the previous version since the last upload
         self.meta_dirty = False     # attributes changed since the last upload
         self.previous_etag: str | None = None
         self.attrs: dict | None = None   # mode, uid, gid, mtime to store with the upload

@@ -16,6 +16,8 @@ import posixpath
 import stat
 import threading
 import time
+import uuid
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 from . import meta as metas
@@ -78,6 +80,8 @@ class OpenFile:
         item = self.item
         current = os.stat(item.path).st_size
         with item.cond:
+            if size < item.size:
+                item.truncated = True  # the previous version's bytes past `size` are gone
             if size < current:
                 item.dirty.remove(size, 1 << 62)
                 item.present.remove(size, 1 << 62)
@@ -105,7 +109,9 @@ class OpenFile:
         return bool(item.dirty) or item.created or item.untracked
 
     def current_meta(self) -> Meta:
-        return self._files.item_meta(self.item, self._store, self._key, self.meta)
+        """What fstat says: the file's current size and attributes, whichever descriptor
+        or name changed them."""
+        return self._files.current_meta(self)
 
     def set_attrs(self, **attrs) -> None:
         self.item.attrs = dict(self.item.attrs or {}, **attrs)
@@ -113,7 +119,7 @@ class OpenFile:
 
     def flush(self) -> None:
         """Upload pending changes; returns once the bucket has them (close, fsync)."""
-        self._files.flush(self.item, self._store, self._key, self.path)
+        self._files.flush_handle(self)
 
     @property
     def complete(self) -> bool:
@@ -124,19 +130,24 @@ class OpenFile:
         self._complete = item.present.contains(0, item.size)
         return self._complete
 
+    # Fetches read the version the cache item holds (item.previous_etag, up to item.size:
+    # what is still to come from the bucket), not the one this handle was opened on: an
+    # upload made through any handle of the item re-keys it to the version it made.
     def ensure(self, offset: int, length: int) -> None:
-        end = min(offset + max(length, 0), self.meta.size)
+        item = self.item
+        end = min(offset + max(length, 0), item.size)
         if offset >= end:
             return
         prefetch = self._readahead.advise(offset, end)
-        if prefetch is None and self.item.present.contains(offset, end):
+        if prefetch is None and item.present.contains(offset, end):
             return
-        self._files.fetcher.ensure(self._store, self._key, self.meta.etag, self.item, offset, end, prefetch=prefetch)
+        self._files.fetcher.ensure(self._store, self._key, item.previous_etag, item, offset, end, prefetch=prefetch)
 
     def ensure_all(self) -> None:
-        if self.meta.size:
-            self._files.fetcher.ensure(self._store, self._key, self.meta.etag, self.item, 0, self.meta.size,
-                                     align=self._files.fetcher.part)
+        item = self.item
+        if item.size and not item.present.contains(0, item.size):
+            self._files.fetcher.ensure(self._store, self._key, item.previous_etag, item, 0, item.size,
+                                       align=self._files.fetcher.part)
 
     def materialize(self) -> None:
         """The whole object present and no writer open on it, ready for execve."""
@@ -153,14 +164,23 @@ class OpenFile:
             if self.writable:
                 self.item.writers -= 1
                 self.flush()
+            elif self.item.created and self.item.writers == 0:
+                self.flush()  # open(O_CREAT) without write access: the new file appears now
         finally:
             self.item.handles.discard(self)
             self._files.released(self)
 
 
 class Files:
-    """Per-object write state: what is open for writing or not uploaded yet, and how it
-    gets to the bucket."""
+    """Per-object write state: what is open for writing or not uploaded yet, the hard-link
+    groups, and how a file gets to the bucket.
+
+    Hard links: every name of a group is a whole ordinary object (a server-side copy) whose
+    user metadata lists the keys of all its names (`objmount-links`, meta.py). Within a run
+    the names of a group being written share one cache item; a flush through any name
+    uploads it once and copies the result to the other names; unlink, rename, chmod and
+    friends rewrite the list on every remaining name. A later run learns the group from
+    any name's HEAD."""
 
     def __init__(self, config, cache: Cache, fetcher, ns, stats):
         self.config = config
@@ -168,21 +188,124 @@ class Files:
         self.fetcher = fetcher
         self.ns = ns
         self._stats = stats
-        # (store url, key) -> (item, store, path) of files with changes not yet uploaded
+        # (store url, key) -> (item, store, path) of files with changes not yet uploaded;
+        # the names of one hard-link group map to the same item
         self._writers: dict[tuple[str, str], tuple[Item, object, str]] = {}
-        # Hard links made in this run: path -> the set of names sharing its content. Each
-        # name is its own object; a flush through one name copies the result to the others.
-        self._links: dict[str, set[str]] = {}
+        # (store url, key) -> the keys of its hard-link group (one set shared by its names)
+        self._groups: dict[tuple[str, str], frozenset[str]] = {}
+        # items open but without a name any more (unlinked or renamed over while open):
+        # what is written through them goes nowhere, as on a local filesystem
+        self._unlinked: weakref.WeakSet = weakref.WeakSet()
         self._lock = threading.Lock()
         self._wb_pool = None  # the write-behind workers, started with the first part
 
+    # --- hard-link groups --------------------------------------------------------------
+    def group(self, store_url: str, key: str) -> frozenset[str]:
+        """The keys of the group `key` belongs to (just itself when it is not linked)."""
+        return self._groups.get((store_url, key)) or frozenset((key,))
+
+    def _set_group(self, store_url: str, keys) -> None:
+        keys = frozenset(keys)
+        for k in keys:
+            self._groups.pop((store_url, k), None)
+        if len(keys) > 1:
+            for k in keys:
+                self._groups[(store_url, k)] = keys
+
+    def seen(self, path: str, meta: Meta) -> Meta:
+        """A Meta from the namespace: learn its link group (from a HEAD) or, when this run
+        knows the group, say so in st_nlink."""
+        if meta.kind is not Kind.FILE:
+            return meta
+        loc = self._locate(path)
+        if loc is None:
+            return meta
+        known = self._groups.get((loc.store_url, loc.key))
+        if known is None and meta.links:
+            self._set_group(loc.store_url, meta.links)
+            known = frozenset(meta.links)
+        if known is None:
+            return meta
+        return dataclasses.replace(meta, nlink=len(known), links=tuple(sorted(known)))
+
+    def _locate(self, path: str):
+        try:
+            loc = self.ns.mounts.locate(path)
+        except KeyError:
+            return None
+        return loc if loc is not None and loc.rel else None
+
+    def _path_of(self, path: str, key: str, other: str) -> str | None:
+        """The path of key `other`, seen from the mount `path` (whose key is `key`) is in."""
+        loc = self._locate(path) if path.startswith("/") else None
+        if loc is None or not other.startswith(loc.prefix):
+            return None
+        return path[:len(path) - len(loc.rel)] + other[len(loc.prefix):]
+
+    def check_group_size(self, keys, name: str) -> None:
+        if len(metas.encode_links(keys)) > metas.LINKS_MAX:
+            raise VfsError(errno.EMLINK, f"{name}: too many links (the names must fit in "
+                                         f"{metas.LINKS_MAX} bytes of object metadata)")
+
+    def relink(self, store, path: str, key: str, keys, source: str) -> None:
+        """Make the names `keys` (those that exist) one group in the bucket: each gets
+        `source`'s bytes and attributes and the list of the group."""
+        infos = {k: store.head(k) for k in keys}
+        live = {k for k, info in infos.items() if info is not None}
+        src = infos.get(source)
+        if src is None:
+            return
+        md = {k: v for k, v in (src.metadata or {}).items() if k.lower() != metas.LINKS_KEY}
+        if len(live) > 1:
+            md[metas.LINKS_KEY] = metas.encode_links(live)
+        for k in sorted(live, key=lambda k: k != source):  # the source first: it is read by the others
+            store.copy(source, k, md)
+            if (p := self._path_of(path, key, k)) is not None:
+                self.ns.forget(p)
+        self._set_group(store.url, live)
+
+    def copy_to_group(self, store, path: str, key: str, md: dict[str, str], etag: str | None) -> str:
+        """chmod and friends on a file not being written (version `etag`): new attributes
+        on every name. Returns the new ETag."""
+        keys = self.group(store.url, key)
+        if len(keys) > 1:
+            md = dict(md, **{metas.LINKS_KEY: metas.encode_links(keys)})
+        new_etag = store.copy(key, key, md, content_type=None)
+        self._reversioned(store, key, etag, new_etag)
+        for other in keys - {key}:
+            if (info := store.head(other)) is not None:
+                self._reversioned(store, other, info.etag, store.copy(key, other, md))
+            if (p := self._path_of(path, key, other)) is not None:
+                self.ns.forget(p)
+        return new_etag
+
+    def _reversioned(self, store, key: str, old: str | None, new: str | None) -> None:
+        """We made version `new` of `key` with the bytes of `old` (a metadata copy): a
+        cache item open on `old` is filed under `new`, so its later fetches ask for the
+        version that exists now (file:// ETags include the mtime)."""
+        if old is None or new is None or old == new:
+            return
+        item = self.cache.items.get(self.cache.item_id(store.id, key, old))
+        if item is not None and item.previous_etag == old and item.opens > 0:
+            item.previous_etag = new
+            self.cache.rekey(item, store.id, key, new)
+
     # --- what this run is ahead of the bucket with ----------------------------------------
     def entry(self, store_url: str, key: str):
-        """(item, store, path) of a file with changes not yet uploaded, or None."""
-        return self._writers.get((store_url, key))
+        """(item, store, path) of a file with changes not yet uploaded, or None; a name of
+        a hard-link group whose other name is being written shares its item."""
+        entry = self._writers.get((store_url, key))
+        if entry is not None:
+            return entry
+        for other in self.group(store_url, key) - {key}:
+            found = self._writers.get((store_url, other))
+            if found is not None:
+                item, store, path = found
+                return item, store, self._path_of(path, other, key) or path
+        return None
 
     def pending_meta(self, store_url: str, key: str) -> Meta | None:
-        entry = self._writers.get((store_url, key))
+        entry = self.entry(store_url, key)
         if entry is None:
             return None
         item, store, _ = entry
@@ -193,12 +316,6 @@ class Files:
         return {posixpath.basename(p): self.item_meta(item, store, key, None)
                 for (url, key), (item, store, p) in list(self._writers.items()) if posixpath.dirname(p) == path}
 
-    def nlink(self, path: str, meta: Meta) -> Meta:
-        group = self._links.get(path)
-        if group is not None and meta.kind is Kind.FILE:
-            meta = dataclasses.replace(meta, nlink=len(group))
-        return meta
-
     def item_meta(self, item: Item, store, key: str, base: Meta | None) -> Meta:
         try:
             size = os.stat(item.path).st_size
@@ -206,15 +323,28 @@ class Files:
             size = base.size if base else 0
         attrs = item.attrs or {}
         mode = attrs.get("mode", base.mode if base else metas.DEFAULT_FILE_MODE)
+        keys = self.group(store.url, key)
         return Meta(Kind.FILE, size, mode, attrs.get("uid", base.uid if base else os.getuid()),
                     attrs.get("gid", base.gid if base else os.getgid()),
                     attrs.get("mtime", base.mtime if base else time.time()),
-                    item.previous_etag, None, metas.inode(store.id, key))
+                    item.previous_etag, None, metas.inode(store.id, key),
+                    nlink=0 if item in self._unlinked else len(keys),
+                    links=tuple(sorted(keys)) if len(keys) > 1 else ())
+
+    def current_meta(self, handle: OpenFile) -> Meta:
+        item, store = handle.item, handle._store
+        if handle.writable or item in self._unlinked:
+            return self.item_meta(item, store, handle._key, handle.meta)
+        entry = self.entry(store.url, handle._key)
+        if entry is not None and entry[0] is item:  # written through another descriptor
+            return self.item_meta(item, store, handle._key, handle.meta)
+        keys = self.group(store.url, handle._key)
+        return dataclasses.replace(handle.meta, nlink=len(keys))
 
     # --- opening -----------------------------------------------------------------------
     def open_pending(self, store, loc, path: str, flags: int) -> OpenFile | None:
         """An open of a file this run has changes of (the bucket is behind), or None."""
-        pending = self._writers.get((loc.store_url, loc.key))
+        pending = self.entry(loc.store_url, loc.key)
         if pending is None:
             return None
         if flags & os.O_CREAT and flags & os.O_EXCL:
@@ -226,6 +356,7 @@ class Files:
 
     def open(self, store, loc, path: str, meta: Meta, flags: int) -> OpenFile:
         """An open of the object version `meta` (just revalidated)."""
+        self.seen(path, meta)
         item = self.cache.open_item(store.id, loc.key, meta.etag, meta.size)
         item.previous_etag = meta.etag
         return self._opened(store, loc, path, meta, item, flags)
@@ -255,15 +386,33 @@ class Files:
         self.dirtied(handle, 0, 0)
         return handle
 
+    def _name_of(self, handle: OpenFile) -> tuple[str, str] | None:
+        """(key, path) the handle's item is to be uploaded as: the handle's own name while
+        it has it, else another name of its item; None if the item has no name left."""
+        item, url = handle.item, handle._store.url
+        if item in self._unlinked:
+            return None
+        entry = self._writers.get((url, handle._key))
+        if entry is None or entry[0] is item:
+            return handle._key, handle.path
+        for (u, key), (other, _, path) in list(self._writers.items()):
+            if u == url and other is item:
+                return key, path
+        return handle._key, handle.path
+
     # --- writes ---------------------------------------------------------------------
     def dirtied(self, handle: OpenFile, start: int, end: int, meta_only: bool = False) -> None:
         item = handle.item
+        name = self._name_of(handle)
+        if name is None:
+            return  # unlinked while open: nothing to upload, nothing to journal
+        key, path = name
         if not meta_only:
             item.attrs = dict(item.attrs or {}, mtime=time.time())
-        self._writers[(handle._store.url, handle._key)] = (item, handle._store, handle.path)
+        self._writers[(handle._store.url, key)] = (item, handle._store, path)
         if not item.journaled:
             item.journaled = True
-            self.cache.journal(item, {"store_url": handle._store.url, "key": handle._key,
+            self.cache.journal(item, {"store_url": handle._store.url, "key": key,
                                       "previous_etag": item.previous_etag, "fetchable": item.size,
                                       "created": item.created, "attrs": item.attrs})
         if end > start:
@@ -275,6 +424,7 @@ class Files:
         """A file written from scratch: nothing of it is to be copied or fetched from a
         previous version, so its parts can go up as they are completed."""
         return (self.config.write_behind and item.size == 0 and not item.untracked
+                and item not in self._unlinked
                 and getattr(store, "supports_multipart", True) and hasattr(store, "upload_part"))
 
     def write_behind(self, handle: OpenFile, start: int, end: int, writer) -> None:
@@ -292,7 +442,7 @@ class Files:
             store, key = handle._store, handle._key
 
             def metadata() -> dict[str, str]:
-                return self.metadata(item)
+                return self.metadata(item, self.group(store.url, key))
 
             def created(upload_id: str) -> None:
                 self.cache.journal_update(item.id, write_behind={"key": key, "upload_id": upload_id})
@@ -314,21 +464,30 @@ class Files:
             wb.abandon(wait=wait)
 
     @staticmethod
-    def metadata(item: Item) -> dict[str, str]:
+    def metadata(item: Item, links=()) -> dict[str, str]:
         attrs = item.attrs or {}
         return metas.to_metadata(attrs.get("mode", metas.DEFAULT_FILE_MODE), attrs.get("uid", os.getuid()),
-                                 attrs.get("gid", os.getgid()), attrs.get("mtime", time.time()))
+                                 attrs.get("gid", os.getgid()), attrs.get("mtime", time.time()), links)
+
+    def flush_handle(self, handle: OpenFile) -> None:
+        name = self._name_of(handle)
+        if name is not None:
+            self.flush(handle.item, handle._store, *name)
 
     def flush(self, item: Item, store, key: str, path: str) -> None:
         with item.upload_lock:
-            if not (item.dirty or item.created or item.untracked or item.journaled or item.meta_dirty):
+            if item in self._unlinked:
+                return
+            if not (item.dirty or item.created or item.untracked or item.journaled or item.meta_dirty
+                    or item.truncated):
                 return
             size = os.stat(item.path).st_size
             dirty = RangeSet([(0, size)]) if item.untracked else item.dirty.copy()
             previous = None
             if item.previous_etag is not None and item.size > 0:
                 previous = Previous(item.previous_etag, item.size)
-            metadata = self.metadata(item)
+            group = self.group(store.url, key)
+            metadata = self.metadata(item, group)
 
             def fetch_previous(start: int, end: int) -> None:
                 self.fetcher.ensure(store, key, item.previous_etag, item, start, end)
@@ -343,8 +502,8 @@ class Files:
                     wb.abandon(wait=True)
             if etag is not None:
                 pass
-            elif (not dirty and not item.created and previous is not None and size == previous.size
-                    and getattr(store, "supports_multipart", True)):
+            elif (not dirty and not item.created and not item.truncated and previous is not None
+                    and size == previous.size and getattr(store, "supports_multipart", True)):
                 etag = store.copy(key, key, metadata, etag=item.previous_etag)  # attributes only
             else:
                 etag = upload(store, key, str(item.path), size, dirty, previous, metadata, fetch_previous)
@@ -352,7 +511,7 @@ class Files:
             with item.cond:
                 item.dirty = RangeSet()
                 item.present.add(0, 0)
-            item.created = item.untracked = False
+            item.created = item.untracked = item.truncated = False
             item.previous_etag = etag
             item.size = size
             old_id = item.id
@@ -361,18 +520,22 @@ class Files:
             item.journaled = False
             if path.startswith("/"):
                 self.ns.update(path, self.item_meta(item, store, key, None))
-            for other in self._links.get(path, ()):
-                if other != path:
-                    other_loc = self.ns.mounts.locate(other)
-                    store.copy(key, other_loc.key, None)
-                    self.ns.forget(other)
+            for other in sorted(group - {key}):  # the other names of a hard-link group
+                if store.head(other) is not None:
+                    store.copy(key, other, None)
+                if (p := self._path_of(path, key, other)) is not None:
+                    self.ns.forget(p)
             if item.writers == 0:
-                self._writers.pop((store.url, key), None)
+                self._drop_names(store.url, item)
+
+    def _drop_names(self, store_url: str, item: Item) -> None:
+        for k in [k for k, (other, _, _) in self._writers.items() if other is item and k[0] == store_url]:
+            del self._writers[k]
 
     def released(self, handle: OpenFile) -> None:
         item = handle.item
         if item.writers == 0 and not handle.dirty and not item.journaled:
-            self._writers.pop((handle._store.url, handle._key), None)
+            self._drop_names(handle._store.url, item)
         self.cache.release(item)
 
     # --- namespace changes of files with pending changes ---------------------------------
@@ -382,25 +545,76 @@ class Files:
             item, store, p = entry
             self.flush(item, store, key, p)
 
-    def unlinked(self, store_url: str, key: str, path: str) -> bool:
-        """`path` is being deleted: its pending changes go nowhere now. Returns whether the
-        object exists in the bucket (needs a DELETE)."""
-        pending = self._writers.pop((store_url, key), None)
-        if pending is not None:  # an open, unflushed file: its data goes nowhere now
+    def removing(self, store, key: str, path: str, meta: Meta | None) -> bool:
+        """The name `key` is about to be deleted or replaced (by a rename). Descriptors
+        open on it keep reading its bytes, as on a local filesystem: whatever of it is not
+        local yet is fetched now. Returns whether the object needs a DELETE."""
+        item = self.keep_readable(store, key, meta)
+        if item is not None and len(self.group(store.url, key)) < 2 and (store.url, key) not in self._writers:
+            self._unlinked.add(item)  # open for reading only: st_nlink 0 from now on
+        return self.unlinked(store, key, path)
+
+    def keep_readable(self, store, key: str, meta: Meta | None) -> Item | None:
+        """`key` is going away: the cache item open on it, made whole first."""
+        if meta is None or meta.kind is not Kind.FILE:
+            return None
+        item = self.cache.items.get(self.cache.item_id(store.id, key, meta.etag))
+        if item is None or item.opens <= 0 or item.previous_etag != meta.etag:
+            return None
+        if item.size and not item.present.contains(0, item.size):
+            self.fetcher.ensure(store, key, item.previous_etag, item, 0, item.size, align=self.fetcher.part)
+        return item
+
+    def unlinked(self, store, key: str, path: str) -> bool:
+        """The name `key` is going away (unlink, or replaced by a rename): its pending
+        changes go nowhere now, unless another name of its hard-link group still holds
+        them. The group's other names are told. Returns whether the object exists in the
+        bucket (needs a DELETE)."""
+        url = store.url
+        keys = self.group(url, key)
+        if len(keys) > 1:
+            self._groups.pop((url, key), None)
+            rest = keys - {key}
+            self.relink(store, path, key, rest, min(rest))
+        pending = self._writers.pop((url, key), None)
+        if pending is not None:
             item = pending[0]
-            self.drop_write_behind(item, wait=True)
-            item.dirty, item.created, item.untracked = RangeSet(), False, False
-            self.cache.unjournal(item.id)
-            item.journaled = False
-        group = self._links.pop(path, None)
-        if group is not None:
-            group.discard(path)
+            if not any(other is item for other, _, _ in self._writers.values()):
+                # no name left: its data goes nowhere now; the descriptors keep the bytes
+                self.drop_write_behind(item, wait=True)
+                with item.cond:
+                    item.dirty = RangeSet()
+                item.created = item.untracked = item.truncated = item.meta_dirty = False
+                self.cache.unjournal(item.id)
+                item.journaled = False
+                self._unlinked.add(item)
+                # filed under a name of its own: a later object with these very bytes must
+                # not find this (since written) cache file
+                self.cache.rekey(item, "unlinked", uuid.uuid4().hex, None)
+            else:
+                remaining = next(k for k, (other, _, _) in self._writers.items() if other is item)
+                self.cache.journal_update(item.id, key=remaining[1])
         return pending is None or pending[0].previous_etag is not None
 
-    def linked(self, old: str, new: str) -> None:
-        group = self._links.setdefault(old, {old})
-        group.add(new)
-        self._links[new] = group
+    def renamed(self, store, old_key: str, new_key: str, new_path: str) -> None:
+        """A file has been copied to its new name and the old one deleted: its pending
+        state and its hard-link group follow it."""
+        url = store.url
+        keys = self.group(url, old_key)
+        self.moved(store, old_key, new_key, new_path)
+        if len(keys) > 1:
+            self._groups.pop((url, old_key), None)
+            self.relink(store, new_path, new_key, (keys - {old_key}) | {new_key}, new_key)
+
+    def same_file(self, store_url: str, key: str, other: str) -> bool:
+        return other in self.group(store_url, key) and other != key
+
+    def linked(self, store, old_path: str, old_key: str, new_key: str) -> None:
+        """link(): `new_key` joins `old_key`'s group (the copy is made by relink)."""
+        keys = self.group(store.url, old_key) | {new_key}
+        self.check_group_size(keys, old_path)
+        store.copy(old_key, new_key, None)
+        self.relink(store, old_path, old_key, keys, old_key)
 
     def moved(self, store, old_key: str, new_key: str, new_path: str) -> None:
         """A file still being written was renamed (after a flush, so nothing of it is
@@ -412,7 +626,8 @@ class Files:
         item = entry[0]
         self._writers[(store.url, new_key)] = (item, entry[1], new_path)
         for handle in list(item.handles):
-            handle._key, handle.path = new_key, new_path
+            if handle._key == old_key:
+                handle._key, handle.path = new_key, new_path
 
     def flush_below(self, store, old: str, old_key: str, new: str, new_key: str) -> list:
         """A directory is being renamed: flush what is pending below it; returns the
@@ -426,9 +641,9 @@ class Files:
         return moving
 
     def set_pending_attrs(self, store_url: str, key: str, new: dict) -> bool:
-        """chmod/chown/utimes of a file being written: the attributes go up with the data.
-        Returns False when nothing of it is pending."""
-        entry = self._writers.get((store_url, key))
+        """chmod/chown/utimes of a file being written: the attributes go up with the data
+        (and to the other names of its group). Returns False when nothing is pending."""
+        entry = self.entry(store_url, key)
         if entry is None:
             return False
         item = entry[0]

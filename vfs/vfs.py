@@ -90,7 +90,7 @@ class Vfs:
         meta = self._pending(path) or self.ns.lookup(path)
         if exact:
             meta = self.ns.exact(path, meta)
-        return self.files.nlink(path, meta)
+        return self.files.seen(path, meta)
 
     def end_operation(self) -> None:
         """One program call is answered: bucket answers obtained for it are not reused
@@ -217,7 +217,7 @@ class Vfs:
         meta = self.lookup(path)
         if meta.kind is Kind.DIR:
             raise VfsError(errno.EISDIR, f"{path}: is a directory")
-        if self.files.unlinked(loc.store_url, loc.key, path):
+        if self.files.removing(store, loc.key, path, meta):
             store.delete(loc.key)
         self.ns.update(path, None)
 
@@ -236,8 +236,8 @@ class Vfs:
             self.files.flush_key(loc.store_url, loc.key)
 
     def link(self, old: str, new: str) -> None:
-        """Hard link as a server-side copy: same bytes and metadata under a second key
-        (objects cannot share storage); st_nlink counts the names within this run."""
+        """Hard link: a server-side copy, and every name of the group lists the group in its
+        metadata (see Files); EMLINK when the list outgrows the metadata limit."""
         store, loc = self._writable_store(new)
         old_store, old_loc = self._writable_store(old)
         if old_store is not store:
@@ -247,9 +247,8 @@ class Vfs:
         self._must_not_exist(new)
         self._parent_dir(new)
         self._flush_path(old)
-        store.copy(old_loc.key, loc.key, None)
+        self.files.linked(store, old, old_loc.key, loc.key)
         self.ns.forget(new)
-        self.files.linked(old, new)
 
     def rename(self, old: str, new: str, noreplace: bool = False) -> None:
         """Server-side copy then delete; a directory moves key by key (not atomic)."""
@@ -281,10 +280,15 @@ class Vfs:
         if meta.kind is Kind.DIR:
             self._rename_dir(store, old, new, loc.key, new_loc.key)
         else:
+            if self.files.same_file(store.url, loc.key, new_loc.key):
+                return  # two names of one file: nothing to do (POSIX)
             self._flush_path(old)
+            if target is not None:  # the replaced file: as if unlinked
+                self.files.removing(store, new_loc.key, new, target)
+            self.files.keep_readable(store, loc.key, meta)
             store.copy(loc.key, new_loc.key, None)
             store.delete(loc.key)
-            self.files.moved(store, loc.key, new_loc.key, new)
+            self.files.renamed(store, loc.key, new_loc.key, new)
         if target is not None and target.kind is Kind.DIR:
             store.delete(new_loc.key + "/")
         self.ns.forget(old)
@@ -323,9 +327,9 @@ class Vfs:
             self.ns.update(path, dataclasses.replace(meta, mode=new["mode"], uid=new["uid"], gid=new["gid"],
                                                      mtime=new["mtime"]))
         else:
-            etag = store.copy(loc.key, loc.key, md, content_type=None)
+            etag = self.files.copy_to_group(store, path, loc.key, md, meta.etag)
             self.ns.update(path, dataclasses.replace(meta, mode=new["mode"], uid=new["uid"], gid=new["gid"],
-                                                     mtime=new["mtime"], etag=etag, nlink=1))
+                                                     mtime=new["mtime"], etag=etag))
 
     def truncate(self, path: str, size: int) -> None:
         handle = self.open(path, os.O_WRONLY)

@@ -90,7 +90,7 @@ def on_fstat(sup, stop) -> None:
 
 def desc_meta(desc):
     """What fstat says: for a file being written, its current size and attributes."""
-    if desc.file is not None and desc.file.writable:
+    if desc.file is not None:
         return desc.file.current_meta()
     return desc.meta
 

@@ -143,6 +143,15 @@ class Probe:
         m.close()
         return "ok"
 
+    def mmap_read(self, name, length, offset=0):
+        """Map [offset, offset+length) shared read-only and read it through the mapping."""
+        m = mmap.mmap(self.fds[name], length + offset % mmap.ALLOCATIONGRANULARITY, mmap.MAP_SHARED,
+                      mmap.PROT_READ, offset=offset - offset % mmap.ALLOCATIONGRANULARITY)
+        try:
+            return show(m[offset % mmap.ALLOCATIONGRANULARITY:])
+        finally:
+            m.close()
+
     # --- paths --------------------------------------------------------------------------
     def stat(self, path, times=True):
         return stat_fields(os.stat(self.p(path)), times)

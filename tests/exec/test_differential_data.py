@@ -1,0 +1,255 @@
+"""Data you can trust: the same probe on a local directory and under objmount, every answer
+compared (see the `differential` fixture and tests/probe/probe.py)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+BIG = {"rep": ["0123456789abcdef", 4096]}   # 64 KiB
+
+
+def test_shrinking_truncate_keeps_the_new_size_and_bytes(differential):
+    differential(
+        [["put", "f", BIG], ["truncate", "f", 1000], ["stat", "f"], ["cat", "f"],
+         ["open", "f", "RDWR"], ["ftruncate", "a", 10], ["fstat", "a"], ["close", "a"], ["cat", "f"]],
+        [["stat", "f"], ["cat", "f"]],
+    )
+
+
+def test_truncate_then_grow_reads_zeros_past_the_old_end(differential):
+    differential(
+        [["put", "f", BIG], ["truncate", "f", 100], ["truncate", "f", 300], ["cat", "f"]],
+        [["cat", "f"], ["stat", "f"]],
+    )
+
+
+def test_a_file_unlinked_while_open_stays_deleted_after_writes_through_its_descriptor(differential):
+    differential(
+        [["put", "f", "old"], ["open", "f", "RDWR"], ["unlink", "f"], ["write", "a", "new data"],
+         ["fstat", "a"], ["close", "a"], ["exists", "f"], ["listdir"]],
+        [["exists", "f"], ["listdir"]],
+    )
+
+
+def test_a_file_renamed_away_while_open_is_written_at_its_new_name_only(differential):
+    differential(
+        [["put", "f", "old"], ["open", "f", "RDWR|APPEND"], ["rename", "f", "g"], ["write", "a", "+more"],
+         ["close", "a"], ["listdir"], ["cat", "g"]],
+        [["listdir"], ["cat", "g"]],
+    )
+
+
+def test_a_created_unwritten_file_exists_when_close_returns(differential, s3, bucket):
+    def in_bucket_now():
+        head = s3.head_object(Bucket=bucket, Key="new")
+        assert head["ContentLength"] == 0 and int(head["Metadata"]["mode"]) & 0o777 == 0o640
+
+    differential(
+        [["open", "new", "RDONLY|CREAT|EXCL", 0o640], ["close", "a"], ["stat", "new"]],
+        in_bucket_now,
+        [["stat", "new"], ["cat", "new"]],
+    )
+
+
+@pytest.mark.parametrize("mount", ["bucket", "file"])
+def test_mmap_writes_survive_close_and_reopen(differential, mount):
+    differential(
+        [["put", "f", BIG], ["open", "f", "RDWR"], ["mmap_write", "a", 100, "MAPPED"], ["close", "a"],
+         ["open", "f", "RDWR"], ["mmap_write", "a", 5000, "AGAIN"], ["pread", "a", 6, 100], ["close", "a"],
+         ["cat", "f"]],
+        [["cat", "f"]],
+        mount=mount,
+    )
+
+
+@pytest.mark.parametrize("mount", ["bucket", "file"])
+def test_truncate_across_close_and_reopen(differential, mount):
+    differential(
+        [["put", "f", BIG], ["open", "f", "RDWR"], ["ftruncate", "a", 5], ["close", "a"],
+         ["open", "f", "RDWR"], ["write", "a", "xy"], ["ftruncate", "a", 3], ["close", "a"], ["cat", "f"],
+         ["open", "f", "RDONLY"], ["read", "a", 100], ["close", "a"]],
+        [["cat", "f"], ["stat", "f"]],
+        mount=mount,
+    )
+
+
+@pytest.mark.parametrize("change", [
+    ["write_through", "b"],
+    ["truncate", "b", 2],
+    ["chmod", "b", 0o600],
+])
+def test_hard_links_share_bytes_and_attributes(differential, change):
+    if change[0] == "write_through":
+        change = [["open", "b", "WRONLY|APPEND"], ["write", "a", "!!"], ["close", "a"]]
+    else:
+        change = [change]
+    differential(
+        [["put", "a", "shared"], ["link", "a", "b"], ["stat", "a", False], *change,
+         ["stat", "a", False], ["stat", "b", False], ["cat", "a"], ["cat", "b"]],
+        [["stat", "a", False], ["cat", "a"], ["cat", "b"], ["unlink", "b"], ["stat", "a", False], ["cat", "a"]],
+    )
+
+
+FOUR_MIB = {"rep": ["0123456789abcdef", 262144]}
+
+
+TWENTY_MIB = {"rep": ["0123456789abcdef", 1310720]}
+
+
+def test_a_reader_fetches_the_version_our_own_upload_made(differential, cache_dir):
+    """A descriptor opened before another one's fsync reads ranges not fetched yet: they
+    must come from the version the upload made (the cache item was re-keyed to it), not
+    fail as 'object changed while reading' (ESTALE). 20 MiB: a multipart upload whose
+    untouched parts are copied server-side, so they are not local."""
+    differential(
+        [["put", "f", TWENTY_MIB]],
+        lambda: shutil.rmtree(cache_dir),   # nothing of f local any more
+        [["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 5, 0],
+         ["open", "f", "RDWR", 0o644, "w"], ["pwrite", "w", "XYZ", 0], ["fsync", "w"],
+         ["pread", "r", 5, 15_000_000], ["pread", "r", 5, 0], ["pwrite", "w", "Q", 17_000_000], ["close", "w"],
+         ["pread", "r", 4, 16_999_999], ["mmap_read", "r", 8, 19_000_000], ["close", "r"], ["stat", "f", False]],
+        [["cat", "f"]],
+    )
+
+
+@pytest.mark.parametrize("mount", ["bucket", "file"])
+def test_a_reader_keeps_reading_after_our_own_attribute_change(differential, cache_dir, mount):
+    """utimes/chmod re-write the object (file://: its mtime is in the ETag): an open
+    descriptor's later fetches must ask for that version."""
+    differential(
+        [["put", "f", FOUR_MIB]],
+        lambda: shutil.rmtree(cache_dir),
+        [["open", "f", "RDONLY"], ["pread", "a", 5, 0], ["utime", "f", 10**18, 10**18], ["chmod", "f", 0o600],
+         ["pread", "a", 5, 3_000_000], ["mmap_read", "a", 8, 4_000_000], ["close", "a"], ["stat", "f", False]],
+        [["stat", "f", False], ["cat", "f"]],
+        mount=mount,
+    )
+
+
+@pytest.mark.parametrize("mount", ["bucket", "file"])
+def test_shrinking_an_object_not_fetched_yet_keeps_its_head(differential, cache_dir, mount):
+    differential(
+        [["put", "f", FOUR_MIB]],
+        lambda: shutil.rmtree(cache_dir),
+        [["open", "f", "RDWR"], ["pread", "a", 5, 100], ["ftruncate", "a", 3_000_001], ["close", "a"],
+         ["stat", "f", False], ["cat", "f"], ["truncate", "f", 17], ["cat", "f"]],
+        [["stat", "f", False], ["cat", "f"]],
+        mount=mount,
+    )
+
+
+def test_a_file_replaced_by_rename_while_open_stays_gone(differential, s3, bucket):
+    def only_g_and_its_bytes():
+        keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+        assert keys == ["f"]
+        assert s3.get_object(Bucket=bucket, Key="f")["Body"].read() == b"replacement"
+
+    differential(
+        [["put", "f", "old"], ["put", "g", "replacement"], ["open", "f", "RDWR"], ["rename", "g", "f"],
+         ["write", "a", "written after"], ["fstat", "a", False], ["pread", "a", 20, 0], ["close", "a"],
+         ["cat", "f"], ["listdir"]],
+        only_g_and_its_bytes,
+        [["cat", "f"], ["listdir"]],
+    )
+
+
+def test_an_unlinked_open_file_is_still_readable(differential, cache_dir):
+    differential(
+        [["put", "f", FOUR_MIB]],
+        lambda: shutil.rmtree(cache_dir),
+        [["open", "f", "RDONLY"], ["read", "a", 3], ["unlink", "f"], ["pread", "a", 6, 4_000_000],
+         ["fstat", "a", False], ["close", "a"], ["exists", "f"]],
+    )
+
+
+def test_a_created_file_without_write_access_is_in_the_bucket_at_close(differential, s3, bucket):
+    def in_bucket_now():
+        assert s3.head_object(Bucket=bucket, Key="c")["ContentLength"] == 0
+
+    differential(
+        [["open", "c", "RDONLY|CREAT", 0o600], ["fstat", "a", False], ["close", "a"]],
+        in_bucket_now,
+        [["stat", "c", False]],
+    )
+
+
+# --- hard links ------------------------------------------------------------------------
+def _keys(s3, bucket):
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+def _body(s3, bucket, key):
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def test_hard_links_fstat_and_chown_through_either_name(differential):
+    differential(
+        [["put", "a", "shared"], ["link", "a", "b"], ["open", "a", "RDWR", 0o644, "x"],
+         ["open", "b", "RDWR", 0o644, "y"], ["pwrite", "y", "SH", 0], ["fstat", "x", False],
+         ["pread", "x", 10, 0], ["ftruncate", "x", 4], ["fstat", "y", False], ["close", "x"], ["close", "y"],
+         ["chown", "b", 0, 1234], ["stat", "a", False], ["cat", "b"]],
+        [["stat", "a", False], ["stat", "b", False], ["cat", "a"], ["cat", "b"]],
+    )
+
+
+def test_hard_links_survive_renames_without_leaving_old_names(differential, s3, bucket):
+    def in_bucket():
+        assert _keys(s3, bucket) == ["c", "d/", "d/e"]
+        assert _body(s3, bucket, "c") == _body(s3, bucket, "d/e") == b"one+two"
+
+    differential(
+        [["put", "a", "one"], ["link", "a", "b"], ["mkdir", "d"], ["rename", "a", "c"], ["rename", "b", "d/e"],
+         ["open", "c", "WRONLY|APPEND"], ["write", "a", "+two"], ["close", "a"],
+         ["stat", "d/e", False], ["cat", "d/e"], ["listdir"]],
+        in_bucket,
+        [["stat", "c", False], ["stat", "d/e", False], ["cat", "d/e"], ["listdir"], ["listdir", "d"]],
+    )
+
+
+def test_hard_links_across_runs_and_unlink_of_one_name(differential, s3, bucket):
+    def each_name_a_whole_object():
+        for key in ("a", "b", "c"):
+            head = s3.head_object(Bucket=bucket, Key=key)
+            assert head["Metadata"]["objmount-links"] == "a,b,c"
+            assert _body(s3, bucket, key) == b"data"
+
+    def two_names_left():
+        assert _keys(s3, bucket) == ["a", "c"]
+        assert s3.head_object(Bucket=bucket, Key="c")["Metadata"]["objmount-links"] == "a,c"
+
+    differential(
+        [["put", "a", "data"], ["link", "a", "b"], ["link", "b", "c"], ["stat", "c", False]],
+        each_name_a_whole_object,
+        [["stat", "b", False], ["unlink", "b"], ["stat", "a", False]],
+        two_names_left,
+        [["stat", "c", False], ["open", "c", "WRONLY|TRUNC"], ["write", "a", "new"], ["close", "a"],
+         ["cat", "a"], ["unlink", "a"], ["stat", "c", False]],
+        [["stat", "c", False], ["cat", "c"], ["listdir"]],
+    )
+
+
+def test_renaming_one_name_onto_another_of_the_same_file_does_nothing(differential):
+    differential(
+        [["put", "a", "x"], ["link", "a", "b"], ["rename", "a", "b"], ["listdir"], ["stat", "b", False]],
+        [["listdir"], ["stat", "a", False]],
+    )
+
+
+def test_a_copy_made_by_another_tool_is_not_a_link(objmount, s3, bucket):
+    """The group lists its members: an object copied with its metadata under another name
+    by another tool does not count itself in."""
+    run = objmount(["sh", "-c", "echo hi > /m/a && ln /m/a /m/b"], "-m", f"/m=s3://{bucket}")
+    assert run.returncode == 0, run.stderr
+    s3.copy_object(Bucket=bucket, Key="z", CopySource={"Bucket": bucket, "Key": "a"})
+    run = objmount(["stat", "-c", "%n %h", "/m/a", "/m/z"], "-m", f"/m=s3://{bucket}")
+    assert run.text.split("\n")[:2] == ["/m/a 2", "/m/z 1"], run.stderr
+
+
+def test_too_many_links_for_the_metadata_is_emlink(objmount, s3, bucket):
+    name = "n" * 200
+    run = objmount(["sh", "-c", f"echo x > /m/a; for i in 1 2 3 4 5 6 7 8 9 10 11; do ln /m/a /m/{name}$i || exit $i; done"],
+                   "-m", f"/m=s3://{bucket}")
+    assert run.returncode == 9 and "Too many links" in run.stderr, (run.returncode, run.stderr)
+    assert len(s3.head_object(Bucket=bucket, Key="a")["Metadata"]["objmount-links"]) <= 1800
