@@ -486,6 +486,12 @@ class Files:
             previous = None
             if item.previous_etag is not None and item.size > 0:
                 previous = Previous(item.previous_etag, item.size)
+            if not path.startswith("/") and item.previous_etag is not None and (store.url, key) not in self._groups:
+                # recovery (a fresh run): the object's own metadata says whether it is linked
+                info = store.head(key)
+                if info is not None and info.metadata:
+                    links = metas.from_object(store.id, key, info.size, info.etag, info.mtime, info.metadata).links
+                    self._set_group(store.url, links)
             group = self.group(store.url, key)
             metadata = self.metadata(item, group)
 
