@@ -279,6 +279,29 @@ class Files:
                 self.ns.forget(p)
         return new_etag
 
+    def _replaced(self, store, key: str, old: str | None, new: str | None, source: Item) -> None:
+        """Name `key` of a hard-link group got `source`'s bytes as version `new`: a cache
+        item still open on its `old` version (read-only descriptors) is that version now,
+        with nothing of it local, so its readers see the change as through a shared inode."""
+        if old is None or new is None:
+            return
+        item = self.cache.items.get(self.cache.item_id(store.id, key, old))
+        if item is None or item is source or item.opens <= 0 or item.previous_etag != old:
+            return
+        size = os.stat(source.path).st_size
+        with item.cond:
+            while item.inflight:  # fetches of the old version land first, then are forgotten
+                item.cond.wait(timeout=1.0)
+            item.present = RangeSet()
+            item.size = size
+        os.truncate(item.path, size)
+        item.previous_etag = new
+        self.cache.rekey(item, store.id, key, new)
+        meta = self.item_meta(source, store, key, None)
+        for handle in list(item.handles):
+            handle.meta = dataclasses.replace(meta, etag=new)
+            handle._complete = False
+
     def _reversioned(self, store, key: str, old: str | None, new: str | None) -> None:
         """We made version `new` of `key` with the bytes of `old` (a metadata copy): a
         cache item open on `old` is filed under `new`, so its later fetches ask for the
@@ -527,8 +550,8 @@ class Files:
             if path.startswith("/"):
                 self.ns.update(path, self.item_meta(item, store, key, None))
             for other in sorted(group - {key}):  # the other names of a hard-link group
-                if store.head(other) is not None:
-                    store.copy(key, other, None)
+                if (info := store.head(other)) is not None:
+                    self._replaced(store, other, info.etag, store.copy(key, other, None), item)
                 if (p := self._path_of(path, key, other)) is not None:
                     self.ns.forget(p)
             if item.writers == 0:

@@ -253,3 +253,14 @@ def test_too_many_links_for_the_metadata_is_emlink(objmount, s3, bucket):
                    "-m", f"/m=s3://{bucket}")
     assert run.returncode == 9 and "Too many links" in run.stderr, (run.returncode, run.stderr)
     assert len(s3.head_object(Bucket=bucket, Key="a")["Metadata"]["objmount-links"]) <= 1800
+
+
+def test_a_reader_of_one_name_sees_a_write_through_another(differential, cache_dir):
+    differential(
+        [["put", "a", FOUR_MIB], ["link", "a", "b"]],
+        lambda: shutil.rmtree(cache_dir),
+        [["open", "b", "RDONLY", 0o644, "r"], ["pread", "r", 4, 0], ["open", "a", "RDWR", 0o644, "w"],
+         ["pwrite", "w", "NEW", 0], ["ftruncate", "w", 3_000_000], ["close", "w"], ["fstat", "r", False],
+         ["pread", "r", 4, 0], ["pread", "r", 4, 2_999_998], ["close", "r"], ["cat", "b"]],
+        [["cat", "b"], ["stat", "b", False]],
+    )
