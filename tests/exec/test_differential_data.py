@@ -264,3 +264,13 @@ def test_a_reader_of_one_name_sees_a_write_through_another(differential, cache_d
          ["pread", "r", 4, 0], ["pread", "r", 4, 2_999_998], ["close", "r"], ["cat", "b"]],
         [["cat", "b"], ["stat", "b", False]],
     )
+
+
+def test_hard_links_on_a_file_store_within_a_run(differential):
+    differential(
+        [["put", "a", "shared"], ["link", "a", "b"], ["open", "b", "WRONLY|APPEND"], ["write", "a", "!!"],
+         ["close", "a"], ["chmod", "a", 0o600], ["truncate", "a", 8], ["stat", "b", False], ["cat", "b"],
+         ["unlink", "a"], ["stat", "b", False], ["cat", "b"]],
+        [["cat", "b"], ["listdir"]],
+        mount="file",
+    )
