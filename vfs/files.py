@@ -416,11 +416,11 @@ class Files:
         if item in self._unlinked:
             return None
         entry = self._writers.get((url, handle._key))
-        if entry is None or entry[0] is item:
+        if entry is not None and entry[0] is item:
             return handle._key, handle.path
         for (u, key), (other, _, path) in list(self._writers.items()):
             if u == url and other is item:
-                return key, path
+                return key, path  # its own name is gone; another name of its group is not
         return handle._key, handle.path
 
     # --- writes ---------------------------------------------------------------------

@@ -274,3 +274,17 @@ def test_hard_links_on_a_file_store_within_a_run(differential):
         [["cat", "b"], ["listdir"]],
         mount="file",
     )
+
+
+def test_unlinking_one_name_of_a_file_open_through_both_keeps_the_writes_for_the_other(differential, s3, bucket):
+    def b_alone():
+        assert _keys(s3, bucket) == ["b"]
+        assert "objmount-links" not in s3.head_object(Bucket=bucket, Key="b")["Metadata"]
+
+    differential(
+        [["put", "a", "0123456789"], ["link", "a", "b"], ["open", "a", "RDWR", 0o644, "x"],
+         ["open", "b", "RDWR", 0o644, "y"], ["unlink", "a"], ["pwrite", "x", "via a", 0], ["fstat", "x", False],
+         ["close", "x"], ["pwrite", "y", "+b", 8], ["close", "y"], ["cat", "b"], ["listdir"]],
+        b_alone,
+        [["cat", "b"], ["stat", "b", False], ["listdir"]],
+    )
