@@ -288,3 +288,29 @@ def test_unlinking_one_name_of_a_file_open_through_both_keeps_the_writes_for_the
         b_alone,
         [["cat", "b"], ["stat", "b", False], ["listdir"]],
     )
+
+
+def test_shrinking_with_real_programs_and_any_descriptor(objmount, s3, bucket):
+    for key in ("f", "g", "h"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x" * 5000)
+    script = ("truncate -s 1000 /m/f && "
+              "python3 -c 'import os; os.ftruncate(0, 7)' 0<>/m/g && "
+              "python3 -c 'import os; fd = os.open(\"/m/h\", os.O_RDWR); os.ftruncate(os.dup(fd), 3); os.close(fd)'")
+    run = objmount(["sh", "-c", script], "-m", f"/m=s3://{bucket}")
+    assert run.returncode == 0, run.stderr
+    assert [len(_body(s3, bucket, k)) for k in ("f", "g", "h")] == [1000, 7, 3]
+
+
+def test_a_hard_linked_file_rewritten_with_write_behind_reaches_every_name(differential, s3, bucket):
+    def both_whole():
+        for key in ("a", "b"):
+            head = s3.head_object(Bucket=bucket, Key=key)
+            assert head["ContentLength"] == 20 * 2**20 and head["Metadata"]["objmount-links"] == "a,b"
+
+    differential(
+        [["put", "a", "small"], ["link", "a", "b"], ["open", "b", "WRONLY|TRUNC"],
+         *[["write", "a", {"rep": ["0123456789abcdef", 65536]}] for _ in range(20)], ["close", "a"],
+         ["stat", "a", False]],
+        both_whole,
+        [["stat", "a", False], ["cat", "a"], ["cat", "b"]],
+    )
