@@ -635,6 +635,21 @@ class Files:
             self._groups.pop((url, old_key), None)
             self.relink(store, new_path, new_key, (keys - {old_key}) | {new_key}, new_key)
 
+    def keys_moved(self, store, moves: dict[str, str], path: str) -> None:
+        """A directory rename moved these keys (old -> new; `path` is a path in the same
+        mount): groups this run knows with names among them get their lists rewritten.
+        (A group not seen in this run is not known without a HEAD per key.)"""
+        url, done = store.url, set()
+        for old, new in moves.items():
+            keys = self._groups.get((url, old))
+            if keys is None or keys in done:
+                continue
+            done.add(keys)
+            for k in keys:
+                self._groups.pop((url, k), None)
+            loc = self._locate(path)
+            self.relink(store, path, loc.key if loc else new, {moves.get(k, k) for k in keys}, new)
+
     def same_file(self, store_url: str, key: str, other: str) -> bool:
         return other in self.group(store_url, key) and other != key
 

@@ -282,6 +282,9 @@ class Vfs:
         else:
             if self.files.same_file(store.url, loc.key, new_loc.key):
                 return  # two names of one file: nothing to do (POSIX)
+            keys = self.files.group(store.url, loc.key)
+            if len(keys) > 1:
+                self.files.check_group_size((keys - {loc.key}) | {new_loc.key}, new)
             self._flush_path(old)
             if target is not None:  # the replaced file: as if unlinked
                 self.files.removing(store, new_loc.key, new, target)
@@ -297,8 +300,9 @@ class Vfs:
 
     def _rename_dir(self, store, old: str, new: str, old_key: str, new_key: str) -> None:
         moving = self.files.flush_below(store, old, old_key, new, new_key)
+        moved = {}
         for key in store.list_all(old_key + "/"):
-            dest = new_key + key[len(old_key):]
+            dest = moved[key] = new_key + key[len(old_key):]
             store.copy(key, dest, None)
             store.delete(key)
             self.ns.forget(old + key[len(old_key):].rstrip("/"))
@@ -307,6 +311,7 @@ class Vfs:
                                                             time.time()), metas.DIR_CONTENT_TYPE)
         for key, moved_key, moved_path in moving:
             self.files.moved(store, key, moved_key, moved_path)
+        self.files.keys_moved(store, moved, new)
 
     def setattr(self, path: str, mode: int | None = None, uid: int | None = None, gid: int | None = None,
                 mtime: float | None = None) -> None:

@@ -314,3 +314,18 @@ def test_a_hard_linked_file_rewritten_with_write_behind_reaches_every_name(diffe
         both_whole,
         [["stat", "a", False], ["cat", "a"], ["cat", "b"]],
     )
+
+
+def test_renaming_a_directory_with_hard_linked_files_keeps_the_groups(differential, s3, bucket):
+    def lists():
+        assert _keys(s3, bucket) == ["e/", "e/a", "e/b", "top"]
+        for key in ("e/a", "e/b", "top"):
+            assert s3.head_object(Bucket=bucket, Key=key)["Metadata"]["objmount-links"] == "e/a,e/b,top"
+
+    differential(
+        [["mkdir", "d"], ["put", "d/a", "x"], ["link", "d/a", "d/b"], ["link", "d/a", "top"], ["rename", "d", "e"],
+         ["stat", "top", False], ["open", "top", "WRONLY|APPEND"], ["write", "a", "y"], ["close", "a"],
+         ["cat", "e/b"]],
+        lists,
+        [["stat", "e/a", False], ["cat", "e/a"], ["cat", "e/b"]],
+    )
