@@ -141,12 +141,13 @@ class OpenFile:
         prefetch = self._readahead.advise(offset, end)
         if prefetch is None and item.present.contains(offset, end):
             return
-        self._files.fetcher.ensure(self._store, self._key, item.previous_etag, item, offset, end, prefetch=prefetch)
+        self._files.fetcher.ensure(self._store, self._files.version_key(self), item.previous_etag, item, offset, end,
+                                   prefetch=prefetch)
 
     def ensure_all(self) -> None:
         item = self.item
         if item.size and not item.present.contains(0, item.size):
-            self._files.fetcher.ensure(self._store, self._key, item.previous_etag, item, 0, item.size,
+            self._files.fetcher.ensure(self._store, self._files.version_key(self), item.previous_etag, item, 0, item.size,
                                        align=self._files.fetcher.part)
 
     def materialize(self) -> None:
@@ -196,8 +197,20 @@ class Files:
         # items open but without a name any more (unlinked or renamed over while open):
         # what is written through them goes nowhere, as on a local filesystem
         self._unlinked: weakref.WeakSet = weakref.WeakSet()
+        # item -> the key of the version it holds (item.previous_etag is that version's
+        # ETag): a name sharing another's item, or renamed, fetches from there
+        self._version_keys: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._wb_pool = None  # the write-behind workers, started with the first part
+
+    def version_key(self, handle: OpenFile) -> str:
+        return self._version_keys.get(handle.item, handle._key)
+
+    def _filed(self, item: Item, store, key: str, etag: str | None) -> None:
+        """The item holds version `etag` of `key` now."""
+        item.previous_etag = etag
+        self.cache.rekey(item, store.id, key, etag)
+        self._version_keys[item] = key
 
     # --- hard-link groups --------------------------------------------------------------
     def group(self, store_url: str, key: str) -> frozenset[str]:
@@ -259,7 +272,7 @@ class Files:
         if len(live) > 1:
             md[metas.LINKS_KEY] = metas.encode_links(live)
         for k in sorted(live, key=lambda k: k != source):  # the source first: it is read by the others
-            store.copy(source, k, md)
+            self._reversioned(store, k, infos[k].etag, store.copy(source, k, md))  # same bytes
             if (p := self._path_of(path, key, k)) is not None:
                 self.ns.forget(p)
         self._set_group(store.url, live)
@@ -295,8 +308,7 @@ class Files:
             item.present = RangeSet()
             item.size = size
         os.truncate(item.path, size)
-        item.previous_etag = new
-        self.cache.rekey(item, store.id, key, new)
+        self._filed(item, store, key, new)
         meta = self.item_meta(source, store, key, None)
         for handle in list(item.handles):
             handle.meta = dataclasses.replace(meta, etag=new)
@@ -310,8 +322,7 @@ class Files:
             return
         item = self.cache.items.get(self.cache.item_id(store.id, key, old))
         if item is not None and item.previous_etag == old and item.opens > 0:
-            item.previous_etag = new
-            self.cache.rekey(item, store.id, key, new)
+            self._filed(item, store, key, new)
 
     # --- what this run is ahead of the bucket with ----------------------------------------
     def entry(self, store_url: str, key: str):
@@ -382,6 +393,7 @@ class Files:
         self.seen(path, meta)
         item = self.cache.open_item(store.id, loc.key, meta.etag, meta.size)
         item.previous_etag = meta.etag
+        self._version_keys[item] = loc.key
         return self._opened(store, loc, path, meta, item, flags)
 
     def _opened(self, store, loc, path, meta, item, flags) -> OpenFile:
@@ -541,10 +553,9 @@ class Files:
                 item.dirty = RangeSet()
                 item.present.add(0, 0)
             item.created = item.untracked = item.truncated = False
-            item.previous_etag = etag
             item.size = size
             old_id = item.id
-            self.cache.rekey(item, store.id, key, etag)
+            self._filed(item, store, key, etag)
             self.cache.unjournal(old_id)
             item.journaled = False
             if path.startswith("/"):
@@ -558,7 +569,7 @@ class Files:
                 self._drop_names(store.url, item)
 
     def _drop_names(self, store_url: str, item: Item) -> None:
-        for k in [k for k, (other, _, _) in self._writers.items() if other is item and k[0] == store_url]:
+        for k in [k for k, (other, _, _) in list(self._writers.items()) if other is item and k[0] == store_url]:
             del self._writers[k]
 
     def released(self, handle: OpenFile) -> None:
@@ -608,7 +619,7 @@ class Files:
         pending = self._writers.pop((url, key), None)
         if pending is not None:
             item = pending[0]
-            if not any(other is item for other, _, _ in self._writers.values()):
+            if not any(other is item for other, _, _ in list(self._writers.values())):
                 # no name left: its data goes nowhere now; the descriptors keep the bytes
                 self.drop_write_behind(item, wait=True)
                 with item.cond:
@@ -621,7 +632,7 @@ class Files:
                 # not find this (since written) cache file
                 self.cache.rekey(item, "unlinked", uuid.uuid4().hex, None)
             else:
-                remaining = next(k for k, (other, _, _) in self._writers.items() if other is item)
+                remaining = next(k for k, (other, _, _) in list(self._writers.items()) if other is item)
                 self.cache.journal_update(item.id, key=remaining[1])
         return pending is None or pending[0].previous_etag is not None
 

@@ -329,3 +329,16 @@ def test_renaming_a_directory_with_hard_linked_files_keeps_the_groups(differenti
         lists,
         [["stat", "e/a", False], ["cat", "e/a"], ["cat", "e/b"]],
     )
+
+
+def test_names_sharing_an_item_fetch_the_version_it_holds(differential, cache_dir):
+    """b opened while a is written shares a's cache item: its fetches ask a's key for
+    a's version (a multipart object's copy under b has an ETag of its own)."""
+    differential(
+        [["put", "a", TWENTY_MIB], ["link", "a", "b"]],
+        lambda: shutil.rmtree(cache_dir),
+        [["open", "a", "RDWR", 0o644, "w"], ["pwrite", "w", "W", 0], ["open", "b", "RDONLY", 0o644, "r"],
+         ["pread", "r", 4, 15_000_000], ["pread", "r", 2, 0], ["close", "w"], ["pread", "r", 4, 18_000_000],
+         ["close", "r"], ["stat", "b", False]],
+        [["stat", "a", False], ["cat", "b"]],
+    )
