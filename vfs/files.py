@@ -277,17 +277,18 @@ class Files:
                 self.ns.forget(p)
         self._set_group(store.url, live)
 
-    def copy_to_group(self, store, path: str, key: str, md: dict[str, str], etag: str | None) -> str:
-        """chmod and friends on a file not being written (version `etag`): new attributes
-        on every name. Returns the new ETag."""
+    def copy_to_group(self, store, path: str, key: str, md: dict[str, str], etag: str | None,
+                      attrs: dict) -> str:
+        """chmod and friends (`attrs`: mode, uid, gid, mtime) on a file not being written
+        (version `etag`): new attributes on every name. Returns the new ETag."""
         keys = self.group(store.url, key)
         if len(keys) > 1:
             md = dict(md, **{metas.LINKS_KEY: metas.encode_links(keys)})
         new_etag = store.copy(key, key, md, content_type=None)
-        self._reversioned(store, key, etag, new_etag)
+        self._reversioned(store, key, etag, new_etag, attrs)
         for other in keys - {key}:
             if (info := store.head(other)) is not None:
-                self._reversioned(store, other, info.etag, store.copy(key, other, md))
+                self._reversioned(store, other, info.etag, store.copy(key, other, md), attrs)
             if (p := self._path_of(path, key, other)) is not None:
                 self.ns.forget(p)
         return new_etag
@@ -314,15 +315,20 @@ class Files:
             handle.meta = dataclasses.replace(meta, etag=new)
             handle._complete = False
 
-    def _reversioned(self, store, key: str, old: str | None, new: str | None) -> None:
+    def _reversioned(self, store, key: str, old: str | None, new: str | None, attrs: dict | None = None) -> None:
         """We made version `new` of `key` with the bytes of `old` (a metadata copy): a
         cache item open on `old` is filed under `new`, so its later fetches ask for the
-        version that exists now (file:// ETags include the mtime)."""
-        if old is None or new is None or old == new:
+        version that exists now (file:// ETags include the mtime), and its descriptors'
+        fstat shows the new `attrs`."""
+        if old is None or new is None:
             return
         item = self.cache.items.get(self.cache.item_id(store.id, key, old))
-        if item is not None and item.previous_etag == old and item.opens > 0:
+        if item is None or item.previous_etag != old or item.opens <= 0:
+            return
+        if old != new:
             self._filed(item, store, key, new)
+        for handle in list(item.handles) if attrs else ():
+            handle.meta = dataclasses.replace(handle.meta, etag=new, **attrs)
 
     # --- what this run is ahead of the bucket with ----------------------------------------
     def entry(self, store_url: str, key: str):

@@ -332,7 +332,7 @@ class Vfs:
             self.ns.update(path, dataclasses.replace(meta, mode=new["mode"], uid=new["uid"], gid=new["gid"],
                                                      mtime=new["mtime"]))
         else:
-            etag = self.files.copy_to_group(store, path, loc.key, md, meta.etag)
+            etag = self.files.copy_to_group(store, path, loc.key, md, meta.etag, new)
             self.ns.update(path, dataclasses.replace(meta, mode=new["mode"], uid=new["uid"], gid=new["gid"],
                                                      mtime=new["mtime"], etag=etag))
 

@@ -342,3 +342,12 @@ def test_names_sharing_an_item_fetch_the_version_it_holds(differential, cache_di
          ["close", "r"], ["stat", "b", False]],
         [["stat", "a", False], ["cat", "b"]],
     )
+
+
+def test_fstat_of_a_reader_shows_attribute_changes_through_any_name(differential):
+    differential(
+        [["put", "a", "data"], ["link", "a", "b"], ["open", "b", "RDONLY", 0o644, "r"], ["open", "a", "RDONLY", 0o644, "s"],
+         ["chmod", "a", 0o600], ["fstat", "r", False], ["chown", "b", 0, 4321], ["fstat", "s", False],
+         ["close", "r"], ["close", "s"]],
+        [["stat", "a", False], ["stat", "b", False]],
+    )
