@@ -534,6 +534,13 @@ class Files:
                     links = metas.from_object(store.id, key, info.size, info.etag, info.mtime, info.metadata).links
                     self._set_group(store.url, links)
             group = self.group(store.url, key)
+            others = {}  # the other names that still exist: they get the result
+            for other in sorted(group - {key}):
+                if (info := store.head(other)) is not None:
+                    others[other] = info
+            if len(others) + 1 < len(group):  # a name deleted unseen (another tool, rm -r)
+                group = frozenset(others) | {key}
+                self._set_group(store.url, group)
             metadata = self.metadata(item, group)
 
             def fetch_previous(start: int, end: int) -> None:
@@ -566,9 +573,8 @@ class Files:
             item.journaled = False
             if path.startswith("/"):
                 self.ns.update(path, self.item_meta(item, store, key, None))
-            for other in sorted(group - {key}):  # the other names of a hard-link group
-                if (info := store.head(other)) is not None:
-                    self._replaced(store, other, info.etag, store.copy(key, other, None), item)
+            for other, info in others.items():  # the other names of a hard-link group
+                self._replaced(store, other, info.etag, store.copy(key, other, None), item)
                 if (p := self._path_of(path, key, other)) is not None:
                     self.ns.forget(p)
             if item.writers == 0:

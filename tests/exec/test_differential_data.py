@@ -351,3 +351,14 @@ def test_fstat_of_a_reader_shows_attribute_changes_through_any_name(differential
          ["close", "r"], ["close", "s"]],
         [["stat", "a", False], ["stat", "b", False]],
     )
+
+
+def test_a_name_deleted_by_another_tool_leaves_the_group_at_the_next_write(objmount, s3, bucket):
+    run = objmount(["sh", "-c", "echo one > /m/a && ln /m/a /m/b && ln /m/a /m/c"], "-m", f"/m=s3://{bucket}")
+    assert run.returncode == 0, run.stderr
+    s3.delete_object(Bucket=bucket, Key="b")
+    run = objmount(["sh", "-c", "echo two >> /m/a && stat -c %h /m/c"], "-m", f"/m=s3://{bucket}")
+    assert run.returncode == 0 and run.text == "2\n", run.stderr
+    assert _keys(s3, bucket) == ["a", "c"]
+    assert _body(s3, bucket, "c") == b"one\ntwo\n"
+    assert s3.head_object(Bucket=bucket, Key="c")["Metadata"]["objmount-links"] == "a,c"
