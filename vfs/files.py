@@ -603,8 +603,14 @@ class Files:
         local yet is fetched now. Returns whether the object needs a DELETE."""
         item = self.keep_readable(store, key, meta)
         if item is not None and len(self.group(store.url, key)) < 2 and (store.url, key) not in self._writers:
-            self._unlinked.add(item)  # open for reading only: st_nlink 0 from now on
+            self._orphan(item)  # open for reading only: st_nlink 0 from now on
         return self.unlinked(store, key, path)
+
+    def _orphan(self, item: Item) -> None:
+        """`item` has no name any more. It is filed under a name of its own: a later
+        object with these very bytes (the same ETag) must not share its cache file."""
+        self._unlinked.add(item)
+        self.cache.rekey(item, "unlinked", uuid.uuid4().hex, None)
 
     def keep_readable(self, store, key: str, meta: Meta | None) -> Item | None:
         """`key` is going away: the cache item open on it, made whole first."""
@@ -639,10 +645,7 @@ class Files:
                 item.created = item.untracked = item.truncated = item.meta_dirty = False
                 self.cache.unjournal(item.id)
                 item.journaled = False
-                self._unlinked.add(item)
-                # filed under a name of its own: a later object with these very bytes must
-                # not find this (since written) cache file
-                self.cache.rekey(item, "unlinked", uuid.uuid4().hex, None)
+                self._orphan(item)
             else:
                 remaining = next(k for k, (other, _, _) in list(self._writers.items()) if other is item)
                 self.cache.journal_update(item.id, key=remaining[1])

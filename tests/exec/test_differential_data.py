@@ -362,3 +362,12 @@ def test_a_name_deleted_by_another_tool_leaves_the_group_at_the_next_write(objmo
     assert _keys(s3, bucket) == ["a", "c"]
     assert _body(s3, bucket, "c") == b"one\ntwo\n"
     assert s3.head_object(Bucket=bucket, Key="c")["Metadata"]["objmount-links"] == "a,c"
+
+
+def test_a_new_file_with_the_bytes_of_an_unlinked_open_one_is_its_own(differential):
+    differential(
+        [["put", "f", "same"], ["open", "f", "RDONLY", 0o644, "r"], ["unlink", "f"], ["put", "f", "same"],
+         ["open", "f", "RDWR", 0o644, "w"], ["pwrite", "w", "S", 0], ["close", "w"], ["pread", "r", 9, 0],
+         ["fstat", "r", False], ["close", "r"], ["cat", "f"]],
+        [["cat", "f"]],
+    )
