@@ -2,8 +2,9 @@
 
 `OpenFile` is one open of a regular file (its sparse cache file, readahead, and what the
 program writes through it). `Files` holds what outlives a single open: the objects with
-changes not yet uploaded (keyed by store and key), the hard-link groups of this run, the
-write-behind uploads, and the flush that publishes a file. `Vfs` (namespace changes)
+changes not yet uploaded (keyed by store and key), which cache item holds which version,
+items left without a name, the write-behind uploads, and the flush that publishes a file
+(to every name of its hard-link group, links.py). `Vfs` (namespace changes)
 calls in here; nothing else drives a cache item's write fields.
 """
 
@@ -24,6 +25,7 @@ from . import meta as metas
 from .cache import Cache, Item
 from .errors import VfsError
 from .fetch import Readahead
+from .links import LinkGroups
 from .meta import Kind, Meta
 from .ranges import RangeSet
 from .upload import MULTIPART_THRESHOLD, Previous, upload
@@ -173,15 +175,10 @@ class OpenFile:
 
 
 class Files:
-    """Per-object write state: what is open for writing or not uploaded yet, the hard-link
-    groups, and how a file gets to the bucket.
-
-    Hard links: every name of a group is a whole ordinary object (a server-side copy) whose
-    user metadata lists the keys of all its names (`objmount-links`, meta.py). Within a run
-    the names of a group being written share one cache item; a flush through any name
-    uploads it once and copies the result to the other names; unlink, rename, chmod and
-    friends rewrite the list on every remaining name. A later run learns the group from
-    any name's HEAD."""
+    """Per-object write state: what is open for writing or not uploaded yet, and how it
+    gets to the bucket. Names of one hard-link group (links.py) being written share one
+    cache item; a flush through any name uploads it once and copies the result to the
+    other names."""
 
     def __init__(self, config, cache: Cache, fetcher, ns, stats):
         self.config = config
@@ -192,8 +189,7 @@ class Files:
         # (store url, key) -> (item, store, path) of files with changes not yet uploaded;
         # the names of one hard-link group map to the same item
         self._writers: dict[tuple[str, str], tuple[Item, object, str]] = {}
-        # (store url, key) -> the keys of its hard-link group (one set shared by its names)
-        self._groups: dict[tuple[str, str], frozenset[str]] = {}
+        self.links = LinkGroups(ns, self._reversioned)
         # items open but without a name any more (unlinked or renamed over while open):
         # what is written through them goes nowhere, as on a local filesystem
         self._unlinked: weakref.WeakSet = weakref.WeakSet()
@@ -211,87 +207,6 @@ class Files:
         item.previous_etag = etag
         self.cache.rekey(item, store.id, key, etag)
         self._version_keys[item] = key
-
-    # --- hard-link groups --------------------------------------------------------------
-    def group(self, store_url: str, key: str) -> frozenset[str]:
-        """The keys of the group `key` belongs to (just itself when it is not linked)."""
-        return self._groups.get((store_url, key)) or frozenset((key,))
-
-    def _set_group(self, store_url: str, keys) -> None:
-        keys = frozenset(keys)
-        for k in keys:
-            self._groups.pop((store_url, k), None)
-        if len(keys) > 1:
-            for k in keys:
-                self._groups[(store_url, k)] = keys
-
-    def seen(self, path: str, meta: Meta) -> Meta:
-        """A Meta from the namespace: learn its link group (from a HEAD) or, when this run
-        knows the group, say so in st_nlink."""
-        if meta.kind is not Kind.FILE:
-            return meta
-        loc = self._locate(path)
-        if loc is None:
-            return meta
-        known = self._groups.get((loc.store_url, loc.key))
-        if known is None and meta.links:
-            self._set_group(loc.store_url, meta.links)
-            known = frozenset(meta.links)
-        if known is None:
-            return meta
-        return dataclasses.replace(meta, nlink=len(known), links=tuple(sorted(known)))
-
-    def _locate(self, path: str):
-        try:
-            loc = self.ns.mounts.locate(path)
-        except KeyError:
-            return None
-        return loc if loc is not None and loc.rel else None
-
-    def _path_of(self, path: str, key: str, other: str) -> str | None:
-        """The path of key `other`, seen from the mount `path` (whose key is `key`) is in."""
-        loc = self._locate(path) if path.startswith("/") else None
-        if loc is None or not other.startswith(loc.prefix):
-            return None
-        return path[:len(path) - len(loc.rel)] + other[len(loc.prefix):]
-
-    def check_group_size(self, keys, name: str) -> None:
-        if len(metas.encode_links(keys)) > metas.LINKS_MAX:
-            raise VfsError(errno.EMLINK, f"{name}: too many links (the names must fit in "
-                                         f"{metas.LINKS_MAX} bytes of object metadata)")
-
-    def relink(self, store, path: str, key: str, keys, source: str) -> None:
-        """Make the names `keys` (those that exist) one group in the bucket: each gets
-        `source`'s bytes and attributes and the list of the group."""
-        infos = {k: store.head(k) for k in keys}
-        live = {k for k, info in infos.items() if info is not None}
-        src = infos.get(source)
-        if src is None:
-            return
-        md = {k: v for k, v in (src.metadata or {}).items() if k.lower() != metas.LINKS_KEY}
-        if len(live) > 1:
-            md[metas.LINKS_KEY] = metas.encode_links(live)
-        for k in sorted(live, key=lambda k: k != source):  # the source first: it is read by the others
-            self._reversioned(store, k, infos[k].etag, store.copy(source, k, md))  # same bytes
-            if (p := self._path_of(path, key, k)) is not None:
-                self.ns.forget(p)
-        self._set_group(store.url, live)
-
-    def copy_to_group(self, store, path: str, key: str, md: dict[str, str], etag: str | None,
-                      attrs: dict) -> str:
-        """chmod and friends (`attrs`: mode, uid, gid, mtime) on a file not being written
-        (version `etag`): new attributes on every name. Returns the new ETag."""
-        keys = self.group(store.url, key)
-        if len(keys) > 1:
-            md = dict(md, **{metas.LINKS_KEY: metas.encode_links(keys)})
-        new_etag = store.copy(key, key, md, content_type=None)
-        self._reversioned(store, key, etag, new_etag, attrs)
-        for other in keys - {key}:
-            if (info := store.head(other)) is not None:
-                self._reversioned(store, other, info.etag, store.copy(key, other, md), attrs)
-            if (p := self._path_of(path, key, other)) is not None:
-                self.ns.forget(p)
-        return new_etag
 
     def _replaced(self, store, key: str, old: str | None, new: str | None, source: Item) -> None:
         """Name `key` of a hard-link group got `source`'s bytes as version `new`: a cache
@@ -337,11 +252,11 @@ class Files:
         entry = self._writers.get((store_url, key))
         if entry is not None:
             return entry
-        for other in self.group(store_url, key) - {key}:
+        for other in self.links.group(store_url, key) - {key}:
             found = self._writers.get((store_url, other))
             if found is not None:
                 item, store, path = found
-                return item, store, self._path_of(path, other, key) or path
+                return item, store, self.links.path_of(path, other, key) or path
         return None
 
     def pending_meta(self, store_url: str, key: str) -> Meta | None:
@@ -363,7 +278,7 @@ class Files:
             size = base.size if base else 0
         attrs = item.attrs or {}
         mode = attrs.get("mode", base.mode if base else metas.DEFAULT_FILE_MODE)
-        keys = self.group(store.url, key)
+        keys = self.links.group(store.url, key)
         return Meta(Kind.FILE, size, mode, attrs.get("uid", base.uid if base else os.getuid()),
                     attrs.get("gid", base.gid if base else os.getgid()),
                     attrs.get("mtime", base.mtime if base else time.time()),
@@ -378,7 +293,7 @@ class Files:
         entry = self.entry(store.url, handle._key)
         if entry is not None and entry[0] is item:  # written through another descriptor
             return self.item_meta(item, store, handle._key, handle.meta)
-        keys = self.group(store.url, handle._key)
+        keys = self.links.group(store.url, handle._key)
         return dataclasses.replace(handle.meta, nlink=len(keys))
 
     # --- opening -----------------------------------------------------------------------
@@ -396,7 +311,7 @@ class Files:
 
     def open(self, store, loc, path: str, meta: Meta, flags: int) -> OpenFile:
         """An open of the object version `meta` (just revalidated)."""
-        self.seen(path, meta)
+        self.links.seen(path, meta)
         item = self.cache.open_item(store.id, loc.key, meta.etag, meta.size)
         item.previous_etag = meta.etag
         self._version_keys[item] = loc.key
@@ -483,7 +398,7 @@ class Files:
             store, key = handle._store, handle._key
 
             def metadata() -> dict[str, str]:
-                return self.metadata(item, self.group(store.url, key))
+                return self.metadata(item, self.links.group(store.url, key))
 
             def created(upload_id: str) -> None:
                 self.cache.journal_update(item.id, write_behind={"key": key, "upload_id": upload_id})
@@ -527,20 +442,20 @@ class Files:
             previous = None
             if item.previous_etag is not None and item.size > 0:
                 previous = Previous(item.previous_etag, item.size)
-            if not path.startswith("/") and item.previous_etag is not None and (store.url, key) not in self._groups:
+            if not path.startswith("/") and item.previous_etag is not None and not self.links.known(store.url, key):
                 # recovery (a fresh run): the object's own metadata says whether it is linked
                 info = store.head(key)
                 if info is not None and info.metadata:
                     links = metas.from_object(store.id, key, info.size, info.etag, info.mtime, info.metadata).links
-                    self._set_group(store.url, links)
-            group = self.group(store.url, key)
+                    self.links.set(store.url, links)
+            group = self.links.group(store.url, key)
             others = {}  # the other names that still exist: they get the result
             for other in sorted(group - {key}):
                 if (info := store.head(other)) is not None:
                     others[other] = info
             if len(others) + 1 < len(group):  # a name deleted unseen (another tool, rm -r)
                 group = frozenset(others) | {key}
-                self._set_group(store.url, group)
+                self.links.set(store.url, group)
             metadata = self.metadata(item, group)
 
             def fetch_previous(start: int, end: int) -> None:
@@ -575,7 +490,7 @@ class Files:
                 self.ns.update(path, self.item_meta(item, store, key, None))
             for other, info in others.items():  # the other names of a hard-link group
                 self._replaced(store, other, info.etag, store.copy(key, other, None), item)
-                if (p := self._path_of(path, key, other)) is not None:
+                if (p := self.links.path_of(path, key, other)) is not None:
                     self.ns.forget(p)
             if item.writers == 0:
                 self._drop_names(store.url, item)
@@ -602,7 +517,7 @@ class Files:
         open on it keep reading its bytes, as on a local filesystem: whatever of it is not
         local yet is fetched now. Returns whether the object needs a DELETE."""
         item = self.keep_readable(store, key, meta)
-        if item is not None and len(self.group(store.url, key)) < 2 and (store.url, key) not in self._writers:
+        if item is not None and len(self.links.group(store.url, key)) < 2 and (store.url, key) not in self._writers:
             self._orphan(item)  # open for reading only: st_nlink 0 from now on
         return self.unlinked(store, key, path)
 
@@ -629,11 +544,11 @@ class Files:
         them. The group's other names are told. Returns whether the object exists in the
         bucket (needs a DELETE)."""
         url = store.url
-        keys = self.group(url, key)
+        keys = self.links.group(url, key)
         if len(keys) > 1:
-            self._groups.pop((url, key), None)
+            self.links.leave(url, key)
             rest = keys - {key}
-            self.relink(store, path, key, rest, min(rest))
+            self.links.relink(store, path, key, rest, min(rest))
         pending = self._writers.pop((url, key), None)
         if pending is not None:
             item = pending[0]
@@ -655,36 +570,18 @@ class Files:
         """A file has been copied to its new name and the old one deleted: its pending
         state and its hard-link group follow it."""
         url = store.url
-        keys = self.group(url, old_key)
+        keys = self.links.group(url, old_key)
         self.moved(store, old_key, new_key, new_path)
         if len(keys) > 1:
-            self._groups.pop((url, old_key), None)
-            self.relink(store, new_path, new_key, (keys - {old_key}) | {new_key}, new_key)
-
-    def keys_moved(self, store, moves: dict[str, str], path: str) -> None:
-        """A directory rename moved these keys (old -> new; `path` is a path in the same
-        mount): groups this run knows with names among them get their lists rewritten.
-        (A group not seen in this run is not known without a HEAD per key.)"""
-        url, done = store.url, set()
-        for old, new in moves.items():
-            keys = self._groups.get((url, old))
-            if keys is None or keys in done:
-                continue
-            done.add(keys)
-            for k in keys:
-                self._groups.pop((url, k), None)
-            loc = self._locate(path)
-            self.relink(store, path, loc.key if loc else new, {moves.get(k, k) for k in keys}, new)
-
-    def same_file(self, store_url: str, key: str, other: str) -> bool:
-        return other in self.group(store_url, key) and other != key
+            self.links.leave(url, old_key)
+            self.links.relink(store, new_path, new_key, (keys - {old_key}) | {new_key}, new_key)
 
     def linked(self, store, old_path: str, old_key: str, new_key: str) -> None:
         """link(): `new_key` joins `old_key`'s group (the copy is made by relink)."""
-        keys = self.group(store.url, old_key) | {new_key}
-        self.check_group_size(keys, old_path)
+        keys = self.links.group(store.url, old_key) | {new_key}
+        self.links.check_size(keys, old_path)
         store.copy(old_key, new_key, None)
-        self.relink(store, old_path, old_key, keys, old_key)
+        self.links.relink(store, old_path, old_key, keys, old_key)
 
     def moved(self, store, old_key: str, new_key: str, new_path: str) -> None:
         """A file still being written was renamed (after a flush, so nothing of it is

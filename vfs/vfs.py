@@ -90,7 +90,7 @@ class Vfs:
         meta = self._pending(path) or self.ns.lookup(path)
         if exact:
             meta = self.ns.exact(path, meta)
-        return self.files.seen(path, meta)
+        return self.files.links.seen(path, meta)
 
     def end_operation(self) -> None:
         """One program call is answered: bucket answers obtained for it are not reused
@@ -280,11 +280,11 @@ class Vfs:
         if meta.kind is Kind.DIR:
             self._rename_dir(store, old, new, loc.key, new_loc.key)
         else:
-            if self.files.same_file(store.url, loc.key, new_loc.key):
+            if self.files.links.same_file(store.url, loc.key, new_loc.key):
                 return  # two names of one file: nothing to do (POSIX)
-            keys = self.files.group(store.url, loc.key)
+            keys = self.files.links.group(store.url, loc.key)
             if len(keys) > 1:
-                self.files.check_group_size((keys - {loc.key}) | {new_loc.key}, new)
+                self.files.links.check_size((keys - {loc.key}) | {new_loc.key}, new)
             self._flush_path(old)
             if target is not None:  # the replaced file: as if unlinked
                 self.files.removing(store, new_loc.key, new, target)
@@ -311,7 +311,7 @@ class Vfs:
                                                             time.time()), metas.DIR_CONTENT_TYPE)
         for key, moved_key, moved_path in moving:
             self.files.moved(store, key, moved_key, moved_path)
-        self.files.keys_moved(store, moved, new)
+        self.files.links.keys_moved(store, moved, new)
 
     def setattr(self, path: str, mode: int | None = None, uid: int | None = None, gid: int | None = None,
                 mtime: float | None = None) -> None:
@@ -332,7 +332,7 @@ class Vfs:
             self.ns.update(path, dataclasses.replace(meta, mode=new["mode"], uid=new["uid"], gid=new["gid"],
                                                      mtime=new["mtime"]))
         else:
-            etag = self.files.copy_to_group(store, path, loc.key, md, meta.etag, new)
+            etag = self.files.links.copy_to_group(store, path, loc.key, md, meta.etag, new)
             self.ns.update(path, dataclasses.replace(meta, mode=new["mode"], uid=new["uid"], gid=new["gid"],
                                                      mtime=new["mtime"], etag=etag))
 
