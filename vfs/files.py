@@ -42,12 +42,16 @@ class OpenFile:
         self.path = path
         self.meta = meta
         self.item = item
-        self.cache_path = str(item.path)
         self.writable = writable
         self._readahead = Readahead(maximum=files.config.readahead_max)
         self._closed = False
         self._complete = False
         item.handles.add(self)
+
+    @property
+    def cache_path(self) -> str:
+        """The cache file now: an upload re-files it under the version it made."""
+        return str(self.item.path)
 
     # --- writes ------------------------------------------------------------------------
     def will_write(self, offset: int, length: int, writer=None, may_shorten: bool = False) -> int:

@@ -371,3 +371,14 @@ def test_a_new_file_with_the_bytes_of_an_unlinked_open_one_is_its_own(differenti
          ["fstat", "r", False], ["close", "r"], ["cat", "f"]],
         [["cat", "f"]],
     )
+
+
+def test_appending_after_fsync(differential):
+    """fsync re-files the cache file under the version it uploaded: later appends (which
+    ask the cache file's size) must find it."""
+    differential(
+        [["open", "f", "WRONLY|APPEND|CREAT"], ["write", "a", "one"], ["fsync", "a"], ["write", "a", "two"],
+         ["fsync", "a"], ["write", "a", "3"], ["close", "a"], ["cat", "f"],
+         ["open", "f", "RDWR"], ["pwrite", "a", "X", 0], ["fsync", "a"], ["fallocate", "a", 0, 20], ["close", "a"]],
+        [["cat", "f"], ["stat", "f", False]],
+    )

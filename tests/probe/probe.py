@@ -122,6 +122,10 @@ class Probe:
         os.ftruncate(self.fds[name], length)
         return "ok"
 
+    def fallocate(self, name, offset, length):
+        os.posix_fallocate(self.fds[name], offset, length)
+        return "ok"
+
     def fsync(self, name):
         os.fsync(self.fds[name])
         return "ok"
