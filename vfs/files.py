@@ -246,8 +246,11 @@ class Files:
             return
         if old != new:
             self._filed(item, store, key, new)
-        for handle in list(item.handles) if attrs else ():
-            handle.meta = dataclasses.replace(handle.meta, etag=new, **attrs)
+        if attrs:
+            if item.attrs is not None:
+                item.attrs = dict(item.attrs, **attrs)
+            for handle in list(item.handles):
+                handle.meta = dataclasses.replace(handle.meta, etag=new, **attrs)
 
     # --- what this run is ahead of the bucket with ----------------------------------------
     def entry(self, store_url: str, key: str):
@@ -291,14 +294,9 @@ class Files:
                     links=tuple(sorted(keys)) if len(keys) > 1 else ())
 
     def current_meta(self, handle: OpenFile) -> Meta:
-        item, store = handle.item, handle._store
-        if handle.writable or item in self._unlinked:
-            return self.item_meta(item, store, handle._key, handle.meta)
-        entry = self.entry(store.url, handle._key)
-        if entry is not None and entry[0] is item:  # written through another descriptor
-            return self.item_meta(item, store, handle._key, handle.meta)
-        keys = self.links.group(store.url, handle._key)
-        return dataclasses.replace(handle.meta, nlink=len(keys))
+        # the cache file is the file: its size is current whichever descriptor changed it;
+        # attributes a writer set are in item.attrs, those set by path in handle.meta
+        return self.item_meta(handle.item, handle._store, handle._key, handle.meta)
 
     # --- opening -----------------------------------------------------------------------
     def open_pending(self, store, loc, path: str, flags: int) -> OpenFile | None:

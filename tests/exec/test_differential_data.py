@@ -382,3 +382,45 @@ def test_appending_after_fsync(differential):
          ["open", "f", "RDWR"], ["pwrite", "a", "X", 0], ["fsync", "a"], ["fallocate", "a", 0, 20], ["close", "a"]],
         [["cat", "f"], ["stat", "f", False]],
     )
+
+
+# Descriptors, names and uploads mixed: each sequence, then a fresh run's view (a stat
+# first: a listing alone carries no modes or link counts).
+DATA_PATHS = {
+    "fsync_truncate_extend": [["open", "f", "RDWR|CREAT"], ["write", "a", "hello world"], ["fsync", "a"],
+                              ["ftruncate", "a", 4], ["fsync", "a"], ["pwrite", "a", "Z", 10], ["fstat", "a", False],
+                              ["close", "a"], ["cat", "f"]],
+    "two_writers": [["put", "f", "0123456789"], ["open", "f", "RDWR", 0o644, "x"], ["open", "f", "RDWR", 0o644, "y"],
+                    ["pwrite", "x", "A", 0], ["close", "x"], ["pwrite", "y", "B", 1], ["pread", "y", 3, 0],
+                    ["close", "y"], ["cat", "f"]],
+    "trunc_while_reader": [["put", "f", "0123456789"], ["open", "f", "RDONLY", 0o644, "r"],
+                           ["open", "f", "WRONLY|TRUNC", 0o644, "w"], ["write", "w", "new"], ["close", "w"],
+                           ["pread", "r", 10, 0], ["fstat", "r", False], ["close", "r"], ["cat", "f"]],
+    "rename_then_fsync": [["open", "f", "RDWR|CREAT"], ["write", "a", "abc"], ["rename", "f", "g"],
+                          ["write", "a", "def"], ["fsync", "a"], ["write", "a", "ghi"], ["close", "a"],
+                          ["cat", "g"], ["listdir"]],
+    "dup_close": [["open", "f", "RDWR|CREAT"], ["dup", "a", "b"], ["write", "a", "x"], ["close", "a"],
+                  ["write", "b", "y"], ["close", "b"], ["cat", "f"]],
+    "mmap_after_fsync": [["put", "f", {"rep": ["0123456789abcdef", 4096]}], ["open", "f", "RDWR"],
+                         ["pwrite", "a", "W", 0], ["fsync", "a"], ["mmap_write", "a", 60000, "M"], ["close", "a"],
+                         ["cat", "f"]],
+    "truncate_path_while_open": [["open", "f", "RDWR|CREAT"], ["write", "a", "0123456789"], ["truncate", "f", 3],
+                                 ["fstat", "a", False], ["write", "a", "Z"], ["close", "a"], ["cat", "f"]],
+    "link_then_old_fd": [["open", "f", "RDWR|CREAT"], ["write", "a", "abc"], ["link", "f", "g"],
+                         ["write", "a", "def"], ["close", "a"], ["cat", "g"], ["stat", "g", False]],
+    "unlink_then_recreate_while_open": [["open", "f", "RDWR|CREAT", 0o644, "a"], ["write", "a", "first"],
+                                        ["unlink", "f"], ["open", "f", "RDWR|CREAT", 0o644, "b"], ["write", "b", "second"],
+                                        ["write", "a", "!"], ["close", "a"], ["close", "b"], ["cat", "f"]],
+    "rename_over_open_then_write_new": [["put", "f", "old"], ["put", "g", "new"], ["open", "f", "RDWR", 0o644, "a"],
+                                        ["open", "g", "RDWR", 0o644, "b"], ["rename", "g", "f"], ["write", "b", "N"],
+                                        ["write", "a", "O"], ["close", "a"], ["close", "b"], ["cat", "f"], ["listdir"]],
+    "excl_create_rdonly_then_write_other": [["open", "c", "RDONLY|CREAT|EXCL", 0o600, "r"],
+                                            ["open", "c", "WRONLY", 0o600, "w"], ["write", "w", "data"],
+                                            ["close", "r"], ["close", "w"], ["cat", "c"]],
+}
+
+
+
+@pytest.mark.parametrize("name", sorted(DATA_PATHS))
+def test_data_paths(differential, name):
+    differential(DATA_PATHS[name], [["listdir"], ["stat", "c" if "excl" in name else "f", False], ["tree"]])
