@@ -424,3 +424,27 @@ DATA_PATHS = {
 @pytest.mark.parametrize("name", sorted(DATA_PATHS))
 def test_data_paths(differential, name):
     differential(DATA_PATHS[name], [["listdir"], ["stat", "c" if "excl" in name else "f", False], ["tree"]])
+
+
+HARD_LINK_PATHS = {
+    "fchmod_linked": [["put", "f", "x"], ["link", "f", "g"], ["open", "g", "RDWR"], ["fchmod", "a", 0o640],
+                      ["fstat", "a", False], ["close", "a"], ["stat", "f", False]],
+    "trunc_create_linked": [["put", "f", "long content"], ["link", "f", "g"], ["put", "g", "short"],
+                            ["cat", "f"], ["stat", "f", False]],
+    "rename_linked_over_plain": [["put", "f", "linked"], ["link", "f", "g"], ["put", "h", "plain"],
+                                 ["rename", "g", "h"], ["stat", "f", False], ["stat", "h", False], ["listdir"]],
+    "unlink_all": [["put", "f", "x"], ["link", "f", "g"], ["unlink", "f"], ["unlink", "g"], ["listdir"]],
+    "link_unlink_orig": [["put", "f", "x"], ["link", "f", "g"], ["unlink", "f"], ["stat", "g", False]],
+    "cfr_into_linked": [["put", "src", {"rep": ["abc", 1000]}], ["put", "f", "x"], ["link", "f", "g"],
+                        ["copyfile", "src", "g"], ["cat", "f"], ["stat", "f", False]],
+    "link_of_link_chain_rename": [["put", "f", "x"], ["link", "f", "g"], ["rename", "f", "h"], ["link", "h", "f"],
+                                  ["stat", "g", False], ["unlink", "h"], ["stat", "f", False]],
+    "sparse_extend_linked": [["put", "f", "x"], ["link", "f", "g"], ["truncate", "g", 100000], ["stat", "f", False],
+                             ["open", "f", "RDONLY"], ["pread", "a", 4, 99990], ["close", "a"]],
+}
+
+
+
+@pytest.mark.parametrize("name", sorted(HARD_LINK_PATHS))
+def test_hard_link_paths(differential, name):
+    differential(HARD_LINK_PATHS[name], [["listdir"], *[["stat", n, False] for n in ("f", "g", "h")], ["tree"]])

@@ -178,6 +178,12 @@ class Probe:
             os.close(fd)
         return "ok"
 
+    def copyfile(self, src, dst):
+        """Copy like cp: copy_file_range (or sendfile) from one file into another."""
+        import shutil
+        shutil.copyfile(self.p(src), self.p(dst))
+        return "ok"
+
     def truncate(self, path, length):
         os.truncate(self.p(path), length)
         return "ok"
