@@ -242,7 +242,7 @@ class Vfs:
         old_store, old_loc = self._writable_store(old)
         if old_store is not store:
             raise VfsError(errno.EXDEV, f"{old} -> {new}: different buckets")
-        if self.lookup(old).kind is Kind.DIR:
+        if self.lookup(old, exact=True).kind is Kind.DIR:  # exact: its group, if any, is learned
             raise VfsError(errno.EPERM, f"{old}: hard links to directories are not allowed")
         self._must_not_exist(new)
         self._parent_dir(new)

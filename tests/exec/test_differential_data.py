@@ -448,3 +448,11 @@ HARD_LINK_PATHS = {
 @pytest.mark.parametrize("name", sorted(HARD_LINK_PATHS))
 def test_hard_link_paths(differential, name):
     differential(HARD_LINK_PATHS[name], [["listdir"], *[["stat", n, False] for n in ("f", "g", "h")], ["tree"]])
+
+
+def test_linking_a_listed_name_joins_the_group_it_already_has(differential):
+    differential(
+        [["put", "a", "x"], ["link", "a", "b"]],
+        [["listdir"], ["link", "a", "c"], ["stat", "b", False], ["stat", "c", False]],
+        [["stat", "b", False], ["unlink", "a"], ["stat", "c", False]],
+    )
