@@ -280,6 +280,12 @@ class Vfs:
         if meta.kind is Kind.DIR:
             self._rename_dir(store, old, new, loc.key, new_loc.key)
         else:
+            # A listing says nothing of hard links: ask the bucket about a listed name, so
+            # a name moving out of (or replacing a name of) a group updates the group.
+            if not meta.exact:
+                meta = self.lookup(old, exact=True)
+            if target is not None and not target.exact:
+                target = self.lookup(new, exact=True)
             if self.files.links.same_file(store.url, loc.key, new_loc.key):
                 return  # two names of one file: nothing to do (POSIX)
             keys = self.files.links.group(store.url, loc.key)

@@ -456,3 +456,19 @@ def test_linking_a_listed_name_joins_the_group_it_already_has(differential):
         [["listdir"], ["link", "a", "c"], ["stat", "b", False], ["stat", "c", False]],
         [["stat", "b", False], ["unlink", "a"], ["stat", "c", False]],
     )
+
+
+def test_renaming_listed_names_of_a_group_keeps_it(differential, s3, bucket):
+    def lists():
+        assert _keys(s3, bucket) == ["b", "c", "e"]
+        for key in ("b", "e"):  # d (linked to e) replaced b (linked to a, now c)
+            assert s3.head_object(Bucket=bucket, Key=key)["Metadata"]["objmount-links"] == "b,e"
+        assert "objmount-links" not in s3.head_object(Bucket=bucket, Key="c")["Metadata"]
+
+    differential(
+        [["put", "a", "x"], ["link", "a", "b"], ["put", "d", "y"], ["link", "d", "e"]],
+        [["listdir"], ["rename", "a", "c"], ["listdir"], ["rename", "d", "b"], ["stat", "c", False],
+         ["stat", "e", False]],
+        lists,
+        [["stat", "b", False], ["stat", "e", False], ["cat", "b"], ["cat", "e"]],
+    )
