@@ -65,6 +65,7 @@ class Vfs:
         self._lock = threading.Lock()
         self.ns = Namespace(mounts, self.store, config.metadata_ttl)
         self.files = Files(config, self.cache, self.fetcher, self.ns, self._stats)
+        self.links = self.files.links  # hard-link groups (links.py)
 
     def store(self, url: str):
         if url == "s3://":
@@ -90,7 +91,7 @@ class Vfs:
         meta = self._pending(path) or self.ns.lookup(path)
         if exact:
             meta = self.ns.exact(path, meta)
-        return self.files.links.seen(path, meta)
+        return self.links.seen(path, meta)
 
     def end_operation(self) -> None:
         """One program call is answered: bucket answers obtained for it are not reused
@@ -286,11 +287,11 @@ class Vfs:
                 meta = self.lookup(old, exact=True)
             if target is not None and not target.exact:
                 target = self.lookup(new, exact=True)
-            if self.files.links.same_file(store.url, loc.key, new_loc.key):
+            if self.links.same_file(store.url, loc.key, new_loc.key):
                 return  # two names of one file: nothing to do (POSIX)
-            keys = self.files.links.group(store.url, loc.key)
+            keys = self.links.group(store.url, loc.key)
             if len(keys) > 1:
-                self.files.links.check_size((keys - {loc.key}) | {new_loc.key}, new)
+                self.links.check_size((keys - {loc.key}) | {new_loc.key}, new)
             self._flush_path(old)
             if target is not None:  # the replaced file: as if unlinked
                 self.files.removing(store, new_loc.key, new, target)
@@ -317,7 +318,7 @@ class Vfs:
                                                             time.time()), metas.DIR_CONTENT_TYPE)
         for key, moved_key, moved_path in moving:
             self.files.moved(store, key, moved_key, moved_path)
-        self.files.links.keys_moved(store, moved, new)
+        self.links.keys_moved(store, moved, new)
 
     def setattr(self, path: str, mode: int | None = None, uid: int | None = None, gid: int | None = None,
                 mtime: float | None = None) -> None:
@@ -338,7 +339,7 @@ class Vfs:
             self.ns.update(path, dataclasses.replace(meta, mode=new["mode"], uid=new["uid"], gid=new["gid"],
                                                      mtime=new["mtime"]))
         else:
-            etag = self.files.links.copy_to_group(store, path, loc.key, md, meta.etag, new)
+            etag = self.links.copy_to_group(store, path, loc.key, md, meta.etag, new)
             self.ns.update(path, dataclasses.replace(meta, mode=new["mode"], uid=new["uid"], gid=new["gid"],
                                                      mtime=new["mtime"], etag=etag))
 
