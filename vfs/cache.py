@@ -101,6 +101,7 @@ class Item:
         self.size = size
         self.present = present
         self.private = False        # a run's own file: only it writes here (see the module)
+        self.detached = False       # this run's alone: no open finds it, nothing records it
         self.lock_fd = -1           # holds this run's flock on the item's lock file
         self.failed: VfsError | None = None   # a write failed: nothing is uploaded, close says so
         self.base: Item | None = None   # a private item's clean version: missing ranges it holds are copied
@@ -109,6 +110,7 @@ class Item:
         self.dirty = RangeSet()
         self.created = False        # a new object: upload even if never written
         self.untracked = False      # writes may have bypassed will_write: upload it all
+        self.truncated = False      # cut below the previous version since the last upload
         self.meta_dirty = False     # attributes changed since the last upload
         self.previous_etag: str | None = None
         self.attrs: dict | None = None   # mode, uid, gid, mtime to store with the upload
@@ -321,7 +323,7 @@ class Cache:
     def _persist(self, item: Item) -> None:
         """Record a clean item's present ranges, merged with what other runs recorded for
         the same file."""
-        if item.private:
+        if item.private or item.detached:
             return
         with item.cond:
             present = item.present.copy()
@@ -381,6 +383,48 @@ class Cache:
                 self.release(source)
         return item
 
+    def take_over(self, item: Item) -> bool:
+        """Make a clean item this run's private file in place, if no other run holds it:
+        a writer of this run then writes into the very file this run's readers have
+        open, as on a local filesystem (one inode), while other runs never see those
+        bytes as the clean version. False when another run holds it (the writer then
+        gets a private copy: `private_item`)."""
+        if item.private:
+            return True
+        if item.lock_fd < 0:
+            return False
+        try:
+            fcntl.flock(item.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)   # ours is the only hold?
+        except OSError:
+            return False
+        item_id = "w-" + uuid.uuid4().hex
+        path = self.root / "items" / "new" / item_id
+        try:
+            lock_fd = lock_file(lock_path(path), exclusive=True)
+            try:
+                os.rename(item.path, path)
+            except OSError:
+                os.close(lock_fd)
+                _unlink(lock_path(path))
+                raise
+        except OSError as exc:
+            fcntl.flock(item.lock_fd, fcntl.LOCK_SH)
+            log.debug("%s not taken over: %s", item.path, exc)
+            return False
+        try:
+            self.index.delete(item.id)   # its ranges describe a file that is ours now
+        except _INDEX_ERRORS as exc:
+            self._index_failed("record", exc)
+        old_lock = lock_path(item.path)
+        with self._lock:
+            if self.items.get(item.id) is item:
+                del self.items[item.id]
+            item.unlock()
+            _unlink(old_lock)
+            item.id, item.path, item.private, item.lock_fd = item_id, path, True, lock_fd
+            self.items[item_id] = item
+        return True
+
     def _drop_base(self, item: Item) -> None:
         base, item.base = item.base, None
         if base is not None:
@@ -415,6 +459,61 @@ class Cache:
         _unlink(lock_path(old_path))
         self._persist(item)
         self._drop_base(item)
+
+    def rekey(self, item: Item, store_id: str, key: str, etag: str | None) -> None:
+        """This run's `item` now stands for version `etag` of `key`: the version our own
+        upload made (a private item: published once nobody writes it), or a copy of the
+        same bytes with new metadata. With etag None it stands for nothing any more (a
+        file unlinked while open): no later open of this run finds it. A clean item is
+        filed under the new version with a hard link of its file, so other runs keep the
+        old version's file and record untouched; if that cannot be done (another run has
+        the new version cached already), the item goes on as this run's alone."""
+        if etag is None:
+            self.detach(item)
+            return
+        if item.private:
+            self.published(item, store_id, key, etag)
+            return
+        new_id = self.item_id(store_id, key, etag)
+        if new_id == item.id:
+            return
+        new_path = self.item_path(new_id)
+        try:
+            new_path.parent.mkdir(parents=True, exist_ok=True)
+            lock_fd = lock_file(lock_path(new_path), exclusive=False)
+        except OSError as exc:
+            log.debug("%s not re-filed: %s", item.path, exc)
+            self.detach(item)
+            return
+        try:
+            os.link(item.path, new_path)
+        except OSError:
+            os.close(lock_fd)
+            self.detach(item)
+            return
+        with self._lock:
+            if self.items.get(item.id) is item:
+                del self.items[item.id]
+            item.unlock()
+            item.id, item.path, item.lock_fd = new_id, new_path, lock_fd
+            self.items[new_id] = item
+        self._persist(item)
+
+    def detach(self, item: Item, drop: bool = False) -> None:
+        """`item` is this run's alone from now on: no later open finds it, and its ranges
+        are recorded nowhere. drop: its bytes are about to change in place (a hard-link
+        name replaced while open for reading), so its file and record are taken out of
+        the shared cache too (other runs with it open keep the inode)."""
+        with self._lock:
+            if self.items.get(item.id) is item:
+                del self.items[item.id]
+            item.detached = True
+        if drop and not item.private:
+            try:
+                self.index.delete(item.id)
+            except _INDEX_ERRORS as exc:
+                self._index_failed("record", exc)
+            _unlink(item.path)
 
     # --- journal of private items with data not in the bucket -------------------------
     def journal(self, item: Item, record: dict) -> None:

@@ -8,6 +8,7 @@ import os
 import stat
 import time
 from dataclasses import dataclass
+from urllib.parse import quote, unquote
 
 DEFAULT_FILE_MODE = stat.S_IFREG | 0o644
 DEFAULT_DIR_MODE = stat.S_IFDIR | 0o755
@@ -16,6 +17,10 @@ DIR_CONTENT_TYPE = "application/x-directory"
 # The mtime of a directory nothing says anything about (implicit from its keys, or the
 # synthetic /objmount ones): when this run started, the same for the whole run.
 RUN_START = time.time()
+# Hard links (see files.py): every name of a link group is a whole object whose user
+# metadata lists the keys of all names of the group, itself included.
+LINKS_KEY = "objmount-links"
+LINKS_MAX = 1800   # bytes of that value: S3 allows 2 KiB of user metadata in all
 
 
 class Kind(enum.Enum):
@@ -36,7 +41,19 @@ class Meta:
     target: str | None = None   # symlink target
     ino: int = 0
     exact: bool = True          # False: derived from a listing, user metadata not seen
-    nlink: int = 1              # names of this file linked within this run (hard links)
+    nlink: int = 1              # names of this file (hard links)
+    links: tuple[str, ...] = ()  # keys of its hard-link group, itself included; () if none
+
+
+def encode_links(keys) -> str:
+    """The link-group value: keys percent-encoded (ASCII, as metadata must be), ','-joined."""
+    return ",".join(quote(k, safe="/") for k in sorted(keys))
+
+
+def decode_links(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return tuple(unquote(k) for k in value.split(",") if k)
 
 
 def inode(store_id: str, key: str) -> int:
@@ -68,6 +85,9 @@ def from_object(store_id: str, key: str, size: int, etag: str | None, last_modif
     kind = Kind.DIR if stat.S_ISDIR(mode) else Kind.SYMLINK if stat.S_ISLNK(mode) else Kind.FILE
     uid = _num(md, "uid")
     gid = _num(md, "gid")
+    links = decode_links(md.get(LINKS_KEY)) if kind is Kind.FILE else ()
+    if key not in links or len(links) < 2:
+        links = ()  # copied by another tool under another name: not a member
     return Meta(
         kind=kind,
         size=0 if kind is Kind.DIR else size,
@@ -78,6 +98,8 @@ def from_object(store_id: str, key: str, size: int, etag: str | None, last_modif
         etag=etag,
         ino=inode(store_id, key.rstrip("/")),
         exact=metadata is not None,
+        nlink=len(links) or 1,
+        links=links,
     )
 
 
@@ -96,7 +118,10 @@ def from_marker(store_id: str, key: str, etag: str | None, last_modified: float,
     return Meta(Kind.DIR, 0, mode, meta.uid, meta.gid, meta.mtime, etag, ino=inode(store_id, key.rstrip("/")))
 
 
-def to_metadata(mode: int, uid: int, gid: int, mtime: float) -> dict[str, str]:
-    """User metadata for an object, as s3fs-fuse writes it."""
+def to_metadata(mode: int, uid: int, gid: int, mtime: float, links=()) -> dict[str, str]:
+    """User metadata for an object, as s3fs-fuse writes it (plus its link group, if any)."""
     mt = int(mtime) if float(mtime).is_integer() else mtime
-    return {"mode": str(mode), "uid": str(uid), "gid": str(gid), "mtime": str(mt)}
+    md = {"mode": str(mode), "uid": str(uid), "gid": str(gid), "mtime": str(mt)}
+    if len(links) > 1:
+        md[LINKS_KEY] = encode_links(links)
+    return md

@@ -90,9 +90,9 @@ def on_fstat(sup, stop) -> None:
 
 
 def desc_meta(desc, sup=None):
-    """What fstat says: for a file being written, its current size and attributes; for
-    a directory opened from a listing, its marker's attributes."""
-    if desc.file is not None and desc.file.writable:
+    """What fstat says: for an open file, its current size and attributes (changes made
+    through any name); for a directory opened from a listing, its marker's attributes."""
+    if desc.file is not None:
         return desc.file.current_meta()
     if sup is not None and desc.is_dir and not desc.meta.exact:
         try:

@@ -122,6 +122,10 @@ class Probe:
         os.ftruncate(self.fds[name], length)
         return "ok"
 
+    def fallocate(self, name, offset, length):
+        os.posix_fallocate(self.fds[name], offset, length)
+        return "ok"
+
     def fsync(self, name):
         os.fsync(self.fds[name])
         return "ok"
@@ -142,6 +146,15 @@ class Probe:
         m.flush()
         m.close()
         return "ok"
+
+    def mmap_read(self, name, length, offset=0):
+        """Map [offset, offset+length) shared read-only and read it through the mapping."""
+        m = mmap.mmap(self.fds[name], length + offset % mmap.ALLOCATIONGRANULARITY, mmap.MAP_SHARED,
+                      mmap.PROT_READ, offset=offset - offset % mmap.ALLOCATIONGRANULARITY)
+        try:
+            return show(m[offset % mmap.ALLOCATIONGRANULARITY:])
+        finally:
+            m.close()
 
     # --- paths --------------------------------------------------------------------------
     def stat(self, path, times=True):
@@ -167,6 +180,12 @@ class Probe:
             os.write(fd, data_of(data))
         finally:
             os.close(fd)
+        return "ok"
+
+    def copyfile(self, src, dst):
+        """Copy like cp: copy_file_range (or sendfile) from one file into another."""
+        import shutil
+        shutil.copyfile(self.p(src), self.p(dst))
         return "ok"
 
     def truncate(self, path, length):

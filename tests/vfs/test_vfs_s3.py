@@ -150,3 +150,20 @@ def test_recovery_uploads_a_renamed_open_file_under_its_new_name(vfs, s3, bucket
     assert [line.split(" (")[0] for line in recover(vfs)] == [f"uploaded s3://{bucket}/new.txt"]
     assert s3.get_object(Bucket=bucket, Key="new.txt")["Body"].read() == b"first\nsecond\n"
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["new.txt"]
+
+
+def test_recovery_of_a_hard_linked_file_updates_every_name(vfs, s3, bucket, recover):
+    base = f"/objmount/s3/{bucket}"
+    s3.put_object(Bucket=bucket, Key="a", Body=b"before")
+    vfs.link(f"{base}/a", f"{base}/b")
+    f = vfs.open(f"{base}/b", os.O_WRONLY)
+    fd = os.open(f.cache_path, os.O_WRONLY)
+    f.will_write(0, 5)
+    os.pwrite(fd, b"AFTER", 0)
+    os.close(fd)
+    # the supervisor dies here: no close
+    assert recover() == [f"uploaded s3://{bucket}/b"]
+    for key in ("a", "b"):
+        obj = s3.get_object(Bucket=bucket, Key=key)
+        assert obj["Body"].read() == b"AFTERe"
+        assert obj["Metadata"]["objmount-links"] == "a,b"

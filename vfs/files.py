@@ -1,0 +1,647 @@
+"""Open files and the changes not yet in the bucket: the owner of per-object write state.
+
+`OpenFile` is one open of a regular file (its sparse cache file, readahead, and what the
+program writes through it). `Files` holds what outlives a single open: the objects with
+changes not yet uploaded (keyed by store and key), which cache item holds which version,
+items left without a name, the write-behind uploads, and the flush that publishes a file
+(to every name of its hard-link group, links.py). `Vfs` (namespace changes)
+calls in here; nothing else drives a cache item's write fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import os
+import posixpath
+import stat
+import threading
+import time
+import uuid
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+
+from . import meta as metas
+from .cache import Cache, Item
+from .errors import VfsError
+from .fetch import Readahead
+from .links import LinkGroups
+from .meta import Kind, Meta
+from .ranges import RangeSet
+from .upload import MULTIPART_THRESHOLD, Previous, upload
+from .writebehind import WriteBehind
+
+
+class OpenFile:
+    """An open regular file: its sparse cache file and the ranges it needs."""
+
+    def __init__(self, files: "Files", store, key: str, meta: Meta, item: Item, path: str, writable: bool = False):
+        self._files = files
+        self._store = store
+        self._key = key
+        self.path = path
+        self.meta = meta
+        self.item = item
+        self.writable = writable
+        self._readahead = Readahead(maximum=files.config.readahead_max)
+        self._closed = False
+        self._complete = False
+        item.handles.add(self)
+
+    @property
+    def cache_path(self) -> str:
+        """The cache file now: an upload re-files it under the version it made."""
+        return str(self.item.path)
+
+    # --- writes ------------------------------------------------------------------------
+    def will_write(self, offset: int, length: int, writer=None, may_shorten: bool = False) -> int:
+        """The program is about to write [offset, offset+length) into the cache file:
+        wait out fetches that would land on it, and record it dirty.
+
+        `writer` names who writes (a thread id): its earlier writes have landed by the time
+        it announces another, so write-behind may read what they wrote. None: the bytes may
+        change at any moment until the next flush (a shared writable mapping).
+        `may_shorten`: the call may write fewer bytes (copy_file_range, sendfile, splice);
+        the return value is then how many it should be let write (up to the next part
+        boundary while write-behind is possible). Otherwise it is `length`."""
+        if length <= 0:
+            return length
+        item = self.item
+        if may_shorten and self._files.write_behind_possible(item, self._store):
+            part = self._files.config.write_behind_part
+            length = min(length, part - offset % part)
+        end = offset + length
+        with item.cond:
+            while any(s < end and offset < e for s, e in item.inflight):
+                item.cond.wait(timeout=1.0)
+            item.present.add(offset, end)
+            item.dirty.add(offset, end)
+        self._files.dirtied(self, offset, end)
+        self._files.write_behind(self, offset, end, writer)
+        return length
+
+    def set_size(self, size: int, writer=None) -> None:
+        """truncate/ftruncate to `size`: bytes past it are gone, an extension is zeros.
+        `writer` as for will_write."""
+        item = self.item
+        current = os.stat(item.path).st_size
+        with item.cond:
+            if size < item.size:
+                item.truncated = True  # the previous version's bytes past `size` are gone
+            if size < current:
+                item.dirty.remove(size, 1 << 62)
+                item.present.remove(size, 1 << 62)
+            item.size = min(item.size, size)  # nothing past here comes from the bucket again
+            if size > current:
+                item.present.add(current, size)
+                item.dirty.add(current, size)
+        self._files.dirtied(self, min(size, current), max(size, current))
+        wb = item.write_behind
+        if wb is not None and size < current and wb.sent_beyond(size):
+            self._files.drop_write_behind(item)  # what went up is moot now
+        elif size != current:
+            self._files.write_behind(self, min(size, current), max(size, current), writer)
+
+    def mark_untracked(self) -> None:
+        """Writes may bypass will_write (a descriptor the filter cannot see): upload all."""
+        self.ensure_all()
+        self.item.untracked = True
+        self._files.drop_write_behind(self.item)
+        self._files.dirtied(self, 0, 0)
+
+    @property
+    def dirty(self) -> bool:
+        item = self.item
+        return bool(item.dirty) or item.created or item.untracked or item.failed is not None
+
+    def current_meta(self) -> Meta:
+        """What fstat says: the file's current size and attributes, whichever descriptor
+        or name changed them."""
+        return self._files.current_meta(self)
+
+    def set_attrs(self, **attrs) -> None:
+        self.item.attrs = dict(self.item.attrs or {}, **attrs)
+        self._files.dirtied(self, 0, 0, meta_only=True)
+
+    def flush(self) -> None:
+        """Upload pending changes; returns once the bucket has them (close, fsync)."""
+        self._files.flush_handle(self)
+
+    @property
+    def complete(self) -> bool:
+        """Every byte is local: reads need no further checks."""
+        if self._complete:
+            return True
+        item = self.item
+        self._complete = item.present.contains(0, item.size)
+        return self._complete
+
+    # Fetches read the version the cache item holds (item.previous_etag, up to item.size:
+    # what is still to come from the bucket), not the one this handle was opened on: an
+    # upload made through any handle of the item re-keys it to the version it made.
+    def ensure(self, offset: int, length: int) -> None:
+        item = self.item
+        end = min(offset + max(length, 0), item.size)
+        if offset >= end:
+            return
+        prefetch = self._readahead.advise(offset, end)
+        if prefetch is None and item.present.contains(offset, end):
+            return
+        self._files.fetcher.ensure(self._store, self._files.version_key(self), item.previous_etag, item, offset, end,
+                                   prefetch=prefetch)
+
+    def ensure_all(self) -> None:
+        item = self.item
+        if item.size and not item.present.contains(0, item.size):
+            self._files.fetcher.ensure(self._store, self._files.version_key(self), item.previous_etag, item, 0, item.size,
+                                       align=self._files.fetcher.part)
+
+    def materialize(self) -> None:
+        """The whole object present and no writer open on it, ready for execve."""
+        self.ensure_all()
+        self.item.close_fd()
+
+    def close(self) -> None:
+        """Flush (for a writable handle) and release; a flush error is raised after the
+        handle is released, with the data kept in the cache for a later flush."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.writable:
+                self.item.writers -= 1
+                self.flush()
+            elif self.item.created and self.item.writers == 0:
+                self.flush()  # open(O_CREAT) without write access: the new file appears now
+        finally:
+            self.item.handles.discard(self)
+            self._files.released(self)
+
+
+class Files:
+    """Per-object write state: what is open for writing or not uploaded yet, and how it
+    gets to the bucket. Names of one hard-link group (links.py) being written share one
+    cache item; a flush through any name uploads it once and copies the result to the
+    other names."""
+
+    def __init__(self, config, cache: Cache, fetcher, ns, stats):
+        self.config = config
+        self.cache = cache
+        self.fetcher = fetcher
+        self.ns = ns
+        self._stats = stats
+        # (store url, key) -> (item, store, path) of files with changes not yet uploaded;
+        # the names of one hard-link group map to the same item
+        self._writers: dict[tuple[str, str], tuple[Item, object, str]] = {}
+        self.links = LinkGroups(ns, self._reversioned)
+        # items open but without a name any more (unlinked or renamed over while open):
+        # what is written through them goes nowhere, as on a local filesystem
+        self._unlinked: weakref.WeakSet = weakref.WeakSet()
+        # item -> the key of the version it holds (item.previous_etag is that version's
+        # ETag): a name sharing another's item, or renamed, fetches from there
+        self._version_keys: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+        self._wb_pool = None  # the write-behind workers, started with the first part
+
+    def version_key(self, handle: OpenFile) -> str:
+        return self._version_keys.get(handle.item, handle._key)
+
+    def _filed(self, item: Item, store, key: str, etag: str | None) -> None:
+        """The item holds version `etag` of `key` now."""
+        item.previous_etag = etag
+        self.cache.rekey(item, store.id, key, etag)
+        self._version_keys[item] = key
+
+    def _replaced(self, store, key: str, old: str | None, new: str | None, source: Item) -> None:
+        """Name `key` of a hard-link group got `source`'s bytes as version `new`: a cache
+        item still open on its `old` version (read-only descriptors) is that version now,
+        with nothing of it local, so its readers see the change as through a shared inode."""
+        if old is None or new is None:
+            return
+        item = self.cache.items.get(self.cache.item_id(store.id, key, old))
+        if item is None or item is source or item.opens <= 0 or item.previous_etag != old:
+            return
+        size = os.stat(source.path).st_size
+        with item.cond:
+            while item.inflight:  # fetches of the old version land first, then are forgotten
+                item.cond.wait(timeout=1.0)
+            item.present = RangeSet()
+            item.size = size
+        os.truncate(item.path, size)
+        self.cache.detach(item, drop=True)  # its bytes change: other runs must not find them as `old`
+        self._filed(item, store, key, new)
+        meta = self.item_meta(source, store, key, None)
+        for handle in list(item.handles):
+            handle.meta = dataclasses.replace(meta, etag=new)
+            handle._complete = False
+
+    def _reversioned(self, store, key: str, old: str | None, new: str | None, attrs: dict | None = None) -> None:
+        """We made version `new` of `key` with the bytes of `old` (a metadata copy): a
+        cache item open on `old` is filed under `new`, so its later fetches ask for the
+        version that exists now (file:// ETags include the mtime), and its descriptors'
+        fstat shows the new `attrs`."""
+        if old is None or new is None:
+            return
+        item = self.cache.items.get(self.cache.item_id(store.id, key, old))
+        if item is None or item.previous_etag != old or item.opens <= 0:
+            return
+        if old != new:
+            self._filed(item, store, key, new)
+        if attrs:
+            if item.attrs is not None:
+                item.attrs = dict(item.attrs, **attrs)
+            for handle in list(item.handles):
+                handle.meta = dataclasses.replace(handle.meta, etag=new, **attrs)
+
+    # --- what this run is ahead of the bucket with ----------------------------------------
+    def entry(self, store_url: str, key: str):
+        """(item, store, path) of a file with changes not yet uploaded, or None; a name of
+        a hard-link group whose other name is being written shares its item."""
+        entry = self._writers.get((store_url, key))
+        if entry is not None:
+            return entry
+        for other in self.links.group(store_url, key) - {key}:
+            found = self._writers.get((store_url, other))
+            if found is not None:
+                item, store, path = found
+                return item, store, self.links.path_of(path, other, key) or path
+        return None
+
+    def pending_meta(self, store_url: str, key: str) -> Meta | None:
+        entry = self.entry(store_url, key)
+        if entry is None:
+            return None
+        item, store, _ = entry
+        return self.item_meta(item, store, key, None)
+
+    def in_dir(self, path: str) -> dict[str, Meta]:
+        """Files with pending changes directly in directory `path`, by name."""
+        return {posixpath.basename(p): self.item_meta(item, store, key, None)
+                for (url, key), (item, store, p) in list(self._writers.items()) if posixpath.dirname(p) == path}
+
+    def item_meta(self, item: Item, store, key: str, base: Meta | None) -> Meta:
+        try:
+            size = os.stat(item.path).st_size
+        except OSError:
+            size = base.size if base else 0
+        attrs = item.attrs or {}
+        mode = attrs.get("mode", base.mode if base else metas.DEFAULT_FILE_MODE)
+        keys = self.links.group(store.url, key)
+        return Meta(Kind.FILE, size, mode, attrs.get("uid", base.uid if base else os.getuid()),
+                    attrs.get("gid", base.gid if base else os.getgid()),
+                    attrs.get("mtime", base.mtime if base else time.time()),
+                    item.previous_etag, None, metas.inode(store.id, key),
+                    nlink=0 if item in self._unlinked else len(keys),
+                    links=tuple(sorted(keys)) if len(keys) > 1 else ())
+
+    def current_meta(self, handle: OpenFile) -> Meta:
+        # the cache file is the file: its size is current whichever descriptor changed it;
+        # attributes a writer set are in item.attrs, those set by path in handle.meta
+        return self.item_meta(handle.item, handle._store, handle._key, handle.meta)
+
+    # --- opening -----------------------------------------------------------------------
+    def open_pending(self, store, loc, path: str, flags: int) -> OpenFile | None:
+        """An open of a file this run has changes of (the bucket is behind), or None."""
+        pending = self.entry(loc.store_url, loc.key)
+        if pending is None:
+            return None
+        if flags & os.O_CREAT and flags & os.O_EXCL:
+            raise VfsError(errno.EEXIST, f"{path}: file exists")
+        item = pending[0]
+        with self.cache._lock:
+            item.opens += 1
+        return self._opened(store, loc, path, self.item_meta(item, store, loc.key, None), item, flags)
+
+    def open(self, store, loc, path: str, meta: Meta, flags: int) -> OpenFile:
+        """An open of the object version `meta` (just revalidated)."""
+        self.links.seen(path, meta)
+        item = self.cache.open_item(store.id, loc.key, meta.etag, meta.size)
+        item.previous_etag = meta.etag
+        self._version_keys[item] = loc.key
+        return self._opened(store, loc, path, meta, item, flags)
+
+    def _opened(self, store, loc, path, meta, item, flags) -> OpenFile:
+        writable = (flags & os.O_ACCMODE) != os.O_RDONLY
+        if writable and not self.cache.take_over(item):  # a writer works on a file of its own (cache.py)
+            shared = item
+            item = self.cache.private_item(shared, copy=not flags & os.O_TRUNC)
+            item.previous_etag = shared.previous_etag
+            self._version_keys[item] = self._version_keys.get(shared, loc.key)
+        handle = OpenFile(self, store, loc.key, meta, item, path, writable)
+        if writable:
+            item.writers += 1
+            self._writers[(loc.store_url, loc.key)] = (item, store, path)
+            if item.attrs is None:
+                item.attrs = {"mode": meta.mode, "uid": meta.uid, "gid": meta.gid, "mtime": meta.mtime}
+            if flags & os.O_TRUNC:
+                handle.set_size(0)
+        return handle
+
+    def create(self, store, loc, path, mode, uid, gid, flags) -> OpenFile:
+        item = self.cache.new_item()
+        item.created = True
+        item.attrs = {"mode": stat.S_IFREG | (mode & 0o7777), "uid": os.getuid() if uid is None else uid,
+                      "gid": os.getgid() if gid is None else gid, "mtime": time.time()}
+        writable = (flags & os.O_ACCMODE) != os.O_RDONLY
+        handle = OpenFile(self, store, loc.key, self.item_meta(item, store, loc.key, None), item, path, writable)
+        if writable:
+            item.writers += 1
+        self._writers[(loc.store_url, loc.key)] = (item, store, path)
+        self.dirtied(handle, 0, 0)
+        return handle
+
+    def _name_of(self, handle: OpenFile) -> tuple[str, str] | None:
+        """(key, path) the handle's item is to be uploaded as: the handle's own name while
+        it has it, else another name of its item; None if the item has no name left."""
+        item, url = handle.item, handle._store.url
+        if item in self._unlinked:
+            return None
+        entry = self._writers.get((url, handle._key))
+        if entry is not None and entry[0] is item:
+            return handle._key, handle.path
+        for (u, key), (other, _, path) in list(self._writers.items()):
+            if u == url and other is item:
+                return key, path  # its own name is gone; another name of its group is not
+        return handle._key, handle.path
+
+    # --- writes ---------------------------------------------------------------------
+    def dirtied(self, handle: OpenFile, start: int, end: int, meta_only: bool = False) -> None:
+        item = handle.item
+        name = self._name_of(handle)
+        if name is None:
+            return  # unlinked while open: nothing to upload, nothing to journal
+        key, path = name
+        if not meta_only:
+            item.attrs = dict(item.attrs or {}, mtime=time.time())
+        self._writers[(handle._store.url, key)] = (item, handle._store, path)
+        if not item.journaled:
+            item.journaled = True
+            self.cache.journal(item, {"store_url": handle._store.url, "key": key,
+                                      "previous_etag": item.previous_etag, "fetchable": item.size,
+                                      "created": item.created, "attrs": item.attrs})
+        if end > start:
+            self.cache.log_dirty(item.id, start, end)
+
+    # --- write-behind (see writebehind.py) -----------------------------------------------
+    def write_behind_possible(self, item: Item, store) -> bool:
+        """A file written from scratch: nothing of it is to be copied or fetched from a
+        previous version, so its parts can go up as they are completed."""
+        return (self.config.write_behind and item.size == 0 and not item.untracked
+                and item not in self._unlinked
+                and getattr(store, "supports_multipart", True) and hasattr(store, "upload_part"))
+
+    def write_behind(self, handle: OpenFile, start: int, end: int, writer) -> None:
+        item = handle.item
+        wb = item.write_behind
+        if wb is None:
+            if not self.write_behind_possible(item, handle._store):
+                return
+            if writer is None:
+                return
+            with self._lock:
+                if self._wb_pool is None:
+                    self._wb_pool = ThreadPoolExecutor(max_workers=self.config.write_behind_workers,
+                                                       thread_name_prefix="write-behind")
+            store, key = handle._store, handle._key
+
+            def metadata() -> dict[str, str]:
+                return self.metadata(item, self.links.group(store.url, key))
+
+            def created(upload_id: str) -> None:
+                self.cache.journal_update(item.id, write_behind={"key": key, "upload_id": upload_id})
+
+            wb = item.write_behind = WriteBehind(self._wb_pool, store, key, item, self.config.write_behind_part,
+                                                 MULTIPART_THRESHOLD, metadata, created, self._stats)
+        elif wb.key != handle._key or wb.store is not handle._store:
+            self.drop_write_behind(item)  # another name for the same bytes: start over
+            return self.write_behind(handle, start, end, writer)
+        if writer is None:
+            self.drop_write_behind(item)  # bytes that may change at any time: upload at close
+            return
+        wb.note(start, end, writer)
+
+    def drop_write_behind(self, item: Item, wait: bool = False) -> None:
+        wb = item.write_behind
+        if wb is not None:
+            item.write_behind = None
+            wb.abandon(wait=wait)
+
+    @staticmethod
+    def metadata(item: Item, links=()) -> dict[str, str]:
+        attrs = item.attrs or {}
+        return metas.to_metadata(attrs.get("mode", metas.DEFAULT_FILE_MODE), attrs.get("uid", os.getuid()),
+                                 attrs.get("gid", os.getgid()), attrs.get("mtime", time.time()), links)
+
+    def flush_handle(self, handle: OpenFile) -> None:
+        name = self._name_of(handle)
+        if name is not None:
+            self.flush(handle.item, handle._store, *name)
+
+    def flush(self, item: Item, store, key: str, path: str) -> None:
+        with item.upload_lock:
+            if item in self._unlinked:
+                return
+            if not (item.dirty or item.created or item.untracked or item.journaled or item.meta_dirty
+                    or item.truncated or item.failed):
+                return
+            if item.failed is not None:  # a write failed: the bucket keeps the previous version
+                if item.writers > 0:
+                    raise item.failed  # fsync, and the close handler (before the count drops)
+                # The last writer is gone and the program has had the error: drop the data.
+                self.drop_write_behind(item, wait=True)
+                with item.cond:
+                    item.dirty = RangeSet()
+                item.created = item.untracked = item.truncated = item.meta_dirty = False
+                self.cache.unjournal(item.id)
+                item.journaled = False
+                self._drop_names(store.url, item)
+                return
+            size = os.stat(item.path).st_size
+            dirty = RangeSet([(0, size)]) if item.untracked else item.dirty.copy()
+            previous = None
+            if item.previous_etag is not None and item.size > 0:
+                previous = Previous(item.previous_etag, item.size)
+            if not path.startswith("/") and item.previous_etag is not None and not self.links.known(store.url, key):
+                # recovery (a fresh run): the object's own metadata says whether it is linked
+                info = store.head(key)
+                if info is not None and info.metadata:
+                    links = metas.from_object(store.id, key, info.size, info.etag, info.mtime, info.metadata).links
+                    self.links.set(store.url, links)
+            group = self.links.group(store.url, key)
+            others = {}  # the other names that still exist: they get the result
+            for other in sorted(group - {key}):
+                if (info := store.head(other)) is not None:
+                    others[other] = info
+            if len(others) + 1 < len(group):  # a name deleted unseen (another tool, rm -r)
+                group = frozenset(others) | {key}
+                self.links.set(store.url, group)
+            metadata = self.metadata(item, group)
+
+            def fetch_previous(start: int, end: int) -> None:
+                self.fetcher.ensure(store, key, item.previous_etag, item, start, end)
+
+            etag = None
+            wb = item.write_behind
+            if wb is not None:
+                item.write_behind = None  # later writes start afresh
+                if wb.key == key and wb.store is store and not item.untracked:
+                    etag = wb.finish(size, metadata, item.attrs_version)  # None: not of use
+                else:
+                    wb.abandon(wait=True)
+            if etag is not None:
+                pass
+            elif (not dirty and not item.created and not item.truncated and previous is not None
+                    and size == previous.size and getattr(store, "supports_multipart", True)):
+                etag = store.copy(key, key, metadata, etag=item.previous_etag)  # attributes only
+            else:
+                etag = upload(store, key, str(item.path), size, dirty, previous, metadata, fetch_previous)
+            item.meta_dirty = False
+            with item.cond:
+                item.dirty = RangeSet()
+                item.present.add(0, 0)
+            item.created = item.untracked = item.truncated = False
+            item.size = size
+            old_id = item.id
+            self._filed(item, store, key, etag)
+            self.cache.unjournal(old_id)
+            item.journaled = False
+            if path.startswith("/"):
+                self.ns.update(path, self.item_meta(item, store, key, None))
+            for other, info in others.items():  # the other names of a hard-link group
+                self._replaced(store, other, info.etag, store.copy(key, other, None), item)
+                if (p := self.links.path_of(path, key, other)) is not None:
+                    self.ns.forget(p)
+            if item.writers == 0:
+                self._drop_names(store.url, item)
+
+    def _drop_names(self, store_url: str, item: Item) -> None:
+        for k in [k for k, (other, _, _) in list(self._writers.items()) if other is item and k[0] == store_url]:
+            del self._writers[k]
+
+    def released(self, handle: OpenFile) -> None:
+        item = handle.item
+        if item.writers == 0 and not handle.dirty and not item.journaled:
+            self._drop_names(handle._store.url, item)
+        self.cache.release(item)
+
+    # --- namespace changes of files with pending changes ---------------------------------
+    def flush_key(self, store_url: str, key: str) -> None:
+        entry = self._writers.get((store_url, key))
+        if entry is not None:
+            item, store, p = entry
+            self.flush(item, store, key, p)
+
+    def removing(self, store, key: str, path: str, meta: Meta | None) -> bool:
+        """The name `key` is about to be deleted or replaced (by a rename). Descriptors
+        open on it keep reading its bytes, as on a local filesystem: whatever of it is not
+        local yet is fetched now. Returns whether the object needs a DELETE."""
+        item = self.keep_readable(store, key, meta)
+        if item is not None and len(self.links.group(store.url, key)) < 2 and (store.url, key) not in self._writers:
+            self._orphan(item)  # open for reading only: st_nlink 0 from now on
+        return self.unlinked(store, key, path)
+
+    def _orphan(self, item: Item) -> None:
+        """`item` has no name any more. It is filed under a name of its own: a later
+        object with these very bytes (the same ETag) must not share its cache file."""
+        self._unlinked.add(item)
+        self.cache.rekey(item, "unlinked", uuid.uuid4().hex, None)
+
+    def keep_readable(self, store, key: str, meta: Meta | None) -> Item | None:
+        """`key` is going away: the cache item open on it, made whole first."""
+        if meta is None or meta.kind is not Kind.FILE:
+            return None
+        item = self.cache.items.get(self.cache.item_id(store.id, key, meta.etag))
+        if item is None or item.opens <= 0 or item.previous_etag != meta.etag:
+            return None
+        if item.size and not item.present.contains(0, item.size):
+            self.fetcher.ensure(store, key, item.previous_etag, item, 0, item.size, align=self.fetcher.part)
+        return item
+
+    def unlinked(self, store, key: str, path: str) -> bool:
+        """The name `key` is going away (unlink, or replaced by a rename): its pending
+        changes go nowhere now, unless another name of its hard-link group still holds
+        them. The group's other names are told. Returns whether the object exists in the
+        bucket (needs a DELETE)."""
+        url = store.url
+        keys = self.links.group(url, key)
+        if len(keys) > 1:
+            self.links.leave(url, key)
+            rest = keys - {key}
+            self.links.relink(store, path, key, rest, min(rest))
+        pending = self._writers.pop((url, key), None)
+        if pending is not None:
+            item = pending[0]
+            if not any(other is item for other, _, _ in list(self._writers.values())):
+                # no name left: its data goes nowhere now; the descriptors keep the bytes
+                self.drop_write_behind(item, wait=True)
+                with item.cond:
+                    item.dirty = RangeSet()
+                item.created = item.untracked = item.truncated = item.meta_dirty = False
+                self.cache.unjournal(item.id)
+                item.journaled = False
+                self._orphan(item)
+            else:
+                remaining = next(k for k, (other, _, _) in list(self._writers.items()) if other is item)
+                self.cache.journal_update(item.id, key=remaining[1])
+        return pending is None or pending[0].previous_etag is not None
+
+    def renamed(self, store, old_key: str, new_key: str, new_path: str) -> None:
+        """A file has been copied to its new name and the old one deleted: its pending
+        state and its hard-link group follow it."""
+        url = store.url
+        keys = self.links.group(url, old_key)
+        self.moved(store, old_key, new_key, new_path)
+        if len(keys) > 1:
+            self.links.leave(url, old_key)
+            self.links.relink(store, new_path, new_key, (keys - {old_key}) | {new_key}, new_key)
+
+    def linked(self, store, old_path: str, old_key: str, new_key: str) -> None:
+        """link(): `new_key` joins `old_key`'s group (the copy is made by relink)."""
+        keys = self.links.group(store.url, old_key) | {new_key}
+        self.links.check_size(keys, old_path)
+        store.copy(old_key, new_key, None)
+        self.links.relink(store, old_path, old_key, keys, old_key)
+
+    def moved(self, store, old_key: str, new_key: str, new_path: str) -> None:
+        """A file still being written was renamed (after a flush, so nothing of it is
+        journaled): its later writes, their journal entry and its close belong to the new
+        name."""
+        entry = self._writers.pop((store.url, old_key), None)
+        if entry is None:
+            return
+        item = entry[0]
+        self._writers[(store.url, new_key)] = (item, entry[1], new_path)
+        for handle in list(item.handles):
+            if handle._key == old_key:
+                handle._key, handle.path = new_key, new_path
+
+    def flush_below(self, store, old: str, old_key: str, new: str, new_key: str) -> list:
+        """A directory is being renamed: flush what is pending below it; returns the
+        (key, new key, new path) moves to apply with `moved` once the keys are copied."""
+        moving = []
+        for (url, key), (item, st, p) in list(self._writers.items()):
+            if p.startswith(old + "/"):
+                self.flush(item, st, key, p)
+                if st is store:
+                    moving.append((key, new_key + key[len(old_key):], new + p[len(old):]))
+        return moving
+
+    def set_pending_attrs(self, store_url: str, key: str, new: dict) -> bool:
+        """chmod/chown/utimes of a file being written: the attributes go up with the data
+        (and to the other names of its group). Returns False when nothing is pending."""
+        entry = self.entry(store_url, key)
+        if entry is None:
+            return False
+        item = entry[0]
+        item.attrs = dict(item.attrs or {}, **new)
+        item.meta_dirty = True
+        item.attrs_version += 1
+        if item.writers == 0:
+            self.flush(item, entry[1], key, entry[2])
+        return True
+
+    def close(self) -> None:
+        for item in list(self.cache.items.values()):
+            self.drop_write_behind(item)
+        if self._wb_pool is not None:
+            self._wb_pool.shutdown(wait=True)
