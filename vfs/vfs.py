@@ -82,14 +82,16 @@ class Vfs:
             return store
 
     # --- namespace -------------------------------------------------------------------
-    def resolve(self, path: str, follow_last: bool = True, sure: bool = True) -> str:
+    def resolve(self, path: str, follow_last: bool = True, sure: bool = True, **how) -> str:
+        """how: attrs, recheck_missing (Namespace.lookup)."""
         if self._pending(path) is not None:  # created here, not in the bucket yet
             return path
-        return self.ns.resolve(path, follow_last, sure=sure)
+        return self.ns.resolve(path, follow_last, sure=sure, **how)
 
-    def lookup(self, path: str, exact: bool = False) -> Meta:
-        """exact: the kind must be known for sure (readlink), not guessed from a listing."""
-        meta = self._pending(path) or self.ns.lookup(path)
+    def lookup(self, path: str, exact: bool = False, attrs: bool = False) -> Meta:
+        """exact: the kind must be known for sure (readlink), not guessed from a listing.
+        attrs: mode, owner and times must be the stored ones (stat, access, chmod)."""
+        meta = self._pending(path) or self.ns.lookup(path, attrs=attrs)
         if exact:
             meta = self.ns.exact(path, meta)
         return self.links.seen(path, meta)
@@ -186,12 +188,13 @@ class Vfs:
         self._parent_dir(path)
         md = metas.to_metadata(stat.S_IFDIR | (mode & 0o7777), os.getuid() if uid is None else uid,
                                os.getgid() if gid is None else gid, time.time())
+        made = metas.from_marker(store.id, loc.dir_key, None, time.time(), md)
         if store.url in self._marker_refused or not self.config.dir_markers:
             self.ns.local_dirs.add(path)
-            self.ns.update(path, metas.directory(store.id, loc.key), empty_dir=True)
+            self.ns.update(path, made, empty_dir=True)
             return
         try:
-            store.put(loc.key + "/", b"", md, metas.DIR_CONTENT_TYPE)
+            store.put(loc.dir_key, b"", md, metas.DIR_CONTENT_TYPE)
         except VfsError as exc:
             if exc.errno != errno.EIO:
                 raise
@@ -199,7 +202,7 @@ class Vfs:
             log.warning("%s: the server refused a directory marker (%s); empty directories made "
                         "now last for this run only", store.url, exc.message)
             self.ns.local_dirs.add(path)
-        self.ns.update(path, metas.directory(store.id, loc.key), empty_dir=True)
+        self.ns.update(path, made, empty_dir=True)
 
     def rmdir(self, path: str) -> None:
         store, loc = self._writable_store(path)
@@ -324,9 +327,11 @@ class Vfs:
     def setattr(self, path: str, mode: int | None = None, uid: int | None = None, gid: int | None = None,
                 mtime: float | None = None) -> None:
         """chmod, chown, utimes: stored in the object's metadata (CopyObject onto itself
-        with MetadataDirective=REPLACE; for a directory, its marker object)."""
-        store, loc = self._writable_store(path)
-        meta = self.lookup(path)
+        with MetadataDirective=REPLACE; for a directory, its marker object; for the root
+        of a prefix mount, the prefix's marker `prefix/`)."""
+        root = self._mount_root(path)
+        store, loc = root if root is not None else self._writable_store(path)
+        meta = self.lookup(path, attrs=True)
         new = {"mode": meta.mode if mode is None else (stat.S_IFMT(meta.mode) | (mode & 0o7777)),
                "uid": meta.uid if uid is None else uid, "gid": meta.gid if gid is None else gid,
                "mtime": meta.mtime if mtime is None else mtime}
@@ -336,13 +341,30 @@ class Vfs:
             return  # a directory of this run only: nowhere to keep attributes
         md = metas.to_metadata(new["mode"], new["uid"], new["gid"], new["mtime"])
         if meta.kind is Kind.DIR:
-            store.put(loc.key + "/", b"", md, metas.DIR_CONTENT_TYPE)
-            self.ns.update(path, dataclasses.replace(meta, mode=new["mode"], uid=new["uid"], gid=new["gid"],
-                                                     mtime=new["mtime"]))
+            changed = dataclasses.replace(meta, mode=new["mode"], uid=new["uid"], gid=new["gid"],
+                                          mtime=new["mtime"], exact=True)
+            if loc.dir_key:
+                store.put(loc.dir_key, b"", md, metas.DIR_CONTENT_TYPE)
+            else:  # a bucket root has no key to keep attributes in: they last for the run
+                if store.url not in self.ns.root_attrs:
+                    log.warning("%s: the attributes of a bucket root cannot be stored; they last for this run",
+                                store.url)
+                self.ns.root_attrs[store.url] = changed
+            self.ns.update(path, changed)
         else:
             etag = self.links.copy_to_group(store, path, loc.key, md, meta.etag, new)
             self.ns.update(path, dataclasses.replace(meta, mode=new["mode"], uid=new["uid"], gid=new["gid"],
                                                      mtime=new["mtime"], etag=etag))
+
+    def _mount_root(self, path: str):
+        """(store, location) when `path` is the root of a bucket or of a -m mount."""
+        try:
+            loc = self.mounts.locate(path)
+        except KeyError:
+            return None
+        if loc is None or loc.rel != "" or loc.store_url == "s3://":
+            return None
+        return self.store(loc.store_url), loc
 
     def truncate(self, path: str, size: int) -> None:
         handle = self.open(path, os.O_WRONLY)
