@@ -33,6 +33,8 @@ class Meta:
     ino: int = 0
     exact: bool = True          # False: derived from a listing, user metadata not seen
     nlink: int = 1              # names of this file linked within this run (hard links)
+    xattr: str | None = None    # the `xattr` metadata value as stored (vfs/xattrs.py)
+    rdev: int = 0               # device number of a device node (`rdev` metadata)
 
 
 def inode(store_id: str, key: str) -> int:
@@ -74,6 +76,8 @@ def from_object(store_id: str, key: str, size: int, etag: str | None, last_modif
         etag=etag,
         ino=inode(store_id, key.rstrip("/")),
         exact=metadata is not None,
+        xattr=md.get("xattr"),
+        rdev=_num(md, "rdev") or 0,
     )
 
 
@@ -86,3 +90,11 @@ def to_metadata(mode: int, uid: int, gid: int, mtime: float) -> dict[str, str]:
     """User metadata for an object, as s3fs-fuse writes it."""
     mt = int(mtime) if float(mtime).is_integer() else mtime
     return {"mode": str(mode), "uid": str(uid), "gid": str(gid), "mtime": str(mt)}
+
+
+def special_metadata(meta: Meta) -> dict[str, str]:
+    """The metadata beyond to_metadata's that a rewrite of the metadata keeps."""
+    md = {"xattr": meta.xattr} if meta.xattr else {}
+    if meta.rdev:
+        md["rdev"] = str(meta.rdev)
+    return md

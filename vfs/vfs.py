@@ -18,6 +18,7 @@ from .cache import Cache, Item
 from .errors import VfsError
 from .fetch import Fetcher, Readahead
 from . import meta as metas
+from . import xattrs
 from .meta import Kind, Meta
 from .ranges import RangeSet
 from .upload import MIN_PART, MULTIPART_THRESHOLD, upload
@@ -278,7 +279,7 @@ class Vfs:
         return Meta(Kind.FILE, size, mode, attrs.get("uid", base.uid if base else os.getuid()),
                     attrs.get("gid", base.gid if base else os.getgid()),
                     attrs.get("mtime", base.mtime if base else time.time()),
-                    item.previous_etag, None, metas.inode(store.id, key))
+                    item.previous_etag, None, metas.inode(store.id, key), xattr=attrs.get("xattr"))
 
     # --- data ------------------------------------------------------------------------
     def open(self, path: str, flags: int = os.O_RDONLY, mode: int = 0o644, uid: int | None = None,
@@ -322,7 +323,8 @@ class Vfs:
             item.writers += 1
             self._writers[(loc.store_url, loc.key)] = (item, store, path)
             if item.attrs is None:
-                item.attrs = {"mode": meta.mode, "uid": meta.uid, "gid": meta.gid, "mtime": meta.mtime}
+                item.attrs = {"mode": meta.mode, "uid": meta.uid, "gid": meta.gid, "mtime": meta.mtime,
+                              "xattr": meta.xattr}
             if flags & os.O_TRUNC:
                 handle.set_size(0)
         return handle
@@ -402,8 +404,9 @@ class Vfs:
     @staticmethod
     def _metadata(item: Item) -> dict[str, str]:
         attrs = item.attrs or {}
-        return metas.to_metadata(attrs.get("mode", metas.DEFAULT_FILE_MODE), attrs.get("uid", os.getuid()),
-                                 attrs.get("gid", os.getgid()), attrs.get("mtime", time.time()))
+        md = metas.to_metadata(attrs.get("mode", metas.DEFAULT_FILE_MODE), attrs.get("uid", os.getuid()),
+                               attrs.get("gid", os.getgid()), attrs.get("mtime", time.time()))
+        return dict(md, xattr=attrs["xattr"]) if attrs.get("xattr") else md
 
     def _flush(self, item: Item, store, key: str, path: str) -> None:
         with item.upload_lock:
@@ -674,6 +677,9 @@ class Vfs:
         if path in self.ns.local_dirs:
             return  # a directory of this run only: nowhere to keep attributes
         md = metas.to_metadata(new["mode"], new["uid"], new["gid"], new["mtime"])
+        # Keep what else the metadata says (extended attributes, a device number).
+        md.update(xattrs.kept(store, loc.key + "/") if meta.kind is Kind.DIR
+                  else metas.special_metadata(self.ns.exact(path, meta)))
         if meta.kind is Kind.DIR:
             store.put(loc.key + "/", b"", md, metas.DIR_CONTENT_TYPE)
             self.ns.update(path, dataclasses.replace(meta, mode=new["mode"], uid=new["uid"], gid=new["gid"],
