@@ -88,6 +88,16 @@ def test_xattrs_written_by_s3fs_are_read(objmount, s3, bucket):
     assert head["Metadata"]["mode"] == "33188"
 
 
+def test_xattr_on_a_directory_without_marker_makes_one(objmount, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="implied/x", Body=b"x")
+    run = objmount(f"setfattr -n user.d -v 1 {V}/{bucket}/implied && getfattr -n user.d --only-values {V}/{bucket}/implied")
+    assert run.returncode == 0, run.stderr
+    assert run.text == "1"
+    marker = s3.head_object(Bucket=bucket, Key="implied/")
+    assert marker["Metadata"]["xattr"] == _s3fs_xattr({"user.d": b"1"})
+    assert stat.S_ISDIR(int(marker["Metadata"]["mode"])) and marker["ContentType"] == "application/x-directory"
+
+
 def test_ls_asks_no_object_for_xattrs(objmount, s3, bucket):
     for i in range(5):
         s3.put_object(Bucket=bucket, Key=f"dir/f{i}", Body=b"x")
@@ -183,3 +193,17 @@ def test_unix_socket_at_a_virtual_path(objmount, s3, bucket, tmp_path):
     run = objmount([sys.executable, "-c", "import socket\ns=socket.socket()\ns.bind(('127.0.0.1', 0))\n"
                     "s.listen()\nc=socket.create_connection(s.getsockname())\nprint('ok')"])
     assert run.text.strip() == "ok", run.stderr
+
+
+def test_xattrs_on_a_file_being_written(differential, s3, bucket):
+    differential(
+        [["open", "w", "WRONLY|CREAT|TRUNC", 0o644, "w"], ["write", "w", "first"],
+         ["setxattr", "w", "user.during", "write"], ["getxattr", "w", "user.during"],
+         ["write", "w", " second"], ["listxattr", "w"], ["close", "w"],
+         ["getxattr", "w", "user.during"]],
+        [["getxattr", "w", "user.during"], ["cat", "w"],
+         ["open", "w", "WRONLY|TRUNC", 0o644, "w"], ["write", "w", "rewritten"], ["close", "w"],
+         ["listxattr", "w"]],
+        [["listxattr", "w"], ["cat", "w"]],
+    )
+    assert s3.head_object(Bucket=bucket, Key="w")["Metadata"]["xattr"] == _s3fs_xattr({"user.during": b"write"})
