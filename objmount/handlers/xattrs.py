@@ -110,7 +110,7 @@ def on_setxattr(sup, stop) -> None:
         if os.geteuid() != 0 and not name.startswith("system."):
             raise VfsError(errno.EPERM, f"{path}: {name}: only root may set this namespace")
         raise VfsError(errno.EOPNOTSUPP, f"{path}: only user.* attributes are kept on objects")
-    meta = sup.vfs.lookup(path)
+    meta = sup.vfs.lookup(path, exact=True)  # a listed symlink or fifo looks like a file
     if not _holds_user_attrs(meta):
         raise VfsError(errno.EPERM, f"{path}: user.* attributes only on regular files and directories")
     if not _mode_bits(meta) & 2:

@@ -207,3 +207,25 @@ def test_xattrs_on_a_file_being_written(differential, s3, bucket):
         [["listxattr", "w"], ["cat", "w"]],
     )
     assert s3.head_object(Bucket=bucket, Key="w")["Metadata"]["xattr"] == _s3fs_xattr({"user.during": b"write"})
+
+
+def test_cp_preserves_xattrs_both_ways(objmount, s3, bucket, tmp_path):
+    src = tmp_path / "src"
+    src.write_bytes(b"payload")
+    os.setxattr(src, "user.origin", b"local")
+    back = tmp_path / "back"
+    run = objmount(f"cp -a {src} {V}/{bucket}/copy && cp -a {V}/{bucket}/copy {back}")
+    assert run.returncode == 0, run.stderr
+    assert s3.head_object(Bucket=bucket, Key="copy")["Metadata"]["xattr"] == _s3fs_xattr({"user.origin": b"local"})
+    assert os.getxattr(back, "user.origin") == b"local" and back.read_bytes() == b"payload"
+
+
+def test_setxattr_on_listed_special_objects(objmount, s3, bucket):
+    """A listing shows a symlink or fifo object as a file: setxattr asks the bucket first."""
+    s3.put_object(Bucket=bucket, Key="dir/fifo", Body=b"", Metadata={"mode": str(stat.S_IFIFO | 0o644)})
+    s3.put_object(Bucket=bucket, Key="dir/link", Body=b"target", Metadata={"mode": str(stat.S_IFLNK | 0o777)})
+    run = objmount(f"cd {V}/{bucket}/dir && ls >/dev/null && setfattr -n user.a -v 1 fifo; "
+                   f"setfattr -h -n user.a -v 1 link; echo done")
+    assert run.text.strip() == "done"
+    assert run.stderr.count("Operation not permitted") == 2, run.stderr
+    assert "xattr" not in s3.head_object(Bucket=bucket, Key="dir/fifo")["Metadata"]
