@@ -134,8 +134,10 @@ def test_device_nodes_as_root(differential, s3, bucket):
 
 @ROOT_ONLY
 def test_device_node_does_not_open(objmount, bucket):
-    run = objmount(f"mknod {V}/{bucket}/zero c 1 5 && head -c 4 {V}/{bucket}/zero; echo rc=$?")
-    assert "rc=1" in run.text and "Permission denied" in run.stderr
+    run = objmount(f"mknod {V}/{bucket}/zero c 1 5 && stat -c '%F %t:%T' {V}/{bucket}/zero && "
+                   f"head -c 4 {V}/{bucket}/zero; echo rc=$?")
+    assert run.text.splitlines() == ["character special file 1:5", "rc=1"], run.stderr  # statx's rdev
+    assert "Permission denied" in run.stderr
 
 
 def test_fifo_between_two_processes(objmount, s3, bucket):
@@ -173,7 +175,7 @@ SERVER_CLIENT = textwrap.dedent("""
         again.bind(path)
     except OSError as e:
         print("rebind", e.errno)
-    print(data.decode(), stat.S_ISSOCK(os.lstat(path).st_mode), os.path.basename(path) in os.listdir(os.path.dirname(path)))
+    print(data.decode(), stat.S_ISSOCK(os.lstat(path).st_mode), os.path.basename(path) in os.listdir(os.path.dirname(path) or "."))
 """)
 
 
@@ -185,6 +187,11 @@ def test_unix_socket_at_a_virtual_path(objmount, s3, bucket, tmp_path):
     assert run.text.split("\n")[:2] == ["rebind 98", "ping True True"]  # EADDRINUSE
     head = s3.head_object(Bucket=bucket, Key="sock")
     assert stat.S_ISSOCK(int(head["Metadata"]["mode"]))
+    # a relative path in a virtual working directory
+    run = objmount(f"cd {V}/{bucket} && {sys.executable} {script} rel.sock")
+    assert run.returncode == 0, run.stderr
+    assert run.text.split("\n")[:2] == ["rebind 98", "ping True True"]
+    assert stat.S_ISSOCK(int(s3.head_object(Bucket=bucket, Key="rel.sock")["Metadata"]["mode"]))
     # a later run finds no listener behind the object: ECONNREFUSED, as for a stale socket
     run = objmount([sys.executable, "-c", "import socket,sys\ns=socket.socket(socket.AF_UNIX)\n"
                     "try: s.connect(sys.argv[1])\nexcept OSError as e: print(e.errno)", f"{V}/{bucket}/sock"])
