@@ -12,8 +12,6 @@ import base64
 import dataclasses
 import errno
 import json
-import os
-import stat
 import time
 import urllib.parse
 
@@ -64,8 +62,8 @@ class Xattrs:
         return store, loc, meta
 
     def _writer(self, loc):
-        entry = self.vfs._writers.get((loc.store_url, loc.key))
-        return entry
+        """(item, store, path) of the file if it is being written, else None."""
+        return self.vfs._writers.get((loc.store_url, loc.key))
 
     def _stored(self, store, loc, meta) -> dict[str, str] | None:
         """The user metadata now on the object (None: a directory without marker)."""
@@ -134,29 +132,3 @@ def kept(store, key: str) -> dict[str, str]:
     info = store.head(key)
     md = {k.lower(): v for k, v in ((info.metadata if info else None) or {}).items()}
     return {KEY: md[KEY]} if KEY in md else {}
-
-
-def check_name(name: bytes) -> str:
-    if not name:
-        raise VfsError(errno.ERANGE, "empty attribute name")
-    if len(name) > NAME_MAX:
-        raise VfsError(errno.ERANGE, "attribute name longer than 255 bytes")
-    return os.fsdecode(name)
-
-
-def owner_may_change(meta) -> None:
-    """user.* attributes: as for writing the file (the kernel's xattr_permission): on a
-    regular file or directory, write permission; root always."""
-    euid = os.geteuid()
-    if euid == 0:
-        return
-    if stat.S_ISLNK(meta.mode) or not (stat.S_ISREG(meta.mode) or stat.S_ISDIR(meta.mode)):
-        raise VfsError(errno.EPERM, "user.* attributes only on regular files and directories")
-    if euid == meta.uid:
-        bits = (meta.mode >> 6) & 7
-    elif meta.gid in set(os.getgroups()) | {os.getegid()}:
-        bits = (meta.mode >> 3) & 7
-    else:
-        bits = meta.mode & 7
-    if not bits & 2:
-        raise VfsError(errno.EACCES, "no write permission")

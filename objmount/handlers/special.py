@@ -21,7 +21,6 @@ from __future__ import annotations
 import atexit
 import errno
 import hashlib
-import logging
 import os
 import shutil
 import stat
@@ -34,8 +33,6 @@ from vfs import special as vspecial
 from .attrs import check_access
 from .changes import _path, _resolve_parent, umask_of
 from .registry import always_syscall, path_syscall
-
-log = logging.getLogger("objmount.special")
 
 AF_UNIX = 1
 SUN_PATH_MAX = 108
@@ -63,7 +60,7 @@ class RunNodes:
     def real(self, kind: str, path: str) -> str:
         return os.path.join(self.dir, kind + hashlib.blake2b(path.encode(), digest_size=8).hexdigest())
 
-    def fifo(self, path: str, meta) -> str:
+    def fifo(self, path: str) -> str:
         real = self.real("p", path)
         if not os.path.exists(real):
             os.mkfifo(real, 0o600)
@@ -124,7 +121,7 @@ def open_node(sup, stop, path_index: int, path: str, meta, flags: int) -> None:
     err = check_access(meta, wanted, os.geteuid(), set(os.getgroups()) | {os.getegid()})
     if err:
         raise VfsError(err, f"{path}: permission denied")
-    sup.rewrite(stop, path_index, _nodes(sup).fifo(path, meta))  # the kernel does the rest
+    sup.rewrite(stop, path_index, _nodes(sup).fifo(path))  # the kernel does the rest
 
 
 # --- unix sockets -----------------------------------------------------------------------

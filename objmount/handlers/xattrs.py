@@ -23,6 +23,7 @@ GETXATTR, LGETXATTR, FGETXATTR = 191, 192, 193
 LISTXATTR, LLISTXATTR, FLISTXATTR = 194, 195, 196
 REMOVEXATTR, LREMOVEXATTR, FREMOVEXATTR = 197, 198, 199
 KNOWN_PREFIXES = ("user.", "trusted.", "security.", "system.")
+UNSTORABLE = '",\\'
 
 
 def _xattrs(sup) -> vx.Xattrs:
@@ -60,11 +61,18 @@ def _name(stop, index: int) -> str:
         raise VfsError(errno.EFAULT, "attribute name in unmapped memory") from None
     if len(raw) > vx.NAME_MAX:
         raise VfsError(errno.ERANGE, "attribute name longer than 255 bytes")
-    name = os.fsdecode(raw)
+    try:
+        name = raw.decode()
+    except UnicodeDecodeError:
+        raise VfsError(errno.EINVAL, f"{raw!r}: attribute names on objects are UTF-8") from None
     if not name.startswith(KNOWN_PREFIXES):
         raise VfsError(errno.EOPNOTSUPP, f"{name}: no such attribute namespace")
     if name in KNOWN_PREFIXES or not name:
         raise VfsError(errno.EINVAL, f"{name}: attribute name without a name")
+    if any(c in UNSTORABLE or c < " " for c in name):
+        # s3fs's format writes names into its JSON unescaped and splits it at ','
+        raise VfsError(errno.EINVAL, f"{name!r}: quotes, commas, backslashes and control characters "
+                       "cannot be kept in an attribute name on an object (s3fs's format)")
     return name
 
 

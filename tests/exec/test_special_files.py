@@ -236,3 +236,13 @@ def test_setxattr_on_listed_special_objects(objmount, s3, bucket):
     assert run.text.strip() == "done"
     assert run.stderr.count("Operation not permitted") == 2, run.stderr
     assert "xattr" not in s3.head_object(Bucket=bucket, Key="dir/fifo")["Metadata"]
+
+
+def test_names_s3fs_cannot_keep_are_refused(objmount, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="f", Body=b"x")
+    code = ("import os, sys\nfor n in ['user.a,b', 'user.q\"', 'user.b\\\\s', 'user.ok', 'user.\\u00e9t\\u00e9']:\n"
+            "    try: os.setxattr(sys.argv[1], n, b'v'); print('ok')\n"
+            "    except OSError as e: print(e.errno)\n"
+            "print(sorted(os.listxattr(sys.argv[1])))")
+    run = objmount([sys.executable, "-c", code, f"{V}/{bucket}/f"])
+    assert run.text.splitlines() == ["22", "22", "22", "ok", "ok", "['user.ok', 'user.été']"], run.stderr
