@@ -45,6 +45,9 @@ class RunNodes:
 
     def __init__(self):
         self._dir: str | None = None
+        # Names no one outside the run can guess: the directory is searchable (0711) so
+        # that programs of the run can open its fifos, but must not be for other users.
+        self._key = os.urandom(16)
         self.sockets: dict[str, str] = {}  # virtual path -> real socket path
 
     @property
@@ -58,7 +61,7 @@ class RunNodes:
         return self._dir
 
     def real(self, kind: str, path: str) -> str:
-        return os.path.join(self.dir, kind + hashlib.blake2b(path.encode(), digest_size=8).hexdigest())
+        return os.path.join(self.dir, kind + hashlib.blake2b(os.fsencode(path), digest_size=8, key=self._key).hexdigest())
 
     def fifo(self, path: str) -> str:
         real = self.real("p", path)
