@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import stat
 import struct
 
@@ -31,7 +32,7 @@ def pack_stat(meta) -> bytes:
     size = meta.size
     return struct.pack(
         "<QQQIIIiQqqqqqqqqq3q",
-        VIRTUAL_DEV, meta.ino, _nlink(meta), meta.mode, meta.uid, meta.gid, 0, 0,
+        VIRTUAL_DEV, meta.ino, _nlink(meta), meta.mode, meta.uid, meta.gid, 0, meta.rdev,
         size, BLKSIZE, (size + 511) // 512,
         sec, nsec, sec, nsec, sec, nsec,
         0, 0, 0,
@@ -46,7 +47,7 @@ def pack_statx(meta) -> bytes:
         STATX_BASIC_STATS, BLKSIZE, 0, _nlink(meta), meta.uid, meta.gid, meta.mode & 0xFFFF, 0,
         meta.ino, meta.size, (meta.size + 511) // 512, 0,
     )
-    tail = struct.pack("<IIII", 0, 0, VIRTUAL_DEV_MAJOR, VIRTUAL_DEV_MINOR)
+    tail = struct.pack("<IIII", os.major(meta.rdev), os.minor(meta.rdev), VIRTUAL_DEV_MAJOR, VIRTUAL_DEV_MINOR)
     out = head + ts * 4 + tail  # atime, btime, ctime, mtime
     return out + b"\0" * (STATX_SIZE - len(out))
 
@@ -55,11 +56,7 @@ DT_DIR, DT_REG, DT_LNK = 4, 8, 10
 
 
 def d_type(mode: int) -> int:
-    if stat.S_ISDIR(mode):
-        return DT_DIR
-    if stat.S_ISLNK(mode):
-        return DT_LNK
-    return DT_REG
+    return stat.S_IFMT(mode) >> 12 or DT_REG  # DT_* is the file type's bits: DT_FIFO, DT_SOCK...
 
 
 def pack_dirent64(ino: int, next_pos: int, dtype: int, name: bytes) -> bytes:

@@ -291,7 +291,7 @@ class Files:
                     attrs.get("gid", base.gid if base else os.getgid()),
                     attrs.get("mtime", base.mtime if base else time.time()),
                     item.previous_etag, None, metas.inode(store.id, key),
-                    nlink=0 if item in self._unlinked else len(keys),
+                    xattr=attrs.get("xattr"), nlink=0 if item in self._unlinked else len(keys),
                     links=tuple(sorted(keys)) if len(keys) > 1 else ())
 
     def current_meta(self, handle: OpenFile) -> Meta:
@@ -332,7 +332,8 @@ class Files:
             item.writers += 1
             self._writers[(loc.store_url, loc.key)] = (item, store, path)
             if item.attrs is None:
-                item.attrs = {"mode": meta.mode, "uid": meta.uid, "gid": meta.gid, "mtime": meta.mtime}
+                item.attrs = {"mode": meta.mode, "uid": meta.uid, "gid": meta.gid, "mtime": meta.mtime,
+                              "xattr": meta.xattr}
             if flags & os.O_TRUNC:
                 handle.set_size(0)
         return handle
@@ -429,8 +430,9 @@ class Files:
     @staticmethod
     def metadata(item: Item, links=()) -> dict[str, str]:
         attrs = item.attrs or {}
-        return metas.to_metadata(attrs.get("mode", metas.DEFAULT_FILE_MODE), attrs.get("uid", os.getuid()),
-                                 attrs.get("gid", os.getgid()), attrs.get("mtime", time.time()), links)
+        md = metas.to_metadata(attrs.get("mode", metas.DEFAULT_FILE_MODE), attrs.get("uid", os.getuid()),
+                               attrs.get("gid", os.getgid()), attrs.get("mtime", time.time()), links)
+        return dict(md, xattr=attrs["xattr"]) if attrs.get("xattr") else md
 
     def flush_handle(self, handle: OpenFile) -> None:
         name = self._name_of(handle)

@@ -43,6 +43,8 @@ class Meta:
     exact: bool = True          # False: derived from a listing, user metadata not seen
     nlink: int = 1              # names of this file (hard links)
     links: tuple[str, ...] = ()  # keys of its hard-link group, itself included; () if none
+    xattr: str | None = None    # the `xattr` metadata value as stored (vfs/xattrs.py)
+    rdev: int = 0               # device number of a device node (`rdev` metadata)
 
 
 def encode_links(keys) -> str:
@@ -100,6 +102,8 @@ def from_object(store_id: str, key: str, size: int, etag: str | None, last_modif
         exact=metadata is not None,
         nlink=len(links) or 1,
         links=links,
+        xattr=md.get("xattr"),
+        rdev=_num(md, "rdev") or 0,
     )
 
 
@@ -124,4 +128,12 @@ def to_metadata(mode: int, uid: int, gid: int, mtime: float, links=()) -> dict[s
     md = {"mode": str(mode), "uid": str(uid), "gid": str(gid), "mtime": str(mt)}
     if len(links) > 1:
         md[LINKS_KEY] = encode_links(links)
+    return md
+
+
+def special_metadata(meta: Meta) -> dict[str, str]:
+    """The metadata beyond to_metadata's that a rewrite of the metadata keeps."""
+    md = {"xattr": meta.xattr} if meta.xattr else {}
+    if meta.rdev:
+        md["rdev"] = str(meta.rdev)
     return md

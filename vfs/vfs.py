@@ -19,6 +19,7 @@ from .files import Files, OpenFile  # noqa: F401 (OpenFile: part of the package 
 from .errors import VfsError
 from .fetch import Fetcher
 from . import meta as metas
+from . import xattrs
 from .meta import Kind, Meta
 from .ranges import RangeSet
 from .upload import MIN_PART
@@ -340,6 +341,11 @@ class Vfs:
         if path in self.ns.local_dirs:
             return  # a directory of this run only: nowhere to keep attributes
         md = metas.to_metadata(new["mode"], new["uid"], new["gid"], new["mtime"])
+        # Keep what else the metadata says (extended attributes, a device number).
+        if meta.kind is not Kind.DIR:
+            md.update(metas.special_metadata(self.ns.exact(path, meta)))
+        elif loc.dir_key:
+            md.update(xattrs.kept(store, loc.dir_key))
         if meta.kind is Kind.DIR:
             changed = dataclasses.replace(meta, mode=new["mode"], uid=new["uid"], gid=new["gid"],
                                           mtime=new["mtime"], exact=True)

@@ -187,29 +187,5 @@ def on_fstatfs(sup, stop) -> None:
         _emit(stop, 1, structs.pack_statfs())
 
 
-@path_syscall("getxattr", "lgetxattr")
-def on_getxattr(sup, stop) -> None:
-    if _lookup(sup, stop, 0, None, follow=stop.nr != 192, sure=False, attrs=False) is not None:
-        stop.fail(errno.ENODATA)  # no extended attributes on objects
-
-
-@path_syscall("listxattr", "llistxattr")
-def on_listxattr(sup, stop) -> None:
-    if _lookup(sup, stop, 0, None, follow=stop.nr != 195, sure=False, attrs=False) is not None:
-        stop.skip(0)
-
-
-@fd_syscall(fgetxattr=(0,))
-def on_fgetxattr(sup, stop) -> None:
-    if sup.desc(stop, stop.sarg(0)) is not None:
-        stop.fail(errno.ENODATA)
-
-
-@fd_syscall(flistxattr=(0,))
-def on_flistxattr(sup, stop) -> None:
-    if sup.desc(stop, stop.sarg(0)) is not None:
-        stop.skip(0)
-
-
 def is_executable(meta) -> bool:
     return meta.kind is Kind.FILE and bool(meta.mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
 import struct
 import time
 
@@ -97,20 +96,6 @@ def on_symlink(sup, stop) -> None:
     if path is not None:
         target = os.fsdecode(stop.read_cstring(stop.arg(0)))
         _done(stop, sup.vfs.symlink, target, path, os.geteuid(), os.getegid())
-
-
-@path_syscall("mknod", "mknodat")
-def on_mknod(sup, stop) -> None:
-    at = stop.nr == 259
-    path = _path(sup, stop, 1 if at else 0, 0 if at else None, follow=False)
-    if path is None:
-        return
-    mode = stop.arg(2 if at else 1)
-    if stat.S_IFMT(mode) not in (0, stat.S_IFREG):
-        raise VfsError(errno.EPERM, f"{path}: only regular files can be made in a bucket")
-    handle = sup.vfs.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & ~umask_of(stop.tid) & 0o7777)
-    handle.close()
-    stop.skip(0)
 
 
 # --- rename and link --------------------------------------------------------------------
@@ -299,15 +284,3 @@ def on_truncate(sup, stop) -> None:
         if length >= 1 << 63:
             raise VfsError(errno.EINVAL, f"{path}: negative length")
         _done(stop, sup.vfs.truncate, path, length)
-
-
-@path_syscall("setxattr", "lsetxattr", "removexattr", "lremovexattr")
-def on_setxattr(sup, stop) -> None:
-    if _path(sup, stop, 0, None, follow=stop.nr in (188, 197)) is not None:
-        stop.fail(errno.EOPNOTSUPP)
-
-
-@fd_syscall(fsetxattr=(0,), fremovexattr=(0,))
-def on_fsetxattr(sup, stop) -> None:
-    if sup.desc(stop, stop.sarg(0)) is not None:
-        stop.fail(errno.EOPNOTSUPP)

@@ -9,10 +9,12 @@ import struct
 
 from tracer import SyscallInterrupted
 from vfs import Kind, VfsError
+from vfs.special import is_special
 
 from ..process import OpenDescription
 from .changes import umask_of
 from .registry import path_syscall
+from .special import open_node
 
 O_ACCMODE = 0o3
 O_CREAT = 0o100
@@ -88,6 +90,10 @@ def _open(sup, stop, path_index: int, dirfd_index: int | None, flags: int) -> No
     else:
         if flags & O_DIRECTORY or target.wants_dir:
             raise VfsError(errno.ENOTDIR, f"{target.path}: not a directory")
+        meta = sup.vfs.lookup(target.path, exact=True)  # the type: a listing does not say
+        if is_special(meta.mode) and not flags & O_PATH:
+            open_node(sup, stop, path_index, target.path, meta, flags)
+            return
         if flags & O_PATH:
             desc = OpenDescription(target.path, is_dir=False, meta=meta)
             _finish(sup, stop, path_index, flags, desc, sup.vfs.placeholder_dir)

@@ -241,15 +241,50 @@ class Probe:
         os.mkfifo(self.p(path), mode)
         return "ok"
 
-    def setxattr(self, path, name, value):
-        os.setxattr(self.p(path), name, data_of(value))
+    def mknod(self, path, mode, dev=0):
+        os.mknod(self.p(path), mode, dev)
         return "ok"
 
-    def getxattr(self, path, name):
-        return show(os.getxattr(self.p(path), name))
+    def nodestat(self, path):
+        """lstat with the device number (special files)."""
+        st = os.lstat(self.p(path))
+        return dict(stat_fields(st, times=False), rdev=[os.major(st.st_rdev), os.minor(st.st_rdev)])
 
-    def listxattr(self, path):
-        return sorted(n for n in os.listxattr(self.p(path)) if n.startswith("user."))
+    def setxattr(self, path, name, value, flags=0, follow=True):
+        os.setxattr(self.p(path), name, data_of(value), flags, follow_symlinks=follow)
+        return "ok"
+
+    def getxattr(self, path, name, follow=True):
+        return show(os.getxattr(self.p(path), name, follow_symlinks=follow))
+
+    def listxattr(self, path, follow=True):
+        return sorted(n for n in os.listxattr(self.p(path), follow_symlinks=follow) if n.startswith("user."))
+
+    def removexattr(self, path, name, follow=True):
+        os.removexattr(self.p(path), name, follow_symlinks=follow)
+        return "ok"
+
+    def fxattrs(self, name):
+        """setxattr, getxattr, listxattr, removexattr through a descriptor."""
+        fd = self.fds[name]
+        os.setxattr(fd, "user.fd", b"by-fd")
+        out = [show(os.getxattr(fd, "user.fd")), sorted(os.listxattr(fd))]
+        os.removexattr(fd, "user.fd")
+        return out + [sorted(os.listxattr(fd))]
+
+    def rawxattr(self, path, name, size):
+        """getxattr(2) with a buffer of `size` bytes (0: the size query); lgetxattr/llistxattr
+        likewise when name is None: the return value, or the errno."""
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        buf = ctypes.create_string_buffer(max(size, 1))
+        if name is None:
+            n = libc.listxattr(os.fsencode(self.p(path)), buf if size else None, size)
+        else:
+            n = libc.getxattr(os.fsencode(self.p(path)), name.encode(), buf if size else None, size)
+        if n < 0:
+            return {"errno": errno.errorcode[ctypes.get_errno()]}
+        return [n, show(buf.raw[:n]) if size else None]
 
     def tree(self, path="."):
         """Every entry below `path`: kind, mode, size, nlink and content (or link target)."""

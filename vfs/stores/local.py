@@ -77,6 +77,7 @@ class LocalStore:
 
     # --- writes: the directory is the store, so each is one local operation ------------
     supports_multipart = False
+    keeps_metadata = False  # a local file has no room for xattrs or a special file's type
 
     def _apply_metadata(self, path: str, metadata: dict[str, str]) -> None:
         mode = int(metadata.get("mode", 0)) & 0o7777

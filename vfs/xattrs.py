@@ -1,0 +1,134 @@
+"""Extended attributes kept as s3fs-fuse keeps them: one user-metadata key, `xattr`, whose
+value is a URL-encoded JSON object mapping each attribute name to its base64 value
+(s3fs's build_xattrs/parse_xattrs: names sorted, `{"user.a":"dmFs"}` -> `%7B%22user.a%22%3A%22dmFs%22%7D`).
+
+Reads and changes go to the object itself (HEAD, then CopyObject onto itself with the
+other user metadata kept); a directory's attributes live on its marker object, which a
+change creates if the directory had none (as s3fs does)."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import errno
+import json
+import time
+import urllib.parse
+
+from . import meta as metas
+from .errors import VfsError
+from .meta import Kind
+
+KEY = "xattr"
+XATTR_CREATE = 1
+XATTR_REPLACE = 2
+NAME_MAX = 255         # XATTR_NAME_MAX
+SIZE_MAX = 65536       # XATTR_SIZE_MAX
+# S3 user metadata is limited to 2 KiB in all (names and values, URL-encoded here).
+METADATA_MAX = 2048
+
+
+def decode(value: str | None) -> dict[str, bytes]:
+    """The attributes in an `xattr` metadata value; a malformed value reads as none (s3fs
+    skips what it cannot parse too)."""
+    if not value:
+        return {}
+    try:
+        obj = json.loads(urllib.parse.unquote(value))
+        return {str(k): base64.b64decode(v) for k, v in obj.items()} if isinstance(obj, dict) else {}
+    except ValueError:
+        return {}
+
+
+def encode(attrs: dict[str, bytes]) -> str:
+    body = ",".join(f'"{name}":"{base64.b64encode(attrs[name]).decode()}"' for name in sorted(attrs))
+    return urllib.parse.quote("{" + body + "}", safe="-_.~/")
+
+
+class Xattrs:
+    """The xattr family on virtual paths, over a Vfs."""
+
+    def __init__(self, vfs):
+        self.vfs = vfs
+
+    def _object(self, path: str):
+        """(store, key of the object holding the attributes, meta)."""
+        store, loc = self.vfs._located(path)
+        if store is None:
+            raise VfsError(errno.EOPNOTSUPP, f"{path}: extended attributes are kept on objects in a bucket")
+        if not getattr(store, "keeps_metadata", True):
+            raise VfsError(errno.EOPNOTSUPP, f"{path}: {store.url} keeps no object metadata")
+        meta = self.vfs.lookup(path)
+        return store, loc, meta
+
+    def _writer(self, loc):
+        """(item, store, path) of the file if it is being written, else None."""
+        return self.vfs._writers.get((loc.store_url, loc.key))
+
+    def _stored(self, store, loc, meta) -> dict[str, str] | None:
+        """The user metadata now on the object (None: a directory without marker)."""
+        key = loc.key + "/" if meta.kind is Kind.DIR else loc.key
+        info = store.head(key)
+        if info is None:
+            if meta.kind is Kind.DIR:
+                return None
+            raise VfsError(errno.ENOENT, f"{loc.key}: no such object")
+        return {k.lower(): v for k, v in (info.metadata or {}).items()}
+
+    def get_all(self, path: str) -> dict[str, bytes]:
+        store, loc, meta = self._object(path)
+        entry = self._writer(loc)
+        if entry is not None:  # being written: the attributes go up with the data
+            return decode((entry[0].attrs or {}).get(KEY))
+        if meta.exact and meta.kind is not Kind.DIR:
+            return decode(meta.xattr)
+        return decode((self._stored(store, loc, meta) or {}).get(KEY))
+
+    def change(self, path: str, name: str, value: bytes | None, flags: int = 0) -> None:
+        """Set `name` to `value`, or remove it (value None), with XATTR_CREATE/REPLACE."""
+        store, loc, meta = self._object(path)
+        if path in self.vfs.ns.local_dirs:
+            raise VfsError(errno.EOPNOTSUPP, f"{path}: a directory of this run only keeps no attributes")
+        entry = self._writer(loc)
+        md = None if entry is not None else self._stored(store, loc, meta)
+        attrs = decode((entry[0].attrs or {}).get(KEY) if entry is not None else (md or {}).get(KEY))
+        if value is None:
+            if name not in attrs:
+                raise VfsError(errno.ENODATA, f"{path}: no attribute {name}")
+            del attrs[name]
+        else:
+            if flags & XATTR_CREATE and name in attrs:
+                raise VfsError(errno.EEXIST, f"{path}: attribute {name} exists")
+            if flags & XATTR_REPLACE and name not in attrs:
+                raise VfsError(errno.ENODATA, f"{path}: no attribute {name}")
+            attrs[name] = value
+        encoded = encode(attrs) if attrs else None
+        if value is not None and encoded is not None and len(encoded) + len(KEY) + 64 > METADATA_MAX:
+            raise VfsError(errno.ENOSPC, f"{path}: extended attributes exceed the 2 KiB of object metadata")
+        if entry is not None:
+            item = entry[0]
+            item.attrs = dict(item.attrs or {}, **{KEY: encoded})
+            item.meta_dirty = True
+            item.attrs_version += 1
+            if item.writers == 0:
+                self.vfs._flush(item, entry[1], loc.key, entry[2])
+            return
+        if md is None:  # a directory without marker: make one, as mkdir would have
+            md = metas.to_metadata(meta.mode, meta.uid, meta.gid, meta.mtime or time.time())
+        if encoded is None:
+            md.pop(KEY, None)
+        else:
+            md[KEY] = encoded
+        if meta.kind is Kind.DIR:
+            store.put(loc.key + "/", b"", md, metas.DIR_CONTENT_TYPE)
+            self.vfs.ns.update(path, meta)
+        else:
+            etag = store.copy(loc.key, loc.key, md, content_type=None)
+            self.vfs.ns.update(path, dataclasses.replace(meta, etag=etag, xattr=encoded, exact=True, nlink=1))
+
+
+def kept(store, key: str) -> dict[str, str]:
+    """The `xattr` metadata of an object, for a change that rewrites its metadata."""
+    info = store.head(key)
+    md = {k.lower(): v for k, v in ((info.metadata if info else None) or {}).items()}
+    return {KEY: md[KEY]} if KEY in md else {}
