@@ -63,11 +63,13 @@ class Xattrs:
 
     def _writer(self, loc):
         """(item, store, path) of the file if it is being written, else None."""
-        return self.vfs._writers.get((loc.store_url, loc.key))
+        return self.vfs.files.entry(loc.store_url, loc.key)
 
     def _stored(self, store, loc, meta) -> dict[str, str] | None:
         """The user metadata now on the object (None: a directory without marker)."""
-        key = loc.key + "/" if meta.kind is Kind.DIR else loc.key
+        key = loc.dir_key if meta.kind is Kind.DIR else loc.key
+        if not key:  # a bucket root: no object to hold anything
+            return None
         info = store.head(key)
         if info is None:
             if meta.kind is Kind.DIR:
@@ -87,6 +89,8 @@ class Xattrs:
     def change(self, path: str, name: str, value: bytes | None, flags: int = 0) -> None:
         """Set `name` to `value`, or remove it (value None), with XATTR_CREATE/REPLACE."""
         store, loc, meta = self._object(path)
+        if meta.kind is Kind.DIR and not loc.dir_key:
+            raise VfsError(errno.EOPNOTSUPP, f"{path}: a bucket root has no object to keep attributes in")
         if path in self.vfs.ns.local_dirs:
             raise VfsError(errno.EOPNOTSUPP, f"{path}: a directory of this run only keeps no attributes")
         entry = self._writer(loc)
@@ -120,11 +124,11 @@ class Xattrs:
         else:
             md[KEY] = encoded
         if meta.kind is Kind.DIR:
-            store.put(loc.key + "/", b"", md, metas.DIR_CONTENT_TYPE)
+            store.put(loc.dir_key, b"", md, metas.DIR_CONTENT_TYPE)
             self.vfs.ns.update(path, meta)
-        else:
-            etag = store.copy(loc.key, loc.key, md, content_type=None)
-            self.vfs.ns.update(path, dataclasses.replace(meta, etag=etag, xattr=encoded, exact=True, nlink=1))
+        else:  # every name of a hard-link group gets them
+            etag = self.vfs.links.copy_to_group(store, path, loc.key, md, meta.etag, {"xattr": encoded})
+            self.vfs.ns.update(path, dataclasses.replace(meta, etag=etag, xattr=encoded, exact=True))
 
 
 def kept(store, key: str) -> dict[str, str]:

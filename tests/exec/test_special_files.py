@@ -103,7 +103,9 @@ def test_ls_asks_no_object_for_xattrs(objmount, s3, bucket):
         s3.put_object(Bucket=bucket, Key=f"dir/f{i}", Body=b"x")
     run = objmount(f"ls -l {V}/{bucket}/dir >/dev/null")
     assert run.returncode == 0, run.stderr
-    assert run.requests("HeadObject") <= 2  # the directory itself, not one per file
+    # stat's truth costs one HEAD per listed file (made in parallel, see README); the
+    # xattr reads of ls -l add none
+    assert run.requests("HeadObject") <= 5 + 2
 
 
 def test_special_files_like_a_local_directory(differential, s3, bucket):
