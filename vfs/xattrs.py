@@ -78,6 +78,9 @@ class Xattrs:
         return {k.lower(): v for k, v in (info.metadata or {}).items()}
 
     def get_all(self, path: str) -> dict[str, bytes]:
+        store, loc = self.vfs._located(path)
+        if store is None or not getattr(store, "keeps_metadata", True):
+            return {}  # nothing can be kept there, so nothing is: none to read
         store, loc, meta = self._object(path)
         entry = self._writer(loc)
         if entry is not None:  # being written: the attributes go up with the data

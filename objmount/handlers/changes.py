@@ -48,8 +48,8 @@ def _path(sup, stop, path_index: int, dirfd_index: int | None, follow: bool):
 def _resolve_parent(sup, target):
     """Resolve symlinks in the directories of a path, not in its last component."""
     head, _, name = target.path.rpartition("/")
-    if not name:
-        return target
+    if not name or not sup.mounts.is_virtual(head or "/"):
+        return target  # a mount's root: its parent is local, the kernel's business
     parent = sup.resolve(type(target)(True, head or "/"), follow=True)
     return type(target)(sup.mounts.is_virtual(parent.path + "/" + name), parent.path.rstrip("/") + "/" + name,
                         target.wants_dir)

@@ -248,3 +248,19 @@ def test_names_s3fs_cannot_keep_are_refused(objmount, s3, bucket):
             "print(sorted(os.listxattr(sys.argv[1])))")
     run = objmount([sys.executable, "-c", code, f"{V}/{bucket}/f"])
     assert run.text.splitlines() == ["22", "22", "22", "ok", "ok", "['user.ok', 'user.été']"], run.stderr
+
+
+@pytest.mark.parametrize("store", ["bucket", "file"])
+def test_ls_l_of_a_mount_root_is_quiet_and_its_xattrs_read_as_none(objmount, bucket, tmp_path, store):
+    if store == "file":
+        (tmp_path / "st").mkdir()
+        (tmp_path / "st" / "f").write_bytes(b"x")
+        url = f"file://{tmp_path / 'st'}"
+    else:
+        url = f"s3://{bucket}"
+    script = ("import os\nfor p in ('/m', '/m/f'):\n"
+              "    print(os.listxattr(p), os.listxattr(p, follow_symlinks=False))")
+    run = objmount(f"echo x > /m/f; ls -l /m > /dev/null && python3 -c \"{script}\"", "-m", f"/m={url}")
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""   # before: "ls: /m: No such file or directory" (llistxattr of the root)
+    assert run.text == "[] []\n[] []\n"
