@@ -83,8 +83,7 @@ class _Late:
 
 def end_tree(tracer: Tracer) -> int:
     """SIGKILL every traced process; returns how many there were."""
-    # The tracer's own books (read from the signal thread too: list() of a dict is atomic).
-    pids = set(list(tracer._groups)) | set(list(tracer._early)) | set(list(tracer._expected))
+    pids = tracer.traced()
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)

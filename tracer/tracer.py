@@ -87,6 +87,11 @@ class Tracer:
         self.stops = 0
 
     # --- the tree ------------------------------------------------------------------
+    def traced(self) -> set[int]:
+        """Every traced process (thread group), and children whose first stop has
+        not been seen yet. Safe to call from another thread (copies of the books)."""
+        return set(list(self._groups)) | set(list(self._early)) | set(list(self._expected))
+
     def adopt_root(self, pid: int) -> None:
         """`pid` is stopped in its first SIGSTOP after PTRACE_TRACEME."""
         kernel.setoptions(pid, OPTIONS)
