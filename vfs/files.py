@@ -450,12 +450,7 @@ class Files:
                 if item.writers > 0:
                     raise item.failed  # fsync, and the close handler (before the count drops)
                 # The last writer is gone and the program has had the error: drop the data.
-                self.drop_write_behind(item, wait=True)
-                with item.cond:
-                    item.dirty = RangeSet()
-                item.created = item.untracked = item.truncated = item.meta_dirty = False
-                self.cache.unjournal(item.id)
-                item.journaled = False
+                self._discard(item)
                 self._drop_names(store.url, item)
                 return
             size = os.stat(item.path).st_size
@@ -516,6 +511,15 @@ class Files:
             if item.writers == 0:
                 self._drop_names(store.url, item)
 
+    def _discard(self, item: Item) -> None:
+        """Forget `item`'s pending changes: nothing of them is to reach the bucket."""
+        self.drop_write_behind(item, wait=True)
+        with item.cond:
+            item.dirty = RangeSet()
+        item.created = item.untracked = item.truncated = item.meta_dirty = False
+        self.cache.unjournal(item.id)
+        item.journaled = False
+
     def _drop_names(self, store_url: str, item: Item) -> None:
         for k in [k for k, (other, _, _) in list(self._writers.items()) if other is item and k[0] == store_url]:
             del self._writers[k]
@@ -575,12 +579,7 @@ class Files:
             item = pending[0]
             if not any(other is item for other, _, _ in list(self._writers.values())):
                 # no name left: its data goes nowhere now; the descriptors keep the bytes
-                self.drop_write_behind(item, wait=True)
-                with item.cond:
-                    item.dirty = RangeSet()
-                item.created = item.untracked = item.truncated = item.meta_dirty = False
-                self.cache.unjournal(item.id)
-                item.journaled = False
+                self._discard(item)
                 self._orphan(item)
             else:
                 remaining = next(k for k, (other, _, _) in list(self._writers.items()) if other is item)
