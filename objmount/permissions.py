@@ -25,6 +25,8 @@ class Creds:
     fsgid: int
     groups: frozenset[int] = frozenset()
     euid: int | None = None
+    ruid: int | None = None
+    rgid: int | None = None
 
     @property
     def root(self) -> bool:
@@ -32,6 +34,12 @@ class Creds:
 
     def in_group(self, gid: int) -> bool:
         return gid == self.fsgid or gid in self.groups
+
+    def for_access(self) -> "Creds":
+        """access()/faccessat() without AT_EACCESS check with the real ids."""
+        if self.ruid is None:
+            return self
+        return Creds(self.ruid, self.rgid, self.groups, self.euid, self.ruid, self.rgid)
 
 
 def parse_status(text: str) -> Creds:
@@ -47,7 +55,7 @@ def parse_status(text: str) -> Creds:
             groups = frozenset(int(v) for v in line.split()[1:])
     if uids is None or gids is None:
         raise ValueError("no Uid/Gid lines")
-    return Creds(fsuid=uids[3], fsgid=gids[3], groups=groups, euid=uids[1])
+    return Creds(fsuid=uids[3], fsgid=gids[3], groups=groups, euid=uids[1], ruid=uids[0], rgid=gids[0])
 
 
 def read_creds(tid: int) -> Creds:

@@ -8,6 +8,7 @@ import os
 
 from vfs import Kind, VfsError
 
+from .. import permissions as perm
 from .attrs import is_executable
 from .registry import path_syscall
 
@@ -24,6 +25,7 @@ def _exec(sup, stop, path_index: int, dirfd_index: int | None) -> None:
     meta = sup.vfs.lookup(target.path)
     if meta.kind is not Kind.FILE:
         raise VfsError(errno.EACCES, f"{target.path}: not a regular file")
+    sup.allow(perm.permission(meta, perm.X_OK, sup.creds(stop)), target.path)
     file = sup.vfs.open(target.path)
     try:
         file.materialize()

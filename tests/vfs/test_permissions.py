@@ -120,4 +120,5 @@ def test_parse_status():
     text = "Name:\tx\nUmask:\t0022\nUid:\t0\t65534\t65534\t65533\nGid:\t1\t2\t3\t4\nGroups:\t5 6 \n"
     c = parse_status(text)
     assert (c.fsuid, c.fsgid, c.euid, c.groups) == (65533, 4, 65534, frozenset({5, 6}))
+    assert (c.for_access().fsuid, c.for_access().fsgid) == (0, 1) and c.for_access().root
     assert not c.root and c.in_group(4) and c.in_group(6) and not c.in_group(2)
