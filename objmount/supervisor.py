@@ -16,6 +16,7 @@ from tracer import NR, SyscallFilter, SyscallStop, name_of
 from vfs import Kind, Vfs, VfsError
 
 from . import paths, permissions
+from .handover import Handover
 from .handlers import registry
 from .process import OpenDescription, Process, ProcessTable
 
@@ -47,6 +48,7 @@ class Supervisor:
         self.counts: dict[str, int] = {}
         self._logged: set[str] = set()
         self._stop: SyscallStop | None = None   # the stop being handled
+        self.handover = Handover()
         roots = ["/objmount", *mount_targets]
         # Path components that could lead a relative path into a virtual root.
         self._root_components = {part for root in roots for part in root.split("/") if part}
@@ -92,13 +94,14 @@ class Supervisor:
 
     def shutdown(self) -> None:
         self.procs.close_all()
+        self.handover.close()
 
     # --- shared helpers -----------------------------------------------------------------
     def proc(self, stop: SyscallStop) -> Process:
         return self.procs.get(stop.tgid)
 
     def report(self, exc: VfsError) -> None:
-        if exc.errno in _QUIET_ERRNOS:
+        if exc.errno in _QUIET_ERRNOS or getattr(exc, "quiet", False):
             log.debug("%s", exc.message)
             return
         if exc.message not in self._logged:
@@ -210,7 +213,9 @@ class Supervisor:
     def allow(self, err: int, what: str) -> None:
         """Raise the errno a permission check gave, if any."""
         if err:
-            raise VfsError(err, f"{what}: {os.strerror(err).lower()}")
+            exc = VfsError(err, f"{what}: {os.strerror(err).lower()}")
+            exc.quiet = True   # the program's answer to a normal question: no log line
+            raise exc
 
     def search(self, path: str) -> None:
         """Search permission on every virtual directory above `path` (root may always)."""

@@ -100,6 +100,17 @@ class SyscallStop:
         self._dirty = True
         self._rewrote = True
 
+    def become(self, nr: int, *args: int) -> None:
+        """At the entry: make the tracee run syscall `nr` (with these first arguments)
+        instead of the one it asked for; run() then stops at its exit, where further
+        calls can be injected and the result the program sees set."""
+        assert not self.at_exit and not self._skipped
+        self.regs.orig_rax = nr
+        for i, value in enumerate(args):
+            setattr(self.regs, _ARG_REGS[i], value & 0xFFFFFFFFFFFFFFFF)
+        self._dirty = True
+        self._rewrote = True
+
     # --- memory --------------------------------------------------------------------
     def read(self, addr: int, size: int) -> bytes:
         return kernel.vm_read(self.tid, addr, size)

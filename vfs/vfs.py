@@ -502,9 +502,11 @@ class Vfs:
         self._parent_dir(path)
         md = metas.to_metadata(stat.S_IFDIR | (mode & 0o7777), os.getuid() if uid is None else uid,
                                os.getgid() if gid is None else gid, time.time())
+        made = dataclasses.replace(metas.directory(store.id, loc.key), mode=int(md["mode"]), uid=int(md["uid"]),
+                                   gid=int(md["gid"]))   # what the marker says, before any listing
         if store.url in self._marker_refused or not self.config.dir_markers:
             self.ns.local_dirs.add(path)
-            self.ns.update(path, metas.directory(store.id, loc.key), empty_dir=True)
+            self.ns.update(path, made, empty_dir=True)
             return
         try:
             store.put(loc.key + "/", b"", md, metas.DIR_CONTENT_TYPE)
@@ -515,7 +517,7 @@ class Vfs:
             log.warning("%s: the server refused a directory marker (%s); empty directories made "
                         "now last for this run only", store.url, exc.message)
             self.ns.local_dirs.add(path)
-        self.ns.update(path, metas.directory(store.id, loc.key), empty_dir=True)
+        self.ns.update(path, made, empty_dir=True)
 
     def rmdir(self, path: str) -> None:
         store, loc = self._writable_store(path)

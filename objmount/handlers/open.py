@@ -150,13 +150,16 @@ def _set_flags(sup, stop, flags: int) -> None:
 
 
 def _finish(sup, stop, path_index: int, flags: int, desc: OpenDescription, local: str) -> None:
-    """Open the local stand-in; the program gets the number the kernel gives."""
-    sup.rewrite(stop, path_index, local)
-    try:
-        fd = stop.run()
-    except SyscallInterrupted:
-        desc.close()   # the kernel restarts the open, which stops here again
-        raise
+    """Hand the program the local stand-in, opened by the supervisor (handover.py), at the
+    number the kernel gives; without a channel, the program opens its path."""
+    fd = sup.handover.hand_over(sup, stop, local, flags)
+    if fd is None:
+        sup.rewrite(stop, path_index, local)
+        try:
+            fd = stop.run()
+        except SyscallInterrupted:
+            desc.close()   # the kernel restarts the open, which stops here again
+            raise
     if fd < 0:
         desc.close()
         return
