@@ -58,3 +58,19 @@ def test_a_program_started_as_another_user(objmount, s3, bucket):
     assert run.text.splitlines() == ["readable", "refused none", "65534 65534 new", "refused ro", "/t/ro"], run.stderr
     assert s3.get_object(Bucket=bucket, Key="t/rw")["Body"].read() == b"written\n"
     assert s3.head_object(Bucket=bucket, Key="t/box/new")["Metadata"]["uid"] == "65534"
+
+
+def test_handed_descriptors_have_the_numbers_and_flags_of_an_open(objmount, tmp_path):
+    """Virtual opens are handed over as descriptors: same numbers, FD_CLOEXEC, status
+    flags, and EMFILE after the same number of opens as on a local directory."""
+    probe = str(REPO / "tests" / "probe" / "fd_flags_probe.py")
+    local = tmp_path / "local"
+    local.mkdir()
+    native = subprocess.run([sys.executable, probe, str(local)], capture_output=True, text=True, timeout=60)
+    assert native.returncode == 0, native.stderr
+    store = tmp_path / "store"
+    store.mkdir()
+    run = objmount([sys.executable, probe, "/t"], "-m", f"/t=file://{store}")
+    assert run.returncode == 0, run.stderr
+    assert run.text == native.stdout
+    assert "cloexec 3 1" in native.stdout and "rdonly 3 0" in native.stdout

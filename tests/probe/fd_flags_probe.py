@@ -1,0 +1,31 @@
+"""Descriptor probe: numbers, descriptor and status flags of opens of files in DIR, and
+how many opens fit under a small RLIMIT_NOFILE. Usage: fd_flags_probe.py DIR"""
+
+import ctypes
+import errno
+import fcntl
+import os
+import resource
+import sys
+
+top = sys.argv[1]
+with open(os.path.join(top, "f"), "wb") as f:
+    f.write(b"x" * 10)
+path = os.path.join(top, "f")
+libc = ctypes.CDLL(None, use_errno=True)
+for name, flags in [("rdonly", os.O_RDONLY), ("cloexec", os.O_RDONLY | os.O_CLOEXEC),
+                    ("append", os.O_WRONLY | os.O_APPEND), ("rdwr-nonblock", os.O_RDWR | os.O_NONBLOCK),
+                    ("trunc", os.O_WRONLY | os.O_TRUNC), ("dir", os.O_RDONLY | os.O_DIRECTORY)]:
+    fd = libc.open(os.fsencode(top if name == "dir" else path), flags)   # os.open adds O_CLOEXEC
+    fl = fcntl.fcntl(fd, fcntl.F_GETFL) & ~0o100000   # O_LARGEFILE is the kernel's to add
+    print(name, fd, fcntl.fcntl(fd, fcntl.F_GETFD), oct(fl), os.fstat(fd).st_size if name != "dir" else "", flush=True)
+    os.close(fd)
+resource.setrlimit(resource.RLIMIT_NOFILE, (24, 24))
+fds = []
+try:
+    while True:
+        fds.append(os.open(path, os.O_RDONLY))
+except OSError as exc:
+    print("opened", len(fds), "then", errno.errorcode[exc.errno], "last", fds[-1])
+os.close(fds[3])
+print("reopen takes", os.open(path, os.O_RDONLY) == fds[3])
