@@ -91,7 +91,32 @@ class Handover:
         finally:
             os.close(fd)
 
-    def _give(self, sup, stop, fd: int, flags: int, local: bytes) -> int | None:
+    def exec_by_fd(self, sup, stop, path_index: int, local: str, script: bool) -> bool:
+        """At the entry of an execve: hand the program a descriptor of `local` and make it
+        exec /proc/self/fd/N, which the kernel opens without walking the private cache's
+        path. A script keeps N open (its interpreter opens that path, as after fexecve);
+        a binary's N closes at the exec. False: no channel, the caller rewrites the path."""
+        if not self._listen():
+            return False
+        at = stop.push(bytes(32))
+        by_path = stop.push(os.fsencode(local) + b"\0")
+        try:
+            fd = os.open(local, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            got = self._give(sup, stop, fd, 0 if script else os.O_CLOEXEC, os.fsencode(local), by_path=False)
+        finally:
+            os.close(fd)
+        reg = ("rdi", "rsi")[path_index]
+        if got is None or got < 0:   # the kernel's answer to the cache file's path, then
+            stop.enter_again(**{reg: by_path})
+            return True
+        stop.write(at, b"/proc/self/fd/%d\0" % got)
+        stop.enter_again(**{reg: at})
+        return True
+
+    def _give(self, sup, stop, fd: int, flags: int, local: bytes, by_path: bool = True) -> int | None:
         cloexec = bool(flags & os.O_CLOEXEC)
         addr_len = 2 + len(self._address)
         blob_len = 56 + 16 + 24 + 8 + ((addr_len + 7) & ~7) + len(local) + 1
@@ -113,7 +138,7 @@ class Handover:
             if chan is None:
                 chan = table.channel = self._connect(stop, sockaddr, addr_len)
                 if chan is None:
-                    return self._by_path(stop, path, flags)
+                    return self._by_path(stop, path, flags) if by_path else None
             chan.conn.sendmsg([b"\0"], [(_SOL_SOCKET, _SCM_RIGHTS, struct.pack("i", fd))])
             flags = _MSG_DONTWAIT | (_MSG_CMSG_CLOEXEC if cloexec else 0)
             got = stop.inject(_SYS["recvmsg"], chan.fd, msghdr, flags)
@@ -124,7 +149,7 @@ class Handover:
             chan.conn.close()
             table.channel = None
         else:
-            return self._by_path(stop, path, flags)
+            return self._by_path(stop, path, flags) if by_path else None
         head = stop.read(msghdr, 56)
         _, _, _, _, _, controllen, msg_flags = struct.unpack("<QI4xQQQQi4x", head)
         if controllen >= 20:
@@ -137,7 +162,7 @@ class Handover:
             stop.inject(_SYS["close"], chan.fd)
             chan.conn.close()
             table.channel = None
-            return self._by_path(stop, path, flags)
+            return self._by_path(stop, path, flags) if by_path else None
         err = errno.EMFILE if msg_flags & _MSG_CTRUNC else errno.EIO
         stop.set_result(-err)
         return -err

@@ -30,7 +30,10 @@ def _exec(sup, stop, path_index: int, dirfd_index: int | None) -> None:
     try:
         file.materialize()
         os.chmod(file.cache_path, 0o755 if is_executable(file.meta) else 0o644)
-        sup.rewrite(stop, path_index, file.cache_path)
+        creds = sup.creds(stop)
+        if creds.root or creds.fsuid == os.geteuid() or not sup.handover.exec_by_fd(
+                sup, stop, path_index, file.cache_path, _is_script(file.cache_path)):
+            sup.rewrite(stop, path_index, file.cache_path)
     finally:
         file.close()
 
@@ -43,3 +46,8 @@ def on_execve(sup, stop) -> None:
 @path_syscall("execveat")
 def on_execveat(sup, stop) -> None:
     _exec(sup, stop, 1, 0)
+
+
+def _is_script(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"#!"

@@ -40,22 +40,29 @@ def test_permissions_of_a_program_that_drops_privileges(objmount, s3, bucket):
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv not installed")
 def test_a_program_started_as_another_user(objmount, s3, bucket):
     """setpriv runs the program as uid 65534: it loads the fast-path library (no ld.so
-    error), reads and writes the virtual files its identity allows and is refused the
-    others, with the private cache untouched (0700)."""
+    error), reads, writes and runs the virtual files its identity allows and is refused
+    the others, though the cache stays private (0700)."""
     md = {"uid": "0", "gid": "0"}
     s3.put_object(Bucket=bucket, Key="t/ro", Body=b"readable\n", Metadata=dict(md, mode=str(0o100644)))
     s3.put_object(Bucket=bucket, Key="t/none", Body=b"secret\n", Metadata=dict(md, mode=str(0o100600)))
     s3.put_object(Bucket=bucket, Key="t/rw", Body=b"", Metadata=dict(md, mode=str(0o100666)))
+    with open(shutil.which("echo"), "rb") as f:
+        s3.put_object(Bucket=bucket, Key="t/echo", Body=f.read(), Metadata=dict(md, mode=str(0o100755)))
+    s3.put_object(Bucket=bucket, Key="t/s.sh", Body=b"#!/bin/sh\necho script got $#\n",
+                  Metadata=dict(md, mode=str(0o100755)))
+    s3.put_object(Bucket=bucket, Key="t/nox", Body=b"#!/bin/sh\n", Metadata=dict(md, mode=str(0o100644)))
     script = ("cat /t/ro; cat /t/none || echo refused none; echo written > /t/rw; "
               "echo new > /t/box/new && ls -n /t/box | awk 'NR>1{print $3, $4, $9}'; "
-              "echo x > /t/ro || echo refused ro; exec 3</t/ro; readlink /proc/self/fd/3")
+              "echo x > /t/ro || echo refused ro; /t/echo run from the bucket; /t/s.sh a b; "
+              "/t/nox 2>/dev/null || echo refused nox $?; exec 3</t/ro; readlink /proc/self/fd/3")
     # (the directory is made in the same run: a directory marker's stored mode is not
     # read back by a later run yet)
     run = objmount(["sh", "-c", 'mkdir /t/box && chmod 777 /t/box && exec "$@"', "sh",
                     "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", script],
                    "-m", f"/t=s3://{bucket}/t")
     assert "cannot be preloaded" not in run.stderr
-    assert run.text.splitlines() == ["readable", "refused none", "65534 65534 new", "refused ro", "/t/ro"], run.stderr
+    assert run.text.splitlines() == ["readable", "refused none", "65534 65534 new", "refused ro",
+                                     "run from the bucket", "script got 2", "refused nox 126", "/t/ro"], run.stderr
     assert s3.get_object(Bucket=bucket, Key="t/rw")["Body"].read() == b"written\n"
     assert s3.head_object(Bucket=bucket, Key="t/box/new")["Metadata"]["uid"] == "65534"
 
