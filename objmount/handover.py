@@ -34,7 +34,7 @@ from tracer import SyscallInterrupted
 
 log = logging.getLogger("objmount")
 
-_SYS = {"openat": 257, "close": 3, "getpid": 39, "socket": 41, "connect": 42, "recvmsg": 47, "fcntl": 72}
+_SYS = {"openat": 257, "fchdir": 81, "close": 3, "getpid": 39, "socket": 41, "connect": 42, "recvmsg": 47, "fcntl": 72}
 _F_DUPFD_CLOEXEC = 1030
 _SOCK_CLOEXEC = 0o2000000
 _MSG_DONTWAIT, _MSG_CTRUNC, _MSG_CMSG_CLOEXEC = 0x40, 0x8, 0x40000000
@@ -115,6 +115,30 @@ class Handover:
         stop.write(at, b"/proc/self/fd/%d\0" % got)
         stop.enter_again(**{reg: at})
         return True
+
+    def chdir_by_fd(self, sup, stop, local: str) -> int | None:
+        """At the entry of a chdir: fchdir to a handed-over descriptor of the directory
+        `local` (then closed), which a program running as another user could not reach
+        by its path. Returns chdir's result; None: no channel (nothing was done)."""
+        if not self._listen():
+            return None
+        try:
+            fd = os.open(local, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            stop.fail(exc.errno)
+            return -exc.errno
+        try:
+            got = self._give(sup, stop, fd, os.O_CLOEXEC, os.fsencode(local), by_path=False)
+        finally:
+            os.close(fd)
+        if got is None:
+            got = -errno.EACCES   # what the private directory's path answers
+        elif got >= 0:
+            new = got
+            got = stop.inject(_SYS["fchdir"], new)
+            stop.inject(_SYS["close"], new)
+        stop.set_result(got)
+        return got
 
     def _give(self, sup, stop, fd: int, flags: int, local: bytes, by_path: bool = True) -> int | None:
         cloexec = bool(flags & os.O_CLOEXEC)

@@ -54,7 +54,8 @@ def test_a_program_started_as_another_user(objmount, s3, bucket):
     script = ("cat /t/ro; cat /t/none || echo refused none; echo written > /t/rw; "
               "echo new > /t/box/new && ls -n /t/box | awk 'NR>1{print $3, $4, $9}'; "
               "echo x > /t/ro || echo refused ro; /t/echo run from the bucket; /t/s.sh a b; "
-              "/t/nox 2>/dev/null || echo refused nox $?; exec 3</t/ro; readlink /proc/self/fd/3")
+              "/t/nox 2>/dev/null || echo refused nox $?; exec 3</t/ro; readlink /proc/self/fd/3; "
+              "cd /t/box && pwd && cat new && ls")
     # (the directory is made in the same run: a directory marker's stored mode is not
     # read back by a later run yet)
     run = objmount(["sh", "-c", 'mkdir /t/box && chmod 777 /t/box && exec "$@"', "sh",
@@ -62,7 +63,8 @@ def test_a_program_started_as_another_user(objmount, s3, bucket):
                    "-m", f"/t=s3://{bucket}/t")
     assert "cannot be preloaded" not in run.stderr
     assert run.text.splitlines() == ["readable", "refused none", "65534 65534 new", "refused ro",
-                                     "run from the bucket", "script got 2", "refused nox 126", "/t/ro"], run.stderr
+                                     "run from the bucket", "script got 2", "refused nox 126", "/t/ro",
+                                     "/t/box", "new", "new"], run.stderr
     assert s3.get_object(Bucket=bucket, Key="t/rw")["Body"].read() == b"written\n"
     assert s3.head_object(Bucket=bucket, Key="t/box/new")["Metadata"]["uid"] == "65534"
 
