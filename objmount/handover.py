@@ -7,8 +7,8 @@ the file itself and passes the descriptor over a unix socket (SCM_RIGHTS) into t
 program, with the number, flags and errors the kernel's open would have given:
 
 - each process (descriptor table) holds one end of a stream socket connected to the
-  supervisor's listening socket (abstract name, peers checked by SO_PEERCRED), at the
-  highest number its RLIMIT_NOFILE allows, close-on-exec; made on first need by injected
+  supervisor's listening socket (abstract name, peers checked by SO_PEERCRED), at number
+  1023 (or the highest its RLIMIT_NOFILE allows), close-on-exec; made on first need by injected
   socket + connect + fcntl(F_DUPFD_CLOEXEC) + close, made again if the program closed it;
 - the open itself becomes getpid() (a call that cannot block), and at its exit the
   supervisor sendmsg()s the descriptor and injects recvmsg(MSG_CMSG_CLOEXEC as the open's
@@ -163,9 +163,12 @@ class Handover:
                 chan = table.channel = self._connect(stop, sockaddr, addr_len)
                 if chan is None:
                     return self._by_path(stop, path, flags) if by_path else None
-            chan.conn.sendmsg([b"\0"], [(_SOL_SOCKET, _SCM_RIGHTS, struct.pack("i", fd))])
-            flags = _MSG_DONTWAIT | (_MSG_CMSG_CLOEXEC if cloexec else 0)
-            got = stop.inject(_SYS["recvmsg"], chan.fd, msghdr, flags)
+            try:
+                chan.conn.sendmsg([b"\0"], [(_SOL_SOCKET, _SCM_RIGHTS, struct.pack("i", fd))], socket.MSG_NOSIGNAL)
+                got = stop.inject(_SYS["recvmsg"], chan.fd, msghdr,
+                                  _MSG_DONTWAIT | (_MSG_CMSG_CLOEXEC if cloexec else 0))
+            except OSError:   # every holder of the program's end closed it
+                got = -errno.EPIPE
             if got == 1:
                 break
             # Not our socket any more (closed by the program, or its number reused): the
@@ -223,7 +226,10 @@ class Handover:
                 return None
             limit = _nofile(stop.tid) or 1024
             high = -1
-            for start in (limit - 1, limit // 2):
+            # Near the top of the usual limit (1024): high enough that programs' own numbers
+            # rarely meet it, low enough that the kernel's descriptor table (copied at each
+            # fork) stays small where the limit is a million.
+            for start in (min(limit, 1024) - 1, min(limit, 1024) // 2):
                 high = stop.inject(_SYS["fcntl"], tmp, _F_DUPFD_CLOEXEC, start)
                 if high >= 0:
                     break
