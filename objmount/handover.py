@@ -186,6 +186,7 @@ class Handover:
                 return new
         if msg_flags & _MSG_CTRUNC and self._free_below(stop, chan.fd) is False:
             # Only the channel's own number was free: native open would have taken it.
+            log.debug("[%d] descriptor %d: the channel's number was the last free one", stop.tid, chan.fd)
             stop.inject(_SYS["close"], chan.fd)
             chan.conn.close()
             table.channel = None
