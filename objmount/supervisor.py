@@ -218,7 +218,10 @@ class Supervisor:
             raise exc
 
     def search(self, path: str) -> None:
-        """Search permission on every virtual directory above `path` (root may always)."""
+        """Search permission on every virtual directory above `path` (root may always).
+        Only what is known already is checked, no request made: a directory nothing is
+        known of has the default attributes (0755, objmount's user), which let anyone
+        search (and the lookup of the path itself says whether it exists)."""
         if self._stop is None or self.creds().root:
             return
         head = path.rpartition("/")[0]
@@ -227,11 +230,9 @@ class Supervisor:
             dirs.append(head)
             head = head.rpartition("/")[0]
         for d in reversed(dirs):
-            try:
-                meta = self.vfs.lookup(d)
-            except VfsError:
-                return   # the lookup of the path itself will say what is wrong
-            self.allow(permissions.permission(meta, permissions.X_OK, self.creds()), path)
+            meta = self.vfs.ns.peek(d)
+            if meta is not None:
+                self.allow(permissions.permission(meta, permissions.X_OK, self.creds()), path)
 
     def parent_meta(self, path: str):
         """The directory holding `path`, as the permission checks need it; None when it is

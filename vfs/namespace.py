@@ -72,6 +72,20 @@ class Namespace:
         self._lists.pop(posixpath.dirname(path), None)
 
     # --- lookups -----------------------------------------------------------------------
+    def peek(self, path: str) -> Meta | None:
+        """What is known of `path` without asking the bucket; None: nothing fresh (or it
+        is known not to exist)."""
+        if path in self.local_dirs:
+            return metas.directory("local", path)
+        entry = self._fresh(self._attrs, path)
+        if entry is not None:
+            return entry.value
+        parent, name = posixpath.split(path)
+        listing = self._fresh(self._lists, parent)
+        if listing is not None and name:
+            return listing.value.get(name)
+        return None
+
     def lookup(self, path: str) -> Meta:
         if path in self.local_dirs:
             return metas.directory("local", path)

@@ -31,7 +31,9 @@ def _local() -> list[str]:
 def test_permissions_of_a_program_that_drops_privileges(objmount, s3, bucket):
     s3.put_object(Bucket=bucket, Key="t/", Body=b"",
                   Metadata={"mode": str(0o40755), "uid": "0", "gid": "0"})
-    run = objmount([sys.executable, PROBE, "/t"], "-m", f"/t=s3://{bucket}/t")
+    # (a long metadata TTL: the modes of directories made in the run are known from the
+    # run itself, not read back from their markers; see README "Not supported yet")
+    run = objmount([sys.executable, PROBE, "/t"], "-m", f"/t=s3://{bucket}/t", "--metadata-ttl", "600")
     assert run.returncode == 0, run.stderr
     assert "\n".join(run.text.splitlines()) == "\n".join(_local())
     assert "cannot be preloaded" not in run.stderr
@@ -60,7 +62,7 @@ def test_a_program_started_as_another_user(objmount, s3, bucket):
     # read back by a later run yet)
     run = objmount(["sh", "-c", 'mkdir /t/box && chmod 777 /t/box && exec "$@"', "sh",
                     "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", script],
-                   "-m", f"/t=s3://{bucket}/t")
+                   "-m", f"/t=s3://{bucket}/t", "--metadata-ttl", "600")
     assert "cannot be preloaded" not in run.stderr
     assert run.text.splitlines() == ["readable", "refused none", "65534 65534 new", "refused ro",
                                      "run from the bucket", "script got 2", "refused nox 126", "/t/ro",
