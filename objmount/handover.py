@@ -30,8 +30,6 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from tracer import SyscallInterrupted
-
 log = logging.getLogger("objmount")
 
 _SYS = {"openat": 257, "fchdir": 81, "close": 3, "getpid": 39, "socket": 41, "connect": 42, "recvmsg": 47, "fcntl": 72}
@@ -151,11 +149,8 @@ class Handover:
                    + struct.pack("<QQ", data, 1) + bytes(24) + bytes(8)
                    + struct.pack("<H", socket.AF_UNIX) + self._address
                    + bytes(((addr_len + 7) & ~7) - addr_len) + local + b"\0")
-        stop.become(_SYS["getpid"])
-        try:
-            stop.run()
-        except SyscallInterrupted:   # getpid is never interrupted; be safe all the same
-            raise
+        stop.become(_SYS["getpid"])   # a call that cannot block nor be interrupted
+        stop.run()
         table = sup.proc(stop).fds
         for attempt in range(2):
             chan = table.channel

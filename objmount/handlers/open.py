@@ -98,10 +98,14 @@ def _open(sup, stop, path_index: int, dirfd_index: int | None, flags: int) -> No
             return
         creds = sup.creds(stop)
         sup.allow(perm.permission(meta, _wanted(flags), creds), target.path)
-        file = _open_file(sup, stop, path_index, flags, target.path, None)
+        _open_file(sup, stop, path_index, flags, target.path, None)
         if writes and (mode := perm.write_kills_setid(meta, creds)) is not None:
-            # the kernel clears them at the first write; here at the open for writing
-            sup.vfs.setattr(target.path, mode)
+            # The kernel clears them at the first write; here at the open for writing (the
+            # file is open now: the new mode goes up with its data).
+            try:
+                sup.vfs.setattr(target.path, mode)
+            except VfsError as exc:
+                sup.report(exc)
         return
     _finish(sup, stop, path_index, flags, desc, local)
 
