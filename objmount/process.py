@@ -58,6 +58,10 @@ class FdEntry:
 class FdTable:
     fds: dict[int, FdEntry] = field(default_factory=dict)
     users: int = 0
+    # The socket the supervisor hands descriptors over (objmount/handover.py): its
+    # number in this table and the supervisor's end. Inherited by fork, gone at exec
+    # (close-on-exec).
+    channel: Any = None
 
     def get(self, fd: int) -> OpenDescription | None:
         entry = self.fds.get(fd)
@@ -73,9 +77,11 @@ class FdTable:
             entry.desc.release()
 
     def copy(self) -> "FdTable":
-        return FdTable({fd: FdEntry(e.desc.retain(), e.cloexec) for fd, e in self.fds.items()})
+        return FdTable({fd: FdEntry(e.desc.retain(), e.cloexec) for fd, e in self.fds.items()},
+                       channel=self.channel)
 
     def close_on_exec(self) -> None:
+        self.channel = None
         for fd in [fd for fd, e in self.fds.items() if e.cloexec]:
             self.remove(fd)
 

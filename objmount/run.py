@@ -127,6 +127,13 @@ def _with_fast_path(env: dict[str, str], trap, mounts: MountTable, config: VfsCo
             fallback = prefilter.private_dir()
             library = prefilter.build(fallback)
             log.warning("fast-path library not loaded from %s (%s): built in %s instead", lib_dir, exc, fallback)
+        if not prefilter.readable_by_all(library):
+            # A program that runs as another user (su, setpriv, a daemon) could not load it
+            # from there (a 0700 home): ld.so would print an error in every such program.
+            try:
+                library = prefilter.build(prefilter.private_dir())
+            except prefilter.UnsafeLocation as exc:
+                log.debug("fast-path library only loadable by us: %s", exc)
         env = prefilter.environ(env, library, [OBJMOUNT_ROOT, *mounts.targets], fd_base,
                                 defer_cwd=str(Cache.placeholder_path(Path(config.cache_dir))),
                                 defer_fds_under=str(config.cache_dir))

@@ -13,9 +13,10 @@ import os
 from dataclasses import dataclass
 
 from tracer import NR, SyscallFilter, SyscallStop, name_of
-from vfs import Vfs, VfsError
+from vfs import Kind, Vfs, VfsError
 
-from . import paths
+from . import paths, permissions
+from .handover import Handover
 from .handlers import registry
 from .process import OpenDescription, Process, ProcessTable
 
@@ -46,6 +47,8 @@ class Supervisor:
         self.procs = ProcessTable(root_pid, cwd)
         self.counts: dict[str, int] = {}
         self._logged: set[str] = set()
+        self._stop: SyscallStop | None = None   # the stop being handled
+        self.handover = Handover()
         roots = ["/objmount", *mount_targets]
         # Path components that could lead a relative path into a virtual root.
         self._root_components = {part for root in roots for part in root.split("/") if part}
@@ -57,6 +60,7 @@ class Supervisor:
             return
         name = name_of(stop.nr)
         self.counts[name] = self.counts.get(name, 0) + 1
+        self._stop = stop
         try:
             handler(self, stop)
         except VfsError as exc:
@@ -66,6 +70,7 @@ class Supervisor:
             else:
                 stop.set_result(-exc.errno)
         finally:
+            self._stop = None
             self.vfs.end_operation()
         if log.isEnabledFor(logging.DEBUG):
             log.debug("[%d] %s%s -> %s", stop.tid, name, stop.args[:3],
@@ -89,13 +94,14 @@ class Supervisor:
 
     def shutdown(self) -> None:
         self.procs.close_all()
+        self.handover.close()
 
     # --- shared helpers -----------------------------------------------------------------
     def proc(self, stop: SyscallStop) -> Process:
         return self.procs.get(stop.tgid)
 
     def report(self, exc: VfsError) -> None:
-        if exc.errno in _QUIET_ERRNOS:
+        if exc.errno in _QUIET_ERRNOS or getattr(exc, "quiet", False):
             log.debug("%s", exc.message)
             return
         if exc.message not in self._logged:
@@ -183,9 +189,75 @@ class Supervisor:
 
     def resolve(self, target: Target, follow: bool = True, sure: bool = True, **how) -> Target:
         """Follow virtual symlinks; the result may be local (a link pointing out). See
-        Namespace.resolve for `sure` and `how` (attrs, recheck_missing)."""
+        Namespace.resolve for `sure` and `how` (attrs, recheck_missing). The caller must
+        be allowed to search every virtual directory above the result (EACCES)."""
         path = self.vfs.resolve(target.path, follow_last=follow, sure=sure, **how)
-        return Target(self.mounts.is_virtual(path), path, target.wants_dir)
+        virtual = self.mounts.is_virtual(path)
+        if virtual:
+            self.search(path)
+        return Target(virtual, path, target.wants_dir)
+
+    # --- permissions (objmount/permissions.py holds the rules) ------------------------------
+    def creds(self, stop: SyscallStop | None = None) -> permissions.Creds:
+        """The calling thread's credentials, read once per stop when a check needs them."""
+        stop = stop or self._stop
+        creds = getattr(stop, "creds", None)
+        if creds is None:
+            try:
+                creds = permissions.read_creds(stop.tid)
+            except (OSError, ValueError):   # the thread is gone: nothing it does matters
+                creds = permissions.Creds(os.geteuid(), os.getegid())
+            stop.creds = creds
+        return creds
+
+    def allow(self, err: int, what: str) -> None:
+        """Raise the errno a permission check gave, if any."""
+        if err:
+            exc = VfsError(err, f"{what}: {os.strerror(err).lower()}")
+            exc.quiet = True   # the program's answer to a normal question: no log line
+            raise exc
+
+    def search(self, path: str) -> None:
+        """Search permission on every virtual directory above `path` (root may always).
+        Only what is known already is checked, no request made: a directory nothing is
+        known of has the default attributes (0755, objmount's user), which let anyone
+        search (and the lookup of the path itself says whether it exists)."""
+        if self._stop is None or self.creds().root:
+            return
+        head = path.rpartition("/")[0]
+        dirs = []
+        while head and self.mounts.is_virtual(head):
+            dirs.append(head)
+            head = head.rpartition("/")[0]
+        for d in reversed(dirs):
+            meta = self.vfs.ns.peek(d)
+            if meta is not None:
+                self.allow(permissions.permission(meta, permissions.X_OK, self.creds()), path)
+
+    def parent_meta(self, path: str):
+        """The directory holding `path`, as the permission checks need it; None when it is
+        not a directory (the vfs call then says ENOTDIR)."""
+        meta = self.vfs.lookup(path.rstrip("/").rpartition("/")[0] or "/")
+        return meta if meta.kind is Kind.DIR else None
+
+    def may_create(self, path: str):
+        """Check that the caller may create `path` (search above, w+x on its directory);
+        returns the directory's meta for new_owner (None: no directory there)."""
+        self.search(path)
+        parent = self.parent_meta(path)
+        if parent is not None:
+            self.allow(permissions.may_create(parent, self.creds()), path)
+        return parent
+
+    def may_delete(self, path: str, meta=None) -> None:
+        """Check that the caller may remove the name `path` (w+x on its directory, the
+        sticky rule)."""
+        self.search(path)
+        parent = self.parent_meta(path)
+        if parent is None or self.creds().root:
+            return
+        meta = meta or self.vfs.lookup(path)
+        self.allow(permissions.may_delete(parent, meta, self.creds()), path)
 
     def watch_syscalls(self, stop: SyscallStop, *names: str) -> None:
         """From now on this process (and its children) stops on these syscalls too. At a

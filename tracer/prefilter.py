@@ -105,6 +105,18 @@ def build(cache_dir: Path, cc: str | None = None) -> Path:
     return target
 
 
+def readable_by_all(path: Path) -> bool:
+    """Whether a program running as any user can load `path`: readable by others, and
+    every directory above searchable by others (a 0700 home, say, is not)."""
+    path = Path(os.path.realpath(path))
+    try:
+        if not os.stat(path).st_mode & stat.S_IROTH:
+            return False
+        return all(os.stat(p).st_mode & stat.S_IXOTH for p in path.parents)
+    except OSError:
+        return False
+
+
 def private_dir() -> Path:
     """A directory for the library that only we can write: used when the usual one is not
     safe. Per user, so it is reused by later runs (and checked like the usual one). In the

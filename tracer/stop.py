@@ -100,6 +100,31 @@ class SyscallStop:
         self._dirty = True
         self._rewrote = True
 
+    def become(self, nr: int, *args: int) -> None:
+        """At the entry: make the tracee run syscall `nr` (with these first arguments)
+        instead of the one it asked for; run() then stops at its exit, where further
+        calls can be injected and the result the program sees set."""
+        assert not self.at_exit and not self._skipped
+        self.regs.orig_rax = nr
+        for i, value in enumerate(args):
+            setattr(self.regs, _ARG_REGS[i], value & 0xFFFFFFFFFFFFFFFF)
+        self._dirty = True
+        self._rewrote = True
+
+    def enter_again(self, **args: int) -> None:
+        """At the exit: make the tracee enter the syscall it asked for once more, from its
+        entry registers with these arguments ("rdi"...) changed, as a new call (which
+        stops again). For calls that must be made by the program after work done at the
+        exit of a stand-in call (see become)."""
+        assert self.at_exit and not self.interrupted
+        regs = kernel.Regs.from_buffer_copy(self.entry_regs)
+        regs.rip -= 2   # back onto the `syscall` instruction
+        regs.rax = regs.orig_rax
+        for name, value in args.items():
+            setattr(regs, name, value & 0xFFFFFFFFFFFFFFFF)
+        self.regs = regs
+        self._dirty = True
+
     # --- memory --------------------------------------------------------------------
     def read(self, addr: int, size: int) -> bytes:
         return kernel.vm_read(self.tid, addr, size)

@@ -87,6 +87,20 @@ class Namespace:
         self._lists.pop(posixpath.dirname(path), None)
 
     # --- lookups -----------------------------------------------------------------------
+    def peek(self, path: str) -> Meta | None:
+        """What is known of `path` without asking the bucket; None: nothing fresh (or it
+        is known not to exist)."""
+        if path in self.local_dirs:
+            return metas.directory("local", path)
+        entry = self._fresh(self._attrs, path)
+        if entry is not None:
+            return entry.value
+        parent, name = posixpath.split(path)
+        listing = self._fresh(self._lists, parent)
+        if listing is not None and name:
+            return listing.value.get(name)
+        return None
+
     def lookup(self, path: str, attrs: bool = False, recheck_missing: bool = False) -> Meta:
         """attrs: the caller shows mode, owner or times (stat, access), so a listed entry's
         real attributes are asked for. recheck_missing: a name remembered as missing is

@@ -8,6 +8,7 @@ import stat
 
 from vfs import Kind, VfsError
 
+from .. import permissions as perm
 from .. import structs
 from .registry import fd_syscall, no_stop_on_local_fd, path_syscall
 
@@ -102,30 +103,13 @@ def desc_meta(desc, sup=None):
     return desc.meta
 
 
-R_OK, W_OK, X_OK = 4, 2, 1
-
-
-def check_access(meta, mode: int, uid: int, gids: set[int]) -> int:
-    """0 or an errno, as the kernel's permission check would say."""
-    if uid == 0:
-        if mode & X_OK and meta.kind is not Kind.DIR and not meta.mode & 0o111:
-            return errno.EACCES
-        return 0
-    if uid == meta.uid:
-        bits = (meta.mode >> 6) & 7
-    elif meta.gid in gids:
-        bits = (meta.mode >> 3) & 7
-    else:
-        bits = meta.mode & 7
-    return 0 if (mode & 7) & ~bits == 0 else errno.EACCES
-
-
 def _access(sup, stop, path_index: int, dirfd_index: int | None, mode: int, flags: int) -> None:
     meta = _lookup(sup, stop, path_index, dirfd_index, follow=not flags & AT_SYMLINK_NOFOLLOW,
                    empty_ok=bool(flags & AT_EMPTY_PATH))
     if meta is None:
         return
-    err = check_access(meta, mode, os.geteuid(), set(os.getgroups()) | {os.getegid()})
+    creds = sup.creds(stop)
+    err = perm.permission(meta, mode, creds if flags & AT_EACCESS else creds.for_access())
     stop.skip(-err if err else 0)
 
 

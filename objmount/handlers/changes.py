@@ -11,6 +11,7 @@ import time
 
 from vfs import Kind, VfsError
 
+from .. import permissions as perm
 from .registry import fd_syscall, path_syscall
 
 AT_SYMLINK_NOFOLLOW = 0x100
@@ -66,14 +67,17 @@ def on_mkdir(sup, stop) -> None:
     at = stop.nr == 258
     path = _path(sup, stop, 1 if at else 0, 0 if at else None, follow=False)
     if path is not None:
-        mode = stop.arg(2 if at else 1) & ~umask_of(stop.tid)
-        _done(stop, sup.vfs.mkdir, path.rstrip("/") or "/", mode, os.geteuid(), os.getegid())
+        path = path.rstrip("/") or "/"
+        parent = sup.may_create(path)
+        uid, gid, mode = perm.new_owner(parent, stop.arg(2 if at else 1) & ~umask_of(stop.tid), True, sup.creds(stop))
+        _done(stop, sup.vfs.mkdir, path, mode, uid, gid)
 
 
 @path_syscall("rmdir")
 def on_rmdir(sup, stop) -> None:
     path = _path(sup, stop, 0, None, follow=False)
     if path is not None:
+        sup.may_delete(path)
         _done(stop, sup.vfs.rmdir, path)
 
 
@@ -83,6 +87,7 @@ def on_unlink(sup, stop) -> None:
     path = _path(sup, stop, 1 if at else 0, 0 if at else None, follow=False)
     if path is None:
         return
+    sup.may_delete(path)
     if at and stop.arg(2) & AT_REMOVEDIR:
         _done(stop, sup.vfs.rmdir, path)
     else:
@@ -95,7 +100,8 @@ def on_symlink(sup, stop) -> None:
     path = _path(sup, stop, 2 if at else 1, 1 if at else None, follow=False)
     if path is not None:
         target = os.fsdecode(stop.read_cstring(stop.arg(0)))
-        _done(stop, sup.vfs.symlink, target, path, os.geteuid(), os.getegid())
+        uid, gid, _ = perm.new_owner(sup.may_create(path), 0o777, False, sup.creds(stop))
+        _done(stop, sup.vfs.symlink, target, path, uid, gid)
 
 
 # --- rename and link --------------------------------------------------------------------
@@ -129,6 +135,7 @@ def on_rename(sup, stop) -> None:
         return
     if flags & ~RENAME_NOREPLACE:
         raise VfsError(errno.EINVAL, "RENAME_EXCHANGE and RENAME_WHITEOUT are not supported on objects")
+    _may_rename(sup, *paths)
     _done(stop, sup.vfs.rename, paths[0], paths[1], bool(flags & RENAME_NOREPLACE))
 
 
@@ -138,37 +145,70 @@ def on_link(sup, stop) -> None:
     follow = at and bool(stop.arg(4) & 0x400)  # AT_SYMLINK_FOLLOW
     paths = _two_paths(sup, stop, 1 if at else 0, 0 if at else None, 3 if at else 1, 2 if at else None, follow)
     if paths is not None:
+        _may_link(sup, *paths)
         _done(stop, sup.vfs.link, paths[0], paths[1])
 
 
-# --- attributes -------------------------------------------------------------------------
-def _owner_check(meta, what: str) -> None:
-    euid = os.geteuid()
-    if euid != 0 and euid != meta.uid:
-        raise VfsError(errno.EPERM, f"{what}: not the owner")
+def _may_rename(sup, old: str, new: str) -> None:
+    """As the kernel's may_delete/may_create for both names: the sticky rule on each, and
+    a directory moved to another parent needs write permission on itself (its '..')."""
+    old_meta = sup.vfs.lookup(old)
+    sup.may_delete(old, old_meta)
+    try:
+        new_meta = sup.vfs.lookup(new)
+    except VfsError:
+        new_meta = None
+    if new_meta is None:
+        sup.may_create(new)
+    else:
+        sup.may_delete(new, new_meta)
+    if old_meta.kind is Kind.DIR and old.rpartition("/")[0] != new.rpartition("/")[0]:
+        sup.allow(perm.permission(old_meta, perm.W_OK, sup.creds()), old)
 
+
+def _may_link(sup, old: str, new: str) -> None:
+    """may_create on the new name; fs.protected_hardlinks: a non-owner links only a
+    regular file it may read and write."""
+    sup.may_create(new)
+    meta = sup.vfs.lookup(old)
+    creds = sup.creds()
+    if not perm.is_owner(meta, creds) and _protected_hardlinks() and (
+            meta.kind is not Kind.FILE or meta.mode & stat.S_ISUID
+            or (meta.mode & (stat.S_ISGID | stat.S_IXGRP)) == (stat.S_ISGID | stat.S_IXGRP)
+            or perm.permission(meta, perm.R_OK | perm.W_OK, creds)):
+        sup.allow(errno.EPERM, new)
+
+
+def _protected_hardlinks() -> bool:
+    try:
+        with open("/proc/sys/fs/protected_hardlinks") as f:
+            return f.read().strip() != "0"
+    except OSError:
+        return True
+
+
+# --- attributes -------------------------------------------------------------------------
 
 def _chmod(sup, stop, path: str, mode: int) -> None:
     meta = sup.vfs.lookup(path, attrs=True)
     if meta.kind is Kind.SYMLINK:  # only reached with AT_SYMLINK_NOFOLLOW
         raise VfsError(errno.EOPNOTSUPP, f"{path}: the mode of a symbolic link cannot be changed")
-    _owner_check(meta, path)
-    _done(stop, sup.vfs.setattr, path, mode & 0o7777)
+    creds = sup.creds(stop)
+    sup.allow(perm.may_chmod(meta, creds), path)
+    _done(stop, sup.vfs.setattr, path, perm.chmod_mode(meta, mode, creds))
 
 
 def _chown(sup, stop, path: str, uid: int, gid: int) -> None:
     meta = sup.vfs.lookup(path, attrs=True)
     uid = None if uid in (-1, 0xFFFFFFFF) else uid
     gid = None if gid in (-1, 0xFFFFFFFF) else gid
-    if os.geteuid() != 0:
-        # As on a local filesystem: the owner may change the group to one of their own
-        # groups; only root may give a file away.
-        _owner_check(meta, path)
-        if uid is not None and uid != meta.uid:
-            raise VfsError(errno.EPERM, f"{path}: only root can change the owner")
-        if gid is not None and gid not in set(os.getgroups()) | {os.getegid()}:
-            raise VfsError(errno.EPERM, f"{path}: not a member of group {gid}")
-    _done(stop, sup.vfs.setattr, path, None, uid, gid)
+    creds = sup.creds(stop)
+    sup.allow(perm.may_chown(meta, uid, gid, creds), path)
+    mode = perm.chown_mode(meta, uid, gid, creds) if meta.kind is not Kind.SYMLINK else None
+    if uid is None and gid is None and mode is None:
+        stop.skip(0)
+        return
+    _done(stop, sup.vfs.setattr, path, mode, uid, gid)
 
 
 def _desc_path(sup, stop, fd: int) -> str | None:
@@ -239,10 +279,10 @@ def _mtime_from_timevals(stop, addr: int) -> float:
     return sec + usec / 1e6
 
 
-def _utime(sup, stop, path: str, mtime: float | None) -> None:
+def _utime(sup, stop, path: str, mtime: float | None, explicit: bool = True) -> None:
+    """explicit: times given (not "now"), which only the owner may set."""
     meta = sup.vfs.lookup(path, attrs=True)
-    if os.geteuid() not in (0, meta.uid):
-        raise VfsError(errno.EPERM, f"{path}: not the owner")
+    sup.allow(perm.may_utime(meta, explicit, sup.creds(stop)), path)
     if mtime is None:
         stop.skip(0)
         return
@@ -259,7 +299,13 @@ def on_utimensat(sup, stop) -> None:
     else:
         path = _path(sup, stop, 1, 0, follow=not stop.arg(3) & AT_SYMLINK_NOFOLLOW)
     if path is not None:
-        _utime(sup, stop, path, _mtime_from_timespecs(stop, stop.arg(2)))
+        addr = stop.arg(2)
+        nsecs = struct.unpack("<8xq8xq", stop.read(addr, 32)) if addr else (UTIME_NOW, UTIME_NOW)
+        if nsecs == (UTIME_OMIT, UTIME_OMIT):
+            stop.skip(0)   # nothing to change, nothing checked
+            return
+        explicit = any(n not in (UTIME_NOW, UTIME_OMIT) for n in nsecs)
+        _utime(sup, stop, path, _mtime_from_timespecs(stop, addr), explicit)
 
 
 @path_syscall("utimes", "futimesat", "utime")
@@ -273,7 +319,7 @@ def on_utimes(sup, stop) -> None:
         mtime = time.time() if times == 0 else float(struct.unpack("<qq", stop.read(times, 16))[1])
     else:
         mtime = _mtime_from_timevals(stop, times)
-    _utime(sup, stop, path, mtime)
+    _utime(sup, stop, path, mtime, explicit=times != 0)
 
 
 @path_syscall("truncate")
@@ -283,4 +329,9 @@ def on_truncate(sup, stop) -> None:
         length = stop.arg(1)
         if length >= 1 << 63:
             raise VfsError(errno.EINVAL, f"{path}: negative length")
+        meta = sup.vfs.lookup(path)
+        creds = sup.creds(stop)
+        sup.allow(perm.permission(meta, perm.W_OK, creds) if meta.kind is Kind.FILE else errno.EISDIR, path)
         _done(stop, sup.vfs.truncate, path, length)
+        if (mode := perm.write_kills_setid(meta, creds)) is not None:
+            sup.vfs.setattr(path, mode)

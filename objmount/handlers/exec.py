@@ -17,7 +17,8 @@ import os
 
 from vfs import Kind, VfsError
 
-from .attrs import X_OK, check_access, is_executable
+from .. import permissions as perm
+from .attrs import is_executable
 from .registry import path_syscall
 
 BINPRM_BUF_SIZE = 256   # the kernel reads this much of a file to find its #! line
@@ -75,11 +76,9 @@ def _materialized(sup, path: str):
     meta = sup.vfs.lookup(path)
     if meta.kind is not Kind.FILE:
         raise VfsError(errno.EACCES, f"{path}: not a regular file")
+    sup.allow(perm.permission(meta, perm.X_OK, sup.creds()), path)
     file = sup.vfs.open(path)
     try:
-        err = check_access(file.meta, X_OK, os.geteuid(), set(os.getgroups()) | {os.getegid()})
-        if err:
-            raise VfsError(err, f"{path}: permission denied")
         file.materialize()
         os.chmod(file.cache_path, 0o755 if is_executable(file.meta) else 0o644)
         with open(file.cache_path, "rb") as f:
@@ -103,7 +102,7 @@ def _exec(sup, stop, path_index: int, dirfd_index: int | None, argv_index: int) 
         named = target.path  # the kernel would say /dev/fd/N/name; the path says more
     # Follow #! lines while they lead to virtual files: `prepend` collects, outermost
     # first, what each level puts before the name of the file it runs.
-    path, prepend, final = target.path, [], None
+    path, prepend, final, cached = target.path, [], None, False
     for _ in range(MAX_SCRIPTS):
         head, cache_path = _materialized(sup, path)
         try:
@@ -111,7 +110,7 @@ def _exec(sup, stop, path_index: int, dirfd_index: int | None, argv_index: int) 
         except VfsError as exc:
             raise VfsError(exc.errno, f"{path}: {exc.message}") from None
         if line is None:
-            final = cache_path
+            final, cached = cache_path, True
             break
         interpreter, arg = line
         prepend.append([interpreter] + ([arg] if arg is not None else []))
@@ -126,6 +125,10 @@ def _exec(sup, stop, path_index: int, dirfd_index: int | None, argv_index: int) 
         raise VfsError(errno.ELOOP, f"{target.path}: too many levels of #! interpreters")
     if prepend:
         _set_argv(stop, argv_index, named, prepend)
+    creds = sup.creds(stop)
+    if cached and not creds.root and creds.fsuid != os.geteuid() and sup.handover.exec_by_fd(
+            sup, stop, path_index, final, script=False):
+        return  # a program running as another user cannot walk the private cache's path
     sup.rewrite(stop, path_index, final)
 
 

@@ -11,6 +11,7 @@ from tracer import SyscallInterrupted
 from vfs import Kind, VfsError
 from vfs.special import is_special
 
+from .. import permissions as perm
 from ..process import OpenDescription
 from .changes import umask_of
 from .registry import path_syscall
@@ -72,7 +73,9 @@ def _open(sup, stop, path_index: int, dirfd_index: int | None, flags: int) -> No
     if meta is None:
         if target.wants_dir:
             raise VfsError(errno.EISDIR, f"{target.path}: cannot create a directory with open")
-        _open_file(sup, stop, path_index, flags, target.path, umask_mode=stop_mode(stop, flags) & ~umask_of(stop.tid))
+        parent = sup.may_create(target.path)
+        owner = perm.new_owner(parent, stop_mode(stop, flags) & ~umask_of(stop.tid), False, sup.creds(stop))
+        _open_file(sup, stop, path_index, flags, target.path, owner)
         return
     if flags & O_CREAT and flags & O_EXCL:
         raise VfsError(errno.EEXIST, f"{target.path}: exists")
@@ -85,6 +88,8 @@ def _open(sup, stop, path_index: int, dirfd_index: int | None, flags: int) -> No
     if meta.kind is Kind.DIR:
         if writes:
             raise VfsError(errno.EISDIR, f"{target.path}: is a directory")
+        if not flags & O_PATH:
+            sup.allow(perm.permission(meta, perm.R_OK, sup.creds(stop)), target.path)
         desc = OpenDescription(target.path, is_dir=True, meta=meta)
         local = sup.vfs.placeholder_dir
     else:
@@ -98,9 +103,16 @@ def _open(sup, stop, path_index: int, dirfd_index: int | None, flags: int) -> No
             desc = OpenDescription(target.path, is_dir=False, meta=meta)
             _finish(sup, stop, path_index, flags, desc, sup.vfs.placeholder_dir)
             return
-        if writes and not _may_write(meta):
-            raise VfsError(errno.EACCES, f"{target.path}: permission denied")
-        _open_file(sup, stop, path_index, flags, target.path, 0o644)
+        creds = sup.creds(stop)
+        sup.allow(perm.permission(meta, _wanted(flags), creds), target.path)
+        _open_file(sup, stop, path_index, flags, target.path, None)
+        if writes and (mode := perm.write_kills_setid(meta, creds)) is not None:
+            # The kernel clears them at the first write; here at the open for writing (the
+            # file is open now: the new mode goes up with its data).
+            try:
+                sup.vfs.setattr(target.path, mode)
+            except VfsError as exc:
+                sup.report(exc)
         return
     _finish(sup, stop, path_index, flags, desc, local)
 
@@ -117,22 +129,24 @@ def stop_mode(stop, flags: int) -> int:
     return stop.arg(3)
 
 
-def _may_write(meta) -> bool:
-    euid = os.geteuid()
-    if euid == 0:
-        return True
-    if euid == meta.uid:
-        return bool(meta.mode & 0o200)
-    return bool(meta.mode & 0o002)
+def _wanted(flags: int) -> int:
+    """The access an open asks for (O_TRUNC needs write permission too)."""
+    acc = flags & O_ACCMODE
+    want = perm.R_OK if acc in (os.O_RDONLY, os.O_RDWR) else 0
+    if acc in (os.O_WRONLY, os.O_RDWR) or flags & O_TRUNC:
+        want |= perm.W_OK
+    return want
 
 
-def _open_file(sup, stop, path_index: int, flags: int, path: str, umask_mode: int) -> None:
-    file = sup.vfs.open(path, flags & (O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC), umask_mode,
-                        os.geteuid(), os.getegid())
+def _open_file(sup, stop, path_index: int, flags: int, path: str, owner: tuple[int, int, int] | None):
+    """owner: (uid, gid, mode) of a file this open may create."""
+    uid, gid, mode = owner or (None, None, 0o644)
+    file = sup.vfs.open(path, flags & (O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC), mode, uid, gid)
     desc = OpenDescription(path, is_dir=False, file=file, meta=file.meta, append=bool(flags & os.O_APPEND))
     if flags & O_EXCL:  # the vfs made the file; the cache file exists already
         _set_flags(sup, stop, flags & ~O_EXCL)
     _finish(sup, stop, path_index, flags, desc, file.cache_path)
+    return file
 
 
 def _set_flags(sup, stop, flags: int) -> None:
@@ -147,13 +161,16 @@ def _set_flags(sup, stop, flags: int) -> None:
 
 
 def _finish(sup, stop, path_index: int, flags: int, desc: OpenDescription, local: str) -> None:
-    """Open the local stand-in; the program gets the number the kernel gives."""
-    sup.rewrite(stop, path_index, local)
-    try:
-        fd = stop.run()
-    except SyscallInterrupted:
-        desc.close()   # the kernel restarts the open, which stops here again
-        raise
+    """Hand the program the local stand-in, opened by the supervisor (handover.py), at the
+    number the kernel gives; without a channel, the program opens its path."""
+    fd = sup.handover.hand_over(sup, stop, local, flags)
+    if fd is None:
+        sup.rewrite(stop, path_index, local)
+        try:
+            fd = stop.run()
+        except SyscallInterrupted:
+            desc.close()   # the kernel restarts the open, which stops here again
+            raise
     if fd < 0:
         desc.close()
         return

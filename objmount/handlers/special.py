@@ -30,7 +30,7 @@ import tempfile
 from vfs import VfsError
 from vfs import special as vspecial
 
-from .attrs import check_access
+from .. import permissions as perm
 from .changes import _path, _resolve_parent, umask_of
 from .registry import always_syscall, path_syscall
 
@@ -88,16 +88,19 @@ def on_mknod(sup, stop) -> None:
     mode = stop.arg(2 if at else 1) & 0xFFFFFFFF
     dev = stop.arg(3 if at else 2)
     kind = stat.S_IFMT(mode)
-    perms = mode & 0o7777 & ~umask_of(stop.tid)
+    if kind == stat.S_IFDIR:
+        raise VfsError(errno.EPERM, f"{path}: mknod does not make directories")
+    creds = sup.creds(stop)
+    if kind in (stat.S_IFCHR, stat.S_IFBLK) and not creds.root:
+        raise VfsError(errno.EPERM, f"{path}: only root makes device nodes")
+    uid, gid, perms = perm.new_owner(sup.may_create(path), mode & 0o7777 & ~umask_of(stop.tid), False, creds)
     if kind in (0, stat.S_IFREG):
-        handle = sup.vfs.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, perms, os.geteuid(), os.getegid())
+        handle = sup.vfs.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, perms, uid, gid)
         handle.close()
     elif kind in (stat.S_IFIFO, stat.S_IFSOCK):
-        vspecial.make_node(sup.vfs, path, kind | perms, 0, os.geteuid(), os.getegid())
+        vspecial.make_node(sup.vfs, path, kind | perms, 0, uid, gid)
     elif kind in (stat.S_IFCHR, stat.S_IFBLK):
-        if os.geteuid() != 0:
-            raise VfsError(errno.EPERM, f"{path}: only root makes device nodes")
-        vspecial.make_node(sup.vfs, path, kind | perms, _dev_t(dev), os.geteuid(), os.getegid())
+        vspecial.make_node(sup.vfs, path, kind | perms, _dev_t(dev), uid, gid)
     elif kind == stat.S_IFDIR:
         raise VfsError(errno.EPERM, f"{path}: mknod does not make directories")
     else:
@@ -121,9 +124,7 @@ def open_node(sup, stop, path_index: int, path: str, meta, flags: int) -> None:
     if kind in (stat.S_IFCHR, stat.S_IFBLK):
         raise VfsError(errno.EACCES, f"{path}: device nodes in a bucket do not open (as on a nodev mount)")
     wanted = {os.O_RDONLY: 4, os.O_WRONLY: 2, os.O_RDWR: 6}.get(flags & O_ACCMODE, 6)
-    err = check_access(meta, wanted, os.geteuid(), set(os.getgroups()) | {os.getegid()})
-    if err:
-        raise VfsError(err, f"{path}: permission denied")
+    sup.allow(perm.permission(meta, wanted, sup.creds(stop)), path)
     sup.rewrite(stop, path_index, _nodes(sup).fifo(path))  # the kernel does the rest
 
 
@@ -186,9 +187,9 @@ def on_bind(sup, stop) -> None:
     result = stop.run()
     if result < 0:
         return
+    uid, gid, perms = perm.new_owner(sup.parent_meta(path), 0o777 & ~umask_of(stop.tid), False, sup.creds(stop))
     try:
-        vspecial.make_node(sup.vfs, path, stat.S_IFSOCK | (0o777 & ~umask_of(stop.tid)), 0,
-                           os.geteuid(), os.getegid())
+        vspecial.make_node(sup.vfs, path, stat.S_IFSOCK | perms, 0, uid, gid)
     except VfsError:
         os.unlink(real)
         raise

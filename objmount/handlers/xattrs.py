@@ -14,6 +14,7 @@ import stat
 from vfs import VfsError
 from vfs import xattrs as vx
 
+from .. import permissions as perm
 from .changes import _resolve_parent
 from .registry import fd_syscall, path_syscall
 
@@ -76,15 +77,10 @@ def _name(stop, index: int) -> str:
     return name
 
 
-def _mode_bits(meta) -> int:
-    euid = os.geteuid()
-    if euid == 0:
-        return 7
-    if euid == meta.uid:
-        return (meta.mode >> 6) & 7
-    if meta.gid in set(os.getgroups()) | {os.getegid()}:
-        return (meta.mode >> 3) & 7
-    return meta.mode & 7
+def _allowed(sup, meta, want: int, path: str, what: str) -> None:
+    """EACCES unless the caller may read (4) or write (2) `meta`'s attributes."""
+    if perm.permission(meta, want, sup.creds()):
+        raise VfsError(errno.EACCES, f"{path}: no {what} permission for its attributes")
 
 
 def _holds_user_attrs(meta) -> bool:
@@ -115,14 +111,13 @@ def on_setxattr(sup, stop) -> None:
         if len(value) != size:
             raise VfsError(errno.EFAULT, f"{name}: value in unmapped memory")
     if not name.startswith(USER):
-        if os.geteuid() != 0 and not name.startswith("system."):
+        if not sup.creds().root and not name.startswith("system."):
             raise VfsError(errno.EPERM, f"{path}: {name}: only root may set this namespace")
         raise VfsError(errno.EOPNOTSUPP, f"{path}: only user.* attributes are kept on objects")
     meta = sup.vfs.lookup(path, exact=True)  # a listed symlink or fifo looks like a file
     if not _holds_user_attrs(meta):
         raise VfsError(errno.EPERM, f"{path}: user.* attributes only on regular files and directories")
-    if not _mode_bits(meta) & 2:
-        raise VfsError(errno.EACCES, f"{path}: no write permission for its attributes")
+    _allowed(sup, meta, perm.W_OK, path, "write")
     _xattrs(sup).change(path, name, value, flags)
     stop.skip(0)
 
@@ -148,8 +143,7 @@ def _readable_attrs(sup, path: str) -> dict[str, bytes]:
     meta = sup.vfs.lookup(path)
     if not _holds_user_attrs(meta):
         return {}
-    if not _mode_bits(meta) & 4:
-        raise VfsError(errno.EACCES, f"{path}: no read permission for its attributes")
+    _allowed(sup, meta, perm.R_OK, path, "read")
     return _xattrs(sup).get_all(path)
 
 

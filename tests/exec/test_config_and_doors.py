@@ -5,8 +5,11 @@ open at exit are all uploaded."""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 from conftest import REPO, objmount_cmd
@@ -100,6 +103,26 @@ def test_a_cache_directory_of_another_user_is_refused(objmount, cache_dir):
     assert "belongs to uid" in run.stderr and len(run.stderr.splitlines()) == 1
 
 
+@pytest.fixture
+def world_searchable():
+    """A directory every user can search (pytest's tmp_path lies below a 0700 one)."""
+    top = tempfile.mkdtemp(prefix="objmount-test-")
+    os.chmod(top, 0o755)
+    yield Path(top)
+    shutil.rmtree(top, ignore_errors=True)
+
+
+def test_the_library_is_loaded_from_where_every_user_can_reach_it(objmount, tmp_path, world_searchable):
+    """Under a 0700 directory, programs running as other users could not load it (ld.so
+    would say "cannot be preloaded"): the per-user directory in TMPDIR is used instead."""
+    used, err = _preloaded(objmount, tmp_path / "xdg")
+    assert used and not used.startswith(str(tmp_path)) and err == ""
+    st = os.stat(used)
+    assert st.st_uid == os.geteuid() and st.st_mode & 0o022 == 0 and st.st_mode & 0o005 == 0o005
+    used, err = _preloaded(objmount, world_searchable / "xdg")
+    assert used.startswith(str(world_searchable / "xdg" / "objmount-lib")) and err == ""
+
+
 def _preloaded(objmount, xdg) -> tuple[str, str]:
     run = objmount("echo $LD_PRELOAD", env={"XDG_CACHE_HOME": str(xdg)})
     assert run.returncode == 0, run.stderr
@@ -107,8 +130,8 @@ def _preloaded(objmount, xdg) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("plant", ["dir-writable", "dir-of-other-user", "library-of-other-user"])
-def test_the_fast_path_library_is_never_loaded_from_where_others_can_write(objmount, tmp_path, plant):
-    xdg = tmp_path / "xdg"
+def test_the_fast_path_library_is_never_loaded_from_where_others_can_write(objmount, world_searchable, plant):
+    xdg = world_searchable / "xdg"   # (below a 0700 directory the library would not be used anyway)
     built, err = _preloaded(objmount, xdg)   # a safe first run builds it there
     lib = xdg / "objmount-lib"
     assert built.startswith(str(lib)) and err == ""
