@@ -6,7 +6,6 @@ virtual one; the answers must be the same but for the root's name."""
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
