@@ -127,16 +127,20 @@ class Item:
         self.fd = -1
         self._fd_lock = threading.Lock()
 
-    def write(self, offset: int, data: bytes) -> None:
-        """Write fetched bytes; a full cache filesystem evicts clean items and tries once more."""
+    def _with_room(self, nbytes: int, fn, *args) -> None:
+        """fn(*args); on a full cache filesystem, evict clean items and try once more."""
         try:
-            self._write(offset, data)
+            fn(*args)
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or self.make_room is None:
                 raise
-            if not self.make_room(len(data)):
+            if not self.make_room(nbytes):
                 raise
-            self._write(offset, data)
+            fn(*args)
+
+    def write(self, offset: int, data: bytes) -> None:
+        """Write fetched bytes (making room in a full cache once)."""
+        self._with_room(len(data), self._write, offset, data)
 
     def _write(self, offset: int, data: bytes) -> None:
         view = memoryview(data)
@@ -149,14 +153,7 @@ class Item:
 
     def copy_from_base(self, start: int, end: int) -> None:
         """Copy [start, end) of the base item's bytes (present there) into this file."""
-        try:
-            self._copy(start, end)
-        except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or self.make_room is None:
-                raise
-            if not self.make_room(end - start):
-                raise
-            self._copy(start, end)
+        self._with_room(end - start, self._copy, start, end)
 
     def _copy(self, start: int, end: int) -> None:
         src = os.open(self.base.path, os.O_RDONLY | os.O_CLOEXEC)
