@@ -35,6 +35,9 @@ class Target:
     virtual: bool
     path: str          # absolute, normalized
     wants_dir: bool = False
+    dots: str = ""     # "." or "..": the path's last component as written (rmdir, rename refuse them)
+
+NAME_MAX = 255
 
 
 class Supervisor:
@@ -118,11 +121,23 @@ class Supervisor:
         addr = stop.arg(path_index)
         if addr == 0:
             return None
-        raw = paths.decode(stop.read_cstring(addr))
+        try:
+            raw = paths.decode(stop.read_cstring(addr))
+        except OSError as exc:  # longer than PATH_MAX, or in unmapped memory: the kernel's errors
+            if exc.errno in (errno.ENAMETOOLONG, errno.EFAULT):
+                raise VfsError(exc.errno, f"path argument: {exc.strerror}") from None
+            raise
         if not raw:
             return None
         dirfd = stop.sarg(dirfd_index) if dirfd_index is not None else AT_FDCWD
-        return self.classify(stop, raw, dirfd)
+        target = self.classify(stop, raw, dirfd)
+        if target is not None and target.virtual:
+            if any(len(paths.encode(part)) > NAME_MAX for part in raw.split("/")):
+                raise VfsError(errno.ENAMETOOLONG, f"{target.path}: a name longer than {NAME_MAX} bytes")
+            last = raw.rstrip("/").rpartition("/")[2]
+            if last in (".", ".."):
+                target.dots = last
+        return target
 
     def classify(self, stop: SyscallStop, raw: str, dirfd: int = AT_FDCWD) -> Target | None:
         if raw.startswith(("/proc/", "/dev/fd/")) and (desc := self.fd_link(stop, raw)) is not None:

@@ -39,6 +39,8 @@ def _path(sup, stop, path_index: int, dirfd_index: int | None, follow: bool):
     target = sup.target(stop, path_index, dirfd_index)
     if target is None:
         return None
+    if target.virtual and target.dots:
+        _refuse_dots(stop, target)
     if target.virtual:
         target = sup.resolve(target, follow=follow) if follow else _resolve_parent(sup, target)
     if not target.virtual:
@@ -47,12 +49,30 @@ def _path(sup, stop, path_index: int, dirfd_index: int | None, follow: bool):
     return target.path
 
 
+def _refuse_dots(stop, target) -> None:
+    """'.' or '..' as the last component of a name to create or remove: the kernel's
+    answers (do_rmdir, do_unlinkat, filename_create)."""
+    removing_dir = stop.nr == 84 or (stop.nr == 263 and stop.arg(2) & AT_REMOVEDIR)
+    if removing_dir:
+        err = errno.EINVAL if target.dots == "." else errno.ENOTEMPTY
+    elif stop.nr in (87, 263):   # unlink
+        err = errno.EISDIR
+    elif stop.nr in (83, 258):   # mkdir
+        err = errno.EEXIST
+    else:
+        return
+    raise VfsError(err, f"{target.path}: '{target.dots}' as the last component")
+
+
 def _resolve_parent(sup, target):
-    """Resolve symlinks in the directories of a path, not in its last component."""
+    """Resolve symlinks in the directories of a path, not in its last component; the
+    directory above must be one (ENOTDIR, as the kernel's walk says)."""
     head, _, name = target.path.rpartition("/")
     if not name or not sup.mounts.is_virtual(head or "/"):
         return target  # a mount's root: its parent is local, the kernel's business
     parent = sup.resolve(type(target)(True, head or "/"), follow=True)
+    if parent.virtual and sup.vfs.lookup(parent.path).kind is not Kind.DIR:
+        raise VfsError(errno.ENOTDIR, f"{parent.path}: not a directory")
     return type(target)(sup.mounts.is_virtual(parent.path + "/" + name), parent.path.rstrip("/") + "/" + name,
                         target.wants_dir)
 
@@ -109,6 +129,8 @@ def on_symlink(sup, stop) -> None:
 def _two_paths(sup, stop, old_i, old_dirfd, new_i, new_dirfd, follow_old=False):
     old_t = sup.target(stop, old_i, old_dirfd)
     new_t = sup.target(stop, new_i, new_dirfd)
+    if stop.nr in (82, 264, 316) and any(t is not None and t.virtual and t.dots for t in (old_t, new_t)):
+        raise VfsError(errno.EBUSY, "rename: '.' or '..' as the last component")
     old = _resolve_parent(sup, old_t) if old_t is not None and old_t.virtual else old_t
     new = _resolve_parent(sup, new_t) if new_t is not None and new_t.virtual else new_t
     old_virtual = old is not None and old.virtual

@@ -13,7 +13,7 @@ from vfs.special import is_special
 
 from .. import permissions as perm
 from ..process import OpenDescription
-from .changes import umask_of
+from .changes import _resolve_parent, umask_of
 from .registry import path_syscall
 from .special import open_node
 
@@ -61,6 +61,7 @@ def _open(sup, stop, path_index: int, dirfd_index: int | None, flags: int) -> No
         except VfsError as exc:
             if exc.errno != errno.ENOENT or not flags & O_CREAT:
                 raise
+            target = _resolve_parent(sup, target)  # a new name below a symlinked directory
     if not target.virtual:
         sup.rewrite(stop, path_index, target.path)
         return
