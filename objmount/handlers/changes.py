@@ -234,9 +234,16 @@ def _chown(sup, stop, path: str, uid: int, gid: int) -> None:
     _done(stop, sup.vfs.setattr, path, mode, uid, gid)
 
 
-def _desc_path(sup, stop, fd: int) -> str | None:
+def _desc_path(sup, stop, fd: int, through_descriptor: bool = False) -> str | None:
+    """The virtual path a descriptor names. through_descriptor: the call acts on the open
+    file itself (fchmod, fchown, futimens), which an O_PATH descriptor cannot (EBADF);
+    the *at(fd, "", AT_EMPTY_PATH) forms only name the file, and may."""
     desc = sup.desc(stop, fd)
-    return desc.path if desc is not None else None
+    if desc is None:
+        return None
+    if through_descriptor and desc.path_only:
+        raise VfsError(errno.EBADF, f"{desc.path}: an O_PATH descriptor")
+    return desc.path
 
 
 @path_syscall("chmod", "fchmodat", "fchmodat2")
@@ -253,7 +260,7 @@ def on_chmod(sup, stop) -> None:
 
 @fd_syscall(fchmod=(0,))
 def on_fchmod(sup, stop) -> None:
-    path = _desc_path(sup, stop, stop.sarg(0))
+    path = _desc_path(sup, stop, stop.sarg(0), through_descriptor=True)
     if path is not None:
         _chmod(sup, stop, path, stop.arg(1))
 
@@ -278,7 +285,7 @@ def on_chown(sup, stop) -> None:
 
 @fd_syscall(fchown=(0,))
 def on_fchown(sup, stop) -> None:
-    path = _desc_path(sup, stop, stop.sarg(0))
+    path = _desc_path(sup, stop, stop.sarg(0), through_descriptor=True)
     if path is not None:
         _chown(sup, stop, path, _sint(stop.arg(1)), _sint(stop.arg(2)))
 
@@ -318,7 +325,7 @@ def _utime(sup, stop, path: str, mtime: float | None, explicit: bool = True) -> 
 @path_syscall("utimensat")
 def on_utimensat(sup, stop) -> None:
     if stop.arg(1) == 0:  # futimens(fd, times)
-        path = _desc_path(sup, stop, stop.sarg(0))
+        path = _desc_path(sup, stop, stop.sarg(0), through_descriptor=True)
     else:
         path = _path(sup, stop, 1, 0, follow=not stop.arg(3) & AT_SYMLINK_NOFOLLOW)
     if path is not None:

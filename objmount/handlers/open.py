@@ -82,8 +82,8 @@ def _open(sup, stop, path_index: int, dirfd_index: int | None, flags: int) -> No
         raise VfsError(errno.EEXIST, f"{target.path}: exists")
     if meta.kind is Kind.SYMLINK:  # only reached with O_NOFOLLOW
         if flags & O_PATH:  # a descriptor for the link itself, as the kernel gives
-            _finish(sup, stop, path_index, flags, OpenDescription(target.path, is_dir=False, meta=meta),
-                    sup.vfs.placeholder_dir)
+            _finish(sup, stop, path_index, flags,
+                    OpenDescription(target.path, is_dir=False, meta=meta, path_only=True), sup.vfs.placeholder_dir)
             return
         raise VfsError(errno.ELOOP, f"{target.path}: is a symbolic link")
     if meta.kind is Kind.DIR:
@@ -91,7 +91,7 @@ def _open(sup, stop, path_index: int, dirfd_index: int | None, flags: int) -> No
             raise VfsError(errno.EISDIR, f"{target.path}: is a directory")
         if not flags & O_PATH:
             sup.allow(perm.permission(meta, perm.R_OK, sup.creds(stop)), target.path)
-        desc = OpenDescription(target.path, is_dir=True, meta=meta)
+        desc = OpenDescription(target.path, is_dir=True, meta=meta, path_only=bool(flags & O_PATH))
         local = sup.vfs.placeholder_dir
     else:
         if flags & O_DIRECTORY or target.wants_dir:
@@ -101,7 +101,7 @@ def _open(sup, stop, path_index: int, dirfd_index: int | None, flags: int) -> No
             open_node(sup, stop, path_index, target.path, meta, flags)
             return
         if flags & O_PATH:
-            desc = OpenDescription(target.path, is_dir=False, meta=meta)
+            desc = OpenDescription(target.path, is_dir=False, meta=meta, path_only=True)
             _finish(sup, stop, path_index, flags, desc, sup.vfs.placeholder_dir)
             return
         creds = sup.creds(stop)

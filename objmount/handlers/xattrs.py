@@ -40,6 +40,8 @@ def _target(sup, stop, follow: bool, sure: bool = True) -> str | None:
     Namespace.resolve), for reads of attributes that are never kept."""
     if stop.nr in (FSETXATTR, FGETXATTR, FLISTXATTR, FREMOVEXATTR):
         desc = sup.desc(stop, stop.sarg(0))
+        if desc is not None and desc.path_only:
+            raise VfsError(errno.EBADF, f"{desc.path}: an O_PATH descriptor")
         return desc.path if desc is not None else None
     target = sup.target(stop, 0, None)
     if target is None:

@@ -32,3 +32,17 @@ def test_creating_through_a_symlink_to_a_directory(differential):
         [["mkdir", "d"], ["symlink", "d", "l"], ["put", "l/new", "via link"], ["cat", "d/new"],
          ["listdir", "d"], ["mkdir", "l/sub"], ["listdir", "d"]],
     )
+
+
+def test_an_o_path_descriptor_only_names_the_file(differential):
+    differential(
+        [["put", "f", "x"], ["open", "f", "PATH"], ["fstat", "a", False], ["fchmod", "a", 0o600],
+         ["read", "a", 1], ["close", "a"], ["stat", "f", False]],
+    )
+
+
+def test_an_o_path_descriptor_of_a_directory_changes_nothing_through_itself(differential):
+    differential(
+        [["mkdir", "d"], ["open", "d", "PATH|DIRECTORY"], ["fstat", "a", False], ["fchmod", "a", 0o700],
+         ["close", "a"], ["stat", "d", False]],
+    )
