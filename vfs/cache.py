@@ -393,6 +393,8 @@ class Cache:
         try:
             fcntl.flock(item.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)   # ours is the only hold?
         except OSError:
+            # A failed conversion has dropped our shared lock (flock(2)): take it again.
+            fcntl.flock(item.lock_fd, fcntl.LOCK_SH)
             return False
         item_id = "w-" + uuid.uuid4().hex
         path = self.root / "items" / "new" / item_id
