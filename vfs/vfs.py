@@ -21,7 +21,6 @@ from .fetch import Fetcher
 from . import meta as metas
 from . import xattrs
 from .meta import Kind, Meta
-from .ranges import RangeSet
 from .upload import MIN_PART
 from .mounts import MountTable
 from .namespace import Namespace
@@ -380,50 +379,8 @@ class Vfs:
         finally:
             handle.close()
 
-    # --- recovery ----------------------------------------------------------------------
-    def recover(self) -> list[str]:
-        """Upload what a killed supervisor left dirty in the cache. Returns what was done."""
-        done = []
-        for item_id, record in self.cache.journal_records():
-            if not record:
-                continue
-            what = f"{record['store_url']}/{record['key']}"
-            path = record.get("path")
-            if item_id in self.cache.items or not path or not os.path.exists(path):
-                if not path or not os.path.exists(path):
-                    self.cache.unjournal(item_id)
-                continue
-            store = self.store(record["store_url"])
-            behind = record.get("write_behind")
-            if behind and hasattr(store, "abort_multipart"):  # the parts sent before the kill
-                store.abort_multipart(behind["key"], behind["upload_id"])
-            dirty = RangeSet()
-            log_path = self.cache.dirty_log(item_id)
-            if log_path.exists():
-                raw = log_path.read_bytes()
-                for i in range(0, len(raw) - 15, 16):
-                    dirty.add(int.from_bytes(raw[i:i + 8], "little"), int.from_bytes(raw[i + 8:i + 16], "little"))
-            item = Item(item_id, Path(path), record.get("fetchable", 0), RangeSet())
-            rec = self.cache.index.get(item_id) or {}
-            item.present = RangeSet.from_list(rec.get("present", [])).union(dirty)
-            item.previous_etag = record.get("previous_etag")
-            item.dirty = dirty
-            item.created = record.get("created", False) or not dirty
-            item.attrs = record.get("attrs")
-            item.journaled = True
-            with self.cache._lock:
-                self.cache.items[item_id] = item
-                item.opens += 1
-            try:
-                self._flush(item, store, record["key"], what)
-                done.append(f"uploaded {what}")
-            except VfsError as exc:
-                done.append(f"could not upload {what}: {exc.message}")
-            finally:
-                self.cache.release(item)
-        return done
-
     def _flush(self, item: Item, store, key: str, path: str) -> None:
+        """Publish an item's pending changes (recovery.py and xattrs.py call in here)."""
         self.files.flush(item, store, key, path)
 
     def stats(self) -> dict:
