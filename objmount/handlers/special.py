@@ -149,8 +149,12 @@ def _point_at(stop, real: str) -> None:
     stop.set_arg(2, len(sun))
 
 
-def _virtual_target(sup, stop, raw: bytes, follow: bool):
+def _virtual_target(sup, stop, follow: bool):
+    """The virtual path an AF_UNIX bind/connect names, or None (not AF_UNIX, a local path)."""
     from .. import paths
+    raw = _unix_path(stop)
+    if raw is None:
+        return None
     target = sup.classify(stop, paths.decode(raw))
     if target is None:
         return None
@@ -165,10 +169,7 @@ def _virtual_target(sup, stop, raw: bytes, follow: bool):
 
 @always_syscall("bind")
 def on_bind(sup, stop) -> None:
-    raw = _unix_path(stop)
-    if raw is None:
-        return
-    path = _virtual_target(sup, stop, raw, follow=False)
+    path = _virtual_target(sup, stop, follow=False)
     if path is None:
         return
     try:
@@ -198,10 +199,7 @@ def on_bind(sup, stop) -> None:
 
 @always_syscall("connect")
 def on_connect(sup, stop) -> None:
-    raw = _unix_path(stop)
-    if raw is None:
-        return
-    path = _virtual_target(sup, stop, raw, follow=True)
+    path = _virtual_target(sup, stop, follow=True)
     if path is None:
         return
     meta = sup.vfs.lookup(path, exact=True)
