@@ -23,6 +23,7 @@ from .process import OpenDescription, Process, ProcessTable
 log = logging.getLogger("objmount")
 
 AT_FDCWD = -100
+NAME_MAX = 255     # the longest name a path component may have (ENAMETOOLONG past it)
 
 # Errors a program meets in normal operation: not worth a log line.
 _QUIET_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EINVAL, errno.ELOOP, errno.EEXIST,
@@ -36,8 +37,6 @@ class Target:
     path: str          # absolute, normalized
     wants_dir: bool = False
     dots: str = ""     # "." or "..": the path's last component as written (rmdir, rename refuse them)
-
-NAME_MAX = 255
 
 
 class Supervisor:
