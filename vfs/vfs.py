@@ -42,6 +42,7 @@ class VfsConfig:
     fetch_workers: int = 16
     random_block: int = 32 * 1024       # alignment of fetches for random reads
     readahead_max: int = 256 * 2**20
+    first_window: int = 2**20           # an open's GET asks for this much: a smaller object is whole after it
     dir_markers: bool = True            # mkdir writes a 'dir/' marker object
     write_behind: bool = True           # upload the parts of a new file while it is written
     write_behind_part: int = MIN_PART   # its part size (S3: 5 MiB at least)
@@ -67,6 +68,7 @@ class Vfs:
         self.ns = Namespace(mounts, self.store, config.metadata_ttl)
         self.files = Files(config, self.cache, self.fetcher, self.ns, self._stats)
         self.links = self.files.links  # hard-link groups (links.py)
+        self.ns.first = self.files.first_window
 
     def store(self, url: str):
         if url == "s3://":
@@ -83,7 +85,7 @@ class Vfs:
 
     # --- namespace -------------------------------------------------------------------
     def resolve(self, path: str, follow_last: bool = True, sure: bool = True, **how) -> str:
-        """how: attrs, recheck_missing (Namespace.lookup)."""
+        """how: attrs, recheck_missing, data (Namespace.lookup)."""
         if self._pending(path) is not None:  # created here, not in the bucket yet
             return path
         return self.ns.resolve(path, follow_last, sure=sure, **how)
@@ -100,6 +102,7 @@ class Vfs:
         """One program call is answered: bucket answers obtained for it are not reused
         (close-to-open revalidation must ask again at the next open)."""
         self.ns.end_operation()
+        self.files.end_operation()
 
     def listdir(self, path: str) -> list[tuple[str, Meta]]:
         entries = dict(self.ns.listdir(path))
@@ -143,8 +146,11 @@ class Vfs:
         handle = self.files.open_pending(store, loc, path, flags)
         if handle is not None:
             return handle
+        # A reading open asks with the GET of the first bytes; one that truncates or only
+        # writes needs no bytes.
+        reads = (flags & os.O_ACCMODE) != os.O_WRONLY and not flags & os.O_TRUNC
         try:
-            meta = self.ns.revalidate(path)  # close-to-open: always revalidate
+            meta = self.ns.revalidate(path, data=reads)  # close-to-open: always revalidate
         except VfsError as exc:
             if exc.errno != errno.ENOENT or not flags & os.O_CREAT:
                 raise

@@ -56,8 +56,10 @@ def _open(sup, stop, path_index: int, dirfd_index: int | None, flags: int) -> No
     meta = None
     if target.virtual:
         try:
-            # close-to-open for names too: one last seen missing may exist now
-            target = sup.resolve(target, follow=not flags & O_NOFOLLOW, recheck_missing=True)
+            # close-to-open for names too: one last seen missing may exist now; an open that
+            # reads asks with the GET of the first bytes (vfs/namespace.py)
+            reads = (flags & O_ACCMODE) != os.O_WRONLY and not flags & (O_TRUNC | O_PATH | O_DIRECTORY)
+            target = sup.resolve(target, follow=not flags & O_NOFOLLOW, recheck_missing=True, data=reads)
         except VfsError as exc:
             if exc.errno != errno.ENOENT or not flags & O_CREAT:
                 raise
