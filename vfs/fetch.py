@@ -67,9 +67,9 @@ class Fetcher:
         """Bytes of the item's version that came another way (an open's first GET, a
         prefetch): written where nothing is present, in flight or dirty, so a fetch or a
         writer of the same range is never overwritten."""
-        end = start + len(data)
         with item.cond:
-            gaps = item.present.missing(start, end)
+            end = min(start + len(data), item.size)  # past it: bytes a truncation removed
+            gaps = item.present.missing(start, end) if start < end else []
             for busy in [*item.inflight, *item.dirty]:
                 gaps = [piece for gap in gaps for piece in _subtract(gap, busy)]
             item.inflight.extend(gaps)

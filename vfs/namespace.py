@@ -134,6 +134,11 @@ class Namespace:
         return (listing is not None and self._made.get(parent) is listing.value and name not in listing.value
                 and path not in self.local_dirs)
 
+    def listed(self, path: str) -> dict[str, Meta] | None:
+        """The fresh listing of directory `path` (name -> Meta), if any; not to be changed."""
+        entry = self._fresh(self._lists, path)
+        return None if entry is None else entry.value
+
     def lookup(self, path: str, attrs: bool = False, recheck_missing: bool = False, data: bool = False) -> Meta:
         """attrs: the caller shows mode, owner or times (stat, access), so a listed entry's
         real attributes are asked for. recheck_missing: a name remembered as missing is

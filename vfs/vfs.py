@@ -24,6 +24,7 @@ from .meta import Kind, Meta
 from .upload import MIN_PART
 from .mounts import MountTable
 from .namespace import Namespace
+from .predict import Predictor
 from .stats import Stats
 from .stores.local import LocalStore
 from .stores.s3 import Network, S3Service, S3Store
@@ -43,6 +44,8 @@ class VfsConfig:
     random_block: int = 32 * 1024       # alignment of fetches for random reads
     readahead_max: int = 256 * 2**20
     first_window: int = 2**20           # an open's GET asks for this much: a smaller object is whole after it
+    predict: bool = True                # fetch the next files of a directory read in listing order
+    predict_min_size: int = 64 * 1024   # smaller files come whole with the open's GET: not fetched ahead
     dir_markers: bool = True            # mkdir writes a 'dir/' marker object
     write_behind: bool = True           # upload the parts of a new file while it is written
     write_behind_part: int = MIN_PART   # its part size (S3: 5 MiB at least)
@@ -69,6 +72,7 @@ class Vfs:
         self.files = Files(config, self.cache, self.fetcher, self.ns, self._stats)
         self.links = self.files.links  # hard-link groups (links.py)
         self.ns.first = self.files.first_window
+        self.predictor = Predictor(self.ns, self.files, min_size=config.predict_min_size) if config.predict else None
 
     def store(self, url: str):
         if url == "s3://":
@@ -162,7 +166,10 @@ class Vfs:
             raise VfsError(errno.EEXIST, f"{path}: file exists")
         if meta.kind is Kind.DIR:
             raise VfsError(errno.EISDIR, f"{path}: is a directory")
-        return self.files.open(store, loc, path, meta, flags)
+        handle = self.files.open(store, loc, path, meta, flags)
+        if self.predictor is not None:
+            self.predictor.opened(path, store, loc.key, reading=not writable)
+        return handle
 
     # --- namespace changes -------------------------------------------------------------
     def _must_not_exist(self, path: str) -> None:
@@ -393,6 +400,8 @@ class Vfs:
         return self._stats.as_dict()
 
     def close(self) -> None:
+        if self.predictor is not None:
+            self.predictor.close()
         self.files.close()
         self.fetcher.close()
         self.ns.close()
