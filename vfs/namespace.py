@@ -331,7 +331,9 @@ class Namespace:
             if got is not None:
                 self._warn_shadow(store.url, key)
             return self._directory(store, loc.dir_key)
-        if got is None:
+        if got is None:  # no such object: a directory now, perhaps (the LIST not asked yet)
+            if prefix is None and store.has_prefix(loc.dir_key):
+                return self._directory(store, loc.dir_key)
             return None
         info = got.info
         if got.not_modified:  # the version asked about: its size is known, its metadata maybe
