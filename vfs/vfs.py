@@ -94,12 +94,13 @@ class Vfs:
             return path
         return self.ns.resolve(path, follow_last, sure=sure, **how)
 
-    def lookup(self, path: str, exact: bool = False, attrs: bool = False) -> Meta:
+    def lookup(self, path: str, exact: bool = False, attrs: bool = False, data: bool = False) -> Meta:
         """exact: the kind must be known for sure (readlink), not guessed from a listing.
-        attrs: mode, owner and times must be the stored ones (stat, access, chmod)."""
+        attrs: mode, owner and times must be the stored ones (stat, access, chmod).
+        data: the caller is an open that reads (exact asks with the first bytes' GET)."""
         meta = self._pending(path) or self.ns.lookup(path, attrs=attrs)
         if exact:
-            meta = self.ns.exact(path, meta)
+            meta = self.ns.exact(path, meta, data=data)
         return self.links.seen(path, meta)
 
     def end_operation(self) -> None:
