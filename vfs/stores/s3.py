@@ -146,18 +146,6 @@ def _env_endpoint() -> bool:
 _EMPTY = First(ObjectInfo("", 0, None, 0.0, None))   # a ranged GET's 416: ask again without a range
 
 
-def _read_upto(body, length: int) -> bytes:
-    """At most `length` bytes of a body (a GET without a range may bring more)."""
-    chunks, got = [], 0
-    while got < length:
-        chunk = body.read(min(_CHUNK_RESUMABLE, length - got))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
-
-
 def _total_size(content_range: str | None, length: int) -> int:
     """The object's size from 'bytes 0-99/1234' (a ranged answer), else the body's."""
     if content_range and "/" in content_range:
@@ -369,33 +357,52 @@ class S3Store:
         """One ranged GET of [0, length): the answer's headers say the object's ETag, size
         (Content-Range) and metadata, so an open needs no HEAD. A 0-byte object has no
         byte 0 (416 InvalidRange): it is asked again without a range (at once with
-        ranged=False, for an object believed empty; a longer body is cut at `length`)."""
+        ranged=False, for an object believed empty; a longer body is cut at `length`).
+        A body that breaks is asked again from where it broke, of the same version."""
+        chunks: list[bytes] = []
+        first: list[First] = []   # the answer whose headers describe the object
+
         def get(ranged: bool):
+            got = sum(len(c) for c in chunks)
             kwargs = {"Bucket": self.bucket, "Key": key}
-            if ranged:
+            if got:  # resuming: the rest of the same version
+                kwargs["Range"] = f"bytes={got}-{length - 1}"
+                kwargs["IfMatch"] = first[0].info.etag
+            elif ranged:
                 kwargs["Range"] = f"bytes=0-{length - 1}"
-            if etag:
+            if etag and not got:
                 kwargs["IfNoneMatch"] = etag
             try:
                 out = self.service.client.get_object(**kwargs)
             except ClientError as exc:
                 code = str(exc.response.get("Error", {}).get("Code", ""))
                 status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                if got and (status == 412 or code == "PreconditionFailed"):  # changed meanwhile: start over
+                    chunks.clear()
+                    first.clear()
+                    return get(ranged)
                 if code in ("404", "NoSuchKey", "NotFound"):
                     return None
                 if status == 304 or code == "304":
                     return _not_modified(key, etag, exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}))
-                if ranged and (status == 416 or code == "InvalidRange"):
+                if ranged and not got and (status == 416 or code == "InvalidRange"):
                     return _EMPTY
                 raise
+            if not first:
+                size = _total_size(out.get("ContentRange"), out.get("ContentLength", 0))
+                first.append(First(ObjectInfo(key, size, out.get("ETag"), out["LastModified"].timestamp(),
+                                              out.get("Metadata", {}), out.get("ContentType"))))
+            want = min(length, first[0].info.size)
             body = out["Body"]
             try:
-                data = _read_upto(body, length)
+                while (got := sum(len(c) for c in chunks)) < want:
+                    chunk = body.read(min(_CHUNK_RESUMABLE, want - got))
+                    if not chunk:
+                        raise _ShortBody(f"body ended at byte {got} of {want}")
+                    chunks.append(chunk)
             finally:
                 body.close()
-            size = _total_size(out.get("ContentRange"), out.get("ContentLength", len(data)))
-            return First(ObjectInfo(key, size, out.get("ETag"), out["LastModified"].timestamp(),
-                                    out.get("Metadata", {}), out.get("ContentType")), data)
+            return First(first[0].info, b"".join(chunks))
 
         got = self._do("GetObject", key, lambda: get(ranged))
         if got is _EMPTY:
