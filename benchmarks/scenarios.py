@@ -307,6 +307,12 @@ def _floor(h: Harness, bucket: str, keys: list[str], prefixes: list[str] = (), h
     return _timed(work)
 
 
+def _per_op(requests: dict) -> str:
+    """'1253 requests: GetObject 400, HeadObject 410, ...' (most first)."""
+    ops = ", ".join(f"{op} {n}" for op, n in sorted(requests.items(), key=lambda kv: -kv[1]))
+    return f"{sum(requests.values())} requests: {ops}"
+
+
 def latency(h: Harness, scale: float) -> list[Row]:
     """The issue-11 scenarios with every request delayed by --latency-ms in front of the
     server; ratios are to boto3 with 8 threads making the same requests in the same run."""
@@ -349,7 +355,7 @@ def latency(h: Harness, scale: float) -> list[Row]:
                 return
             r = _row_from(om, scenario=f"8 latency {delay:g} ms", metric=metric, objmount=om.seconds,
                           baseline=base.seconds, target=f"ratio <= {limit}",
-                          note=(note + " " if note else "") + f"{sum(om.requests().values())} requests")
+                          note=(note + " " if note else "") + _per_op(om.requests()))
             r.ok = r.ratio <= limit
             rows.append(r)
 

@@ -11,7 +11,8 @@ misbehaves in that fault's way:
             for `seconds` (or until the proxy stops)
 
 A fault matches by method and a substring of the path (and, for GETs, only ranged ones
-if `ranged`), and applies to its first `times` matching requests.
+if `ranged`), and applies to its first `times` matching requests after the first `skip`
+(an open's own GET, say).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class Fault:
     code: str = "SlowDown"
     seconds: float = 3600.0        # how long a stall lasts
     hits: int = 0                  # requests it broke so far
+    skip: int = 0                  # matching requests let through before it starts
+    skipped: int = 0
 
     def matches(self, method: str, path: str) -> bool:
         return (self.hits < self.times and (self.method is None or self.method == method)
@@ -108,6 +111,9 @@ class FaultProxy:
             body = _read_chunked(h.rfile)
         with self._lock:
             fault = next((f for f in self.faults if f.matches(h.command, h.path)), None)
+            if fault is not None and fault.skipped < fault.skip:
+                fault.skipped += 1
+                fault = None
             if fault is not None:
                 fault.hits += 1
             self.seen.append(Seen(h.command, h.path, dict(h.headers), fault.kind if fault else None))

@@ -268,6 +268,31 @@ class Cache:
             item.opens += 1
             return item
 
+    def holds(self, store_id: str, key: str, etag: str | None, start: int, end: int) -> bool:
+        """Whether the cache has bytes [start, end) of that version (open here, or
+        recorded by any run): an open may then ask the bucket only whether it changed."""
+        item_id = self.item_id(store_id, key, etag)
+        item = self.items.get(item_id)
+        if item is not None:
+            with item.cond:
+                return item.present.contains(start, end)
+        record = self._get(item_id)
+        if not record or record.get("path") != str(self.item_path(item_id)):
+            return False
+        return RangeSet.from_list(record.get("present", [])).contains(start, end)
+
+    # --- the version of a key last seen, for a later run's conditional GET ---------------
+    def note_version(self, store_id: str, key: str, info: dict) -> None:
+        """Record what the bucket last said of `key` (etag, size, mtime, metadata)."""
+        try:
+            self.index.set("version:" + self.item_id(store_id, key, None), info)
+        except _INDEX_ERRORS as exc:
+            self._index_failed("record", exc)
+
+    def seen_version(self, store_id: str, key: str) -> dict | None:
+        record = self._get("version:" + self.item_id(store_id, key, None))
+        return record if isinstance(record, dict) else None
+
     def _load(self, item_id: str, size: int) -> Item:
         path = self.item_path(item_id)
         try:
@@ -676,7 +701,7 @@ class Cache:
             total = 0
             try:
                 for item_id in list(self.index.iterkeys()):
-                    if not isinstance(item_id, str) or item_id.startswith("journal:"):
+                    if not isinstance(item_id, str) or item_id.startswith(("journal:", "version:")):
                         continue
                     rec = self.index.get(item_id)
                     if not rec:

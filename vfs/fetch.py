@@ -63,6 +63,33 @@ class Fetcher:
         for s, e in parts:
             self.pool.submit(self._fetch, store, key, etag, item, s, e, (s, e) in local)
 
+    def deliver(self, item: Item, start: int, data: bytes) -> None:
+        """Bytes of the item's version that came another way (an open's first GET, a
+        prefetch): written where nothing is present, in flight or dirty, so a fetch or a
+        writer of the same range is never overwritten."""
+        with item.cond:
+            end = min(start + len(data), item.size)  # past it: bytes a truncation removed
+            gaps = item.present.missing(start, end) if start < end else []
+            for busy in [*item.inflight, *item.dirty]:
+                gaps = [piece for gap in gaps for piece in _subtract(gap, busy)]
+            item.inflight.extend(gaps)
+        error = None
+        done = []
+        try:
+            for s, e in gaps:
+                item.write(s, data[s - start:e - start])
+                done.append((s, e))
+        except Exception as exc:  # a full cache: these bytes are fetched again when read
+            error = exc
+        with item.cond:
+            for gap in gaps:
+                item.inflight.remove(gap)
+            for s, e in done:
+                item.present.add(s, e)
+            item.cond.notify_all()
+        if error is not None:
+            log.debug("first bytes of %s not kept: %s", item.path, error)
+
     def _fetch(self, store, key, etag, item: Item, start: int, end: int, local: bool = False) -> None:
         written = [start]
 
@@ -155,15 +182,26 @@ class Readahead:
         self.next = 0          # where a sequential reader reads next
         self.requested = 0     # prefetched (or requested) up to here
 
+    def primed(self, upto: int) -> None:
+        """[0, upto) came with the open (its first GET): a reader starting at 0 asks for
+        the next window at its first read, so it never waits on more than that one
+        round trip (the window after is requested while this one is read)."""
+        self.requested = upto
+        self.window = max(upto, self.initial // 2)
+        self._eager = True
+
+    _eager = False
+
     def advise(self, start: int, end: int) -> tuple[int, int] | None:
         """Record a read of [start, end); return a range to prefetch, if any."""
         sequential = start == self.next
         self.next = end
+        eager, self._eager = self._eager, False
         if not sequential:
             self.window = 0
             self.requested = end
             return None
-        if self.requested - end > self.window // 2:
+        if self.requested - end > self.window // 2 and not eager:
             return None
         self.window = min(max(self.window * 2, self.initial), self.maximum)
         begin = max(self.requested, end)

@@ -28,6 +28,7 @@ from .fetch import Readahead
 from .links import LinkGroups
 from .meta import Kind, Meta
 from .ranges import RangeSet
+from .stores.base import ObjectInfo
 from .upload import MULTIPART_THRESHOLD, Previous, upload
 from .writebehind import WriteBehind
 
@@ -202,6 +203,9 @@ class Files:
         self._version_keys: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._wb_pool = None  # the write-behind workers, started with the first part
+        # item id -> cache items holding an open's first bytes until the open takes them
+        # (held: eviction keeps them); what no open took goes at the operation's end
+        self._held: dict[str, list[Item]] = {}
 
     def version_key(self, handle: OpenFile) -> str:
         return self._version_keys.get(handle.item, handle._key)
@@ -299,6 +303,60 @@ class Files:
         # attributes a writer set are in item.attrs, those set by path in handle.meta
         return self.item_meta(handle.item, handle._store, handle._key, handle.meta)
 
+    # --- the open's first GET (Namespace.first) -------------------------------------------
+    def first_window(self, store, key: str, known: Meta | None):
+        """Ask the bucket for `key`'s first bytes (config.first_window of them); they go
+        into the cache item of the version that answers. `known`: the version last seen
+        (else the one an earlier run recorded); if the cache holds its first bytes, the
+        GET is conditional. A 304's info has the known size, and its metadata if the
+        answer or the record had it (None otherwise)."""
+        window = self.config.first_window
+        if known is not None and (known.kind is Kind.DIR or not known.etag):
+            known = None
+        seen = None
+        if known is None or not known.exact:  # what a 304 without metadata would need
+            seen = self.cache.seen_version(store.id, key)
+            if seen is not None and known is not None and seen.get("etag") != known.etag:
+                seen = None
+        etag, size = (known.etag, known.size) if known is not None else \
+            (seen.get("etag"), seen.get("size", 0)) if seen else (None, 0)
+        conditional = etag is not None and self.cache.holds(store.id, key, etag, 0, min(window, size))
+        got = store.get_first(key, window, etag if conditional else None, ranged=not (conditional and size == 0))
+        if got is None:
+            return None
+        info = got.info
+        if got.not_modified:
+            metadata = info.metadata
+            if metadata is None and seen is not None:
+                metadata = seen.get("metadata")
+            return dataclasses.replace(got, info=ObjectInfo(key, size, info.etag or etag, info.mtime or (
+                seen or {}).get("mtime", 0.0), metadata, info.content_type or (seen or {}).get("content_type")))
+        self.cache.note_version(store.id, key, {"etag": info.etag, "size": info.size, "mtime": info.mtime,
+                                                "metadata": info.metadata, "content_type": info.content_type})
+        if not got.data:
+            return got
+        mode = metas.from_object(store.id, key, info.size, info.etag, info.mtime, info.metadata).mode
+        if stat.S_ISREG(mode):
+            item = self.cache.open_item(store.id, key, info.etag, info.size)
+            self.fetcher.deliver(item, 0, got.data[:item.size])
+            with self._lock:
+                self._held.setdefault(item.id, []).append(item)
+        return got
+
+    def _take_held(self, item: Item) -> None:
+        """An open has `item` now: the holds of its first bytes are released."""
+        with self._lock:
+            held = self._held.pop(item.id, [])
+        for h in held:
+            self.cache.release(h)
+
+    def end_operation(self) -> None:
+        with self._lock:
+            held = [h for hs in self._held.values() for h in hs]
+            self._held.clear()
+        for h in held:
+            self.cache.release(h)
+
     # --- opening -----------------------------------------------------------------------
     def open_pending(self, store, loc, path: str, flags: int) -> OpenFile | None:
         """An open of a file this run has changes of (the bucket is behind), or None."""
@@ -316,9 +374,14 @@ class Files:
         """An open of the object version `meta` (just revalidated)."""
         self.links.seen(path, meta)
         item = self.cache.open_item(store.id, loc.key, meta.etag, meta.size)
+        self._take_held(item)
         item.previous_etag = meta.etag
         self._version_keys[item] = loc.key
-        return self._opened(store, loc, path, meta, item, flags)
+        handle = self._opened(store, loc, path, meta, item, flags)
+        window = self.config.first_window
+        if handle.item is item and item.size > window and item.present.contains(0, window):
+            handle._readahead.primed(window)  # the first read asks for what follows at once
+        return handle
 
     def _opened(self, store, loc, path, meta, item, flags) -> OpenFile:
         writable = (flags & os.O_ACCMODE) != os.O_RDONLY
@@ -493,6 +556,8 @@ class Files:
             else:
                 etag = upload(store, key, str(item.path), size, dirty, previous, metadata, fetch_previous)
             item.meta_dirty = False
+            self.cache.note_version(store.id, key, {"etag": etag, "size": size, "mtime": time.time(),
+                                                    "metadata": metadata, "content_type": None})
             with item.cond:
                 item.dirty = RangeSet()
                 item.present.add(0, 0)

@@ -10,10 +10,21 @@ A lookup with no fresh listing asks HEAD key and LIST key/ (MaxKeys=1) together;
 makes a directory, and wins over an object of the same name. A directory's attributes are
 its marker's (`key/`, HEAD once the LIST showed a directory); without a marker it is
 implicit (metas.directory).
+
+An open that reads (close-to-open: every open asks the bucket) asks with a ranged GET of
+the object's first bytes instead of a HEAD (`data=True`, `first`): the answer's headers
+carry what a HEAD says, and an object no larger than the window is whole after it. If the
+cache holds the bytes of the version last seen, the GET is conditional (304: unchanged, no
+body). The LIST beside it is needed only when nothing fresh says the name is an object.
+
+A directory made in this run starts with an empty listing; while this run keeps changing
+it, that listing is trusted for missing names too (`made`), so creating files in it asks
+the bucket nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import posixpath
@@ -56,6 +67,12 @@ class Namespace:
         self._warned: set[str] = set()
         # Directories that exist for this run only (their marker could not be written).
         self.local_dirs: set[str] = set()
+        # (store, key, known Meta | None) -> First | None: the open's GET (Files.first_window)
+        self.first = None
+        # path -> the last exact Meta seen (any age): a 304 without metadata is that version
+        self._versions: dict[str, Meta] = {}
+        # dir path -> its listing while it is one this run made and keeps changing (see module)
+        self._made: dict[str, dict] = {}
 
     # --- caches ------------------------------------------------------------------------
     def _fresh(self, table: dict[str, _Entry], path: str):
@@ -66,23 +83,31 @@ class Namespace:
 
     def remember(self, path: str, meta: Meta | None) -> None:
         self._attrs[path] = _Entry(meta, time.monotonic() + self.ttl)
+        if meta is not None and meta.exact and meta.kind is not Kind.DIR:
+            self._versions[path] = meta
 
     def update(self, path: str, meta: Meta | None, empty_dir: bool = False) -> None:
         """We changed `path` ourselves: record its new state instead of asking again,
         in its own entry and in a fresh listing of its parent."""
         self.remember(path, meta)
-        parent = self._fresh(self._lists, posixpath.dirname(path))
+        dirname = posixpath.dirname(path)
+        parent = self._fresh(self._lists, dirname)
         if parent is not None:
             name = posixpath.basename(path)
             if meta is None:
                 parent.value.pop(name, None)
             else:
                 parent.value[name] = meta
+            if self._made.get(dirname) is parent.value:
+                parent.expires = time.monotonic() + self.ttl  # still ours: still known
         if empty_dir:
-            self._lists[path] = _Entry({}, time.monotonic() + self.ttl)
+            entries: dict[str, Meta] = {}
+            self._lists[path] = _Entry(entries, time.monotonic() + self.ttl)
+            self._made[path] = entries
 
     def forget(self, path: str) -> None:
         self._attrs.pop(path, None)
+        self._made.pop(path, None)
         self._lists.pop(path, None)
         self._lists.pop(posixpath.dirname(path), None)
 
@@ -101,10 +126,25 @@ class Namespace:
             return listing.value.get(name)
         return None
 
-    def lookup(self, path: str, attrs: bool = False, recheck_missing: bool = False) -> Meta:
+    def _known_missing(self, path: str) -> bool:
+        """`path` is missing from the fresh listing of a directory this run made (and so
+        knows all of): no need to ask the bucket, even for an open."""
+        parent, name = posixpath.split(path)
+        listing = self._fresh(self._lists, parent)
+        return (listing is not None and self._made.get(parent) is listing.value and name not in listing.value
+                and path not in self.local_dirs)
+
+    def listed(self, path: str) -> dict[str, Meta] | None:
+        """The fresh listing of directory `path` (name -> Meta), if any; not to be changed."""
+        entry = self._fresh(self._lists, path)
+        return None if entry is None else entry.value
+
+    def lookup(self, path: str, attrs: bool = False, recheck_missing: bool = False, data: bool = False) -> Meta:
         """attrs: the caller shows mode, owner or times (stat, access), so a listed entry's
         real attributes are asked for. recheck_missing: a name remembered as missing is
-        asked about again (open: another client may have created it since)."""
+        asked about again (open: another client may have created it since). data: that
+        open reads the file: if the bucket is asked, it is with the GET of the first
+        bytes (the open's revalidation, see the module)."""
         if path in self.local_dirs:
             return metas.directory("local", path)
         entry = self._fresh(self._attrs, path)
@@ -118,9 +158,9 @@ class Namespace:
             meta = listing.value.get(name)
             if meta is not None:
                 return self._settle(parent, name, listing.value) if attrs and not meta.exact else meta
-            if not recheck_missing:
+            if not recheck_missing or self._known_missing(path):
                 raise VfsError(errno.ENOENT, f"{path}: no such file or directory")
-        meta = self._ask(path)
+        meta = self._ask_open(path, None) if recheck_missing and data else self._ask(path)
         if recheck_missing:
             self._answered[path] = meta  # the open's revalidation, asked just now
         if recheck_missing and meta is not None:
@@ -233,24 +273,86 @@ class Namespace:
             self._warned.add(key)
             log.warning("%s/%s is both an object and a prefix: showing the directory", url, key)
 
-    def exact(self, path: str, meta: Meta) -> Meta:
+    def exact(self, path: str, meta: Meta, data: bool = False) -> Meta:
         """`meta` if it says what kind of thing `path` is; for a listed object (a listing
         carries no user metadata, so a symlink object looks like a file) ask the bucket.
-        The answer also serves as the revalidation of an open in the same operation."""
+        The answer also serves as the revalidation of an open in the same operation
+        (data: an open that reads, asked with the first bytes' GET)."""
         if meta.kind is Kind.FILE and not meta.exact:
-            meta = self.head(path)
+            if data:
+                meta = self.ask_open(path)
+            else:
+                meta = self.head(path)
             self._answered[path] = meta
         return meta
 
-    def revalidate(self, path: str) -> Meta:
+    def revalidate(self, path: str, data: bool = False) -> Meta:
         """close-to-open: the bucket's answer now — asked in this operation already, or
-        asked again."""
+        asked again (data: with the first bytes' GET, the open reads)."""
         if path not in self._answered:
-            return self.head(path)
+            if self._known_missing(path):
+                raise VfsError(errno.ENOENT, f"{path}: no such file or directory")
+            return self.ask_open(path) if data else self.head(path)
         meta = self._answered.pop(path)
         if meta is None:
             raise VfsError(errno.ENOENT, f"{path}: no such file or directory")
         return meta
+
+    def ask_open(self, path: str) -> Meta:
+        """The open's revalidation by GET (see the module); the caches learn the answer."""
+        meta = self._ask_open(path, self.peek(path))
+        if meta is not None:
+            self.update(path, meta)
+        else:
+            self.remember(path, None)
+        if meta is None:
+            raise VfsError(errno.ENOENT, f"{path}: no such file or directory")
+        return meta
+
+    def _ask_open(self, path: str, known: Meta | None) -> Meta | None:
+        """Ask the bucket about `path` with a GET of its first bytes. `known`: what fresh
+        caches say of it (an object there needs no LIST beside the GET)."""
+        try:
+            loc = self.mounts.locate(path)
+        except KeyError:
+            return None
+        if loc is None or loc.rel == "" or self.first is None:
+            return self._ask(path)
+        store = self.stores(loc.store_url)
+        key = loc.key
+        is_object = known is not None and known.kind is not Kind.DIR
+        candidate = known if is_object else self._versions.get(path)
+        prefix = None if is_object else self._pool.submit(store.has_prefix, loc.dir_key)
+        try:
+            got = self.first(store, key, candidate)
+        finally:
+            is_dir = prefix is not None and prefix.result()
+        if is_dir:
+            if got is not None:
+                self._warn_shadow(store.url, key)
+            return self._directory(store, loc.dir_key)
+        if got is None:  # no such object: a directory now, perhaps (the LIST not asked yet)
+            if prefix is None and store.has_prefix(loc.dir_key):
+                return self._directory(store, loc.dir_key)
+            return None
+        info = got.info
+        if got.not_modified:  # the version asked about: its size is known, its metadata maybe
+            if info.metadata is not None:
+                meta = metas.from_object(store.id, key, info.size, info.etag, info.mtime, info.metadata,
+                                         info.content_type)
+            elif candidate is not None and candidate.exact:
+                meta = candidate
+            else:  # the server's 304 leaves the metadata out, and it was never seen
+                return self._ask(path)
+            if candidate is not None and candidate.target is not None and candidate.etag == meta.etag:
+                meta = dataclasses.replace(meta, target=candidate.target)
+        else:
+            meta = metas.from_object(store.id, key, info.size, info.etag, info.mtime, info.metadata,
+                                     info.content_type)
+            if meta.kind is Kind.SYMLINK and len(got.data) == meta.size:
+                target = got.data.decode("utf-8", "surrogateescape")
+                meta = dataclasses.replace(meta, target=target)
+        return self._with_target(store, key, meta)
 
     def end_operation(self) -> None:
         """Answers from the bucket are not reused past the operation that asked."""
@@ -317,23 +419,25 @@ class Namespace:
 
     # --- symlinks ----------------------------------------------------------------------
     def resolve(self, path: str, follow_last: bool = True, depth: int = 0, sure: bool = True,
-                attrs: bool = False, recheck_missing: bool = False) -> str:
+                attrs: bool = False, recheck_missing: bool = False, data: bool = False) -> str:
         """The path after following symlinks. sure: a listed object about to be followed is
         asked about first (it may be a symlink the listing showed as a file); callers whose
         answer does not depend on it (xattr reads, asked by ls -l for every file) pass False.
-        attrs, recheck_missing: as for lookup, for the path itself."""
+        attrs, recheck_missing, data: as for lookup, for the path itself."""
         if depth > MAX_LINKS:
             raise VfsError(errno.ELOOP, f"{path}: too many levels of symbolic links")
         try:
-            meta = self.lookup(path, attrs=attrs, recheck_missing=recheck_missing)
+            meta = self.lookup(path, attrs=attrs, recheck_missing=recheck_missing, data=data)
             if follow_last and sure:
-                meta = self.exact(path, meta)
+                meta = self.exact(path, meta, data=recheck_missing and data)
         except VfsError as exc:
             if exc.errno != errno.ENOENT:
                 raise
-            return self._resolve_walk(path, follow_last, depth, attrs=attrs, recheck_missing=recheck_missing)
+            return self._resolve_walk(path, follow_last, depth, attrs=attrs, recheck_missing=recheck_missing,
+                                      data=data)
         if meta.kind is Kind.SYMLINK and follow_last:
-            return self._follow(path, meta, "", follow_last, depth, attrs=attrs, recheck_missing=recheck_missing)
+            return self._follow(path, meta, "", follow_last, depth, attrs=attrs, recheck_missing=recheck_missing,
+                                data=data)
         return path
 
     def _follow(self, link: str, meta: Meta, rest: str, follow_last: bool, depth: int, **how) -> str:

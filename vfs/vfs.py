@@ -24,6 +24,7 @@ from .meta import Kind, Meta
 from .upload import MIN_PART
 from .mounts import MountTable
 from .namespace import Namespace
+from .predict import Predictor
 from .stats import Stats
 from .stores.local import LocalStore
 from .stores.s3 import Network, S3Service, S3Store
@@ -42,6 +43,9 @@ class VfsConfig:
     fetch_workers: int = 16
     random_block: int = 32 * 1024       # alignment of fetches for random reads
     readahead_max: int = 256 * 2**20
+    first_window: int = 2**20           # an open's GET asks for this much: a smaller object is whole after it
+    predict: bool = True                # fetch the next files of a directory read in listing order
+    predict_min_size: int = 64 * 1024   # smaller files come whole with the open's GET: not fetched ahead
     dir_markers: bool = True            # mkdir writes a 'dir/' marker object
     write_behind: bool = True           # upload the parts of a new file while it is written
     write_behind_part: int = MIN_PART   # its part size (S3: 5 MiB at least)
@@ -67,6 +71,8 @@ class Vfs:
         self.ns = Namespace(mounts, self.store, config.metadata_ttl)
         self.files = Files(config, self.cache, self.fetcher, self.ns, self._stats)
         self.links = self.files.links  # hard-link groups (links.py)
+        self.ns.first = self.files.first_window
+        self.predictor = Predictor(self.ns, self.files, min_size=config.predict_min_size) if config.predict else None
 
     def store(self, url: str):
         if url == "s3://":
@@ -83,23 +89,25 @@ class Vfs:
 
     # --- namespace -------------------------------------------------------------------
     def resolve(self, path: str, follow_last: bool = True, sure: bool = True, **how) -> str:
-        """how: attrs, recheck_missing (Namespace.lookup)."""
+        """how: attrs, recheck_missing, data (Namespace.lookup)."""
         if self._pending(path) is not None:  # created here, not in the bucket yet
             return path
         return self.ns.resolve(path, follow_last, sure=sure, **how)
 
-    def lookup(self, path: str, exact: bool = False, attrs: bool = False) -> Meta:
+    def lookup(self, path: str, exact: bool = False, attrs: bool = False, data: bool = False) -> Meta:
         """exact: the kind must be known for sure (readlink), not guessed from a listing.
-        attrs: mode, owner and times must be the stored ones (stat, access, chmod)."""
+        attrs: mode, owner and times must be the stored ones (stat, access, chmod).
+        data: the caller is an open that reads (exact asks with the first bytes' GET)."""
         meta = self._pending(path) or self.ns.lookup(path, attrs=attrs)
         if exact:
-            meta = self.ns.exact(path, meta)
+            meta = self.ns.exact(path, meta, data=data)
         return self.links.seen(path, meta)
 
     def end_operation(self) -> None:
         """One program call is answered: bucket answers obtained for it are not reused
         (close-to-open revalidation must ask again at the next open)."""
         self.ns.end_operation()
+        self.files.end_operation()
 
     def listdir(self, path: str) -> list[tuple[str, Meta]]:
         entries = dict(self.ns.listdir(path))
@@ -143,8 +151,11 @@ class Vfs:
         handle = self.files.open_pending(store, loc, path, flags)
         if handle is not None:
             return handle
+        # A reading open asks with the GET of the first bytes; one that truncates or only
+        # writes needs no bytes.
+        reads = (flags & os.O_ACCMODE) != os.O_WRONLY and not flags & os.O_TRUNC
         try:
-            meta = self.ns.revalidate(path)  # close-to-open: always revalidate
+            meta = self.ns.revalidate(path, data=reads)  # close-to-open: always revalidate
         except VfsError as exc:
             if exc.errno != errno.ENOENT or not flags & os.O_CREAT:
                 raise
@@ -156,7 +167,10 @@ class Vfs:
             raise VfsError(errno.EEXIST, f"{path}: file exists")
         if meta.kind is Kind.DIR:
             raise VfsError(errno.EISDIR, f"{path}: is a directory")
-        return self.files.open(store, loc, path, meta, flags)
+        handle = self.files.open(store, loc, path, meta, flags)
+        if self.predictor is not None:
+            self.predictor.opened(path, store, loc.key, reading=not writable)
+        return handle
 
     # --- namespace changes -------------------------------------------------------------
     def _must_not_exist(self, path: str) -> None:
@@ -387,6 +401,8 @@ class Vfs:
         return self._stats.as_dict()
 
     def close(self) -> None:
+        if self.predictor is not None:
+            self.predictor.close()
         self.files.close()
         self.fetcher.close()
         self.ns.close()

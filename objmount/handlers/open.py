@@ -54,10 +54,12 @@ def _open(sup, stop, path_index: int, dirfd_index: int | None, flags: int) -> No
     if target is None:
         return
     meta = None
+    # an open that reads asks the bucket with the GET of the first bytes (vfs/namespace.py)
+    reads = (flags & O_ACCMODE) != os.O_WRONLY and not flags & (O_TRUNC | O_PATH | O_DIRECTORY)
     if target.virtual:
         try:
             # close-to-open for names too: one last seen missing may exist now
-            target = sup.resolve(target, follow=not flags & O_NOFOLLOW, recheck_missing=True)
+            target = sup.resolve(target, follow=not flags & O_NOFOLLOW, recheck_missing=True, data=reads)
         except VfsError as exc:
             if exc.errno != errno.ENOENT or not flags & O_CREAT:
                 raise
@@ -96,7 +98,7 @@ def _open(sup, stop, path_index: int, dirfd_index: int | None, flags: int) -> No
     else:
         if flags & O_DIRECTORY or target.wants_dir:
             raise VfsError(errno.ENOTDIR, f"{target.path}: not a directory")
-        meta = sup.vfs.lookup(target.path, exact=True)  # the type: a listing does not say
+        meta = sup.vfs.lookup(target.path, exact=True, data=reads)  # the type: a listing does not say
         if is_special(meta.mode) and not flags & O_PATH:
             open_node(sup, stop, path_index, target.path, meta, flags)
             return

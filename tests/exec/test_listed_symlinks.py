@@ -17,11 +17,12 @@ def test_a_listed_symlink_is_followed_and_read_as_a_link(objmount, s3, bucket):
 
 
 def test_opening_a_listed_file_asks_the_bucket_once(objmount, s3, bucket):
-    """Following a listed entry asks the bucket what it is; that answer is also the open's
-    close-to-open revalidation, not a second round trip."""
+    """Following a listed entry asks the bucket what it is, with the GET of its first bytes;
+    that answer is also the open's close-to-open revalidation and its read: one request."""
     for f in range(5):
         s3.put_object(Bucket=bucket, Key=f"d/f{f}.txt", Body=b"x")
     run = objmount(f"ls /objmount/s3/{bucket}/d >/dev/null && cat /objmount/s3/{bucket}/d/*")
     assert run.returncode == 0, run.stderr
     assert run.text == "xxxxx"
-    assert run.requests("HeadObject") == 5 + 2   # the files, and the directory d (d and its marker d/)
+    assert run.requests("GetObject") == 5
+    assert run.requests("HeadObject") == 2   # the directory d (d and its marker d/), no file

@@ -73,7 +73,8 @@ def test_random_read_fetches_a_small_block(vfs, s3, bucket):
     f = vfs.open(f"/objmount/s3/{bucket}/big")
     f.ensure(10 * MiB + 5, 4096)
     assert read_cache(f, 10 * MiB + 5, 10 * MiB + 4101) == data[10 * MiB + 5: 10 * MiB + 4101]
-    assert vfs.stats()["bytes_received"] <= 64 * 1024
+    # the open's GET brings the first window; the random read itself a small block
+    assert vfs.stats()["bytes_received"] <= vfs.config.first_window + 64 * 1024
     f.close()
 
 

@@ -16,6 +16,16 @@ class ObjectInfo:
     content_type: str | None = None
 
 
+@dataclass(frozen=True)
+class First:
+    """A GET of an object's first bytes: what it says of the object, and the bytes.
+    not_modified: the object still has the ETag asked about (304): no bytes came, and
+    `info` holds what the answer said (its size and metadata may be unknown: -1, None)."""
+    info: ObjectInfo
+    data: bytes = b""
+    not_modified: bool = False
+
+
 @dataclass
 class Listing:
     objects: list[ObjectInfo]   # keys directly below the prefix
@@ -36,6 +46,12 @@ class Store(Protocol):
         """One level below `prefix` (which is '' or ends in '/'), all pages."""
 
     def has_prefix(self, prefix: str) -> bool: ...
+
+    def get_first(self, key: str, length: int, etag: str | None = None, ranged: bool = True) -> First | None:
+        """One GET of bytes [0, length) with the object's ETag, size and metadata; None
+        if there is no such object. With `etag`: conditional (If-None-Match), so an
+        object still at that version answers not_modified without a body. ranged=False:
+        the object is believed empty (a range would be refused)."""
 
     def read(self, key: str, start: int, end: int, etag: str | None, sink) -> None:
         """Fetch bytes [start, end) and call sink(offset, chunk) as they arrive. With

@@ -8,7 +8,7 @@ import stat
 
 from ..errors import VfsError
 from ..stats import Stats
-from .base import Listing, ObjectInfo
+from .base import First, Listing, ObjectInfo
 
 
 class LocalStore:
@@ -159,6 +159,29 @@ class LocalStore:
             if not filenames and not dirnames:
                 keys.append(rel + "/")
         return keys
+
+    def get_first(self, key: str, length: int, etag: str | None = None, ranged: bool = True) -> First | None:
+        """As S3Store.get_first: one 'request' for the attributes and the first bytes."""
+        self.stats.request("GetObject")
+        path = self._path(key)
+        try:
+            st = os.lstat(path)
+            if stat.S_ISDIR(st.st_mode):
+                return None  # directories are prefixes, as in S3
+            info = self._info(key, st)
+            if etag is not None and info.etag == etag:
+                return First(info, not_modified=True)
+            if stat.S_ISLNK(st.st_mode):
+                data = os.fsencode(os.readlink(path))[:length]
+            else:
+                with open(path, "rb") as f:
+                    data = f.read(length)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise self._fail(exc, key) from None
+        self.stats.add_received(len(data))
+        return First(info, data)
 
     def read(self, key: str, start: int, end: int, etag: str | None, sink) -> None:
         self.stats.request("GetObject")

@@ -14,7 +14,7 @@ from botocore.exceptions import (BotoCoreError, ClientError, ConnectionClosedErr
 
 from ..errors import VfsError, from_boto, without_userinfo
 from ..stats import Stats
-from .base import Listing, ObjectInfo
+from .base import First, Listing, ObjectInfo
 
 _SNAKE = {"PutObject": "put_object", "DeleteObject": "delete_object", "CopyObject": "copy_object",
           "CreateMultipartUpload": "create_multipart_upload", "UploadPart": "upload_part",
@@ -92,6 +92,9 @@ class S3Service:
                 config = Config(
                     retries={"total_max_attempts": 1},   # retried by `call`, with resumable GETs
                     connect_timeout=net.connect_timeout, read_timeout=net.read_timeout, max_pool_connections=64,
+                    # Checksums of whole objects mean nothing to ranged GETs, and botocore's
+                    # checksum wrapper breaks the parsing of a 304 (Not Modified) answer.
+                    response_checksum_validation="when_required",
                     s3={"addressing_style": "path"} if endpoint_url or _env_endpoint() else {},
                 )
                 self._client = session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
@@ -138,6 +141,34 @@ class S3Service:
 def _env_endpoint() -> bool:
     import os
     return bool(os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3"))
+
+
+_EMPTY = First(ObjectInfo("", 0, None, 0.0, None))   # a ranged GET's 416: ask again without a range
+
+
+def _total_size(content_range: str | None, length: int) -> int:
+    """The object's size from 'bytes 0-99/1234' (a ranged answer), else the body's."""
+    if content_range and "/" in content_range:
+        total = content_range.rsplit("/", 1)[1].strip()
+        if total.isdigit():
+            return int(total)
+    return int(length)
+
+
+def _not_modified(key: str, etag: str, headers: dict) -> First:
+    """A 304's headers: the ETag, and the metadata if the server sends it (S3 and rclone
+    do, moto does not: then None, and the caller knows it from before)."""
+    from email.utils import parsedate_to_datetime
+
+    metadata = {k[len("x-amz-meta-"):]: v for k, v in headers.items() if k.lower().startswith("x-amz-meta-")}
+    try:
+        mtime = parsedate_to_datetime(headers["last-modified"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        mtime = 0.0
+    if not metadata or not mtime:
+        metadata = None
+    return First(ObjectInfo(key, -1, headers.get("etag", etag), mtime, metadata, headers.get("content-type")),
+                 not_modified=True)
 
 
 class S3Store:
@@ -321,6 +352,64 @@ class S3Store:
     def list_all(self, prefix: str) -> list[str]:
         """Every key below prefix (no delimiter), for directory renames."""
         return [o["Key"] for page in self._pages(Prefix=prefix) for o in page.get("Contents", [])]
+
+    def get_first(self, key: str, length: int, etag: str | None = None, ranged: bool = True) -> First | None:
+        """One ranged GET of [0, length): the answer's headers say the object's ETag, size
+        (Content-Range) and metadata, so an open needs no HEAD. A 0-byte object has no
+        byte 0 (416 InvalidRange): it is asked again without a range (at once with
+        ranged=False, for an object believed empty; a longer body is cut at `length`).
+        A body that breaks is asked again from where it broke, of the same version."""
+        chunks: list[bytes] = []
+        first: list[First] = []   # the answer whose headers describe the object
+
+        def get(ranged: bool):
+            got = sum(len(c) for c in chunks)
+            kwargs = {"Bucket": self.bucket, "Key": key}
+            if got:  # resuming: the rest of the same version
+                kwargs["Range"] = f"bytes={got}-{length - 1}"
+                kwargs["IfMatch"] = first[0].info.etag
+            elif ranged:
+                kwargs["Range"] = f"bytes=0-{length - 1}"
+            if etag and not got:
+                kwargs["IfNoneMatch"] = etag
+            try:
+                out = self.service.client.get_object(**kwargs)
+            except ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code", ""))
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                if got and (status == 412 or code == "PreconditionFailed"):  # changed meanwhile: start over
+                    chunks.clear()
+                    first.clear()
+                    return get(ranged)
+                if code in ("404", "NoSuchKey", "NotFound"):
+                    return None
+                if status == 304 or code == "304":
+                    return _not_modified(key, etag, exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}))
+                if ranged and not got and (status == 416 or code == "InvalidRange"):
+                    return _EMPTY
+                raise
+            if not first:
+                size = _total_size(out.get("ContentRange"), out.get("ContentLength", 0))
+                first.append(First(ObjectInfo(key, size, out.get("ETag"), out["LastModified"].timestamp(),
+                                              out.get("Metadata", {}), out.get("ContentType"))))
+            want = min(length, first[0].info.size)
+            body = out["Body"]
+            try:
+                while (got := sum(len(c) for c in chunks)) < want:
+                    chunk = body.read(min(_CHUNK_RESUMABLE, want - got))
+                    if not chunk:
+                        raise _ShortBody(f"body ended at byte {got} of {want}")
+                    chunks.append(chunk)
+            finally:
+                body.close()
+            return First(first[0].info, b"".join(chunks))
+
+        got = self._do("GetObject", key, lambda: get(ranged))
+        if got is _EMPTY:
+            got = self._do("GetObject", key, lambda: get(False))
+        if got is not None and got.data:
+            self.stats.add_received(len(got.data))
+        return got
 
     def read(self, key: str, start: int, end: int, etag: str | None, sink) -> None:
         """Pass [start, end) to sink(offset, chunk) as it arrives. A body that breaks (reset,
