@@ -194,8 +194,12 @@ class ProcessTable:
 
     def _drop(self, tgid: int) -> list[OpenDescription]:
         proc = self.procs.pop(tgid, None)
-        if proc is None:
-            return []
+        return self.release(proc) if proc is not None else []
+
+    @staticmethod
+    def release(proc: Process) -> list[OpenDescription]:
+        """A process gone from the table lets go of what it held: its mappings (flushed),
+        and the descriptions it was the last holder of (returned, to be closed)."""
         proc.unmap_all()
         proc.fs.users -= 1
         proc.fds.users -= 1

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from . import meta as metas
 from .cache import Cache, Item
+from .blocking import waiting
 from .errors import VfsError
 from .fetch import Readahead
 from .links import LinkGroups
@@ -71,7 +72,7 @@ class OpenFile:
             part = self._files.config.write_behind_part
             length = min(length, part - offset % part)
         end = offset + length
-        with item.cond:
+        with waiting(), item.cond:
             while any(s < end and offset < e for s, e in item.inflight):
                 item.cond.wait(timeout=1.0)
             item.present.add(offset, end)
@@ -222,7 +223,7 @@ class Files:
         if item is None or item is source or item.opens <= 0 or item.previous_etag != old:
             return
         size = os.stat(source.path).st_size
-        with item.cond:
+        with waiting(), item.cond:
             while item.inflight:  # fetches of the old version land first, then are forgotten
                 item.cond.wait(timeout=1.0)
             item.present = RangeSet()

@@ -23,6 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from . import meta as metas
+from .blocking import waiting
 from .errors import VfsError
 from .meta import Kind, Meta
 from .mounts import OBJMOUNT_ROOT, S3_ROOT, MountTable
@@ -45,7 +46,9 @@ class Namespace:
         self.ttl = ttl
         self._attrs: dict[str, _Entry] = {}     # path -> Meta | None (negative)
         self._lists: dict[str, _Entry] = {}     # dir path -> dict[name, Meta]
-        self._answered: dict[str, Meta | None] = {}    # asked of the bucket in this operation
+        # Asked of the bucket in this operation: per thread, since operations of several
+        # programs run at once (one per thread).
+        self._operation = threading.local()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lookup")
         self._attr_pool = ThreadPoolExecutor(max_workers=ATTR_WORKERS, thread_name_prefix="attrs")
         self._attr_lock = threading.Lock()
@@ -150,7 +153,8 @@ class Namespace:
                         if not meta.exact and other not in futures:
                             futures[other] = self._attr_pool.submit(self._exact_entry, parent, other, entries)
         try:
-            meta = future.result()
+            with waiting():
+                meta = future.result()
         except VfsError:
             with self._attr_lock:
                 futures.pop(name, None)  # not remembered: the next call asks again
@@ -209,7 +213,8 @@ class Namespace:
         key = loc.key
         head = self._pool.submit(store.head, key)
         prefix = self._pool.submit(store.has_prefix, loc.dir_key)
-        info, is_dir = head.result(), prefix.result()
+        with waiting():
+            info, is_dir = head.result(), prefix.result()
         if is_dir:
             if info is not None:
                 self._warn_shadow(store.url, key)
@@ -251,6 +256,14 @@ class Namespace:
         if meta is None:
             raise VfsError(errno.ENOENT, f"{path}: no such file or directory")
         return meta
+
+    @property
+    def _answered(self) -> dict[str, Meta | None]:
+        try:
+            return self._operation.answered
+        except AttributeError:
+            answered = self._operation.answered = {}
+            return answered
 
     def end_operation(self) -> None:
         """Answers from the bucket are not reused past the operation that asked."""
