@@ -81,12 +81,13 @@ class SyscallStop:
         self._pushed: tuple[int, int] | None = None   # the scratch range this stop's pushes use
         self._stack = 0          # where the next push below the stack ends (0: none yet)
         self.parked = False      # handled on a worker thread (Tracer.park)
+        self.park = None         # then, the tracer's record of it
         self.memo: dict = {}     # the handler's notes on this stop's arguments (forgotten when they change)
 
     def _ptrace(self, fn, *args):
         """A ptrace request about this stop: made by the tracing thread (the kernel takes
         them from it alone), whichever thread handles the stop."""
-        return self.tracer.on_tracer(fn, *args)
+        return self.tracer.on_tracer_for(self, fn, *args)
 
     # --- arguments -----------------------------------------------------------------
     @property

@@ -104,6 +104,8 @@ class Tracer:
         # Parking (see park): threads whose stop a worker owns, and the ptrace requests
         # workers post to the tracing thread (the only thread the kernel takes them from).
         self._parked: dict[int, _Parked] = {}
+        self._workers = 0                      # parked stops not finished yet
+        self._worker = threading.local()       # .park: the _Parked a worker thread handles
         self._requests: collections.deque[tuple[Callable, tuple, Future]] = collections.deque()
         self._wake = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
         self._sigchld = -1
@@ -167,8 +169,8 @@ class Tracer:
         poller.register(self._sigchld, select.POLLIN)
         poller.register(self._wake, select.POLLIN)
         try:
-            while self._tgid_of or self._early or self._expected or self._parked:
-                if not self._parked:
+            while self._tgid_of or self._early or self._expected or self._workers:
+                if not self._workers:
                     try:
                         tid, status = os.waitpid(-1, kernel.WALL)
                     except ChildProcessError:
@@ -227,21 +229,27 @@ class Tracer:
         another thread (`submit(callable, *args)` runs it there), and this thread goes
         on with every other stop. The tracee stays stopped till fn is done; the ptrace
         requests fn makes through `stop` are run here for it (on_tracer)."""
-        self._parked[stop.tid] = _Parked()
+        stop.park = self._parked[stop.tid] = _Parked()
         stop.parked = True
+        self._workers += 1
         submit(self._run_parked, stop, fn)
 
     def _run_parked(self, stop: SyscallStop, fn: Callable[[SyscallStop], None]) -> None:
         resume = False
+        self._worker.park = stop.park
         try:
             resume = self._handle(stop, fn)
         finally:
+            self._worker.park = None
             self.on_tracer(self._finish_parked, stop, resume)
 
     def _finish_parked(self, stop: SyscallStop, resume: bool) -> None:
         """On the tracing thread: resume the tracee and take its statuses back, at once
         (its next stop must not go to the worker)."""
-        parked = self._parked.pop(stop.tid)
+        parked = stop.park
+        self._workers -= 1
+        if self._parked.get(stop.tid) is parked:
+            del self._parked[stop.tid]
         try:
             if resume and parked.gone is None:
                 self._resume(stop)
@@ -261,19 +269,38 @@ class Tracer:
             os.eventfd_write(self._wake, 1)
             return future.result()
 
-    def gone(self, tid: int) -> bool:
-        """Whether a parked thread is known to be gone."""
-        parked = self._parked.get(tid)
-        return parked is not None and parked.gone is not None
+    def on_tracer_for(self, stop: SyscallStop, fn: Callable, *args):
+        """on_tracer for a request about `stop`'s thread, which raises TraceeGone once
+        that thread is known gone (its id may be another thread's by then)."""
+        park = stop.park
+        if park is None:
+            return self.on_tracer(fn, *args)
+        return self.on_tracer(self._if_there, park, stop.tid, fn, args)
+
+    @staticmethod
+    def _if_there(park: _Parked, tid: int, fn: Callable, args: tuple):
+        if park.gone is not None:
+            raise TraceeGone(tid, park.gone)
+        return fn(*args)
 
     def _dispatch(self, tid: int, status: int) -> None:
         parked = self._parked.get(tid)
         if parked is not None:   # its worker waits for it (an exit is booked here first)
             if os.WIFEXITED(status) or os.WIFSIGNALED(status):
                 parked.gone = status
+                del self._parked[tid]
                 self._on_gone(tid, status)
-            parked.statuses.put(status)
-            return
+                parked.statuses.put(status)
+                return
+            if os.WIFSTOPPED(status) and status >> 16 == kernel.PTRACE_EVENT_EXEC:
+                # Another thread's execve took this id (the leader's): the parked thread
+                # is gone; the event is the new program's.
+                parked.gone = signal.SIGKILL
+                del self._parked[tid]
+                parked.statuses.put(signal.SIGKILL)
+            else:
+                parked.statuses.put(status)
+                return
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
             self._on_gone(tid, status)
             return
@@ -427,7 +454,7 @@ class Tracer:
         except SyscallInterrupted:
             pass  # the kernel delivers the signal and restarts the call (or fails it)
         except Exception as exc:
-            if self.gone(stop.tid):
+            if stop.park is not None and stop.park.gone is not None:
                 return False   # killed while a worker handled it: nothing to answer
             # One line for the user (the program's stderr is the same terminal), the
             # traceback only in the debug log; the program gets EIO.
@@ -467,13 +494,13 @@ class Tracer:
                     if seccomp:
                         return True
                 else:
-                    self.on_tracer(self._bookkeep_event, tid, event)
+                    self._for(tid, self._bookkeep_event, tid, event)
             else:
-                info = self.on_tracer(kernel.getsiginfo, tid)
+                info = self._for(tid, kernel.getsiginfo, tid)
                 if info is not None:   # None: a group-stop, not honoured (see _on_signal)
                     if sig >= _SIGRTMIN or all(s != sig for s, _ in held):
                         held.append((sig, info))   # a standard signal pending twice is one
-            self.on_tracer(kernel.syscall, tid)
+            self._for(tid, kernel.syscall, tid)
 
     def _next_status(self, tid: int) -> int:
         """`tid`'s next wait status: from waitpid on the tracing thread, from the
@@ -484,7 +511,13 @@ class Tracer:
                 self._on_gone(tid, status)
             return status
         with self.unlocked():
-            return self._parked[tid].statuses.get()
+            return self._worker.park.statuses.get()
+
+    def _for(self, tid: int, fn: Callable, *args):
+        park = getattr(self._worker, "park", None)
+        if park is None:
+            return self.on_tracer(fn, *args)
+        return self.on_tracer(self._if_there, park, tid, fn, args)
 
 
 class SignalForwarder:
