@@ -130,3 +130,17 @@ def test_processes_on_the_same_objects_at_once_get_exact_bytes(objmount, s3, obj
         assert s3.get_object(Bucket=objects, Key=f"w/{i}")["Body"].read() == data
     assert (tmp_path / "exit.out").read_bytes() == (tmp_path / "in0").read_bytes()
     assert s3.get_object(Bucket=objects, Key="exit.bin")["Body"].read() == (tmp_path / "in0").read_bytes()
+
+
+def test_a_process_killed_while_parked_is_let_go(objmount, proxy, objects, tmp_path):
+    d = f"/objmount/s3/{objects}"
+    small = " ".join(f"{d}/small/{n}" for n in SMALL)
+    cmd = (f"cat {d}/big.bin > big.out & pid=$!; "
+           f"while [ ! -e go ]; do sleep 0.05; done; kill -9 $pid; wait $pid; "
+           f"cat {small} > small.out && touch done; cat {d}/big.bin > big2.out")
+    meanwhile, run = _held_get(objmount, proxy, objects, cmd, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert meanwhile
+    assert (tmp_path / "small.out").read_bytes() == b"".join(SMALL.values())
+    assert (tmp_path / "big2.out").read_bytes() == BIG
+    assert "internal error" not in run.stderr, run.stderr
