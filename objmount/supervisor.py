@@ -7,6 +7,7 @@ becomes an errno, how a new virtual descriptor gets watched.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -202,46 +203,46 @@ class Supervisor:
 
     def on_spawn(self, parent_tgid: int, child_tgid: int, flags: int) -> None:
         from tracer.tracer import CLONE_FILES, CLONE_FS
-        with self.lock:   # workers may be changing the parent's tables
+        with self._state():   # workers may be changing the parent's tables
             self.procs.spawn(parent_tgid, child_tgid, bool(flags & CLONE_FILES), bool(flags & CLONE_FS))
 
     def on_exec(self, tgid: int) -> None:
-        with self.lock:
+        with self._state():
             proc = self.procs.get(tgid)
             if proc.fds.users > 1:  # execve unshares a shared descriptor table
                 proc.fds.users -= 1
                 proc.fds = proc.fds.copy()
                 proc.fds.users = 1
-            keys = {e.desc.path for e in proc.fds.fds.values() if e.cloexec} | {d.path for _, _, d in proc.mapped}
-            if not keys:
-                proc.fds.close_on_exec()
-                return
-            # Closing may upload: on the pool, before any later operation (the table
-            # still shows those descriptors till then, and a stop on one of them waits).
-            ticket = self.turns.take(keys, self.turns.number(), exclusive=True)
-        self.pool.submit(self._in_turn, ticket, self._exec_closes, proc)
-
-    def _exec_closes(self, proc: Process) -> None:
-        proc.fds.close_on_exec()
-        proc.unmap_all()
+            self._close_later(proc.fds.drop_cloexec(), proc.detach_mappings())
 
     def on_exit(self, tgid: int) -> None:
-        with self.lock:
-            proc = self.procs.procs.get(tgid)
-            if proc is None:
-                return
-            keys = {e.desc.path for e in proc.fds.fds.values()} | {d.path for _, _, d in proc.mapped}
-            if not keys:
-                self.procs.exit(tgid)
-                return
-            # Its files are closed (and uploaded) on the pool, before any later
-            # operation on them: close-to-open holds for whoever waited for it.
-            del self.procs.procs[tgid]
-            ticket = self.turns.take(keys, self.turns.number())
-        self.pool.submit(self._in_turn, ticket, self._exit_closes, proc)
+        with self._state():
+            proc = self.procs.procs.pop(tgid, None)
+            if proc is not None:
+                mappings = proc.detach_mappings()
+                self._close_later(self.procs.release(proc), mappings)
 
-    def _exit_closes(self, proc: Process) -> None:
-        close_together(self.procs.release(proc))
+    def _close_later(self, descs: list[OpenDescription], mappings: Process) -> None:
+        """Close descriptions and let go of mappings a process left (at its exit, at an
+        execve): on the pool, since closing may upload (close-to-open), each in turn on
+        its file, so whoever then opens it (say, after waiting for the process) finds it
+        uploaded. The tables are up to date already."""
+        keys = {d.path for d in descs if d.file is not None} | {d.path for _, _, d in mappings.mapped}
+        if not keys:
+            close_together(descs)   # directories, files gone: nothing that waits
+            return
+        ticket = self.turns.take(keys, self.turns.number())
+        self.pool.submit(self._in_turn, ticket, self._closes, descs, mappings)
+
+    @staticmethod
+    def _closes(descs: list[OpenDescription], mappings: Process) -> None:
+        mappings.unmap_all()
+        close_together(descs)
+
+    def _state(self):
+        """The lock, for the tracing thread's bookkeeping (which may come while this thread
+        holds it already: an exit met by a handler run here)."""
+        return contextlib.nullcontext() if self.lock.held() else self.lock
 
     def _in_turn(self, ticket, fn, *args) -> None:
         with self.lock:

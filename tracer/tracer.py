@@ -186,6 +186,13 @@ class Tracer:
             os.close(self._sigchld)
             self._sigchld = -1
             self._thread = None
+            # Left by an error: workers still waiting on this thread get TraceeGone.
+            for park in list(self._parked.values()):
+                park.gone = signal.SIGKILL
+                park.statuses.put(signal.SIGKILL)
+            while self._requests:
+                _, _, future = self._requests.popleft()
+                future.set_exception(TraceeGone(0, signal.SIGKILL))
 
     def _drain(self) -> bool:
         """Dispatch every status waiting; True if there was any."""
