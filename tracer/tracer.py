@@ -437,9 +437,10 @@ class Tracer:
     def _on_gone(self, tid: int, status: int) -> None:
         self._early.discard(tid)
         self._requeued.pop(tid, None)
-        awaited = self._awaiting.pop(tid, None)
-        if awaited is not None and (area := self.scratch.get(awaited[1])) is not None:
-            area.inflight.pop(tid, None)
+        self._awaiting.pop(tid, None)
+        tgid = self._tgid_of.get(tid)
+        if tgid is not None and (area := self.scratch.get(tgid)) is not None:
+            area.inflight.pop(tid, None)   # an awaited call's, or a handler's that ended with it
         self._expected.discard(tid)
         if tid == self.main_pid:
             self.main_status = status

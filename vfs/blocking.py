@@ -22,3 +22,14 @@ def set_hook(hook: Callable[[], contextlib.AbstractContextManager] | None) -> No
 def waiting() -> contextlib.AbstractContextManager:
     hook = _hook
     return hook() if hook is not None else contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def acquired(lock):
+    """Hold a vfs lock that is held across waits: waited for like them."""
+    with waiting():
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from . import meta as metas
 from .cache import Cache, Item
-from .blocking import waiting
+from .blocking import acquired, waiting
 from .errors import VfsError
 from .fetch import Readahead
 from .links import LinkGroups
@@ -441,7 +441,9 @@ class Files:
             self.flush(handle.item, handle._store, *name)
 
     def flush(self, item: Item, store, key: str, path: str) -> None:
-        with item.upload_lock:
+        # Held across the upload, whose requests let go of the embedding program's lock
+        # (blocking.py): so is the wait for it, or the two would wait for each other.
+        with acquired(item.upload_lock):
             if item in self._unlinked:
                 return
             if not (item.dirty or item.created or item.untracked or item.journaled or item.meta_dirty
