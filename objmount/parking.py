@@ -102,6 +102,10 @@ class Turns:
             _enter(self._all, ticket)
         return ticket
 
+    def idle(self, keys) -> bool:
+        """Nothing in line on these keys (and no exclusive operation under way)."""
+        return not any(key in self._lines for key in keys) and not any(t.exclusive for t in self._all)
+
     def _first(self, ticket: Ticket) -> bool:
         if any(self._lines[key][0] is not ticket for key in ticket.keys):
             return False

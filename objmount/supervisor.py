@@ -88,7 +88,7 @@ class Supervisor:
             return
         try:
             work = self._virtual_work(stop)
-            if work is None:
+            if work is None or (self._from_state(stop) and self.turns.idle(work[0])):
                 self._handle(handler, stop)
                 return
             seq = self.turns.number()
@@ -168,6 +168,13 @@ class Supervisor:
         if special is not None:
             return special(self, stop, proc)
         return (keys, True) if proc.fds.fds or proc.mapped or proc.fs.vcwd else None
+
+    def _from_state(self, stop: SyscallStop) -> bool:
+        """A call answered from what is held, no request (registry.FROM_STATE)."""
+        name = name_of(stop.nr)
+        if name not in registry.FROM_STATE:
+            return False
+        return name != "fstat" or not getattr(self.desc(stop, stop.sarg(0)), "is_dir", True)
 
     def _creates(self, stop: SyscallStop, name: str) -> bool:
         if name == "openat2":

@@ -232,12 +232,10 @@ class SyscallStop:
         """Run the syscall (with any rewritten arguments) and stop at its exit; return its
         result as a signed value. Raises SyscallInterrupted when a signal interrupted it."""
         assert not self.at_exit and not self._skipped
-        if self._dirty:
-            self._ptrace(kernel.setregs, self.tid, self.regs)
-            self._dirty = False
-        self._ptrace(kernel.syscall, self.tid)
+        self._ptrace(_step, self.tid, self.regs if self._dirty else None)
+        self._dirty = False
         self.tracer.wait_syscall_stop(self.tid, self.held_signals)
-        self.regs = self._ptrace(kernel.getregs, self.tid)
+        self.regs = self.tracer.regs_at_stop(self)
         self.at_exit = True
         if self.result in RESTARTS:
             # The kernel restarts it from the registers it has now, after the signal
@@ -269,17 +267,16 @@ class SyscallStop:
         for i, value in enumerate(args):
             setattr(regs, _ARG_REGS[i], value & 0xFFFFFFFFFFFFFFFF)
         while True:
-            self._ptrace(kernel.setregs, self.tid, regs)
-            self._ptrace(kernel.syscall, self.tid)
+            self._ptrace(_step, self.tid, regs)
             self.tracer.wait_syscall_stop(self.tid, self.held_signals)  # entry
             self._ptrace(kernel.syscall, self.tid)
             self.tracer.wait_syscall_stop(self.tid, self.held_signals)  # exit
-            out = _signed(self._ptrace(kernel.getregs, self.tid).rax)
+            out = _signed(self.tracer.regs_at_stop(self).rax)
             if out not in RESTARTS:
                 break
             # Interrupted by a signal that is now held back: our call, so run it again.
         self.regs = saved
-        self._ptrace(kernel.setregs, self.tid, saved)
+        self._dirty = True   # written back with the next request (each is one round trip for a parked stop)
         return out
 
     def install_filter(self, program: bytes) -> int:
@@ -346,6 +343,13 @@ class ScratchArea:
                 return at
             self.cursor = min(clash)
         return None
+
+
+def _step(tid: int, regs: kernel.Regs | None) -> None:
+    """Set the registers (if any) and run to the next syscall stop: one request."""
+    if regs is not None:
+        kernel.setregs(tid, regs)
+    kernel.syscall(tid)
 
 
 def restore_args(regs: kernel.Regs, entry: kernel.Regs) -> kernel.Regs:

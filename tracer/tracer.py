@@ -74,11 +74,12 @@ class _Parked:
     """A thread whose syscall stop a worker thread handles: the statuses waitpid gives
     for it go to the worker, which waits for them (wait_syscall_stop)."""
 
-    __slots__ = ("statuses", "gone")
+    __slots__ = ("statuses", "gone", "regs")
 
     def __init__(self) -> None:
         self.statuses: queue.SimpleQueue[int] = queue.SimpleQueue()
         self.gone: int | None = None   # its exit status, once it is gone
+        self.regs: kernel.Regs | None = None   # taken with its last status, a syscall stop's
 
 
 class Tracer:
@@ -284,6 +285,14 @@ class Tracer:
             return self.on_tracer(fn, *args)
         return self.on_tracer(self._if_there, park, stop.tid, fn, args)
 
+    def regs_at_stop(self, stop: SyscallStop) -> kernel.Regs:
+        """The registers of `stop`'s thread at the syscall stop just waited for."""
+        park = stop.park
+        if park is not None and park.regs is not None and threading.get_ident() != self._thread:
+            regs, park.regs = park.regs, None
+            return regs
+        return self.on_tracer_for(stop, kernel.getregs, stop.tid)
+
     @staticmethod
     def _if_there(park: _Parked, tid: int, fn: Callable, args: tuple):
         if park.gone is not None:
@@ -306,6 +315,12 @@ class Tracer:
                 del self._parked[tid]
                 parked.statuses.put(signal.SIGKILL)
             else:
+                parked.regs = None
+                if os.WSTOPSIG(status) == _SYSCALL_TRAP:   # the worker reads them next
+                    try:
+                        parked.regs = kernel.getregs(tid)
+                    except kernel.PtraceError:
+                        pass
                 parked.statuses.put(status)
                 return
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):

@@ -41,6 +41,10 @@ PATH_LAYOUTS: dict[str, tuple[tuple[int, int | None], ...]] = {
 # listing or lookup in flight elsewhere would otherwise see half of the change.
 NAME_CHANGES = {"mkdir", "mkdirat", "rmdir", "unlink", "unlinkat", "symlink", "symlinkat",
                 "rename", "renameat", "renameat2", "link", "linkat", "mknod", "mknodat", "creat"}
+# Descriptor calls on virtual descriptors that are answered from what the supervisor holds
+# (never the network): handled on the tracing thread when no other operation on the same
+# object is under way. fstat of a directory may look it up: not one of them.
+FROM_STATE = {"fstat", "fstatfs", "lseek", "fcntl"}
 # Opens that change names with O_CREAT: where their flags are.
 OPEN_FLAGS = {"open": 1, "openat": 2}
 
