@@ -337,7 +337,8 @@ class ScratchArea:
             at = self.cursor - need
             if at < self.addr:
                 at = self.addr + SCRATCH_SIZE - need
-            clash = [lo for t, (lo, hi) in self.inflight.items() if t != tid and lo < at + need and at < hi]
+            # (a copy: the tracing thread may drop a range while a worker allocates)
+            clash = [lo for t, (lo, hi) in list(self.inflight.items()) if t != tid and lo < at + need and at < hi]
             if not clash:
                 self.cursor = at
                 return at
