@@ -6,6 +6,7 @@ until the test lets it go, and other programs finishing meanwhile."""
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 
@@ -100,7 +101,6 @@ t.join()
 
 def test_threads_of_one_process_read_other_files_while_one_waits(objmount, proxy, objects, tmp_path):
     (tmp_path / "threads.py").write_text(THREADS)
-    import sys
     meanwhile, run = _held_get(objmount, proxy, objects,
                                [sys.executable, "threads.py", f"/objmount/s3/{objects}"], tmp_path)
     assert run.returncode == 0, run.stderr
