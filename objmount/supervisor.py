@@ -88,7 +88,7 @@ class Supervisor:
             return
         try:
             work = self._virtual_work(stop)
-            if work is None or (self._from_state(stop) and self.turns.idle(work[0])):
+            if work is None or (self._from_state(stop, work[0]) and self.turns.idle(work[0])):
                 self._handle(handler, stop)
                 return
             seq = self.turns.number()
@@ -169,12 +169,32 @@ class Supervisor:
             return special(self, stop, proc)
         return (keys, True) if proc.fds.fds or proc.mapped or proc.fs.vcwd else None
 
-    def _from_state(self, stop: SyscallStop) -> bool:
-        """A call answered from what is held, no request (registry.FROM_STATE)."""
+    def _from_state(self, stop: SyscallStop, keys: set[str]) -> bool:
+        """A call answered from what is held, no request: a descriptor call of
+        registry.FROM_STATE, or a look at paths the namespace knows (registry.LOOKS).
+        A wrong guess costs only time: a request made on this thread."""
         name = name_of(stop.nr)
+        if name in registry.LOOKS:
+            return self._known(keys)
         if name not in registry.FROM_STATE:
             return False
         return name != "fstat" or not getattr(self.desc(stop, stop.sarg(0)), "is_dir", True)
+
+    def _known(self, keys: set[str]) -> bool:
+        """Every path, and every virtual directory above it, known fresh without a
+        request: exact attributes, no symlink to follow."""
+        peek = self.vfs.ns.peek
+        for path in keys:
+            meta = peek(path)
+            if meta is None or not meta.exact or meta.kind is Kind.SYMLINK:
+                return False
+            head = path.rpartition("/")[0]
+            while head and self.mounts.is_virtual(head):
+                meta = peek(head)
+                if meta is None or meta.kind is not Kind.DIR:
+                    return False
+                head = head.rpartition("/")[0]
+        return True
 
     def _creates(self, stop: SyscallStop, name: str) -> bool:
         if name == "openat2":

@@ -45,6 +45,10 @@ NAME_CHANGES = {"mkdir", "mkdirat", "rmdir", "unlink", "unlinkat", "symlink", "s
 # (never the network): handled on the tracing thread when no other operation on the same
 # object is under way. fstat of a directory may look it up: not one of them.
 FROM_STATE = {"fstat", "fstatfs", "lseek", "fcntl"}
+# Path calls that only look (stat family, access, readlink, xattrs): answered from what
+# the namespace knows when it knows every name on the way fresh (Supervisor._known).
+LOOKS = {"stat", "lstat", "newfstatat", "statx", "access", "faccessat", "faccessat2", "readlink",
+         "readlinkat", "getxattr", "lgetxattr", "listxattr", "llistxattr", "statfs"}
 # Opens that change names with O_CREAT: where their flags are.
 OPEN_FLAGS = {"open": 1, "openat": 2}
 
