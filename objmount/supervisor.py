@@ -189,7 +189,13 @@ class Supervisor:
             if meta is None or not meta.exact or meta.kind is Kind.SYMLINK:
                 return False
             head = path.rpartition("/")[0]
-            while head and self.mounts.is_virtual(head):
+            while head:
+                try:
+                    loc = self.mounts.locate(head)
+                except KeyError:   # a local directory above a mount
+                    break
+                if loc is None or not loc.rel:   # a store's root, or /objmount, /objmount/s3
+                    break
                 meta = peek(head)
                 if meta is None or meta.kind is not Kind.DIR:
                     return False
