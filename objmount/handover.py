@@ -139,7 +139,6 @@ class Handover:
         return got
 
     def _give(self, sup, stop, fd: int, flags: int, local: bytes, by_path: bool = True) -> int | None:
-        cloexec = bool(flags & os.O_CLOEXEC)
         addr_len = 2 + len(self._address)
         blob_len = 56 + 16 + 24 + 8 + ((addr_len + 7) & ~7) + len(local) + 1
         base = stop.push(bytes(blob_len))
@@ -152,10 +151,19 @@ class Handover:
         stop.become(_SYS["getpid"])   # a call that cannot block nor be interrupted
         stop.run()
         table = sup.proc(stop).fds
+        # One descriptor in flight per channel: two threads of the process handled at
+        # once must not receive each other's.
+        with sup.turns.turn(("channel", id(table))):
+            return self._through(sup, stop, table, fd, flags, msghdr, control, sockaddr, addr_len, path, by_path)
+
+    def _through(self, sup, stop, table, fd: int, flags: int, msghdr: int, control: int, sockaddr: int,
+                 addr_len: int, path: int, by_path: bool) -> int | None:
+        cloexec = bool(flags & os.O_CLOEXEC)
         for attempt in range(2):
             chan = table.channel
             if chan is None:
-                chan = table.channel = self._connect(stop, sockaddr, addr_len)
+                with sup.turns.turn(("listener",)):   # the connection accepted is this one's
+                    chan = table.channel = self._connect(stop, sockaddr, addr_len)
                 if chan is None:
                     return self._by_path(stop, path, flags) if by_path else None
             try:

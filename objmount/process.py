@@ -82,9 +82,18 @@ class FdTable:
                        channel=self.channel)
 
     def close_on_exec(self) -> None:
+        close_together(self.drop_cloexec())
+
+    def drop_cloexec(self) -> list[OpenDescription]:
+        """Forget the close-on-exec descriptors; returns the descriptions now to be closed."""
         self.channel = None
+        closing = []
         for fd in [fd for fd, e in self.fds.items() if e.cloexec]:
-            self.remove(fd)
+            desc = self.fds.pop(fd).desc
+            desc.refs -= 1
+            if desc.refs == 0:
+                closing.append(desc)
+        return closing
 
     def clear(self) -> None:
         """Every descriptor closed at once (exit): the files they were the last holders of
@@ -158,6 +167,12 @@ class Process:
     def unmap_all(self) -> None:
         self.unmap(0, 1 << 64)
 
+    def detach_mappings(self) -> "Process":
+        """Move the mappings to a holder of their own (to be unmapped later, elsewhere)."""
+        holder = Process(self.tgid, FdTable(), FsState(), mapped=self.mapped)
+        self.mapped = []
+        return holder
+
 
 class ProcessTable:
     def __init__(self, root_pid: int, cwd: str):
@@ -197,6 +212,12 @@ class ProcessTable:
         if proc is None:
             return []
         proc.unmap_all()
+        return self.release(proc)
+
+    @staticmethod
+    def release(proc: Process) -> list[OpenDescription]:
+        """A process gone from the table (its mappings let go of) leaves its tables;
+        returns the descriptions it was the last holder of, to be closed."""
         proc.fs.users -= 1
         proc.fds.users -= 1
         return proc.fds.drop_all() if proc.fds.users == 0 else []

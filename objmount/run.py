@@ -174,6 +174,9 @@ def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: V
     env = dict(os.environ)
     if lib_dir is not None:
         env = _with_fast_path(env, trap, mounts, config, fd_base, lib_dir)
+    # The tracer takes SIGCHLD from a signalfd: blocked in every thread, so no thread
+    # of ours (all started from here on) swallows it. The program gets the old mask.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
     pid = late.root = spawn(tracer, argv, env, trap, sigmask=forwarder.old_mask)
     vfs = None
     try:

@@ -7,18 +7,23 @@ becomes an errno, how a new virtual descriptor gets watched.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 from tracer import NR, SyscallFilter, SyscallStop, name_of
-from vfs import Kind, Vfs, VfsError
+from vfs import Kind, Vfs, VfsError, blocking
 
 from . import paths, permissions
 from .handover import Handover
 from .handlers import registry
-from .process import OpenDescription, Process, ProcessTable
+from .parking import BigLock, Turns
+from .process import OpenDescription, Process, ProcessTable, close_together
 
 log = logging.getLogger("objmount")
 
@@ -49,20 +54,71 @@ class Supervisor:
         self.procs = ProcessTable(root_pid, cwd)
         self.counts: dict[str, int] = {}
         self._logged: set[str] = set()
-        self._stop: SyscallStop | None = None   # the stop being handled
+        self._current = threading.local()      # .stop: the stop this thread handles
+        # Handlers of stops that touch something virtual run on a pool (parked stops, see
+        # README "Architecture"), one at a time but for their waits (the lock), and in
+        # order on each object (turns).
+        self.lock = BigLock()
+        self.turns = Turns(self.lock)
+        self.pool = ThreadPoolExecutor(max_workers=HANDLER_THREADS, thread_name_prefix="handler")
+        blocking.set_hook(self.lock.unlocked)
         self.handover = Handover()
         roots = ["/objmount", *mount_targets]
         # Path components that could lead a relative path into a virtual root.
         self._root_components = {part for root in roots for part in root.split("/") if part}
 
+    @property
+    def _stop(self) -> SyscallStop | None:
+        """The stop the calling thread handles."""
+        return getattr(self._current, "stop", None)
+
     # --- tracer.Handler ---------------------------------------------------------------
     def on_syscall(self, stop: SyscallStop) -> None:
+        """On the tracing thread. A call that touches nothing virtual (most of them) is
+        handled here and now; one that does is parked: handled on the pool, its thread
+        left stopped, while this thread serves every other stop."""
         handler = registry.HANDLERS.get(stop.nr)
         if handler is None:
             return
         name = name_of(stop.nr)
         self.counts[name] = self.counts.get(name, 0) + 1
-        self._stop = stop
+        if not self.lock.acquire(blocking=False):
+            # A worker is busy with the shared state: it is decided there, not waited for.
+            self._park(stop, handler, None)
+            return
+        try:
+            work = self._virtual_work(stop)
+            if work is None or (self._from_state(stop, work[0]) and self.turns.idle(work[0])):
+                self._handle(handler, stop)
+                return
+            seq = self.turns.number()
+            ticket = self.turns.take(work[0], seq, exclusive=work[1])
+        finally:
+            self.lock.release()
+        self._park(stop, handler, ticket)
+
+    def _park(self, stop: SyscallStop, handler, ticket) -> None:
+        seq = ticket.seq if ticket is not None else self.turns.number()
+        stop.tracer.unlocked = self.lock.unlocked
+        stop.tracer.park(stop, partial(self._handle_parked, handler, ticket, seq), self.pool.submit)
+
+    def _handle_parked(self, handler, ticket, seq: int, stop: SyscallStop) -> None:
+        """On a worker: wait for the stop's turn on what it touches, then handle it."""
+        with self.lock:
+            if ticket is None:
+                work = self._virtual_work(stop)
+                if work is None:
+                    self._handle(handler, stop)
+                    return
+                ticket = self.turns.take(work[0], seq, exclusive=work[1])
+            try:
+                self.turns.wait(ticket)
+                self._handle(handler, stop)
+            finally:
+                self.turns.done(ticket)
+
+    def _handle(self, handler, stop: SyscallStop) -> None:
+        self._current.stop = stop
         try:
             handler(self, stop)
         except VfsError as exc:
@@ -72,29 +128,169 @@ class Supervisor:
             else:
                 stop.set_result(-exc.errno)
         finally:
-            self._stop = None
+            self._current.stop = None
             self.vfs.end_operation()
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("[%d] %s%s -> %s", stop.tid, name, stop.args[:3],
+            log.debug("[%d] %s%s -> %s", stop.tid, name_of(stop.nr), stop.args[:3],
                       stop.result if (stop.at_exit or stop.skipped) else "kernel")
+
+    def _virtual_work(self, stop: SyscallStop) -> tuple[set, bool] | None:
+        """What a stop touches that is virtual, cheaply, with the lock held: (the paths
+        of the objects, whether it changes names), or None when nothing is virtual.
+        Path arguments are classified once (Supervisor.target keeps the answer)."""
+        nr = stop.nr
+        proc = self.proc(stop)
+        fds = proc.fds
+        keys: set[str] = set()
+        indexes = registry.FD_ARGS.get(nr) or registry.ALWAYS_FD_ARGS.get(nr)
+        if indexes is not None:
+            for i in indexes:
+                desc = fds.get(stop.sarg(i))
+                if desc is not None:
+                    keys.add(desc.path)
+            return (keys, False) if keys else None
+        layout = registry.PATH_ARGS.get(nr)
+        if layout is not None:
+            for path_index, dirfd_index in layout:
+                if dirfd_index is not None and (desc := fds.get(stop.sarg(dirfd_index))) is not None:
+                    keys.add(desc.path)   # an empty path (AT_EMPTY_PATH), or relative to it
+                try:
+                    target = self.target(stop, path_index, dirfd_index)
+                except (OSError, VfsError):
+                    continue   # the handler meets the same error, and says it
+                if target is not None and target.virtual:
+                    keys.add(target.path)
+            if not keys:
+                return None
+            name = name_of(nr)
+            return keys, name in registry.NAME_CHANGES or self._creates(stop, name)
+        special = _SPECIAL_WORK.get(name_of(nr))
+        if special is not None:
+            return special(self, stop, proc)
+        return (keys, True) if proc.fds.fds or proc.mapped or proc.fs.vcwd else None
+
+    def _from_state(self, stop: SyscallStop, keys: set[str]) -> bool:
+        """A call answered from what is held, no request: a descriptor call of
+        registry.FROM_STATE, or a look at paths the namespace knows (registry.LOOKS).
+        A wrong guess costs only time: a request made on this thread."""
+        name = name_of(stop.nr)
+        if name in registry.LOOKS:
+            return self._known(keys)
+        if name not in registry.FROM_STATE:
+            return False
+        return name != "fstat" or not getattr(self.desc(stop, stop.sarg(0)), "is_dir", True)
+
+    def _known(self, keys: set[str]) -> bool:
+        """Every path, and every virtual directory above it, known fresh without a
+        request: exact attributes, no symlink to follow."""
+        peek = self.vfs.ns.peek
+        for path in keys:
+            meta = peek(path)
+            if meta is None or not meta.exact or meta.kind is Kind.SYMLINK:
+                return False
+            head = path.rpartition("/")[0]
+            while head:
+                try:
+                    loc = self.mounts.locate(head)
+                except KeyError:   # a local directory above a mount
+                    break
+                if loc is None or not loc.rel:   # a store's root, or /objmount, /objmount/s3
+                    break
+                meta = peek(head)
+                if meta is None or meta.kind is not Kind.DIR:
+                    return False
+                head = head.rpartition("/")[0]
+        return True
+
+    def _creates(self, stop: SyscallStop, name: str) -> bool:
+        if name == "openat2":
+            try:
+                flags = int.from_bytes(stop.read(stop.arg(2), 8), "little")
+            except OSError:
+                return False
+        elif name in registry.OPEN_FLAGS:
+            flags = stop.arg(registry.OPEN_FLAGS[name])
+        else:
+            return False
+        return bool(flags & os.O_CREAT)
+
+    def _close_range_work(self, stop: SyscallStop, proc: Process):
+        first, last = stop.arg(0), stop.arg(1)
+        keys = {d.path for fd, e in proc.fds.fds.items() if first <= fd <= last for d in (e.desc,)}
+        return (keys, False) if keys else None
+
+    def _mapping_work(self, stop: SyscallStop, proc: Process):
+        keys = {desc.path for _, _, desc in proc.mapped}
+        return (keys, False) if keys else None
+
+    def _socket_work(self, stop: SyscallStop, proc: Process):
+        from .handlers.special import _unix_path
+        try:
+            raw = _unix_path(stop)
+            target = self.classify(stop, paths.decode(raw)) if raw is not None else None
+        except (OSError, VfsError):
+            return None
+        if target is None or not target.virtual:
+            return None
+        return {target.path}, True   # a socket node in a virtual directory
 
     def on_spawn(self, parent_tgid: int, child_tgid: int, flags: int) -> None:
         from tracer.tracer import CLONE_FILES, CLONE_FS
-        self.procs.spawn(parent_tgid, child_tgid, bool(flags & CLONE_FILES), bool(flags & CLONE_FS))
+        with self._state():   # workers may be changing the parent's tables
+            self.procs.spawn(parent_tgid, child_tgid, bool(flags & CLONE_FILES), bool(flags & CLONE_FS))
 
     def on_exec(self, tgid: int) -> None:
-        proc = self.procs.get(tgid)
-        if proc.fds.users > 1:  # execve unshares a shared descriptor table
-            proc.fds.users -= 1
-            proc.fds = proc.fds.copy()
-            proc.fds.users = 1
-        proc.fds.close_on_exec()
-        proc.unmap_all()
+        with self._state():
+            proc = self.procs.get(tgid)
+            if proc.fds.users > 1:  # execve unshares a shared descriptor table
+                proc.fds.users -= 1
+                proc.fds = proc.fds.copy()
+                proc.fds.users = 1
+            self._close_later(proc.fds.drop_cloexec(), proc.detach_mappings())
 
     def on_exit(self, tgid: int) -> None:
-        self.procs.exit(tgid)
+        with self._state():
+            proc = self.procs.procs.pop(tgid, None)
+            if proc is not None:
+                mappings = proc.detach_mappings()
+                self._close_later(self.procs.release(proc), mappings)
+
+    def _close_later(self, descs: list[OpenDescription], mappings: Process) -> None:
+        """Close descriptions and let go of mappings a process left (at its exit, at an
+        execve): on the pool, since closing may upload (close-to-open), each in turn on
+        its file, so whoever then opens it (say, after waiting for the process) finds it
+        uploaded. The tables are up to date already."""
+        keys = {d.path for d in descs if d.file is not None} | {d.path for _, _, d in mappings.mapped}
+        if not keys:
+            close_together(descs)   # directories, files gone: nothing that waits
+            return
+        ticket = self.turns.take(keys, self.turns.number())
+        self.pool.submit(self._in_turn, ticket, self._closes, descs, mappings)
+
+    @staticmethod
+    def _closes(descs: list[OpenDescription], mappings: Process) -> None:
+        mappings.unmap_all()
+        close_together(descs)
+
+    def _state(self):
+        """The lock, for the tracing thread's bookkeeping (which may come while this thread
+        holds it already: an exit met by a handler run here)."""
+        return contextlib.nullcontext() if self.lock.held() else self.lock
+
+    def _in_turn(self, ticket, fn, *args) -> None:
+        with self.lock:
+            try:
+                self.turns.wait(ticket)
+                fn(*args)
+            except Exception as exc:
+                log.error("internal error in %s: %s: %s", fn.__name__, type(exc).__name__, exc)
+                log.debug("traceback", exc_info=True)
+            finally:
+                self.turns.done(ticket)
 
     def shutdown(self) -> None:
+        self.pool.shutdown(wait=True)
+        blocking.set_hook(None)
         self.procs.close_all()
         self.handover.close()
 
@@ -117,6 +313,13 @@ class Supervisor:
         """Classify a path argument. None: a local path the kernel resolves by itself.
         A local Target (virtual=False): a local path we had to resolve (a relative path in
         a virtual cwd); the caller rewrites the argument to it with `rewrite`."""
+        memo = (path_index, dirfd_index)
+        if memo in stop.memo:   # classified already (Supervisor._virtual_work)
+            return stop.memo[memo]
+        target = stop.memo[memo] = self._target(stop, path_index, dirfd_index)
+        return target
+
+    def _target(self, stop: SyscallStop, path_index: int, dirfd_index: int | None) -> Target | None:
         addr = stop.arg(path_index)
         if addr == 0:
             return None
@@ -310,6 +513,18 @@ class Supervisor:
                 desc.file.mark_untracked()
             else:
                 desc.file.ensure_all()
+
+
+HANDLER_THREADS = 16   # parked stops handled at once
+
+_SPECIAL_WORK = {
+    "close_range": Supervisor._close_range_work,
+    "munmap": Supervisor._mapping_work,
+    "msync": Supervisor._mapping_work,
+    "getcwd": lambda sup, stop, proc: None,   # answered from what is known
+    "bind": Supervisor._socket_work,
+    "connect": Supervisor._socket_work,
+}
 
 
 # Each extra filter runs on every syscall of its process (about 40 ns each, measured on

@@ -8,7 +8,7 @@ misbehaves in that fault's way:
     short   headers (full Content-Length) and `at` bytes of the body, then a clean close
     status  an error answer (`status`, S3 error `code`) instead of forwarding
     stall   `at` bytes of the body (None: nothing at all, not even headers), then silence
-            for `seconds` (or until the proxy stops)
+            for `seconds` (or until the proxy stops, or the test sets `release`)
 
 A fault matches by method and a substring of the path (and, for GETs, only ranged ones
 if `ranged`), and applies to its first `times` matching requests after the first `skip`
@@ -22,6 +22,7 @@ import http.server
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -36,6 +37,7 @@ class Fault:
     status: int = 503
     code: str = "SlowDown"
     seconds: float = 3600.0        # how long a stall lasts
+    release: threading.Event | None = None   # ends a stall early
     hits: int = 0                  # requests it broke so far
     skip: int = 0                  # matching requests let through before it starts
     skipped: int = 0
@@ -120,7 +122,7 @@ class FaultProxy:
         if fault is not None and fault.kind == "status":
             return self._error(h, fault)
         if fault is not None and fault.kind == "stall" and fault.at is None:
-            self._stop.wait(fault.seconds)
+            self._stall(fault)
             h.close_connection = True
             return
         status, headers, payload = self._forward(h, body)
@@ -146,8 +148,15 @@ class FaultProxy:
         if fault.kind == "reset":
             h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         elif fault.kind == "stall":
-            self._stop.wait(fault.seconds)
+            self._stall(fault)
         h.connection.close()
+
+    def _stall(self, fault: Fault) -> None:
+        deadline = time.monotonic() + fault.seconds
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            if fault.release is not None and fault.release.is_set():
+                return
+            self._stop.wait(0.05)
 
     def _forward(self, h, body: bytes):
         conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=60)

@@ -198,3 +198,21 @@ def install_seccomp_filter(program: bytes) -> None:
     if _libc.syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, ctypes.byref(prog)) != 0:
         err = ctypes.get_errno()
         raise OSError(err, "seccomp(SECCOMP_SET_MODE_FILTER)")
+
+
+_SFD_NONBLOCK, _SFD_CLOEXEC = os.O_NONBLOCK, 0o2000000
+_libc.signalfd.restype = ctypes.c_int
+_libc.signalfd.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
+
+
+def signalfd(signals: set[int]) -> int:
+    """A non-blocking signalfd(2) that reads `signals` (the caller keeps them blocked)."""
+    mask = bytearray(128)   # glibc's sigset_t
+    for sig in signals:
+        mask[(sig - 1) // 8] |= 1 << ((sig - 1) % 8)
+    buf = ctypes.create_string_buffer(bytes(mask), len(mask))
+    fd = _libc.signalfd(-1, ctypes.addressof(buf), _SFD_NONBLOCK | _SFD_CLOEXEC)
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"signalfd: {os.strerror(err)}")
+    return fd

@@ -80,6 +80,14 @@ class SyscallStop:
         self.held_signals: list[tuple[int, bytes]] = []
         self._pushed: tuple[int, int] | None = None   # the scratch range this stop's pushes use
         self._stack = 0          # where the next push below the stack ends (0: none yet)
+        self.parked = False      # handled on a worker thread (Tracer.park)
+        self.park = None         # then, the tracer's record of it
+        self.memo: dict = {}     # the handler's notes on this stop's arguments (forgotten when they change)
+
+    def _ptrace(self, fn, *args):
+        """A ptrace request about this stop: made by the tracing thread (the kernel takes
+        them from it alone), whichever thread handles the stop."""
+        return self.tracer.on_tracer_for(self, fn, *args)
 
     # --- arguments -----------------------------------------------------------------
     @property
@@ -99,6 +107,7 @@ class SyscallStop:
         setattr(self.regs, _ARG_REGS[i], value & 0xFFFFFFFFFFFFFFFF)
         self._dirty = True
         self._rewrote = True
+        self.memo.clear()
 
     def become(self, nr: int, *args: int) -> None:
         """At the entry: make the tracee run syscall `nr` (with these first arguments)
@@ -110,6 +119,7 @@ class SyscallStop:
             setattr(self.regs, _ARG_REGS[i], value & 0xFFFFFFFFFFFFFFFF)
         self._dirty = True
         self._rewrote = True
+        self.memo.clear()
 
     def enter_again(self, **args: int) -> None:
         """At the exit: make the tracee enter the syscall it asked for once more, from its
@@ -166,6 +176,9 @@ class SyscallStop:
         else:
             lo, hi = self._pushed or (at, at + need)
             self._pushed = (min(lo, at), max(hi, at + need))
+            # Reserved until the call returns: another thread of the process may be
+            # handled at the same time (parked stops) and push too.
+            area.inflight[self.tid] = self._pushed
         kernel.vm_write(self.tid, at, data)
         return at
 
@@ -180,20 +193,20 @@ class SyscallStop:
         mm.orig_rax = _SYS_mmap
         mm.rdi, mm.rsi, mm.rdx, mm.r10, mm.r8, mm.r9 = (
             0, SCRATCH_SIZE, _PROT_READ | _PROT_WRITE, _MAP_PRIVATE | _MAP_ANONYMOUS, 0xFFFFFFFFFFFFFFFF, 0)
-        kernel.setregs(self.tid, mm)
-        kernel.syscall(self.tid)
+        self._ptrace(kernel.setregs, self.tid, mm)
+        self._ptrace(kernel.syscall, self.tid)
         self.tracer.wait_syscall_stop(self.tid, self.held_signals)   # the mmap's exit
-        addr = _signed(kernel.getregs(self.tid).rax)
+        addr = _signed(self._ptrace(kernel.getregs, self.tid).rax)
         again = kernel.Regs.from_buffer_copy(self.regs)
         again.rip -= 2   # back onto the `syscall` instruction
         again.rax = again.orig_rax
-        kernel.setregs(self.tid, again)
-        kernel.syscall(self.tid)
+        self._ptrace(kernel.setregs, self.tid, again)
+        self._ptrace(kernel.syscall, self.tid)
         self.tracer.wait_syscall_stop(self.tid, self.held_signals)   # its entry
-        kernel.syscall(self.tid)
+        self._ptrace(kernel.syscall, self.tid)
         if not self.tracer.wait_syscall_stop(self.tid, self.held_signals, seccomp=True):
             raise RuntimeError(f"syscall {self.nr} in {self.tid} did not stop again after mapping a scratch area")
-        self.regs = kernel.getregs(self.tid)
+        self.regs = self._ptrace(kernel.getregs, self.tid)
         self._dirty = False
         if addr < 0:
             return None
@@ -219,12 +232,10 @@ class SyscallStop:
         """Run the syscall (with any rewritten arguments) and stop at its exit; return its
         result as a signed value. Raises SyscallInterrupted when a signal interrupted it."""
         assert not self.at_exit and not self._skipped
-        if self._dirty:
-            kernel.setregs(self.tid, self.regs)
-            self._dirty = False
-        kernel.syscall(self.tid)
+        self._ptrace(_step, self.tid, self.regs if self._dirty else None)
+        self._dirty = False
         self.tracer.wait_syscall_stop(self.tid, self.held_signals)
-        self.regs = kernel.getregs(self.tid)
+        self.regs = self.tracer.regs_at_stop(self)
         self.at_exit = True
         if self.result in RESTARTS:
             # The kernel restarts it from the registers it has now, after the signal
@@ -256,17 +267,16 @@ class SyscallStop:
         for i, value in enumerate(args):
             setattr(regs, _ARG_REGS[i], value & 0xFFFFFFFFFFFFFFFF)
         while True:
-            kernel.setregs(self.tid, regs)
-            kernel.syscall(self.tid)
+            self._ptrace(_step, self.tid, regs)
             self.tracer.wait_syscall_stop(self.tid, self.held_signals)  # entry
-            kernel.syscall(self.tid)
+            self._ptrace(kernel.syscall, self.tid)
             self.tracer.wait_syscall_stop(self.tid, self.held_signals)  # exit
-            out = _signed(kernel.getregs(self.tid).rax)
+            out = _signed(self.tracer.regs_at_stop(self).rax)
             if out not in RESTARTS:
                 break
             # Interrupted by a signal that is now held back: our call, so run it again.
         self.regs = saved
-        kernel.setregs(self.tid, saved)
+        self._dirty = True   # written back with the next request (each is one round trip for a parked stop)
         return out
 
     def install_filter(self, program: bytes) -> int:
@@ -290,7 +300,7 @@ class SyscallStop:
 
     def _resume(self) -> None:
         if self._dirty:
-            kernel.setregs(self.tid, self.regs)
+            self._ptrace(kernel.setregs, self.tid, self.regs)
         for sig, info in self.held_signals:
             self.tracer.requeue_signal(self.tgid, self.tid, sig, info)
         self.held_signals = []
@@ -301,9 +311,11 @@ class SyscallStop:
             # block: the supervisor does not wait for it) and gives the program's own
             # arguments back before a restart; the scratch range stays reserved till then.
             self.tracer.await_exit(self, self._pushed)
-            kernel.syscall(self.tid)
+            self._ptrace(kernel.syscall, self.tid)
             return
-        kernel.cont(self.tid)
+        if self._pushed is not None and (area := self.tracer.scratch.get(self.tgid)) is not None:
+            area.inflight.pop(self.tid, None)
+        self._ptrace(kernel.cont, self.tid)
 
     def __repr__(self) -> str:
         return f"<SyscallStop tid={self.tid} nr={self.nr} exit={self.at_exit}>"
@@ -325,12 +337,20 @@ class ScratchArea:
             at = self.cursor - need
             if at < self.addr:
                 at = self.addr + SCRATCH_SIZE - need
-            clash = [lo for t, (lo, hi) in self.inflight.items() if t != tid and lo < at + need and at < hi]
+            # (a copy: the tracing thread may drop a range while a worker allocates)
+            clash = [lo for t, (lo, hi) in list(self.inflight.items()) if t != tid and lo < at + need and at < hi]
             if not clash:
                 self.cursor = at
                 return at
             self.cursor = min(clash)
         return None
+
+
+def _step(tid: int, regs: kernel.Regs | None) -> None:
+    """Set the registers (if any) and run to the next syscall stop: one request."""
+    if regs is not None:
+        kernel.setregs(tid, regs)
+    kernel.syscall(tid)
 
 
 def restore_args(regs: kernel.Regs, entry: kernel.Regs) -> kernel.Regs:

@@ -8,13 +8,18 @@ back and queued again when the handler is done (see stop.py).
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import errno
 import logging
 import os
+import queue
+import select
 import signal
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 from . import kernel
 from .stop import RESTARTS, ScratchArea, SyscallInterrupted, SyscallStop, TraceeGone, restore_args
@@ -65,6 +70,18 @@ class _Group:
     tids: set[int] = field(default_factory=set)
 
 
+class _Parked:
+    """A thread whose syscall stop a worker thread handles: the statuses waitpid gives
+    for it go to the worker, which waits for them (wait_syscall_stop)."""
+
+    __slots__ = ("statuses", "gone", "regs")
+
+    def __init__(self) -> None:
+        self.statuses: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self.gone: int | None = None   # its exit status, once it is gone
+        self.regs: kernel.Regs | None = None   # taken with its last status, a syscall stop's
+
+
 class Tracer:
     def __init__(self, handler: Handler):
         self.handler = handler
@@ -85,6 +102,17 @@ class Tracer:
         # thread group, scratch range held), until its exit stop.
         self._awaiting: dict[int, tuple[kernel.Regs, int, tuple[int, int] | None]] = {}
         self.stops = 0
+        # Parking (see park): threads whose stop a worker owns, and the ptrace requests
+        # workers post to the tracing thread (the only thread the kernel takes them from).
+        self._parked: dict[int, _Parked] = {}
+        self._workers = 0                      # parked stops not finished yet
+        self._worker = threading.local()       # .park: the _Parked a worker thread handles
+        self._requests: collections.deque[tuple[Callable, tuple, Future]] = collections.deque()
+        self._wake = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        self._sigchld = -1
+        self._thread: int | None = None   # the tracing thread (the one in run)
+        # What a worker releases while it waits on the tracing thread (the handler's lock).
+        self.unlocked: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
 
     # --- the tree ------------------------------------------------------------------
     def traced(self) -> set[int]:
@@ -129,16 +157,172 @@ class Tracer:
 
     # --- the loop ------------------------------------------------------------------
     def run(self) -> int:
-        """Trace until every tracee is gone; returns the root's wait status."""
-        while self._tgid_of or self._early or self._expected:
+        """Trace until every tracee is gone; returns the root's wait status.
+
+        While no stop is parked this is a blocking waitpid as ever. While workers own
+        stops, the loop waits on two descriptors at once: a signalfd for SIGCHLD (blocked
+        here; the caller blocks it before starting other threads, which would otherwise
+        take it) and an eventfd workers write when they post a request."""
+        self._thread = threading.get_ident()
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        self._sigchld = kernel.signalfd({signal.SIGCHLD})
+        poller = select.poll()
+        poller.register(self._sigchld, select.POLLIN)
+        poller.register(self._wake, select.POLLIN)
+        try:
+            while self._tgid_of or self._early or self._expected or self._workers:
+                if not self._workers:
+                    try:
+                        tid, status = os.waitpid(-1, kernel.WALL)
+                    except ChildProcessError:
+                        break
+                    self._dispatch(tid, status)
+                    continue
+                if not self._drain() and not self._serve():
+                    # A SIGCHLD taken by a thread that did not block it would be lost:
+                    # look again now and then all the same.
+                    poller.poll(500)
+            return self.main_status if self.main_status is not None else 0
+        finally:
+            os.close(self._sigchld)
+            self._sigchld = -1
+            self._thread = None
+            # Left by an error: workers still waiting on this thread get TraceeGone.
+            for park in list(self._parked.values()):
+                park.gone = signal.SIGKILL
+                park.statuses.put(signal.SIGKILL)
+            while self._requests:
+                _, _, future = self._requests.popleft()
+                future.set_exception(TraceeGone(0, signal.SIGKILL))
+
+    def _drain(self) -> bool:
+        """Dispatch every status waiting; True if there was any."""
+        try:
+            while os.read(self._sigchld, 128 * 8):
+                pass
+        except BlockingIOError:
+            pass
+        got = False
+        while True:
             try:
-                tid, status = os.waitpid(-1, kernel.WALL)
+                tid, status = os.waitpid(-1, kernel.WALL | os.WNOHANG)
             except ChildProcessError:
-                break
+                return got
+            if tid == 0:
+                return got
             self._dispatch(tid, status)
-        return self.main_status if self.main_status is not None else 0
+            self._serve()
+            got = True
+
+    def _serve(self) -> bool:
+        """Run the requests workers posted; True if there was any."""
+        try:
+            os.eventfd_read(self._wake)
+        except BlockingIOError:
+            pass
+        got = False
+        while self._requests:
+            fn, args, future = self._requests.popleft()
+            got = True
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:
+                future.set_exception(exc)
+        return got
+
+    # --- parking -------------------------------------------------------------------
+    def park(self, stop: SyscallStop, fn: Callable[[SyscallStop], None],
+             submit: Callable[..., object]) -> None:
+        """Inside on_syscall, on the tracing thread: `stop` is handled by fn(stop) on
+        another thread (`submit(callable, *args)` runs it there), and this thread goes
+        on with every other stop. The tracee stays stopped till fn is done; the ptrace
+        requests fn makes through `stop` are run here for it (on_tracer)."""
+        stop.park = self._parked[stop.tid] = _Parked()
+        stop.parked = True
+        self._workers += 1
+        submit(self._run_parked, stop, fn)
+
+    def _run_parked(self, stop: SyscallStop, fn: Callable[[SyscallStop], None]) -> None:
+        resume = False
+        self._worker.park = stop.park
+        try:
+            resume = self._handle(stop, fn)
+        finally:
+            self._worker.park = None
+            self.on_tracer(self._finish_parked, stop, resume)
+
+    def _finish_parked(self, stop: SyscallStop, resume: bool) -> None:
+        """On the tracing thread: resume the tracee and take its statuses back, at once
+        (its next stop must not go to the worker)."""
+        parked = stop.park
+        self._workers -= 1
+        if self._parked.get(stop.tid) is parked:
+            del self._parked[stop.tid]
+        try:
+            if resume and parked.gone is None:
+                self._resume(stop)
+        finally:
+            while not parked.statuses.empty():   # nobody waited for them
+                status = parked.statuses.get()
+                if parked.gone is None:
+                    self._dispatch(stop.tid, status)
+
+    def on_tracer(self, fn: Callable, *args):
+        """fn(*args) on the tracing thread: directly there, posted from any other."""
+        if self._thread is None or threading.get_ident() == self._thread:
+            return fn(*args)
+        future: Future = Future()
+        with self.unlocked():
+            self._requests.append((fn, args, future))
+            os.eventfd_write(self._wake, 1)
+            return future.result()
+
+    def on_tracer_for(self, stop: SyscallStop, fn: Callable, *args):
+        """on_tracer for a request about `stop`'s thread, which raises TraceeGone once
+        that thread is known gone (its id may be another thread's by then)."""
+        park = stop.park
+        if park is None:
+            return self.on_tracer(fn, *args)
+        return self.on_tracer(self._if_there, park, stop.tid, fn, args)
+
+    def regs_at_stop(self, stop: SyscallStop) -> kernel.Regs:
+        """The registers of `stop`'s thread at the syscall stop just waited for."""
+        park = stop.park
+        if park is not None and park.regs is not None and threading.get_ident() != self._thread:
+            regs, park.regs = park.regs, None
+            return regs
+        return self.on_tracer_for(stop, kernel.getregs, stop.tid)
+
+    @staticmethod
+    def _if_there(park: _Parked, tid: int, fn: Callable, args: tuple):
+        if park.gone is not None:
+            raise TraceeGone(tid, park.gone)
+        return fn(*args)
 
     def _dispatch(self, tid: int, status: int) -> None:
+        parked = self._parked.get(tid)
+        if parked is not None:   # its worker waits for it (an exit is booked here first)
+            if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+                parked.gone = status
+                del self._parked[tid]
+                self._on_gone(tid, status)
+                parked.statuses.put(status)
+                return
+            if os.WIFSTOPPED(status) and status >> 16 == kernel.PTRACE_EVENT_EXEC:
+                # Another thread's execve took this id (the leader's): the parked thread
+                # is gone; the event is the new program's.
+                parked.gone = signal.SIGKILL
+                del self._parked[tid]
+                parked.statuses.put(signal.SIGKILL)
+            else:
+                parked.regs = None
+                if os.WSTOPSIG(status) == _SYSCALL_TRAP:   # the worker reads them next
+                    try:
+                        parked.regs = kernel.getregs(tid)
+                    except kernel.PtraceError:
+                        pass
+                parked.statuses.put(status)
+                return
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
             self._on_gone(tid, status)
             return
@@ -268,9 +452,10 @@ class Tracer:
     def _on_gone(self, tid: int, status: int) -> None:
         self._early.discard(tid)
         self._requeued.pop(tid, None)
-        awaited = self._awaiting.pop(tid, None)
-        if awaited is not None and (area := self.scratch.get(awaited[1])) is not None:
-            area.inflight.pop(tid, None)
+        self._awaiting.pop(tid, None)
+        tgid = self._tgid_of.get(tid)
+        if tgid is not None and (area := self.scratch.get(tgid)) is not None:
+            area.inflight.pop(tid, None)   # an awaited call's, or a handler's that ended with it
         self._expected.discard(tid)
         if tid == self.main_pid:
             self.main_status = status
@@ -280,19 +465,29 @@ class Tracer:
         self.stops += 1
         regs = kernel.getregs(tid)
         stop = SyscallStop(self, tid, self._tgid_of[tid], regs)
+        if self._handle(stop, self.handler.on_syscall) and not stop.parked:
+            self._resume(stop)
+
+    def _handle(self, stop: SyscallStop, fn: Callable[[SyscallStop], None]) -> bool:
+        """fn(stop) with the errors a handler may end with; False if the tracee is gone."""
         try:
-            self.handler.on_syscall(stop)
+            fn(stop)
         except TraceeGone:
-            return
+            return False
         except SyscallInterrupted:
             pass  # the kernel delivers the signal and restarts the call (or fails it)
         except Exception as exc:
+            if stop.park is not None and stop.park.gone is not None:
+                return False   # killed while a worker handled it: nothing to answer
             # One line for the user (the program's stderr is the same terminal), the
             # traceback only in the debug log; the program gets EIO.
-            log.error("internal error on syscall %d in pid %d: %s: %s", stop.nr, tid, type(exc).__name__, exc)
+            log.error("internal error on syscall %d in pid %d: %s: %s", stop.nr, stop.tid, type(exc).__name__, exc)
             log.debug("traceback", exc_info=True)
             if not stop.at_exit and not stop._skipped:
                 stop.fail(errno.EIO)
+        return True
+
+    def _resume(self, stop: SyscallStop) -> None:
         try:
             stop._resume()
         except TraceeGone:
@@ -310,9 +505,8 @@ class Tracer:
         run on registers set up for an injected call. Raises TraceeGone if the tracee
         dies first."""
         while True:
-            _, status = os.waitpid(tid, kernel.WALL)
+            status = self._next_status(tid)
             if os.WIFEXITED(status) or os.WIFSIGNALED(status):
-                self._on_gone(tid, status)
                 raise TraceeGone(tid, status)
             sig = os.WSTOPSIG(status)
             if sig == _SYSCALL_TRAP:
@@ -323,13 +517,30 @@ class Tracer:
                     if seccomp:
                         return True
                 else:
-                    self._bookkeep_event(tid, event)
+                    self._for(tid, self._bookkeep_event, tid, event)
             else:
-                info = kernel.getsiginfo(tid)
+                info = self._for(tid, kernel.getsiginfo, tid)
                 if info is not None:   # None: a group-stop, not honoured (see _on_signal)
                     if sig >= _SIGRTMIN or all(s != sig for s, _ in held):
                         held.append((sig, info))   # a standard signal pending twice is one
-            kernel.syscall(tid)
+            self._for(tid, kernel.syscall, tid)
+
+    def _next_status(self, tid: int) -> int:
+        """`tid`'s next wait status: from waitpid on the tracing thread, from the
+        statuses routed to a worker otherwise (an exit is booked already)."""
+        if self._thread is None or threading.get_ident() == self._thread:
+            _, status = os.waitpid(tid, kernel.WALL)
+            if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+                self._on_gone(tid, status)
+            return status
+        with self.unlocked():
+            return self._worker.park.statuses.get()
+
+    def _for(self, tid: int, fn: Callable, *args):
+        park = getattr(self._worker, "park", None)
+        if park is None:
+            return self.on_tracer(fn, *args)
+        return self.on_tracer(self._if_there, park, tid, fn, args)
 
 
 class SignalForwarder:

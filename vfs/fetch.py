@@ -12,6 +12,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from .cache import Item
+from .blocking import waiting
 from .errors import VfsError
 
 log = logging.getLogger("vfs.fetch")
@@ -116,7 +117,7 @@ class Fetcher:
     def _wait(self, item: Item, start: int, end: int) -> bool:
         """True once [start, end) is present; False if nothing in flight will fill it.
         Raises the error of a failed fetch overlapping it."""
-        with item.cond:
+        with waiting(), item.cond:
             while not item.present.contains(start, end):
                 for failure in item.errors:
                     s, e, exc = failure

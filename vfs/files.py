@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from . import meta as metas
 from .cache import Cache, Item
+from .blocking import acquired, waiting
 from .errors import VfsError
 from .fetch import Readahead
 from .links import LinkGroups
@@ -72,7 +73,7 @@ class OpenFile:
             part = self._files.config.write_behind_part
             length = min(length, part - offset % part)
         end = offset + length
-        with item.cond:
+        with waiting(), item.cond:
             while any(s < end and offset < e for s, e in item.inflight):
                 item.cond.wait(timeout=1.0)
             item.present.add(offset, end)
@@ -226,7 +227,7 @@ class Files:
         if item is None or item is source or item.opens <= 0 or item.previous_etag != old:
             return
         size = os.stat(source.path).st_size
-        with item.cond:
+        with waiting(), item.cond:
             while item.inflight:  # fetches of the old version land first, then are forgotten
                 item.cond.wait(timeout=1.0)
             item.present = RangeSet()
@@ -503,7 +504,9 @@ class Files:
             self.flush(handle.item, handle._store, *name)
 
     def flush(self, item: Item, store, key: str, path: str) -> None:
-        with item.upload_lock:
+        # Held across the upload, whose requests let go of the embedding program's lock
+        # (blocking.py): so is the wait for it, or the two would wait for each other.
+        with acquired(item.upload_lock):
             if item in self._unlinked:
                 return
             if not (item.dirty or item.created or item.untracked or item.journaled or item.meta_dirty

@@ -34,6 +34,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from . import meta as metas
+from .blocking import waiting
 from .errors import VfsError
 from .meta import Kind, Meta
 from .mounts import OBJMOUNT_ROOT, S3_ROOT, MountTable
@@ -56,7 +57,9 @@ class Namespace:
         self.ttl = ttl
         self._attrs: dict[str, _Entry] = {}     # path -> Meta | None (negative)
         self._lists: dict[str, _Entry] = {}     # dir path -> dict[name, Meta]
-        self._answered: dict[str, Meta | None] = {}    # asked of the bucket in this operation
+        # Asked of the bucket in this operation: per thread, since operations of several
+        # programs run at once (one per thread).
+        self._operation = threading.local()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lookup")
         self._attr_pool = ThreadPoolExecutor(max_workers=ATTR_WORKERS, thread_name_prefix="attrs")
         self._attr_lock = threading.Lock()
@@ -190,7 +193,8 @@ class Namespace:
                         if not meta.exact and other not in futures:
                             futures[other] = self._attr_pool.submit(self._exact_entry, parent, other, entries)
         try:
-            meta = future.result()
+            with waiting():
+                meta = future.result()
         except VfsError:
             with self._attr_lock:
                 futures.pop(name, None)  # not remembered: the next call asks again
@@ -249,7 +253,8 @@ class Namespace:
         key = loc.key
         head = self._pool.submit(store.head, key)
         prefix = self._pool.submit(store.has_prefix, loc.dir_key)
-        info, is_dir = head.result(), prefix.result()
+        with waiting():
+            info, is_dir = head.result(), prefix.result()
         if is_dir:
             if info is not None:
                 self._warn_shadow(store.url, key)
@@ -326,7 +331,8 @@ class Namespace:
         try:
             got = self.first(store, key, candidate)
         finally:
-            is_dir = prefix is not None and prefix.result()
+            with waiting():
+                is_dir = prefix is not None and prefix.result()
         if is_dir:
             if got is not None:
                 self._warn_shadow(store.url, key)
@@ -353,6 +359,14 @@ class Namespace:
                 target = got.data.decode("utf-8", "surrogateescape")
                 meta = dataclasses.replace(meta, target=target)
         return self._with_target(store, key, meta)
+
+    @property
+    def _answered(self) -> dict[str, Meta | None]:
+        try:
+            return self._operation.answered
+        except AttributeError:
+            answered = self._operation.answered = {}
+            return answered
 
     def end_operation(self) -> None:
         """Answers from the bucket are not reused past the operation that asked."""

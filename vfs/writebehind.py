@@ -25,6 +25,7 @@ import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from .blocking import waiting
 from .errors import VfsError
 from .upload import read_range
 
@@ -178,7 +179,8 @@ class WriteBehind:
         if idle:
             self._abort()
         if wait:
-            self.finished.wait()
+            with waiting():
+                self.finished.wait()
 
     def finish(self, size: int, metadata: dict[str, str], attrs_version: int) -> str | None:
         """Complete the upload as the first `size` bytes of the cache file, sending what is
@@ -189,8 +191,9 @@ class WriteBehind:
         with self.lock:
             self.closing = True
             futures = [f for _, f in self.inflight.values()]
-        for f in futures:
-            f.exception()  # wait; _send records the outcome
+        with waiting():
+            for f in futures:
+                f.exception()  # wait; _send records the outcome
         with self.lock:
             count = -(-size // self.part)
             usable = (not self.dead and self.failed is None and self.sent and size >= self.threshold
@@ -214,8 +217,9 @@ class WriteBehind:
         jobs = {p: self.pool.submit(self._upload, p, path, min((p + 1) * self.part, size)) for p in todo}
         try:
             etags = dict(reuse)
-            for p, job in jobs.items():
-                etags[p] = job.result()
+            with waiting():
+                for p, job in jobs.items():
+                    etags[p] = job.result()
             sizes = self.store.part_sizes(self.key, self.upload_id)
             for p in range(count):
                 if sizes.get(p + 1) != min((p + 1) * self.part, size) - p * self.part:

@@ -113,7 +113,7 @@ def on_chdir(sup, stop) -> None:
         sup.watch_syscalls(stop, "getcwd")
 
 
-@always_syscall("fchdir")
+@always_syscall("fchdir", fds=(0,))
 def on_fchdir(sup, stop) -> None:
     fs = sup.proc(stop).fs
     desc = sup.desc(stop, stop.sarg(0))

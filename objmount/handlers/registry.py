@@ -15,23 +15,73 @@ from tracer import NR, SyscallFilter
 
 HandlerFn = Callable[..., None]
 
+# Where a path syscall's paths are: (path argument, its dirfd argument or None) for each
+# path it names. The supervisor classifies them before the handler runs, to know whether
+# the call touches anything virtual (and which objects) without a thread hand-off.
+PATH_LAYOUTS: dict[str, tuple[tuple[int, int | None], ...]] = {
+    "open": ((0, None),), "creat": ((0, None),), "openat": ((1, 0),), "openat2": ((1, 0),),
+    "stat": ((0, None),), "lstat": ((0, None),), "newfstatat": ((1, 0),), "statx": ((1, 0),),
+    "access": ((0, None),), "faccessat": ((1, 0),), "faccessat2": ((1, 0),),
+    "readlink": ((0, None),), "readlinkat": ((1, 0),), "statfs": ((0, None),),
+    "mkdir": ((0, None),), "mkdirat": ((1, 0),), "rmdir": ((0, None),),
+    "unlink": ((0, None),), "unlinkat": ((1, 0),),
+    "symlink": ((1, None),), "symlinkat": ((2, 1),),   # the target is only a string
+    "rename": ((0, None), (1, None)), "renameat": ((1, 0), (3, 2)), "renameat2": ((1, 0), (3, 2)),
+    "link": ((0, None), (1, None)), "linkat": ((1, 0), (3, 2)),
+    "chmod": ((0, None),), "fchmodat": ((1, 0),), "fchmodat2": ((1, 0),),
+    "chown": ((0, None),), "lchown": ((0, None),), "fchownat": ((1, 0),),
+    "utimensat": ((1, 0),), "utimes": ((0, None),), "futimesat": ((1, 0),), "utime": ((0, None),),
+    "truncate": ((0, None),), "chdir": ((0, None),), "execve": ((0, None),), "execveat": ((1, 0),),
+    "mknod": ((0, None),), "mknodat": ((1, 0),),
+    "getxattr": ((0, None),), "lgetxattr": ((0, None),), "listxattr": ((0, None),),
+    "llistxattr": ((0, None),), "setxattr": ((0, None),), "lsetxattr": ((0, None),),
+    "removexattr": ((0, None),), "lremovexattr": ((0, None),),
+}
+# Calls that change names (not only an object): handled one at a time, alone, since a
+# listing or lookup in flight elsewhere would otherwise see half of the change.
+NAME_CHANGES = {"mkdir", "mkdirat", "rmdir", "unlink", "unlinkat", "symlink", "symlinkat",
+                "rename", "renameat", "renameat2", "link", "linkat", "mknod", "mknodat", "creat"}
+# Descriptor calls on virtual descriptors that are answered from what the supervisor holds
+# (never the network): handled on the tracing thread when no other operation on the same
+# object is under way. fstat of a directory may look it up: not one of them.
+FROM_STATE = {"fstat", "fstatfs", "lseek", "fcntl"}
+# Path calls that only look (stat family, access, readlink, xattrs): answered from what
+# the namespace knows when it knows every name on the way fresh (Supervisor._known).
+LOOKS = {"stat", "lstat", "newfstatat", "statx", "access", "faccessat", "faccessat2", "readlink",
+         "readlinkat", "getxattr", "lgetxattr", "listxattr", "llistxattr", "statfs"}
+# Opens that change names with O_CREAT: where their flags are.
+OPEN_FLAGS = {"open": 1, "openat": 2}
+
 HANDLERS: dict[int, HandlerFn] = {}
+PATH_ARGS: dict[int, tuple[tuple[int, int | None], ...]] = {}
 ALWAYS: set[int] = set()
 FD_ARGS: dict[int, tuple[int, ...]] = {}
+ALWAYS_FD_ARGS: dict[int, tuple[int, ...]] = {}   # always-stopping calls' descriptor arguments
 LOCAL_FD_FLAG: dict[int, tuple[int, int, int]] = {}
 
 
 def path_syscall(*names: str):
+    """Handlers of calls that name paths (each name has its PATH_LAYOUTS entry)."""
     def register(fn: HandlerFn) -> HandlerFn:
         for name in names:
             HANDLERS[NR[name]] = fn
             ALWAYS.add(NR[name])
+            PATH_ARGS[NR[name]] = PATH_LAYOUTS[name]
         return fn
     return register
 
 
-# Syscalls without a path that must stop every time (fchdir, close_range).
-always_syscall = path_syscall
+def always_syscall(*names: str, fds: tuple[int, ...] = ()):
+    """Syscalls without a path that must stop every time (fchdir, close_range, bind);
+    `fds`: their descriptor arguments, if any (the supervisor knows the others)."""
+    def register(fn: HandlerFn) -> HandlerFn:
+        for name in names:
+            HANDLERS[NR[name]] = fn
+            ALWAYS.add(NR[name])
+            if fds:
+                ALWAYS_FD_ARGS[NR[name]] = fds
+        return fn
+    return register
 
 
 def on_demand_syscall(*names: str):

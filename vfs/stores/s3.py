@@ -13,6 +13,7 @@ from botocore.exceptions import (BotoCoreError, ClientError, ConnectionClosedErr
                                  ResponseStreamingError)
 
 from ..errors import VfsError, from_boto, without_userinfo
+from ..blocking import waiting
 from ..stats import Stats
 from .base import First, Listing, ObjectInfo
 
@@ -114,14 +115,16 @@ class S3Service:
         attempt = 1
         while True:
             try:
-                return fn()
+                with waiting():
+                    return fn()
             except (ClientError, BotoCoreError, _ShortBody) as exc:
                 if attempt >= attempts or not retryable(exc):
                     raise self.failure(exc, what, attempt) from None
             finally:
                 self.stats.request(op, sent=sent)
             self.stats.count("retries")
-            time.sleep(self.network.delay(attempt))
+            with waiting():
+                time.sleep(self.network.delay(attempt))
             attempt += 1
 
     def failure(self, exc: Exception, what: str, attempts: int = 1) -> VfsError:
