@@ -4,8 +4,18 @@ which the vfs resolves for virtual components)."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 S3_ROOT = "/objmount/s3"
+
+
+@dataclass
+class Target:
+    """A path argument after classification."""
+    virtual: bool
+    path: str          # absolute, normalized
+    wants_dir: bool = False
+    dots: str = ""     # "." or "..": the path's last component as written (rmdir, rename refuse them)
 
 
 def decode(raw: bytes) -> str:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from dataclasses import dataclass
 
 from tracer import NR, SyscallFilter, SyscallStop, name_of
 from vfs import Kind, Vfs, VfsError
 
 from . import paths, permissions
+from .paths import Target
 from .handover import Handover
 from .handlers import registry
 from .process import OpenDescription, Process, ProcessTable
@@ -28,15 +28,6 @@ NAME_MAX = 255     # the longest name a path component may have (ENAMETOOLONG pa
 # Errors a program meets in normal operation: not worth a log line.
 _QUIET_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EINVAL, errno.ELOOP, errno.EEXIST,
                  errno.ENOTEMPTY, errno.EROFS, errno.ENODATA, errno.EXDEV}
-
-
-@dataclass
-class Target:
-    """A path argument after classification."""
-    virtual: bool
-    path: str          # absolute, normalized
-    wants_dir: bool = False
-    dots: str = ""     # "." or "..": the path's last component as written (rmdir, rename refuse them)
 
 
 class Supervisor:
@@ -120,12 +111,7 @@ class Supervisor:
         addr = stop.arg(path_index)
         if addr == 0:
             return None
-        try:
-            raw = paths.decode(stop.read_cstring(addr))
-        except OSError as exc:  # longer than PATH_MAX, or in unmapped memory: the kernel's errors
-            if exc.errno in (errno.ENAMETOOLONG, errno.EFAULT):
-                raise VfsError(exc.errno, f"path argument: {exc.strerror}") from None
-            raise
+        raw = self.read_path(stop, addr)
         if not raw:
             return None
         dirfd = stop.sarg(dirfd_index) if dirfd_index is not None else AT_FDCWD
@@ -137,6 +123,16 @@ class Supervisor:
             if last in (".", ".."):
                 target.dots = last
         return target
+
+    def read_path(self, stop: SyscallStop, addr: int) -> str:
+        """The path string at `addr` in the tracee; the kernel's errors when it cannot be
+        read (EFAULT) or has no NUL within PATH_MAX (ENAMETOOLONG)."""
+        try:
+            return paths.decode(stop.read_cstring(addr))
+        except OSError as exc:
+            if exc.errno in (errno.ENAMETOOLONG, errno.EFAULT):
+                raise VfsError(exc.errno, f"path argument at {addr:#x}: {os.strerror(exc.errno).lower()}") from None
+            raise
 
     def classify(self, stop: SyscallStop, raw: str, dirfd: int = AT_FDCWD) -> Target | None:
         if raw.startswith(("/proc/", "/dev/fd/")) and (desc := self.fd_link(stop, raw)) is not None:

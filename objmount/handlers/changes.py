@@ -13,6 +13,7 @@ import time
 from vfs import Kind, VfsError
 
 from .. import permissions as perm
+from ..paths import Target
 from .registry import fd_syscall, path_syscall
 
 AT_SYMLINK_NOFOLLOW = 0x100
@@ -120,15 +121,30 @@ def on_symlink(sup, stop) -> None:
     at = stop.nr == 266
     path = _path(sup, stop, 2 if at else 1, 1 if at else None, follow=False)
     if path is not None:
-        target = os.fsdecode(stop.read_cstring(stop.arg(0)))
+        target = sup.read_path(stop, stop.arg(0))
+        if not target:   # the kernel's answer to an empty link target
+            raise VfsError(errno.ENOENT, f"{path}: empty symlink target")
         uid, gid, _ = perm.new_owner(sup.may_create(path), 0o777, False, sup.creds(stop))
         _done(stop, sup.vfs.symlink, target, path, uid, gid)
 
 
 # --- rename and link --------------------------------------------------------------------
-def _two_paths(sup, stop, old_i, old_dirfd, new_i, new_dirfd, follow_old=False):
+def _two_paths(sup, stop, old_i, old_dirfd, new_i, new_dirfd, follow_old=False, empty_old=False):
+    """The virtual (old, new) paths of a rename or link; None when the kernel answers (both
+    local, rewritten if they needed resolving) or the call failed. empty_old: linkat's
+    AT_EMPTY_PATH, an empty old path names the file open on old_dirfd."""
     old_t = sup.target(stop, old_i, old_dirfd)
     new_t = sup.target(stop, new_i, new_dirfd)
+    # A null or empty path is the kernel's EFAULT or ENOENT, whatever the other path is;
+    # target() leaves them to the kernel, which must not make them EXDEV here.
+    if old_t is None and empty_old and _empty(stop, old_i):
+        path = _desc_path(sup, stop, stop.sarg(old_dirfd))
+        old_t = Target(True, path) if path is not None else None
+    for t, i in ((old_t, old_i), (new_t, new_i)):
+        if t is None and not stop.arg(i):
+            raise VfsError(errno.EFAULT, "null path argument")
+        if t is None and _empty(stop, i):
+            raise VfsError(errno.ENOENT, "empty path argument")
     if stop.nr in (82, 264, 316) and any(t is not None and t.virtual and t.dots for t in (old_t, new_t)):
         raise VfsError(errno.EBUSY, "rename: '.' or '..' as the last component")
     old = _resolve_parent(sup, old_t) if old_t is not None and old_t.virtual else old_t
@@ -149,6 +165,11 @@ def _two_paths(sup, stop, old_i, old_dirfd, new_i, new_dirfd, follow_old=False):
     return old.path, new.path
 
 
+def _empty(stop, index: int) -> bool:
+    """Whether path argument `index` (readable: target() read it) is the empty string."""
+    return stop.read(stop.arg(index), 1) in (b"", b"\0")
+
+
 @path_syscall("rename", "renameat", "renameat2")
 def on_rename(sup, stop) -> None:
     at = stop.nr != 82
@@ -166,7 +187,9 @@ def on_rename(sup, stop) -> None:
 def on_link(sup, stop) -> None:
     at = stop.nr == 265
     follow = at and bool(stop.arg(4) & 0x400)  # AT_SYMLINK_FOLLOW
-    paths = _two_paths(sup, stop, 1 if at else 0, 0 if at else None, 3 if at else 1, 2 if at else None, follow)
+    empty_old = at and bool(stop.arg(4) & AT_EMPTY_PATH)
+    paths = _two_paths(sup, stop, 1 if at else 0, 0 if at else None, 3 if at else 1, 2 if at else None, follow,
+                       empty_old)
     if paths is not None:
         _may_link(sup, *paths)
         _done(stop, sup.vfs.link, paths[0], paths[1])

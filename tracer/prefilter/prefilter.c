@@ -59,6 +59,7 @@ typedef __builtin_va_list va_list;
 #define O_TMPFILE (020000000 | O_DIRECTORY)
 
 #define EINVAL 22
+#define EFAULT 14
 #define ENOTDIR 20
 #define ENAMETOOLONG 36
 #define ELOOP 40
@@ -73,6 +74,7 @@ enum {
     NR_close = 3, NR_fstat = 5, NR_mmap = 9, NR_mprotect = 10, NR_munmap = 11, NR_getcwd = 79,
     NR_openat = 257, NR_newfstatat = 262,
     NR_readlinkat = 267, NR_faccessat = 269, NR_statx = 332, NR_faccessat2 = 439,
+    NR_rt_sigprocmask = 14,
 };
 
 #define PROT_READ 1
@@ -354,11 +356,30 @@ static int only_dots(const char *path) {
     return 1;
 }
 
+/* Can this process read the path string? A bad pointer must get the kernel's EFAULT
+ * (from the supervisor), not kill the program here. One syscall probes each page the
+ * string spans: rt_sigprocmask with an invalid `how` copies its 8-byte set in first
+ * (EFAULT when it cannot) and then fails with EINVAL, changing nothing. The probed word
+ * is aligned, so it lies in the page being checked. A string without a NUL within
+ * PATH_MAX is not read further (ENAMETOOLONG is the supervisor's to give). */
+#define PAGE_SIZE 4096UL
+static int readable(const char *path) {
+    unsigned long a = (unsigned long)path;
+    if (a < PAGE_SIZE) return 0;   /* null-ish: never mapped (mmap_min_addr) */
+    for (size_t n = 0; n < PATH_MAX;) {
+        unsigned long at = a + n;
+        if (direct(NR_rt_sigprocmask, -1, (long)(at & ~7UL), 0, 8, 0) == -EFAULT) return 0;
+        for (unsigned long end = (at | (PAGE_SIZE - 1)) + 1; a + n < end && n < PATH_MAX; n++)
+            if (!path[n]) return 1;
+    }
+    return 0;
+}
+
 /* 1 when the call on (dirfd, path) is plainly local and may run without a stop; 0 when
  * it must stop; with `lookup` (a call that changes nothing), LOCAL_UNLESS_STAND_IN
  * instead of checking a directory descriptor up front (see call()). */
 static int decide(int dirfd, const char *path, int lookup) {
-    if (!ready || !path) return 0;
+    if (!ready || !path || !readable(path)) return 0;
     if (dirfd != AT_FDCWD && dirfd >= fd_base) return 0;
     if (!path[0] && dirfd != AT_FDCWD) return fd_is_local(dirfd);   /* AT_EMPTY_PATH */
     if (path[0] == '/') {
