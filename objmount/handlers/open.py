@@ -107,9 +107,10 @@ def _open(sup, stop, path_index: int, dirfd_index: int | None, flags: int) -> No
         creds = sup.creds(stop)
         sup.allow(perm.permission(meta, _wanted(flags), creds), target.path)
         _open_file(sup, stop, path_index, flags, target.path, None)
-        if writes and (mode := perm.write_kills_setid(meta, creds)) is not None:
-            # The kernel clears them at the first write; here at the open for writing (the
-            # file is open now: the new mode goes up with its data).
+        if flags & O_TRUNC and (mode := perm.write_kills_setid(meta, creds)) is not None:
+            # A truncating open clears set-id bits, as a truncate does; a plain open for
+            # writing clears them at its first write (io.py). The file is open now: the
+            # new mode goes up with its data.
             try:
                 sup.vfs.setattr(target.path, mode)
             except VfsError as exc:
