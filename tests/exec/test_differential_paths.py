@@ -83,3 +83,12 @@ def test_bad_pointers_and_empty_paths_get_the_kernels_errors(objmount, s3, bucke
     assert "internal error" not in run.stderr
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
     assert keys == sorted(p.name for p in local.iterdir())
+
+
+def test_listing_types_of_entries_this_run_knows(differential):
+    """readdir's d_type of a symlink, fifo, socket, directory and file made in the run."""
+    differential(
+        [["mkdir", "d"], ["put", "f", "x"], ["symlink", "f", "l"], ["mkfifo", "p"], ["mknod", "s", 0o140644],
+         ["symlink", "d", "ld"], ["dtypes"], ["rename", "l", "l2"], ["rename", "p", "p2"], ["rename", "s", "s2"],
+         ["dtypes"], ["readlink", "l2"], ["cat", "l2"]],
+    )
