@@ -92,3 +92,15 @@ def test_listing_types_of_entries_this_run_knows(differential):
          ["symlink", "d", "ld"], ["dtypes"], ["rename", "l", "l2"], ["rename", "p", "p2"], ["rename", "s", "s2"],
          ["dtypes"], ["readlink", "l2"], ["cat", "l2"]],
     )
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "no-fast-path"])
+def test_a_relative_path_into_a_root_from_above_it(objmount, s3, bucket, tmp_path, fast_path):
+    """From '/', "objmount/s3/B/f", "./objmount/..." and "in/f" from the directory above a
+    mount target lead into a root: the first name counts, not the first component."""
+    s3.put_object(Bucket=bucket, Key="f", Body=b"in the bucket\n")
+    script = (f"cd / && cat objmount/s3/{bucket}/f ./objmount/s3/{bucket}/f .//objmount/s3/{bucket}/f && "
+              f"cd {tmp_path} && cat ./in/f in/f")
+    run = objmount(["sh", "-c", script], "-m", f"{tmp_path}/in=s3://{bucket}", *(() if fast_path else ("--no-fast-path",)))
+    assert run.returncode == 0, run.stderr
+    assert run.text == "in the bucket\n" * 5

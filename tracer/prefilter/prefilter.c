@@ -312,16 +312,22 @@ static SLOW int dir_is_deferred(int dirfd) {
     return st[0] == stand_in[0] && st[1] == stand_in[1];
 }
 
+/* Is `path`, joined to the directory in `buf` (SMALL_PATH bytes, overwritten), outside
+ * every root? objmount/paths.py: not under_roots(join(base, path)). */
+static SLOW int joined_local(char *buf, const char *path) {
+    size_t b = slen(buf), n = slen(path);
+    if (b + 1 + n + 1 > SMALL_PATH) return 0;
+    buf[b] = '/';
+    for (size_t i = 0; i <= n; i++) buf[b + 1 + i] = path[i];
+    if (!normalize(buf, buf, SMALL_PATH)) return 0;
+    return !under_root(buf);
+}
+
 static SLOW int local_from_base(int dirfd, const char *path) {
     char buf[SMALL_PATH];   /* base, then base/path, normalized in place */
     if (!base_dir(dirfd, buf, sizeof buf)) return 0;
     if (defer_cwd[0] && same(buf, defer_cwd)) return 0;   /* a virtual directory */
-    size_t b = slen(buf), n = slen(path);
-    if (b + 1 + n + 1 > sizeof buf) return 0;
-    buf[b] = '/';
-    for (size_t i = 0; i <= n; i++) buf[b + 1 + i] = path[i];
-    if (!normalize(buf, buf, sizeof buf)) return 0;
-    return !under_root(buf);
+    return joined_local(buf, path);
 }
 
 static SLOW int normalized_local(const char *path) {
@@ -356,6 +362,36 @@ static int only_dots(const char *path) {
     return 1;
 }
 
+/* What a path string says by itself. The numbers and answers of objmount/paths.py's
+ * lexical_class (tests/test_paths.py holds the two to one table); a path too long for
+ * the small buffers is VIRTUAL here: the supervisor decides. */
+enum { LX_LOCAL = 0, LX_VIRTUAL = 1, LX_FD_LINK = 2, LX_RELATIVE = 3, LX_CLIMBS = 4 };
+
+static int lexical_class(const char *path) {
+    if (path[0] == '/') {
+        /* /proc/PID/fd/N and /dev/fd/N may name a virtual descriptor. */
+        if (starts(path, "/proc/") || starts(path, "/dev/fd/")) return LX_FD_LINK;
+        if (needs_normalizing(path)) return normalized_local(path) ? LX_LOCAL : LX_VIRTUAL;
+        return under_root(path) ? LX_VIRTUAL : LX_LOCAL;
+    }
+    if (starts(path, "s3:/")) return LX_VIRTUAL;   /* s3://bucket/key, s3:/bucket/key */
+    /* '..' anywhere, or a root's component as the first name ("objmount/s3/b" from "/";
+     * "./objmount" too), could lead into a root. */
+    int first = 1;
+    for (const char *p = path; *p;) {
+        const char *q = p;
+        while (*q && *q != '/') q++;
+        size_t n = (size_t)(q - p);
+        if (n == 2 && p[0] == '.' && p[1] == '.') return LX_CLIMBS;
+        if (first && n && !(n == 1 && p[0] == '.')) {
+            if (names_root_component(p, n)) return LX_CLIMBS;
+            first = 0;
+        }
+        p = *q ? q + 1 : q;
+    }
+    return LX_RELATIVE;
+}
+
 /* Can this process read the path string? A bad pointer must get the kernel's EFAULT
  * (from the supervisor), not kill the program here. One syscall probes each page the
  * string spans: rt_sigprocmask with an invalid `how` copies its 8-byte set in first
@@ -382,11 +418,9 @@ static int decide(int dirfd, const char *path, int lookup) {
     if (!ready || !path || !readable(path)) return 0;
     if (dirfd != AT_FDCWD && dirfd >= fd_base) return 0;
     if (!path[0] && dirfd != AT_FDCWD) return fd_is_local(dirfd);   /* AT_EMPTY_PATH */
-    if (path[0] == '/') {
-        /* /proc/PID/fd/N and /dev/fd/N may name a virtual descriptor. */
-        if (starts(path, "/dev/fd") || starts(path, "/proc/")) return 0;
-        return needs_normalizing(path) ? normalized_local(path) : !under_root(path);
-    }
+    int cls = lexical_class(path);
+    if (cls == LX_LOCAL) return 1;
+    if (cls != LX_RELATIVE && cls != LX_CLIMBS) return 0;   /* a root's, or a descriptor's */
     int check_later = 0;
     if (dirfd == AT_FDCWD) {
         if (cwd_deferred()) return 0;
@@ -395,22 +429,10 @@ static int decide(int dirfd, const char *path, int lookup) {
     } else if (dir_is_deferred(dirfd)) {
         return 0;
     }
-    if (starts(path, "s3:")) return 0;
-    const char *p = path;
-    int first = 1, risky = 0;
-    while (*p) {
-        const char *q = p;
-        while (*q && *q != '/') q++;
-        size_t n = (size_t)(q - p);
-        if (n == 2 && p[0] == '.' && p[1] == '.') risky = 1;
-        if (first && names_root_component(p, n)) risky = 1;
-        if (n) first = 0;
-        p = *q ? q + 1 : q;
-    }
     /* '..' or a root's name could lead into a root (fts climbs with openat(fd, "..")):
      * resolve against the directory's real path, as the supervisor would (which also
      * finds the stand-in directory). */
-    if (risky) return local_from_base(dirfd, path);
+    if (cls == LX_CLIMBS) return local_from_base(dirfd, path);
     return check_later ? LOCAL_UNLESS_STAND_IN : 1;
 }
 
