@@ -12,6 +12,7 @@ import struct
 from vfs import VfsError
 
 from .. import permissions as perm
+from ..linux import POSIX_FADV_WILLNEED, RWF_APPEND, SYS
 from .registry import fd_syscall, on_demand_syscall
 
 
@@ -202,7 +203,7 @@ def on_pwritev(sup, stop) -> None:
     if desc is None:
         return
     offset = stop.arg(3)
-    append = desc.append or (stop.nr == 328 and stop.arg(5) & 0x10)  # RWF_APPEND
+    append = desc.append or (stop.nr == SYS.pwritev2 and stop.arg(5) & RWF_APPEND)
     _will_write(sup, stop, fd, None if append or offset == 0xFFFFFFFFFFFFFFFF else offset,
                 _iov_total(stop, stop.arg(1), stop.arg(2)))
 
@@ -254,6 +255,6 @@ def on_fsync(sup, stop) -> None:
 def on_readahead(sup, stop) -> None:
     """readahead(fd, offset, count) and fadvise(fd, offset, len, WILLNEED): honour the hint."""
     if (file := _file(sup, stop, stop.sarg(0))) is not None:
-        if stop.nr == 187 or stop.arg(3) == 3:  # POSIX_FADV_WILLNEED
+        if stop.nr == SYS.readahead or stop.arg(3) == POSIX_FADV_WILLNEED:
             length = stop.arg(2) or max(file.meta.size - stop.arg(1), 0)
             file.ensure(stop.arg(1), length)

@@ -31,12 +31,12 @@ from vfs import VfsError
 from vfs import special as vspecial
 
 from .. import permissions as perm
+from ..linux import SYS
 from .changes import _path, _resolve_parent, umask_of
 from .registry import always_syscall, path_syscall
 
 AF_UNIX = 1
 SUN_PATH_MAX = 108
-MKNOD = 133
 O_ACCMODE = 0o3
 
 
@@ -94,7 +94,7 @@ def _nodes(sup) -> RunNodes:
 # --- mknod ----------------------------------------------------------------------------
 @path_syscall("mknod", "mknodat")
 def on_mknod(sup, stop) -> None:
-    at = stop.nr != MKNOD
+    at = stop.nr != SYS.mknod
     path = _path(sup, stop, 1 if at else 0, 0 if at else None, follow=False)
     if path is None:
         return
