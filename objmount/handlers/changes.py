@@ -134,8 +134,10 @@ def _two_paths(sup, stop, old_i, old_dirfd, new_i, new_dirfd, follow_old=False, 
     # A null or empty path is the kernel's EFAULT or ENOENT, whatever the other path is;
     # target() leaves them to the kernel, which must not make them EXDEV here.
     if old_t is None and empty_old and _empty(stop, old_i):
-        path = _desc_path(sup, stop, stop.sarg(old_dirfd))
-        old_t = Target(True, path) if path is not None else None
+        desc = sup.desc(stop, stop.sarg(old_dirfd))
+        if desc is not None and desc.is_dir:
+            raise VfsError(errno.EPERM, f"{desc.path}: hard links to directories are not allowed")
+        old_t = Target(True, desc.path) if desc is not None else None
     for t, i in ((old_t, old_i), (new_t, new_i)):
         if t is None and not stop.arg(i):
             raise VfsError(errno.EFAULT, "null path argument")

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 static void say(const char *name, long r) {
@@ -103,6 +104,31 @@ int main(int argc, char **argv) {
     T("emptypath-fstatat", fstatat(fd, "", &st, AT_EMPTY_PATH));
     T("emptypath-linkat", linkat(fd, "", AT_FDCWD, "y", AT_EMPTY_PATH));
     T("emptypath-y-exists", access("y", F_OK));
-    /* an AF_UNIX bind at an empty-ish bad pointer is not a path call: left out */
+    /* empty paths relative to a directory descriptor (virtual under objmount) */
+    int dir = open(".", O_RDONLY | O_DIRECTORY);
+    T("dirfd-empty-openat", openat(dir, "", O_RDONLY));
+    T("dirfd-empty-fstatat", fstatat(dir, "", &st, 0));
+    T("dirfd-empty-fstatat-emptypath", fstatat(dir, "", &st, AT_EMPTY_PATH));
+    T("dirfd-empty-mkdirat", mkdirat(dir, "", 0755));
+    T("dirfd-empty-unlinkat", unlinkat(dir, "", 0));
+    T("dirfd-empty-unlinkat-dir", unlinkat(dir, "", AT_REMOVEDIR));
+    T("dirfd-empty-renameat-old", renameat(dir, "", dir, "x2"));
+    T("dirfd-empty-renameat-new", renameat(dir, "f", dir, ""));
+    T("dirfd-empty-linkat", linkat(dir, "", dir, "x3", 0));
+    T("dirfd-empty-linkat-dir-emptypath", linkat(dir, "", dir, "x4", AT_EMPTY_PATH));
+    T("dirfd-empty-symlinkat", symlinkat("f", dir, ""));
+    T("dirfd-empty-readlinkat", readlinkat(dir, "", buf, sizeof buf));
+    T("dirfd-empty-faccessat", faccessat(dir, "", F_OK, 0));
+    T("dirfd-empty-fchmodat", fchmodat(dir, "", 0755, 0));
+    T("dirfd-empty-fchownat", fchownat(dir, "", 0, 0, 0));
+    T("dirfd-empty-fchownat-emptypath", fchownat(dir, "", 0, 0, AT_EMPTY_PATH));
+    T("dirfd-empty-utimensat", utimensat(dir, "", 0, 0));
+    T("dirfd-empty-mknodat", mknodat(dir, "", S_IFIFO | 0644, 0));
+    T("dirfd-empty-sys-statx", syscall(SYS_statx, dir, "", 0, 0x7ff, buf));
+    T("empty-chdir", chdir(""));
+    T("empty-getxattr", getxattr("", "user.x", buf, sizeof buf));
+    T("empty-setxattr", setxattr("", "user.x", "v", 1, 0));
+    T("empty-execve", execve("", (char *[]){"x", 0}, (char *[]){0}));
+    T("empty-x-exists", access("x2", F_OK) == 0 || access("x3", F_OK) == 0 || access("x4", F_OK) == 0);
     return 0;
 }
