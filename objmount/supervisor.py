@@ -23,7 +23,7 @@ from .process import OpenDescription, Process, ProcessTable
 log = logging.getLogger("objmount")
 
 AT_FDCWD = -100
-NAME_MAX = 255     # the longest name a path component may have (ENAMETOOLONG past it)
+NAME_MAX = paths.NAME_MAX   # the longest name a path component may have (ENAMETOOLONG past it)
 
 # Errors a program meets in normal operation: not worth a log line.
 _QUIET_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EINVAL, errno.ELOOP, errno.EEXIST,
@@ -42,7 +42,7 @@ class Supervisor:
         self._logged: set[str] = set()
         self._stop: SyscallStop | None = None   # the stop being handled
         self.handover = Handover()
-        self.roots = paths.roots_of(mount_targets)
+        self.roots = paths.roots_of(mounts.targets)   # normalized, as the fast path gets them
         self._root_components = paths.root_components(self.roots)
 
     # --- tracer.Handler ---------------------------------------------------------------

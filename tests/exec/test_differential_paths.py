@@ -101,6 +101,7 @@ def test_a_relative_path_into_a_root_from_above_it(objmount, s3, bucket, tmp_pat
     s3.put_object(Bucket=bucket, Key="f", Body=b"in the bucket\n")
     script = (f"cd / && cat objmount/s3/{bucket}/f ./objmount/s3/{bucket}/f .//objmount/s3/{bucket}/f && "
               f"cd {tmp_path} && cat ./in/f in/f")
-    run = objmount(["sh", "-c", script], "-m", f"{tmp_path}/in=s3://{bucket}", *(() if fast_path else ("--no-fast-path",)))
+    # (the target written with a trailing '/': the mount table's normalized form counts)
+    run = objmount(["sh", "-c", script], "-m", f"{tmp_path}/in/=s3://{bucket}", *(() if fast_path else ("--no-fast-path",)))
     assert run.returncode == 0, run.stderr
     assert run.text == "in the bucket\n" * 5
