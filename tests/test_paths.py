@@ -14,6 +14,7 @@ from objmount import paths
 from objmount.paths import Lexical
 from tracer import prefilter
 from vfs.mounts import Mount, MountTable
+from vfs.namespace import link_target_path
 
 HERE = Path(__file__).resolve().parent
 ROOTS = paths.roots_of(["/data/in", "/w"])
@@ -87,6 +88,14 @@ def test_the_mount_table_agrees_with_under_roots():
         if path.startswith("/"):
             norm = paths.normalize(path)
             assert table.is_virtual(norm) is paths.under_roots(norm, ROOTS), norm
+
+
+@pytest.mark.parametrize("link,target", [
+    ("/w/l", "f"), ("/w/d/l", "../f"), ("/w/l", "/abs/x"), ("/w/l", "//abs"), ("/w/l", "../../../.."),
+    ("/w/l", "./a//b/."), ("/w/d/l", ".."), ("/w/l", ""), ("/l", "../x"), ("/w/l", "a/../../objmount/s3/b"),
+])
+def test_the_vfs_follows_a_link_to_where_paths_joins_it(link, target):
+    assert link_target_path(link, target) == paths.join(paths.parent(link), target)
 
 
 @pytest.fixture(scope="module")
