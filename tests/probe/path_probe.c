@@ -62,6 +62,10 @@ int main(int argc, char **argv) {
         B("sys-stat", syscall(SYS_newfstatat, AT_FDCWD, p, &st, 0));
         B("sys-open", syscall(SYS_openat, AT_FDCWD, p, O_RDONLY));
     }
+    /* execve reads envp too: a bad array or string is EFAULT (the library reads envp) */
+    T("bad-envp", execve("/bin/true", (char *[]){"true", 0}, (char **)1));
+    T("bad-envp-string", execve("/bin/true", (char *[]){"true", 0}, (char *[]){gone, 0}));
+    T("bad-path-execve", execve(gone, (char *[]){"true", 0}, (char *[]){0}));
     T("at-end-stat", stat(at_end, &st));
     T("at-end-open", open(at_end, O_RDONLY) >= 0 ? 0 : -1);
 

@@ -399,17 +399,23 @@ static int lexical_class(const char *path) {
  * is aligned, so it lies in the page being checked. A string without a NUL within
  * PATH_MAX is not read further (ENAMETOOLONG is the supervisor's to give). */
 #define PAGE_SIZE 4096UL
-static int readable(const char *path) {
-    unsigned long a = (unsigned long)path;
-    if (a < PAGE_SIZE) return 0;   /* null-ish: never mapped (mmap_min_addr) */
-    for (size_t n = 0; n < PATH_MAX;) {
+static int word_readable(unsigned long a) {
+    return a >= PAGE_SIZE   /* null-ish: never mapped (mmap_min_addr) */
+        && direct(NR_rt_sigprocmask, -1, (long)(a & ~7UL), 0, 8, 0) != -EFAULT;
+}
+
+static int string_readable(const char *s, size_t limit) {
+    unsigned long a = (unsigned long)s;
+    for (size_t n = 0; n < limit;) {
         unsigned long at = a + n;
-        if (direct(NR_rt_sigprocmask, -1, (long)(at & ~7UL), 0, 8, 0) == -EFAULT) return 0;
-        for (unsigned long end = (at | (PAGE_SIZE - 1)) + 1; a + n < end && n < PATH_MAX; n++)
-            if (!path[n]) return 1;
+        if (!word_readable(at)) return 0;
+        for (unsigned long end = (at | (PAGE_SIZE - 1)) + 1; a + n < end && n < limit; n++)
+            if (!s[n]) return 1;
     }
     return 0;
 }
+
+static int readable(const char *path) { return string_readable(path, PATH_MAX); }
 
 /* 1 when the call on (dirfd, path) is plainly local and may run without a stop; 0 when
  * it must stop; with `lookup` (a call that changes nothing), LOCAL_UNLESS_STAND_IN
@@ -620,8 +626,25 @@ static int token_is(const char *t, size_t n, const char *word) {
 }
 
 /* The index of an LD_PRELOAD entry of envp naming another library after this one; -1. */
+/* Can envp be read here, as execve will (an array of strings up to a null pointer)? A
+ * bad pointer is the kernel's EFAULT to give, not a crash of ours. */
+#define MAX_ARG_STRLEN (32 * PAGE_SIZE)
+static SLOW int env_readable(char *const envp[]) {
+    unsigned long page = ~0UL;   /* none checked yet */
+    for (int i = 0; i < MAX_ENV; i++) {
+        unsigned long slot = (unsigned long)&envp[i];
+        if (slot / PAGE_SIZE != page) {
+            if (!word_readable(slot)) return 0;
+            page = slot / PAGE_SIZE;
+        }
+        if (!envp[i]) break;
+        if (!string_readable(envp[i], MAX_ARG_STRLEN)) return 0;
+    }
+    return 1;
+}
+
 static int preload_to_fix(char *const envp[]) {
-    if (!self_path[0] || !envp) return -1;
+    if (!self_path[0] || !envp || !env_readable(envp)) return -1;
     for (int i = 0; envp[i] && i < MAX_ENV; i++) {
         if (!starts(envp[i], "LD_PRELOAD=")) continue;
         const char *v = envp[i] + 11;
