@@ -30,9 +30,11 @@ import socket
 import struct
 from dataclasses import dataclass
 
+from tracer import NR
+
 log = logging.getLogger("objmount")
 
-_SYS = {"openat": 257, "fchdir": 81, "close": 3, "getpid": 39, "socket": 41, "connect": 42, "recvmsg": 47, "fcntl": 72}
+_SYS = NR   # syscall numbers by name
 _F_DUPFD_CLOEXEC = 1030
 _SOCK_CLOEXEC = 0o2000000
 _MSG_DONTWAIT, _MSG_CTRUNC, _MSG_CMSG_CLOEXEC = 0x40, 0x8, 0x40000000

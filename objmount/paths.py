@@ -1,11 +1,38 @@
-"""Lexical path handling, the way the kernel resolves a path string (minus symlinks,
-which the vfs resolves for virtual components)."""
+"""Path strings, read the way the kernel reads them (minus symlinks, which the vfs resolves
+for virtual components). Pure functions of the string and the virtual roots: no process
+state. Supervisor.classify adds what depends on the calling process (its cwd, its
+descriptors, /proc/self/fd links); the fast path (tracer/prefilter/prefilter.c) answers
+`lexical_class` and `join` + `under_roots` in C, and tests/test_paths.py holds the two to
+the same answers on one table."""
 
 from __future__ import annotations
 
+import enum
 import os
+from dataclasses import dataclass
 
-S3_ROOT = "/objmount/s3"
+from vfs.mounts import OBJMOUNT_ROOT, S3_ROOT
+
+NAME_MAX = 255      # the longest name a path component may have (ENAMETOOLONG past it)
+FD_LINK_PREFIXES = ("/proc/", "/dev/fd/")
+
+
+@dataclass
+class Target:
+    """A path argument after classification."""
+    virtual: bool
+    path: str          # absolute, normalized
+    wants_dir: bool = False
+    dots: str = ""     # "." or "..": the path's last component as written (rmdir, rename refuse them)
+
+
+class Lexical(enum.IntEnum):
+    """What a path string says by itself (the numbers are the C fast path's too)."""
+    LOCAL = 0      # absolute, outside every root: the kernel's
+    VIRTUAL = 1    # absolute inside a root, or an s3:// URL
+    FD_LINK = 2    # under /proc/ or /dev/fd/: may be a link to a virtual descriptor
+    RELATIVE = 3   # relative and staying below its base: virtual when the base is
+    CLIMBS = 4     # relative with '..', or starting with a root's component: join it to the real base
 
 
 def decode(raw: bytes) -> str:
@@ -44,6 +71,7 @@ def normalize(path: str) -> str:
 
 
 def join(base: str, path: str) -> str:
+    """`path` from directory `base` (absolute), normalized."""
     return normalize(path if path.startswith("/") else base + "/" + path)
 
 
@@ -53,6 +81,7 @@ def wants_dir(path: str) -> bool:
 
 
 def needs_normalizing(path: str) -> bool:
+    """Could lexical normalization change this absolute path ('//', '.', '..', a trailing '/')?"""
     return "//" in path or "/." in path or path.endswith("/")
 
 
@@ -62,4 +91,57 @@ def parent(path: str) -> str:
 
 
 def is_under(path: str, root: str) -> bool:
+    """`path` is `root` or below it (both absolute, normalized)."""
     return path == root or path.startswith(root + "/") or root == "/"
+
+
+def roots_of(mount_targets: list[str]) -> tuple[str, ...]:
+    """The virtual roots: the built-in namespace and every mount target."""
+    return (OBJMOUNT_ROOT, *mount_targets)
+
+
+def under_roots(path: str, roots) -> bool:
+    """Is the absolute, normalized `path` inside one of the virtual `roots`?"""
+    return any(is_under(path, root) for root in roots)
+
+
+def root_components(roots) -> frozenset[str]:
+    """The names a relative path could start with to walk into a root from a local
+    directory above it ("objmount" from "/", "in" from "/data" for a root /data/in)."""
+    return frozenset(part for root in roots for part in root.split("/") if part)
+
+
+def first_name(raw: str) -> str:
+    """The first component of a relative path that is a name ('' and '.' are not)."""
+    for part in raw.split("/"):
+        if part not in ("", "."):
+            return part
+    return ""
+
+
+def lexical_class(raw: str, roots, components: frozenset[str] | None = None) -> Lexical:
+    """What `raw` says by itself about being virtual (see Lexical). `components`:
+    root_components(roots), when the caller keeps it."""
+    if raw.startswith("/"):
+        if raw.startswith(FD_LINK_PREFIXES):
+            return Lexical.FD_LINK
+        path = normalize(raw) if needs_normalizing(raw) else raw
+        return Lexical.VIRTUAL if under_roots(path, roots) else Lexical.LOCAL
+    if from_url(raw) is not None:
+        return Lexical.VIRTUAL
+    if components is None:
+        components = root_components(roots)
+    if ".." in raw.split("/") or first_name(raw) in components:
+        return Lexical.CLIMBS
+    return Lexical.RELATIVE
+
+
+def last_dots(raw: str) -> str:
+    """'.' or '..' when that is the path's last component as written, else ''."""
+    last = raw.rstrip("/").rpartition("/")[2]
+    return last if last in (".", "..") else ""
+
+
+def too_long_name(raw: str) -> bool:
+    """A component longer than NAME_MAX bytes (the kernel's ENAMETOOLONG)."""
+    return any(len(encode(part)) > NAME_MAX for part in raw.split("/"))

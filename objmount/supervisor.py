@@ -13,13 +13,13 @@ import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import partial
 
 from tracer import NR, SyscallFilter, SyscallStop, name_of
 from vfs import Kind, Vfs, VfsError, blocking
 
 from . import paths, permissions
+from .paths import Target
 from .handover import Handover
 from .handlers import registry
 from .parking import BigLock, Turns
@@ -28,20 +28,11 @@ from .process import OpenDescription, Process, ProcessTable, close_together
 log = logging.getLogger("objmount")
 
 AT_FDCWD = -100
-NAME_MAX = 255     # the longest name a path component may have (ENAMETOOLONG past it)
+NAME_MAX = paths.NAME_MAX   # the longest name a path component may have (ENAMETOOLONG past it)
 
 # Errors a program meets in normal operation: not worth a log line.
 _QUIET_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EINVAL, errno.ELOOP, errno.EEXIST,
                  errno.ENOTEMPTY, errno.EROFS, errno.ENODATA, errno.EXDEV}
-
-
-@dataclass
-class Target:
-    """A path argument after classification."""
-    virtual: bool
-    path: str          # absolute, normalized
-    wants_dir: bool = False
-    dots: str = ""     # "." or "..": the path's last component as written (rmdir, rename refuse them)
 
 
 class Supervisor:
@@ -63,9 +54,8 @@ class Supervisor:
         self.pool = ThreadPoolExecutor(max_workers=HANDLER_THREADS, thread_name_prefix="handler")
         blocking.set_hook(self.lock.unlocked)
         self.handover = Handover()
-        roots = ["/objmount", *mount_targets]
-        # Path components that could lead a relative path into a virtual root.
-        self._root_components = {part for root in roots for part in root.split("/") if part}
+        self.roots = paths.roots_of(mounts.targets)   # normalized, as the fast path gets them
+        self._root_components = paths.root_components(self.roots)
 
     @property
     def _stop(self) -> SyscallStop | None:
@@ -323,35 +313,41 @@ class Supervisor:
         addr = stop.arg(path_index)
         if addr == 0:
             return None
-        try:
-            raw = paths.decode(stop.read_cstring(addr))
-        except OSError as exc:  # longer than PATH_MAX, or in unmapped memory: the kernel's errors
-            if exc.errno in (errno.ENAMETOOLONG, errno.EFAULT):
-                raise VfsError(exc.errno, f"path argument: {exc.strerror}") from None
-            raise
+        raw = self.read_path(stop, addr)
         if not raw:
             return None
         dirfd = stop.sarg(dirfd_index) if dirfd_index is not None else AT_FDCWD
         target = self.classify(stop, raw, dirfd)
         if target is not None and target.virtual:
-            if any(len(paths.encode(part)) > NAME_MAX for part in raw.split("/")):
-                raise VfsError(errno.ENAMETOOLONG, f"{target.path}: a name longer than {NAME_MAX} bytes")
-            last = raw.rstrip("/").rpartition("/")[2]
-            if last in (".", ".."):
-                target.dots = last
+            if paths.too_long_name(raw):
+                raise VfsError(errno.ENAMETOOLONG, f"{target.path}: a name longer than {paths.NAME_MAX} bytes")
+            target.dots = paths.last_dots(raw)
         return target
 
+    def read_path(self, stop: SyscallStop, addr: int) -> str:
+        """The path string at `addr` in the tracee; the kernel's errors when it cannot be
+        read (EFAULT) or has no NUL within PATH_MAX (ENAMETOOLONG)."""
+        try:
+            return paths.decode(stop.read_cstring(addr))
+        except OSError as exc:
+            if exc.errno in (errno.ENAMETOOLONG, errno.EFAULT):
+                raise VfsError(exc.errno, f"path argument at {addr:#x}: {os.strerror(exc.errno).lower()}") from None
+            raise
+
     def classify(self, stop: SyscallStop, raw: str, dirfd: int = AT_FDCWD) -> Target | None:
-        if raw.startswith(("/proc/", "/dev/fd/")) and (desc := self.fd_link(stop, raw)) is not None:
-            return Target(True, desc.path)
-        if raw.startswith("/"):
-            path = paths.normalize(raw) if paths.needs_normalizing(raw) else raw
-            if self.mounts.is_virtual(path):
-                return Target(True, path, paths.wants_dir(raw))
+        """The pure part is paths.lexical_class; this adds the process's own: descriptors
+        behind /proc/self/fd links, the directory a relative path starts from."""
+        kind = paths.lexical_class(raw, self.roots, self._root_components)
+        if kind is paths.Lexical.FD_LINK:
+            desc = self.fd_link(stop, raw)
+            if desc is not None:
+                return Target(True, desc.path)
+            kind = paths.Lexical.VIRTUAL if paths.under_roots(paths.normalize(raw), self.roots) else paths.Lexical.LOCAL
+        if kind is paths.Lexical.LOCAL:
             return None
-        url = paths.from_url(raw)
-        if url is not None:
-            return Target(True, paths.normalize(url), paths.wants_dir(raw))
+        if kind is paths.Lexical.VIRTUAL:
+            url = paths.from_url(raw)
+            return Target(True, paths.normalize(url if url is not None else raw), paths.wants_dir(raw))
         proc = self.proc(stop)
         if dirfd == AT_FDCWD:
             base = proc.fs.vcwd
@@ -360,19 +356,14 @@ class Supervisor:
             base = desc.path if desc is not None else None
         if base is not None:  # relative to a virtual directory
             path = paths.join(base, raw)
-            return Target(self.mounts.is_virtual(path), path, paths.wants_dir(raw))
-        # Relative to a local directory: it can only reach a virtual root through '..'
-        # or by naming a component of one.
-        first = raw.split("/", 1)[0]
-        if ".." not in raw.split("/") and first not in self._root_components:
+            return Target(paths.under_roots(path, self.roots), path, paths.wants_dir(raw))
+        if kind is paths.Lexical.RELATIVE:   # below a local directory: stays local
             return None
         local_base = self._local_base(stop, proc, dirfd)
         if local_base is None:
             return None
         path = paths.join(local_base, raw)
-        if self.mounts.is_virtual(path):
-            return Target(True, path, paths.wants_dir(raw))
-        return None
+        return Target(True, path, paths.wants_dir(raw)) if paths.under_roots(path, self.roots) else None
 
     def fd_link(self, stop: SyscallStop, raw: str) -> OpenDescription | None:
         """The virtual description behind /proc/self/fd/N, /proc/PID/fd/N or /dev/fd/N:

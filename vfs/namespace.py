@@ -50,6 +50,14 @@ class _Entry:
     expires: float
 
 
+def link_target_path(link: str, target: str) -> str:
+    """Where symlink `link` (absolute) leads: `target` from the link's directory,
+    normalized lexically (objmount/paths.py's join, which the vfs cannot import; the
+    tests hold the two to the same answers)."""
+    joined = posixpath.normpath(posixpath.join(posixpath.dirname(link), target))
+    return joined[1:] if joined.startswith("//") else joined
+
+
 class Namespace:
     def __init__(self, mounts: MountTable, stores, ttl: float):
         self.mounts = mounts
@@ -455,10 +463,7 @@ class Namespace:
         return path
 
     def _follow(self, link: str, meta: Meta, rest: str, follow_last: bool, depth: int, **how) -> str:
-        target = meta.target or ""
-        joined = posixpath.normpath(posixpath.join(posixpath.dirname(link), target))
-        if joined.startswith("//"):
-            joined = joined[1:]
+        joined = link_target_path(link, meta.target or "")
         if rest:
             joined = posixpath.join(joined, rest)
         if not self.mounts.is_virtual(joined):

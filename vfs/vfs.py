@@ -246,8 +246,11 @@ class Vfs:
         self._parent_dir(path)
         md = metas.to_metadata(metas.SYMLINK_MODE, os.getuid() if uid is None else uid,
                                os.getgid() if gid is None else gid, time.time())
-        store.put(loc.key, os.fsencode(target), md)
-        self.ns.forget(path)
+        data = os.fsencode(target)
+        etag = store.put(loc.key, data, md)
+        # Known now, as mknod's nodes are: a listing alone could not tell it is a link.
+        meta = metas.from_object(store.id, loc.key, len(data), etag, time.time(), md)
+        self.ns.update(path, dataclasses.replace(meta, target=target))
 
     def _flush_path(self, path: str) -> None:
         _, loc = self._located(path)
@@ -314,7 +317,7 @@ class Vfs:
             if target is not None:  # the replaced file: as if unlinked
                 self.files.removing(store, new_loc.key, new, target)
             self.files.keep_readable(store, loc.key, meta)
-            store.copy(loc.key, new_loc.key, None)
+            etag = store.copy(loc.key, new_loc.key, None)
             store.delete(loc.key)
             self.files.renamed(store, loc.key, new_loc.key, new)
         if target is not None and target.kind is Kind.DIR:
@@ -322,6 +325,10 @@ class Vfs:
         self.ns.forget(old)
         self.ns.forget(new)
         self.ns.remember(old, None)
+        if meta.kind is not Kind.DIR and not stat.S_ISREG(meta.mode):
+            # A link or special file keeps its type under the new name: a listing alone
+            # would show it as a file.
+            self.ns.update(new, dataclasses.replace(meta, etag=etag, ino=metas.inode(store.id, new_loc.key)))
 
     def _rename_dir(self, store, old: str, new: str, old_key: str, new_key: str) -> None:
         moving = self.files.flush_below(store, old, old_key, new, new_key)

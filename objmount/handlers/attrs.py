@@ -131,7 +131,7 @@ def on_faccessat2(sup, stop) -> None:
 def _readlink(sup, stop, path_index: int, dirfd_index: int | None, buf_index: int) -> None:
     addr = stop.arg(path_index)
     if addr:
-        raw = os.fsdecode(stop.read_cstring(addr))
+        raw = sup.read_path(stop, addr)
         desc = sup.fd_link(stop, raw) if raw.startswith(("/proc/", "/dev/fd/")) else None
         if desc is not None:  # /proc/self/fd/N of a virtual descriptor names the virtual path
             data = os.fsencode(desc.path)[: stop.arg(buf_index + 1)]

@@ -5,7 +5,6 @@ is skipped with its result; a local path passes to the kernel untouched."""
 from __future__ import annotations
 
 import errno
-import os
 import stat
 import struct
 import time
@@ -13,12 +12,10 @@ import time
 from vfs import Kind, VfsError
 
 from .. import permissions as perm
+from ..linux import AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW, RENAME_NOREPLACE, SYS
+from ..paths import Target
 from .registry import fd_syscall, path_syscall
 
-AT_SYMLINK_NOFOLLOW = 0x100
-AT_REMOVEDIR = 0x200
-AT_EMPTY_PATH = 0x1000
-RENAME_NOREPLACE = 1
 UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
 
@@ -52,12 +49,12 @@ def _path(sup, stop, path_index: int, dirfd_index: int | None, follow: bool):
 def _refuse_dots(stop, target) -> None:
     """'.' or '..' as the last component of a name to create or remove: the kernel's
     answers (do_rmdir, do_unlinkat, filename_create)."""
-    removing_dir = stop.nr == 84 or (stop.nr == 263 and stop.arg(2) & AT_REMOVEDIR)
+    removing_dir = stop.nr == SYS.rmdir or (stop.nr == SYS.unlinkat and stop.arg(2) & AT_REMOVEDIR)
     if removing_dir:
         err = errno.EINVAL if target.dots == "." else errno.ENOTEMPTY
-    elif stop.nr in (87, 263):   # unlink
+    elif stop.nr in (SYS.unlink, SYS.unlinkat):
         err = errno.EISDIR
-    elif stop.nr in (83, 258):   # mkdir
+    elif stop.nr in (SYS.mkdir, SYS.mkdirat):
         err = errno.EEXIST
     else:
         return
@@ -85,7 +82,7 @@ def _done(stop, fn, *args) -> None:
 # --- create and remove ----------------------------------------------------------------
 @path_syscall("mkdir", "mkdirat")
 def on_mkdir(sup, stop) -> None:
-    at = stop.nr == 258
+    at = stop.nr == SYS.mkdirat
     path = _path(sup, stop, 1 if at else 0, 0 if at else None, follow=False)
     if path is not None:
         path = path.rstrip("/") or "/"
@@ -104,7 +101,7 @@ def on_rmdir(sup, stop) -> None:
 
 @path_syscall("unlink", "unlinkat")
 def on_unlink(sup, stop) -> None:
-    at = stop.nr == 263
+    at = stop.nr == SYS.unlinkat
     path = _path(sup, stop, 1 if at else 0, 0 if at else None, follow=False)
     if path is None:
         return
@@ -117,19 +114,36 @@ def on_unlink(sup, stop) -> None:
 
 @path_syscall("symlink", "symlinkat")
 def on_symlink(sup, stop) -> None:
-    at = stop.nr == 266
+    at = stop.nr == SYS.symlinkat
     path = _path(sup, stop, 2 if at else 1, 1 if at else None, follow=False)
     if path is not None:
-        target = os.fsdecode(stop.read_cstring(stop.arg(0)))
+        target = sup.read_path(stop, stop.arg(0))
+        if not target:   # the kernel's answer to an empty link target
+            raise VfsError(errno.ENOENT, f"{path}: empty symlink target")
         uid, gid, _ = perm.new_owner(sup.may_create(path), 0o777, False, sup.creds(stop))
         _done(stop, sup.vfs.symlink, target, path, uid, gid)
 
 
 # --- rename and link --------------------------------------------------------------------
-def _two_paths(sup, stop, old_i, old_dirfd, new_i, new_dirfd, follow_old=False):
+def _two_paths(sup, stop, old_i, old_dirfd, new_i, new_dirfd, follow_old=False, empty_old=False):
+    """The virtual (old, new) paths of a rename or link; None when the kernel answers (both
+    local, rewritten if they needed resolving) or the call failed. empty_old: linkat's
+    AT_EMPTY_PATH, an empty old path names the file open on old_dirfd."""
     old_t = sup.target(stop, old_i, old_dirfd)
     new_t = sup.target(stop, new_i, new_dirfd)
-    if stop.nr in (82, 264, 316) and any(t is not None and t.virtual and t.dots for t in (old_t, new_t)):
+    # A null or empty path is the kernel's EFAULT or ENOENT, whatever the other path is;
+    # target() leaves them to the kernel, which must not make them EXDEV here.
+    if old_t is None and empty_old and _empty(stop, old_i):
+        desc = sup.desc(stop, stop.sarg(old_dirfd))
+        if desc is not None and desc.is_dir:
+            raise VfsError(errno.EPERM, f"{desc.path}: hard links to directories are not allowed")
+        old_t = Target(True, desc.path) if desc is not None else None
+    for t, i in ((old_t, old_i), (new_t, new_i)):
+        if t is None and not stop.arg(i):
+            raise VfsError(errno.EFAULT, "null path argument")
+        if t is None and _empty(stop, i):
+            raise VfsError(errno.ENOENT, "empty path argument")
+    if stop.nr in (SYS.rename, SYS.renameat, SYS.renameat2) and any(t is not None and t.virtual and t.dots for t in (old_t, new_t)):
         raise VfsError(errno.EBUSY, "rename: '.' or '..' as the last component")
     old = _resolve_parent(sup, old_t) if old_t is not None and old_t.virtual else old_t
     new = _resolve_parent(sup, new_t) if new_t is not None and new_t.virtual else new_t
@@ -149,10 +163,15 @@ def _two_paths(sup, stop, old_i, old_dirfd, new_i, new_dirfd, follow_old=False):
     return old.path, new.path
 
 
+def _empty(stop, index: int) -> bool:
+    """Whether path argument `index` (readable: target() read it) is the empty string."""
+    return stop.read(stop.arg(index), 1) in (b"", b"\0")
+
+
 @path_syscall("rename", "renameat", "renameat2")
 def on_rename(sup, stop) -> None:
-    at = stop.nr != 82
-    flags = stop.arg(4) if stop.nr == 316 else 0
+    at = stop.nr != SYS.rename
+    flags = stop.arg(4) if stop.nr == SYS.renameat2 else 0
     paths = _two_paths(sup, stop, 1 if at else 0, 0 if at else None, 3 if at else 1, 2 if at else None)
     if paths is None:
         return
@@ -164,9 +183,11 @@ def on_rename(sup, stop) -> None:
 
 @path_syscall("link", "linkat")
 def on_link(sup, stop) -> None:
-    at = stop.nr == 265
-    follow = at and bool(stop.arg(4) & 0x400)  # AT_SYMLINK_FOLLOW
-    paths = _two_paths(sup, stop, 1 if at else 0, 0 if at else None, 3 if at else 1, 2 if at else None, follow)
+    at = stop.nr == SYS.linkat
+    follow = at and bool(stop.arg(4) & AT_SYMLINK_FOLLOW)
+    empty_old = at and bool(stop.arg(4) & AT_EMPTY_PATH)
+    paths = _two_paths(sup, stop, 1 if at else 0, 0 if at else None, 3 if at else 1, 2 if at else None, follow,
+                       empty_old)
     if paths is not None:
         _may_link(sup, *paths)
         _done(stop, sup.vfs.link, paths[0], paths[1])
@@ -248,8 +269,8 @@ def _desc_path(sup, stop, fd: int, through_descriptor: bool = False) -> str | No
 
 @path_syscall("chmod", "fchmodat", "fchmodat2")
 def on_chmod(sup, stop) -> None:
-    at = stop.nr != 90
-    flags = stop.arg(3) if stop.nr == 452 else 0
+    at = stop.nr != SYS.chmod
+    flags = stop.arg(3) if stop.nr == SYS.fchmodat2 else 0
     if at and flags & AT_EMPTY_PATH and stop.read(stop.arg(1), 1) in (b"", b"\0"):
         path = _desc_path(sup, stop, stop.sarg(0))
     else:
@@ -272,12 +293,12 @@ def _sint(v: int) -> int:
 
 @path_syscall("chown", "lchown", "fchownat")
 def on_chown(sup, stop) -> None:
-    at = stop.nr == 260
+    at = stop.nr == SYS.fchownat
     flags = stop.arg(4) if at else 0
     if at and flags & AT_EMPTY_PATH and stop.read(stop.arg(1), 1) in (b"", b"\0"):
         path = _desc_path(sup, stop, stop.sarg(0))
     else:
-        follow = stop.nr == 92 or (at and not flags & AT_SYMLINK_NOFOLLOW)
+        follow = stop.nr == SYS.chown or (at and not flags & AT_SYMLINK_NOFOLLOW)
         path = _path(sup, stop, 1 if at else 0, 0 if at else None, follow=follow)
     if path is not None:
         _chown(sup, stop, path, _sint(stop.arg(2 if at else 1)), _sint(stop.arg(3 if at else 2)))
@@ -340,12 +361,12 @@ def on_utimensat(sup, stop) -> None:
 
 @path_syscall("utimes", "futimesat", "utime")
 def on_utimes(sup, stop) -> None:
-    at = stop.nr == 261
+    at = stop.nr == SYS.futimesat
     path = _path(sup, stop, 1 if at else 0, 0 if at else None, follow=True)
     if path is None:
         return
     times = stop.arg(2 if at else 1)
-    if stop.nr == 132:  # utime(path, struct utimbuf {actime, modtime})
+    if stop.nr == SYS.utime:  # utime(path, struct utimbuf {actime, modtime})
         mtime = time.time() if times == 0 else float(struct.unpack("<qq", stop.read(times, 16))[1])
     else:
         mtime = _mtime_from_timevals(stop, times)

@@ -12,6 +12,7 @@ from vfs import Kind, VfsError
 from vfs.special import is_special
 
 from .. import permissions as perm
+from ..linux import SYS
 from ..process import OpenDescription
 from .changes import _resolve_parent, umask_of
 from .registry import path_syscall
@@ -109,9 +110,10 @@ def _open(sup, stop, path_index: int, dirfd_index: int | None, flags: int) -> No
         creds = sup.creds(stop)
         sup.allow(perm.permission(meta, _wanted(flags), creds), target.path)
         _open_file(sup, stop, path_index, flags, target.path, None)
-        if writes and (mode := perm.write_kills_setid(meta, creds)) is not None:
-            # The kernel clears them at the first write; here at the open for writing (the
-            # file is open now: the new mode goes up with its data).
+        if flags & O_TRUNC and (mode := perm.write_kills_setid(meta, creds)) is not None:
+            # A truncating open clears set-id bits, as a truncate does; a plain open for
+            # writing clears them at its first write (io.py). The file is open now: the
+            # new mode goes up with its data.
             try:
                 sup.vfs.setattr(target.path, mode)
             except VfsError as exc:
@@ -122,11 +124,11 @@ def _open(sup, stop, path_index: int, dirfd_index: int | None, flags: int) -> No
 
 def stop_mode(stop, flags: int) -> int:
     """The mode argument of the open call being handled."""
-    if stop.nr == 2:
+    if stop.nr == SYS.open:
         return stop.arg(2)
-    if stop.nr == 85:
+    if stop.nr == SYS.creat:
         return stop.arg(1)
-    if stop.nr == 437:
+    if stop.nr == SYS.openat2:
         how = stop.read(stop.arg(2), 16)
         return struct.unpack("<QQ", how)[1] if len(how) == 16 else 0o644
     return stop.arg(3)
@@ -153,11 +155,11 @@ def _open_file(sup, stop, path_index: int, flags: int, path: str, owner: tuple[i
 
 
 def _set_flags(sup, stop, flags: int) -> None:
-    if stop.nr == 2:
+    if stop.nr == SYS.open:
         stop.set_arg(1, flags)
-    elif stop.nr == 257:
+    elif stop.nr == SYS.openat:
         stop.set_arg(2, flags)
-    elif stop.nr == 437:
+    elif stop.nr == SYS.openat2:
         how = bytearray(stop.read(stop.arg(2), 24))
         how[0:8] = struct.pack("<Q", flags)
         stop.set_arg(2, stop.push(bytes(how)))

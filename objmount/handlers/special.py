@@ -31,12 +31,12 @@ from vfs import VfsError
 from vfs import special as vspecial
 
 from .. import permissions as perm
+from ..linux import SYS
 from .changes import _path, _resolve_parent, umask_of
 from .registry import always_syscall, path_syscall
 
 AF_UNIX = 1
 SUN_PATH_MAX = 108
-MKNOD = 133
 O_ACCMODE = 0o3
 
 
@@ -63,6 +63,19 @@ class RunNodes:
     def real(self, kind: str, path: str) -> str:
         return os.path.join(self.dir, kind + hashlib.blake2b(os.fsencode(path), digest_size=8, key=self._key).hexdigest())
 
+    def socket(self, path: str, creds) -> str:
+        """Where the real socket of a bind at `path` goes: the kernel creates it with the
+        binding process's identity, so a program running as another user than objmount
+        binds in a directory of its own (0711 like the run's, made when objmount is root;
+        otherwise every process of the run is objmount's user anyway)."""
+        if creds.fsuid == os.geteuid() or os.geteuid() != 0:
+            return self.real("s", path)
+        own = os.path.join(self.dir, f"u{creds.fsuid}")
+        if not os.path.isdir(own):
+            os.mkdir(own, 0o711)
+            os.chown(own, creds.fsuid, creds.fsgid)
+        return os.path.join(own, os.path.basename(self.real("s", path)))
+
     def fifo(self, path: str) -> str:
         real = self.real("p", path)
         if not os.path.exists(real):
@@ -81,7 +94,7 @@ def _nodes(sup) -> RunNodes:
 # --- mknod ----------------------------------------------------------------------------
 @path_syscall("mknod", "mknodat")
 def on_mknod(sup, stop) -> None:
-    at = stop.nr != MKNOD
+    at = stop.nr != SYS.mknod
     path = _path(sup, stop, 1 if at else 0, 0 if at else None, follow=False)
     if path is None:
         return
@@ -178,8 +191,10 @@ def on_bind(sup, stop) -> None:
     except VfsError as exc:
         if exc.errno != errno.ENOENT:
             raise
+    parent = sup.may_create(path)
+    creds = sup.creds(stop)
     nodes = _nodes(sup)
-    real = nodes.real("s", path)
+    real = nodes.socket(path, creds)
     try:
         os.unlink(real)  # left by an earlier bind at this path, since unlinked
     except FileNotFoundError:
@@ -188,7 +203,7 @@ def on_bind(sup, stop) -> None:
     result = stop.run()
     if result < 0:
         return
-    uid, gid, perms = perm.new_owner(sup.parent_meta(path), 0o777 & ~umask_of(stop.tid), False, sup.creds(stop))
+    uid, gid, perms = perm.new_owner(parent, 0o777 & ~umask_of(stop.tid), False, creds)
     try:
         vspecial.make_node(sup.vfs, path, stat.S_IFSOCK | perms, 0, uid, gid)
     except VfsError:
@@ -205,6 +220,7 @@ def on_connect(sup, stop) -> None:
     meta = sup.vfs.lookup(path, exact=True)
     if not stat.S_ISSOCK(meta.mode):
         raise VfsError(errno.ECONNREFUSED, f"{path}: not a socket")
+    sup.allow(perm.permission(meta, perm.W_OK, sup.creds(stop)), path)   # as the kernel: write on the socket
     real = _nodes(sup).sockets.get(path)
     if real is None or not os.path.exists(real):
         raise VfsError(errno.ECONNREFUSED, f"{path}: no socket bound there in this run")

@@ -15,14 +15,15 @@ from vfs import VfsError
 from vfs import xattrs as vx
 
 from .. import permissions as perm
+from ..linux import SYS
 from .changes import _resolve_parent
 from .registry import fd_syscall, path_syscall
 
 USER = "user."
-SETXATTR, LSETXATTR, FSETXATTR = 188, 189, 190
-GETXATTR, LGETXATTR, FGETXATTR = 191, 192, 193
-LISTXATTR, LLISTXATTR, FLISTXATTR = 194, 195, 196
-REMOVEXATTR, LREMOVEXATTR, FREMOVEXATTR = 197, 198, 199
+SETXATTR, LSETXATTR, FSETXATTR = SYS.setxattr, SYS.lsetxattr, SYS.fsetxattr
+GETXATTR, LGETXATTR, FGETXATTR = SYS.getxattr, SYS.lgetxattr, SYS.fgetxattr
+LISTXATTR, LLISTXATTR, FLISTXATTR = SYS.listxattr, SYS.llistxattr, SYS.flistxattr
+REMOVEXATTR, LREMOVEXATTR, FREMOVEXATTR = SYS.removexattr, SYS.lremovexattr, SYS.fremovexattr
 KNOWN_PREFIXES = ("user.", "trusted.", "security.", "system.")
 UNSTORABLE = '",\\'
 

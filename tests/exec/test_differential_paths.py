@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+PROBES = Path(__file__).resolve().parents[1] / "probe"
+
 LONG_NAME = "n" * 256
 LONG_PATH = "/".join(["d" * 200] * 21)   # over PATH_MAX
 
@@ -46,3 +54,54 @@ def test_an_o_path_descriptor_of_a_directory_changes_nothing_through_itself(diff
         [["mkdir", "d"], ["open", "d", "PATH|DIRECTORY"], ["fstat", "a", False], ["fchmod", "a", 0o700],
          ["close", "a"], ["stat", "d", False]],
     )
+
+
+@pytest.fixture(scope="module")
+def path_probe(tmp_path_factory):
+    """tests/probe/path_probe.c built: bad pointers and empty paths, through libc and raw."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc not installed")
+    exe = tmp_path_factory.mktemp("path_probe") / "path_probe"
+    subprocess.run(["gcc", "-O1", "-Wall", "-o", str(exe), str(PROBES / "path_probe.c")], check=True)
+    return exe
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "no-fast-path"])
+def test_bad_pointers_and_empty_paths_get_the_kernels_errors(objmount, s3, bucket, tmp_path, path_probe, fast_path):
+    """EFAULT for a path at an unreadable address (the fast path must not read it and die
+    of SIGSEGV), ENOENT for an empty path (never EXDEV beside a virtual one), and
+    linkat(fd, "", AT_EMPTY_PATH) links the file open on fd."""
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "f").write_bytes(b"")
+    native = subprocess.run([str(path_probe), str(local)], capture_output=True, timeout=60)
+    assert native.returncode == 0, native.stderr
+    s3.put_object(Bucket=bucket, Key="f", Body=b"")
+    run = objmount([str(path_probe), "/w"], "-m", f"/w=s3://{bucket}", *(() if fast_path else ("--no-fast-path",)))
+    assert run.returncode == 0, run.stderr
+    assert run.text.splitlines() == native.stdout.decode().splitlines(), run.stderr
+    assert "internal error" not in run.stderr
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+    assert keys == sorted(p.name for p in local.iterdir())
+
+
+def test_listing_types_of_entries_this_run_knows(differential):
+    """readdir's d_type of a symlink, fifo, socket, directory and file made in the run."""
+    differential(
+        [["mkdir", "d"], ["put", "f", "x"], ["symlink", "f", "l"], ["mkfifo", "p"], ["mknod", "s", 0o140644],
+         ["symlink", "d", "ld"], ["dtypes"], ["rename", "l", "l2"], ["rename", "p", "p2"], ["rename", "s", "s2"],
+         ["dtypes"], ["readlink", "l2"], ["cat", "l2"]],
+    )
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "no-fast-path"])
+def test_a_relative_path_into_a_root_from_above_it(objmount, s3, bucket, tmp_path, fast_path):
+    """From '/', "objmount/s3/B/f", "./objmount/..." and "in/f" from the directory above a
+    mount target lead into a root: the first name counts, not the first component."""
+    s3.put_object(Bucket=bucket, Key="f", Body=b"in the bucket\n")
+    script = (f"cd / && cat objmount/s3/{bucket}/f ./objmount/s3/{bucket}/f .//objmount/s3/{bucket}/f && "
+              f"cd {tmp_path} && cat ./in/f in/f")
+    # (the target written with a trailing '/': the mount table's normalized form counts)
+    run = objmount(["sh", "-c", script], "-m", f"{tmp_path}/in/=s3://{bucket}", *(() if fast_path else ("--no-fast-path",)))
+    assert run.returncode == 0, run.stderr
+    assert run.text == "in the bucket\n" * 5

@@ -5,6 +5,7 @@ the same. Usage: perm_probe.py DIR"""
 
 import errno
 import os
+import socket
 import stat
 import sys
 
@@ -82,6 +83,11 @@ put(p("open", "rootsuid"), 0o6755)
 os.chown(p("open", "rootsuid"), 0, 0)          # root's chown clears set-id bits too
 print("root chown of a 6755 file:", mode_of(p("open", "rootsuid")), flush=True)
 put(p("open", "x"), 0o744)
+for name in ("suid-open", "suid-trunc", "suid-ftrunc"):
+    put(p("open", name), 0o644, NOBODY, NOBODY)
+    os.chmod(p("open", name), 0o6755)
+root_sock = socket.socket(socket.AF_UNIX)
+root_sock.bind(p("open", "sock"))                # 0755 & ~umask: nobody may not connect
 
 # --- as nobody ------------------------------------------------------------------------
 os.setgroups([])
@@ -126,3 +132,48 @@ show("utime roots ro now", lambda: os.utime(p("open", "ro")))
 show("utime mine explicit", lambda: os.utime(p("open", "mine"), (1, 1)))
 show("write suid", lambda: (append(p("open", "suid")), mode_of(p("open", "suid")))[1])
 show("link roots ro", lambda: os.link(p("open", "ro"), p("w", "link")))
+
+
+def open_then_write(path):
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        before = mode_of(path)        # the open alone clears nothing
+        os.write(fd, b"x")
+        return before + " then " + mode_of(path)
+    finally:
+        os.close(fd)
+
+
+def ftrunc(path):
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.ftruncate(fd, 1)
+    finally:
+        os.close(fd)
+    return mode_of(path)
+
+
+def bind(path):
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.bind(path)
+        return mode_of(path)
+    finally:
+        s.close()
+
+
+def connect(path):
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(path)
+    finally:
+        s.close()
+
+
+show("open then write suid", lambda: open_then_write(p("open", "suid-open")))
+show("truncating open suid", lambda: (os.close(os.open(p("open", "suid-trunc"), os.O_WRONLY | os.O_TRUNC)),
+                                      mode_of(p("open", "suid-trunc")))[1])
+show("ftruncate suid", lambda: ftrunc(p("open", "suid-ftrunc")))
+show("bind in ro", lambda: bind(p("ro", "sock")))
+show("bind in w", lambda: bind(p("w", "sock")))
+show("connect to root's socket", lambda: connect(p("open", "sock")))

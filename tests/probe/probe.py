@@ -222,6 +222,33 @@ class Probe:
     def listdir(self, path="."):
         return sorted(os.listdir(self.p(path)))
 
+    def dtypes(self, path="."):
+        """[name, d_type] of each entry as readdir gives it (0 DT_UNKNOWN, 1 DT_FIFO,
+        4 DT_DIR, 8 DT_REG, 10 DT_LNK, 12 DT_SOCK)."""
+        import ctypes
+
+        class Dirent(ctypes.Structure):   # glibc's struct dirent on x86_64
+            _fields_ = [("d_ino", ctypes.c_uint64), ("d_off", ctypes.c_int64), ("d_reclen", ctypes.c_ushort),
+                        ("d_type", ctypes.c_ubyte), ("d_name", ctypes.c_char * 256)]
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.opendir.restype = ctypes.c_void_p
+        libc.opendir.argtypes = [ctypes.c_char_p]
+        libc.readdir.restype = ctypes.POINTER(Dirent)
+        libc.readdir.argtypes = [ctypes.c_void_p]
+        libc.closedir.argtypes = [ctypes.c_void_p]
+        d = libc.opendir(os.fsencode(self.p(path)))
+        if not d:
+            raise OSError(ctypes.get_errno(), "opendir")
+        out = []
+        try:
+            while e := libc.readdir(d):
+                name = os.fsdecode(e.contents.d_name)
+                if name not in (".", ".."):
+                    out.append([name, e.contents.d_type])
+        finally:
+            libc.closedir(d)
+        return sorted(out)
+
     def chmod(self, path, mode):
         os.chmod(self.p(path), mode)
         return "ok"

@@ -59,6 +59,7 @@ typedef __builtin_va_list va_list;
 #define O_TMPFILE (020000000 | O_DIRECTORY)
 
 #define EINVAL 22
+#define EFAULT 14
 #define ENOTDIR 20
 #define ENAMETOOLONG 36
 #define ELOOP 40
@@ -73,6 +74,7 @@ enum {
     NR_close = 3, NR_fstat = 5, NR_mmap = 9, NR_mprotect = 10, NR_munmap = 11, NR_getcwd = 79,
     NR_openat = 257, NR_newfstatat = 262,
     NR_readlinkat = 267, NR_faccessat = 269, NR_statx = 332, NR_faccessat2 = 439,
+    NR_rt_sigprocmask = 14,
 };
 
 #define PROT_READ 1
@@ -310,16 +312,22 @@ static SLOW int dir_is_deferred(int dirfd) {
     return st[0] == stand_in[0] && st[1] == stand_in[1];
 }
 
+/* Is `path`, joined to the directory in `buf` (SMALL_PATH bytes, overwritten), outside
+ * every root? objmount/paths.py: not under_roots(join(base, path)). */
+static SLOW int joined_local(char *buf, const char *path) {
+    size_t b = slen(buf), n = slen(path);
+    if (b + 1 + n + 1 > SMALL_PATH) return 0;
+    buf[b] = '/';
+    for (size_t i = 0; i <= n; i++) buf[b + 1 + i] = path[i];
+    if (!normalize(buf, buf, SMALL_PATH)) return 0;
+    return !under_root(buf);
+}
+
 static SLOW int local_from_base(int dirfd, const char *path) {
     char buf[SMALL_PATH];   /* base, then base/path, normalized in place */
     if (!base_dir(dirfd, buf, sizeof buf)) return 0;
     if (defer_cwd[0] && same(buf, defer_cwd)) return 0;   /* a virtual directory */
-    size_t b = slen(buf), n = slen(path);
-    if (b + 1 + n + 1 > sizeof buf) return 0;
-    buf[b] = '/';
-    for (size_t i = 0; i <= n; i++) buf[b + 1 + i] = path[i];
-    if (!normalize(buf, buf, sizeof buf)) return 0;
-    return !under_root(buf);
+    return joined_local(buf, path);
 }
 
 static SLOW int normalized_local(const char *path) {
@@ -354,18 +362,71 @@ static int only_dots(const char *path) {
     return 1;
 }
 
+/* What a path string says by itself. The numbers and answers of objmount/paths.py's
+ * lexical_class (tests/test_paths.py holds the two to one table); a path too long for
+ * the small buffers is VIRTUAL here: the supervisor decides. */
+enum { LX_LOCAL = 0, LX_VIRTUAL = 1, LX_FD_LINK = 2, LX_RELATIVE = 3, LX_CLIMBS = 4 };
+
+static int lexical_class(const char *path) {
+    if (path[0] == '/') {
+        /* /proc/PID/fd/N and /dev/fd/N may name a virtual descriptor. */
+        if (starts(path, "/proc/") || starts(path, "/dev/fd/")) return LX_FD_LINK;
+        if (needs_normalizing(path)) return normalized_local(path) ? LX_LOCAL : LX_VIRTUAL;
+        return under_root(path) ? LX_VIRTUAL : LX_LOCAL;
+    }
+    if (starts(path, "s3:/")) return LX_VIRTUAL;   /* s3://bucket/key, s3:/bucket/key */
+    /* '..' anywhere, or a root's component as the first name ("objmount/s3/b" from "/";
+     * "./objmount" too), could lead into a root. */
+    int first = 1;
+    for (const char *p = path; *p;) {
+        const char *q = p;
+        while (*q && *q != '/') q++;
+        size_t n = (size_t)(q - p);
+        if (n == 2 && p[0] == '.' && p[1] == '.') return LX_CLIMBS;
+        if (first && n && !(n == 1 && p[0] == '.')) {
+            if (names_root_component(p, n)) return LX_CLIMBS;
+            first = 0;
+        }
+        p = *q ? q + 1 : q;
+    }
+    return LX_RELATIVE;
+}
+
+/* Can this process read the path string? A bad pointer must get the kernel's EFAULT
+ * (from the supervisor), not kill the program here. One syscall probes each page the
+ * string spans: rt_sigprocmask with an invalid `how` copies its 8-byte set in first
+ * (EFAULT when it cannot) and then fails with EINVAL, changing nothing. The probed word
+ * is aligned, so it lies in the page being checked. A string without a NUL within
+ * PATH_MAX is not read further (ENAMETOOLONG is the supervisor's to give). */
+#define PAGE_SIZE 4096UL
+static int word_readable(unsigned long a) {
+    return a >= PAGE_SIZE   /* null-ish: never mapped (mmap_min_addr) */
+        && direct(NR_rt_sigprocmask, -1, (long)(a & ~7UL), 0, 8, 0) != -EFAULT;
+}
+
+static int string_readable(const char *s, size_t limit) {
+    unsigned long a = (unsigned long)s;
+    for (size_t n = 0; n < limit;) {
+        unsigned long at = a + n;
+        if (!word_readable(at)) return 0;
+        for (unsigned long end = (at | (PAGE_SIZE - 1)) + 1; a + n < end && n < limit; n++)
+            if (!s[n]) return 1;
+    }
+    return 0;
+}
+
+static int readable(const char *path) { return string_readable(path, PATH_MAX); }
+
 /* 1 when the call on (dirfd, path) is plainly local and may run without a stop; 0 when
  * it must stop; with `lookup` (a call that changes nothing), LOCAL_UNLESS_STAND_IN
  * instead of checking a directory descriptor up front (see call()). */
 static int decide(int dirfd, const char *path, int lookup) {
-    if (!ready || !path) return 0;
+    if (!ready || !path || !readable(path)) return 0;
     if (dirfd != AT_FDCWD && dirfd >= fd_base) return 0;
     if (!path[0] && dirfd != AT_FDCWD) return fd_is_local(dirfd);   /* AT_EMPTY_PATH */
-    if (path[0] == '/') {
-        /* /proc/PID/fd/N and /dev/fd/N may name a virtual descriptor. */
-        if (starts(path, "/dev/fd") || starts(path, "/proc/")) return 0;
-        return needs_normalizing(path) ? normalized_local(path) : !under_root(path);
-    }
+    int cls = lexical_class(path);
+    if (cls == LX_LOCAL) return 1;
+    if (cls != LX_RELATIVE && cls != LX_CLIMBS) return 0;   /* a root's, or a descriptor's */
     int check_later = 0;
     if (dirfd == AT_FDCWD) {
         if (cwd_deferred()) return 0;
@@ -374,22 +435,10 @@ static int decide(int dirfd, const char *path, int lookup) {
     } else if (dir_is_deferred(dirfd)) {
         return 0;
     }
-    if (starts(path, "s3:")) return 0;
-    const char *p = path;
-    int first = 1, risky = 0;
-    while (*p) {
-        const char *q = p;
-        while (*q && *q != '/') q++;
-        size_t n = (size_t)(q - p);
-        if (n == 2 && p[0] == '.' && p[1] == '.') risky = 1;
-        if (first && names_root_component(p, n)) risky = 1;
-        if (n) first = 0;
-        p = *q ? q + 1 : q;
-    }
     /* '..' or a root's name could lead into a root (fts climbs with openat(fd, "..")):
      * resolve against the directory's real path, as the supervisor would (which also
      * finds the stand-in directory). */
-    if (risky) return local_from_base(dirfd, path);
+    if (cls == LX_CLIMBS) return local_from_base(dirfd, path);
     return check_later ? LOCAL_UNLESS_STAND_IN : 1;
 }
 
@@ -577,8 +626,25 @@ static int token_is(const char *t, size_t n, const char *word) {
 }
 
 /* The index of an LD_PRELOAD entry of envp naming another library after this one; -1. */
+/* Can envp be read here, as execve will (an array of strings up to a null pointer)? A
+ * bad pointer is the kernel's EFAULT to give, not a crash of ours. */
+#define MAX_ARG_STRLEN (32 * PAGE_SIZE)
+static SLOW int env_readable(char *const envp[]) {
+    unsigned long page = ~0UL;   /* none checked yet */
+    for (int i = 0; i < MAX_ENV; i++) {
+        unsigned long slot = (unsigned long)&envp[i];
+        if (slot / PAGE_SIZE != page) {
+            if (!word_readable(slot)) return 0;
+            page = slot / PAGE_SIZE;
+        }
+        if (!envp[i]) break;
+        if (!string_readable(envp[i], MAX_ARG_STRLEN)) return 0;
+    }
+    return 1;
+}
+
 static int preload_to_fix(char *const envp[]) {
-    if (!self_path[0] || !envp) return -1;
+    if (!self_path[0] || !envp || !env_readable(envp)) return -1;
     for (int i = 0; envp[i] && i < MAX_ENV; i++) {
         if (!starts(envp[i], "LD_PRELOAD=")) continue;
         const char *v = envp[i] + 11;
