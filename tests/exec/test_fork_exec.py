@@ -12,6 +12,7 @@ import sys
 # the exit's SIGCHLD merges into the pending one), and waitpid(WUNTRACED) could see it.
 CHILD_NOTICES = r'''
 import os, signal, sys
+signal.signal(signal.SIGCHLD, signal.SIG_DFL)   # an ignored SIGCHLD (inherited) reaps children itself
 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
 out = []
 for how in ("fork", "posix_spawn", "subprocess"):

@@ -1011,7 +1011,8 @@ EXPORT void *fopen64(const char *path, const char *mode) { return fopen_via("fop
  * cannot be told, is the supervisor's: its call stops as before. What is known is read
  * at start and again after an open the supervisor answered (a virtual open adds the
  * filters); a number learned late only costs its stops. Other numbers go to libc's own
- * function (read and close stay cancellation points). */
+ * function (read and close stay cancellation points; without glibc's __read and
+ * friends, the plain syscall). */
 #define FD_PROBE_FD 0xF1D00000L
 #define FD_PROBE_BIAS 1024
 #define MAX_WATCHED 4096
@@ -1028,8 +1029,9 @@ static void learn_watched(void) {
     int k = __atomic_load_n(&fd_filters_known, __ATOMIC_RELAXED);
     for (; k < MAX_FD_FILTERS; k++) {
         long lo = -traced(NR_close, FD_PROBE_FD | (long)k << 1, 0, 0, 0, 0) - FD_PROBE_BIAS;
+        if (lo < 0) break;   /* EBADF: no filter k (one call in a process without any) */
         long hi = -traced(NR_close, FD_PROBE_FD | (long)k << 1 | 1, 0, 0, 0, 0) - FD_PROBE_BIAS;
-        if (lo < 0 || hi <= lo || hi > 4095 - FD_PROBE_BIAS) break;   /* EBADF: no filter k */
+        if (hi <= lo || hi > 4095 - FD_PROBE_BIAS) break;
         for (long fd = lo; fd < hi && fd < MAX_WATCHED; fd++)
             __atomic_fetch_or(&watched_fds[fd >> 3], (unsigned char)(1u << (fd & 7)), __ATOMIC_RELAXED);
     }
