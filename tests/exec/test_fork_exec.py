@@ -24,7 +24,8 @@ for how in ("fork", "posix_spawn", "subprocess"):
         pid = os.posix_spawn("/bin/sh", ["sh", "-c", "exit 7"], os.environ)
     else:
         import subprocess
-        pid = subprocess.Popen(["/bin/true"]).pid
+        keep = subprocess.Popen(["/bin/true"])   # dropped at once, it would reap the child itself
+        pid = keep.pid
     _, status = os.waitpid(pid, os.WUNTRACED)
     info = signal.sigtimedwait({signal.SIGCHLD}, 5)
     out.append(f"{how}: stopped={os.WIFSTOPPED(status)} code={info and info.si_code} "
