@@ -22,6 +22,7 @@ class Result:
     seconds: float
     stats: dict = field(default_factory=dict)
     stdout: bytes = b""
+    ptrace_stops: dict = field(default_factory=dict)   # by kind, with count_stops (see stopcount.py)
 
     def requests(self) -> dict:
         return self.stats.get("vfs", {}).get("requests", {})
@@ -62,28 +63,41 @@ class Harness:
             s3.meta.events.register("before-call.s3.*", count)
         return s3
 
-    def native(self, cmd: list[str], prefix: list[str] = ()) -> Result:
+    def native(self, cmd: list[str], prefix: list[str] = (), cwd: str | None = None) -> Result:
         start = time.perf_counter()
-        out = subprocess.run([*prefix, *cmd], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out = subprocess.run([*prefix, *cmd], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd)
         seconds = time.perf_counter() - start
         if out.returncode != 0:
             raise RuntimeError(f"{cmd} failed: {out.stderr.decode()[-500:]}")
         return Result(seconds, stdout=out.stdout)
 
-    def objmount(self, cmd: list[str], *options: str, prefix: list[str] = (), cache: str | None = None) -> Result:
+    def objmount(self, cmd: list[str], *options: str, prefix: list[str] = (), cache: str | None = None,
+                 count_stops: bool = False, cwd: str | None = None) -> Result:
+        """Run cmd under objmount; with count_stops, every ptrace stop is counted by kind
+        (benchmarks/stopcount.py wraps the supervisor's waitpid)."""
         self._n += 1
         stats = self.tmp / f"stats-{self._n}.json"
+        stops = self.tmp / f"stops-{self._n}.json"
         cache_dir = cache or str(self.tmp / f"cache-{self._n}")
-        full = [*prefix, sys.executable, "-m", "objmount", "exec", "--cache-dir", cache_dir,
+        entry = ["-m", "benchmarks.stopcount", str(stops)] if count_stops else ["-m", "objmount"]
+        full = [*prefix, sys.executable, *entry, "exec", "--cache-dir", cache_dir,
                 "--stats-file", str(stats), *options, "--", *cmd]
         start = time.perf_counter()
-        out = subprocess.run(full, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out = subprocess.run(full, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd)
         seconds = time.perf_counter() - start
         if out.returncode != 0:
             raise RuntimeError(f"objmount {cmd} failed ({out.returncode}): {out.stderr.decode()[-500:]}")
-        return Result(seconds, json.loads(stats.read_text()) if stats.exists() else {}, out.stdout)
+        return Result(seconds, json.loads(stats.read_text()) if stats.exists() else {}, out.stdout,
+                      json.loads(stops.read_text()) if stops.exists() else {})
 
     def best(self, runs: int, fn):
         """The fastest of a few runs: the least disturbed by a noisy shared machine."""
         results = [fn() for _ in range(runs)]
         return min(results, key=lambda r: r.seconds)
+
+    def versus(self, runs: int, native, objmount) -> tuple[Result, Result]:
+        """The fastest of a few runs of each, alternated, so that a slow spell of the
+        machine falls on both sides rather than on one."""
+        pairs = [(native(), objmount()) for _ in range(runs)]
+        return (min((p[0] for p in pairs), key=lambda r: r.seconds),
+                min((p[1] for p in pairs), key=lambda r: r.seconds))

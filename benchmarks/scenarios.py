@@ -8,6 +8,7 @@ import json
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 import tarfile
 import time
@@ -64,41 +65,125 @@ def _row_from(result, **kw) -> Row:
 
 
 # --- 1. local work untouched ----------------------------------------------------------
+# A small autotools project: the checks a typical configure script makes (compiler,
+# headers, functions, sizes, libraries), each a few shells, compiles and links.
+CONFIGURE_AC = """AC_INIT([benchproj], [1.0])
+AC_CONFIG_SRCDIR([main.c])
+AC_CONFIG_HEADERS([config.h])
+AC_PROG_CC
+AC_PROG_MAKE_SET
+AC_PROG_LN_S
+AC_PROG_AWK
+AC_PROG_GREP
+AC_PROG_SED
+AC_CHECK_HEADERS([fcntl.h sys/stat.h sys/time.h time.h errno.h limits.h locale.h signal.h \\
+                  pthread.h dlfcn.h sys/mman.h sys/socket.h netinet/in.h arpa/inet.h poll.h \\
+                  sys/select.h termios.h wchar.h])
+AC_CHECK_FUNCS([memset strchr strdup strerror strtol gettimeofday mmap munmap socket \\
+                select poll realpath setlocale getcwd mkstemp])
+AC_CHECK_SIZEOF([int])
+AC_CHECK_SIZEOF([long])
+AC_CHECK_SIZEOF([void *])
+AC_CHECK_SIZEOF([size_t])
+AC_TYPE_SIZE_T
+AC_TYPE_PID_T
+AC_TYPE_OFF_T
+AC_C_CONST
+AC_C_INLINE
+AC_C_BIGENDIAN
+AC_SEARCH_LIBS([pthread_create], [pthread])
+AC_SEARCH_LIBS([dlopen], [dl])
+AC_SEARCH_LIBS([sqrt], [m])
+AC_CONFIG_FILES([Makefile])
+AC_OUTPUT
+"""
+MAKEFILE_IN = """CC = @CC@
+CFLAGS = @CFLAGS@
+DEFS = @DEFS@
+LIBS = @LIBS@
+prog: main.o
+\t$(CC) $(CFLAGS) -o $@ main.o $(LIBS)
+main.o: main.c config.h
+\t$(CC) $(CFLAGS) $(DEFS) -I. -c main.c -o $@
+"""
+MAIN_C = """#include "config.h"
+#include <stdio.h>
+int main(void) { printf("%s %d\\n", PACKAGE_STRING, (int)SIZEOF_LONG); return 0; }
+"""
+
+
+def autotools_project(where) -> "os.PathLike | None":
+    """A configure script generated with autoconf (and autoheader); None without them."""
+    if not (shutil.which("autoconf") and shutil.which("autoheader")):
+        return None
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "configure.ac").write_text(CONFIGURE_AC)
+    (where / "Makefile.in").write_text(MAKEFILE_IN)
+    (where / "main.c").write_text(MAIN_C)
+    for tool in ("autoconf", "autoheader"):
+        subprocess.run([tool], cwd=where, check=True, capture_output=True)
+    return where
+
+
+def _c_project(where, files: int) -> None:
+    where.mkdir(exist_ok=True)
+    for i in range(files):
+        (where / f"f{i}.c").write_text(f"#include <stdio.h>\n#include <string.h>\n"
+                                       f"int f{i}(int x) {{ return x * {i}; }}\n")
+    (where / "main.c").write_text("int main(void) { return 0; }\n")
+    objs = " ".join(f"f{i}.o" for i in range(files))
+    (where / "Makefile").write_text(f"all: prog\nprog: main.o {objs}\n\tcc -o $@ $^\n%.o: %.c\n\tcc -O0 -c $< -o $@\n"
+                                    "clean:\n\trm -f *.o prog\n")
+
+
 def local(h: Harness, scale: float) -> list[Row]:
-    rows = []
+    """Work on local files only: what a CI job or a build pays for running under objmount.
+    Each job natively and under objmount, alternated, best of 3; every ptrace stop of the
+    objmount run is counted by kind (benchmarks/stopcount.py)."""
     loops = max(2, int(20 * scale))
+    forks = max(20, int(500 * scale))
+    files = max(2, int(20 * scale))
     # The real interpreter: `python3` on PATH may be a shell shim (pyenv) that execs several programs.
     interpreter = shlex.quote(os.path.realpath(sys.executable))
     py = ["sh", "-c", f"for i in $(seq {loops}); do {interpreter} -c 'import json, email, http.client, asyncio'; done"]
     proj = h.tmp / "cproj"
-    proj.mkdir(exist_ok=True)
-    files = max(2, int(20 * scale))
-    for i in range(files):
-        (proj / f"f{i}.c").write_text(f"int f{i}(int x) {{ return x * {i}; }}\n")
-    (proj / "main.c").write_text("int main(void) { return 0; }\n")
-    objs = " ".join(f"f{i}.o" for i in range(files))
-    (proj / "Makefile").write_text(f"all: prog\nprog: main.o {objs}\n\tcc -o $@ $^\n%.o: %.c\n\tcc -O0 -c $< -o $@\n"
-                                   "clean:\n\trm -f *.o prog\n")
-    make = ["sh", "-c", f"make -s -C {proj} clean && make -s -C {proj}"]
+    _c_project(proj, files)
+    make = ["sh", "-c", f"make -s -C {proj} clean && make -s -j2 -C {proj}"]
+    fork = ["sh", "-c", f"for i in $(seq {forks}); do /bin/true; done"]
     find = ["sh", "-c", "find /usr -type f | wc -l"]
-    # Each job plainly, pinned to one CPU (cheaper stops, no parallelism), and the Python
-    # loop once with the fast path off (every path syscall stops), to show what each buys.
-    variants = [(name, cmd, pinned, ()) for name, cmd in (("python imports x%d" % loops, py),
-                                                          ("make %d files" % files, make), ("find /usr", find))
-                for pinned in (False, True)]
-    variants.insert(2, ("python imports x%d" % loops, py, False, ("--no-fast-path",)))
-    for name, cmd, pinned, options in variants:
-        prefix = ["taskset", "-c", "0"] if pinned and shutil.which("taskset") else []
-        if pinned and not prefix:
+    jobs: list[tuple[str, list[str], tuple[str, ...], str | None, float | None]] = []
+    auto = autotools_project(h.tmp / "autoproj")
+    if auto is not None:
+        configure = ["sh", "-c", "./configure -q && rm -f config.status config.log"]
+        jobs += [("./configure (autoconf)", configure, (), str(auto), 1.1),
+                 ("./configure (autoconf)", configure, ("--no-fast-path",), str(auto), None)]
+    jobs += [(f"make -j2, {files} C files", make, (), None, 1.1),
+             (f"fork+exec /bin/true x{forks}", fork, (), None, 1.5),
+             (f"fork+exec /bin/true x{forks}", fork, ("--no-fast-path",), None, None),
+             (f"python imports x{loops}", py, (), None, 1.05),
+             (f"python imports x{loops}", py, ("--no-fast-path",), None, None),
+             ("find /usr", find, (), None, 1.1)]
+    rows = []
+    if auto is None:
+        rows.append(Row("1 local", "./configure (autoconf)", float("nan"), target="ratio <= 1.1", ok=False,
+                        note="skipped: autoconf is not installed"))
+    for name, cmd, options, cwd, limit in jobs:
+        label = name + (f" ({' '.join(options)})" if options else "")
+        try:
+            native, om = h.versus(3, lambda: h.native(cmd, cwd=cwd),
+                                  lambda: h.objmount(cmd, *options, cwd=cwd, count_stops=True))
+        except RuntimeError as exc:  # one failing job must not hide the other rows
+            rows.append(Row("1 local", label, float("nan"), ok=False, note=f"failed: {str(exc)[-200:]}"))
             continue
-        native = h.best(3, lambda: h.native(cmd, prefix))
-        om = h.best(3, lambda: h.objmount(cmd, *options, prefix=prefix))
-        stops = om.stats.get("syscalls", {})
-        top = ", ".join(f"{k} {v}" for k, v in sorted(stops.items(), key=lambda kv: -kv[1])[:4])
-        label = name + (" (pinned 1 CPU)" if pinned else "") + (f" ({' '.join(options)})" if options else "")
+        stops = om.ptrace_stops
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(stops.items(), key=lambda kv: -kv[1]) if k != "total")
+        note = f"{stops.get('total', 0)} ptrace stops: {kinds}"
+        if name.startswith("fork+exec"):
+            note = f"{stops.get('total', 0) / forks:.1f} stops per fork+exec; " + note
         row = _row_from(om, scenario="1 local", metric=label, objmount=om.seconds, baseline=native.seconds,
-                        target="ratio <= 1.05", note=f"{om.stats.get('stops', 0)} stops: {top}")
-        row.ok = row.ratio <= 1.05
+                        target=f"ratio <= {limit}" if limit else "report", note=note)
+        if limit:
+            row.ok = row.ratio <= limit
         rows.append(row)
     return rows
 

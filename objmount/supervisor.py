@@ -488,7 +488,7 @@ class Supervisor:
         if fd >= self.fd_base or fd in proc.watched:
             return  # the main filter stops it, or an extra filter already does
         lo, hi = watch_block(fd, proc.fd_filters, self.fd_base)
-        result = stop.install_filter(self.filter.program_for_fds(lo, hi))
+        result = stop.install_filter(self.filter.program_for_fds(lo, hi, index=proc.fd_filters))
         if result == 0:
             proc.fd_filters += 1
             proc.watched.update(range(lo, hi))

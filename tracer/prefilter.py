@@ -30,8 +30,12 @@ PAGE = 0x6F6D00000000
 TRUSTED_IP = PAGE + 25   # just past the stub's `syscall` (the kernel reports that address)
 
 SOURCE = Path(__file__).with_name("prefilter") / "prefilter.c"
+# Every exec of every program maps the library: two segments instead of four (code and
+# read-only data share one) and no RELRO mprotect halve what loading it costs (measured:
+# ~0.09 ms -> ~0.05 ms of CPU per exec of /bin/true, which itself takes ~0.5 ms).
 CFLAGS = ["-O2", "-shared", "-fPIC", "-nostdlib", "-fno-stack-protector", "-fvisibility=hidden",
-          "-fno-builtin", "-U_FORTIFY_SOURCE", "-Wall", "-Werror", f"-DPREFILTER_PAGE={PAGE:#x}UL"]
+          "-fno-builtin", "-U_FORTIFY_SOURCE", "-Wall", "-Werror", f"-DPREFILTER_PAGE={PAGE:#x}UL",
+          "-Wl,-z,noseparate-code", "-Wl,-z,norelro"]
 
 ENV_ROOTS = "TRACER_PREFILTER_ROOTS"
 ENV_FD_BASE = "TRACER_PREFILTER_FD_BASE"

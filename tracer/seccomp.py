@@ -13,10 +13,22 @@ import struct
 from dataclasses import dataclass, field
 
 AUDIT_ARCH_X86_64 = 0xC000003E
+_SYS_close = 3
 X32_SYSCALL_BIT = 0x40000000
 
 SECCOMP_RET_ALLOW = 0x7FFF0000
 SECCOMP_RET_TRACE = 0x7FF00000
+SECCOMP_RET_ERRNO = 0x00050000
+
+# How a process asks its own descriptor filters which numbers they watch: close() of a
+# number no descriptor can have (the kernel says EBADF), FD_PROBE_FD | index << 1 |
+# which, fails in descriptor filter number `index` with FD_PROBE_BIAS + lo (which = 0)
+# or + hi (which = 1); EBADF when there is no such filter. close, because a program's
+# own seccomp policy lets it through where it might kill an unknown syscall. The
+# in-process prefilter asks, so that a local file at a watched number need not stop
+# (tracer/prefilter/prefilter.c, "watched numbers").
+FD_PROBE_FD = 0xF1D00000
+FD_PROBE_BIAS = 1024   # above every real errno, so never mistaken for EBADF
 
 # classic BPF opcodes
 _LD_W_ABS = 0x20
@@ -176,14 +188,27 @@ class SyscallFilter:
         return any(lo <= (args[i] & 0xFFFFFFFF) < hi and nr in nrs
                    for i, nrs in self._fd_syscalls_by_index().items())
 
-    def program_for_fds(self, lo: int, hi: int) -> bytes:
+    def program_for_fds(self, lo: int, hi: int, index: int = 0) -> bytes:
         """An extra filter that stops the descriptor syscalls naming a descriptor in
         [lo, hi): for virtual descriptors below the base (any number the kernel gives).
         Filters stack and every one runs on every syscall of the process, so the common
-        case is short: one load and one or two compares per argument position (about 10
-        instructions in all); the syscall number and the rest are looked at only when an
-        argument matches. The kernel takes the strictest answer, so this only adds stops."""
-        out: list[bytes] = []
+        case is short: two instructions for the probe (FD_PROBE_FD: this is descriptor
+        filter number `index` of its process), then one load and one or two compares per
+        argument position (about 12 instructions in all); the syscall number and the rest
+        are looked at only when an argument matches. The kernel takes the strictest
+        answer, so this only adds stops (and the probe's errno)."""
+        if not (0 <= lo < hi and hi + FD_PROBE_BIAS <= 4095):
+            raise ValueError(f"descriptor range [{lo}, {hi}) cannot be told by the probe")
+        if index >= 1 << 19:
+            raise ValueError("too many descriptor filters for the probe")
+        probe = [
+            _insn(_LD_W_ABS, 0, 0, _off_arg_low(0)),
+            _insn(_JEQ_K, 0, 1, FD_PROBE_FD | index << 1),
+            _insn(_RET_K, 0, 0, SECCOMP_RET_ERRNO | (FD_PROBE_BIAS + lo)),
+            _insn(_JEQ_K, 0, 1, FD_PROBE_FD | index << 1 | 1),
+            _insn(_RET_K, 0, 0, SECCOMP_RET_ERRNO | (FD_PROBE_BIAS + hi)),
+        ]
+        out = [_insn(_LD_W_ABS, 0, 0, _OFF_NR), _insn(_JEQ_K, 0, len(probe), _SYS_close), *probe]
         for i, nrs in self._fd_syscalls_by_index().items():
             # Reached only when argument i matches: other ABIs and the trusted address
             # pass, a listed syscall stops, anything else goes on to the next argument.
@@ -202,5 +227,14 @@ class SyscallFilter:
         out.append(_ALLOW)
         return b"".join(out)
 
-    def program_for_fd(self, fd: int) -> bytes:
-        return self.program_for_fds(fd, fd + 1)
+    def program_for_fd(self, fd: int, index: int = 0) -> bytes:
+        return self.program_for_fds(fd, fd + 1, index)
+
+    @staticmethod
+    def probe_answer(lo: int, hi: int, index: int, args: tuple[int, ...]) -> int | None:
+        """What descriptor filter number `index`, for [lo, hi), answers a close() with
+        `args`: the errno it fails with, None when it does not answer (the call goes on)."""
+        fd = args[0] & 0xFFFFFFFF
+        if fd & ~1 != FD_PROBE_FD | index << 1:
+            return None
+        return FD_PROBE_BIAS + (hi if fd & 1 else lo)

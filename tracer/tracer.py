@@ -345,6 +345,8 @@ class Tracer:
             # killed under our feet; its exit status arrives by waitpid
 
     def _on_first_stop(self, tid: int) -> None:
+        """A new child's first stop: the SIGSTOP of its auto-attach, which it must never
+        receive (its parent would be told it stopped: CLD_STOPPED, waitpid(WUNTRACED))."""
         if tid in self._expected:
             self._expected.discard(tid)
             kernel.cont(tid)
@@ -352,6 +354,11 @@ class Tracer:
             self._early.add(tid)  # resumed when the parent's fork event names it
 
     def _on_signal(self, tid: int, sig: int) -> None:
+        if tid in self._expected:
+            # Announced by its parent's event, so already in the books: this is its first
+            # stop all the same, not a signal to deliver.
+            self._on_first_stop(tid)
+            return
         if sig in _STOP_SIGNALS and not kernel.has_siginfo(tid):
             # A group-stop. Without PTRACE_SEIZE, a tracee left here would never see
             # SIGCONT, so job control stops are not honoured (documented).

@@ -7,7 +7,8 @@ import random
 import struct
 
 from tracer import NR, SyscallFilter
-from tracer.seccomp import AUDIT_ARCH_X86_64, SECCOMP_RET_ALLOW, SECCOMP_RET_TRACE
+from tracer.seccomp import (AUDIT_ARCH_X86_64, FD_PROBE_BIAS, FD_PROBE_FD, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO,
+                            SECCOMP_RET_TRACE)
 
 
 def run_bpf(program: bytes, nr: int, args: tuple[int, ...], arch: int = AUDIT_ARCH_X86_64, ip: int = 0) -> int:
@@ -118,6 +119,30 @@ def test_descriptor_range_filters_match_their_model():
     assert run_bpf(one, NR["newfstatat"], (5, 0, 0, 0x1000, 0, 0)) == SECCOMP_RET_TRACE   # fstat(5)
     assert run_bpf(one, NR["splice"], (1, 0, 5, 0, 0, 0)) == SECCOMP_RET_TRACE
     assert run_bpf(one, NR["openat"], (5, 0, 0, 0, 0, 0)) == SECCOMP_RET_ALLOW    # the main filter's business
+
+
+def test_descriptor_filters_tell_a_probe_which_numbers_they_watch():
+    ip = 0x6F6D00000019
+    f = SyscallFilter(always={NR["openat"]}, fd_args={NR["read"]: (0,), NR["close"]: (0,)}, fd_base=512,
+                      trusted_ip=ip)
+    stack = [(3, 4), (5, 6), (8, 16), (256, 512)]
+    progs = [f.program_for_fds(lo, hi, index) for index, (lo, hi) in enumerate(stack)]
+    for index, (lo, hi) in enumerate(stack):
+        for which, want in ((0, lo), (1, hi)):
+            args = (FD_PROBE_FD | index << 1 | which, 0, 0, 0, 0, 0)
+            answers = [run_bpf(p, NR["close"], args) for p in progs]
+            # Only filter `index` answers; the others let the call through (the kernel: EBADF).
+            assert answers == [SECCOMP_RET_ERRNO | (FD_PROBE_BIAS + want) if i == index else SECCOMP_RET_ALLOW
+                               for i in range(len(stack))]
+            assert f.probe_answer(lo, hi, index, args) == FD_PROBE_BIAS + want
+            assert run_bpf(progs[index], NR["read"], args) == SECCOMP_RET_ALLOW   # only close asks
+    # No such filter: every one allows.
+    assert {run_bpf(p, NR["close"], (FD_PROBE_FD | len(stack) << 1, 0, 0, 0, 0, 0)) for p in progs} == {SECCOMP_RET_ALLOW}
+    # The probe is nothing to the main filter, and the filters still stop what they watch.
+    assert run_bpf(f.program(), NR["close"], (FD_PROBE_FD,) + (0,) * 5) == SECCOMP_RET_ALLOW
+    assert run_bpf(progs[2], NR["close"], (9, 0, 0, 0, 0, 0)) == SECCOMP_RET_TRACE
+    assert run_bpf(progs[2], NR["read"], (9, 0, 0, 0, 0, 0)) == SECCOMP_RET_TRACE
+    assert run_bpf(progs[2], NR["read"], (9, 0, 0, 0, 0, 0), ip=ip) == SECCOMP_RET_ALLOW
 
 
 def test_empty_path_stat_of_a_local_descriptor_does_not_stop():

@@ -155,13 +155,15 @@ static long direct(long nr, long a1, long a2, long a3, long a4, long a5) {
 #define LOCAL_UNLESS_STAND_IN 2
 static int dir_is_deferred(int dirfd);
 
+static long after_supervised(long nr, long r);
+
 static long call(int local, long nr, long a1, long a2, long a3, long a4, long a5) {
     if (local == LOCAL_UNLESS_STAND_IN) {
         long r = direct(nr, a1, a2, a3, a4, a5);
         if (r >= 0 || !dir_is_deferred((int)a1)) return r;
-        return traced(nr, a1, a2, a3, a4, a5);
+        return after_supervised(nr, traced(nr, a1, a2, a3, a4, a5));
     }
-    return local ? direct(nr, a1, a2, a3, a4, a5) : traced(nr, a1, a2, a3, a4, a5);
+    return local ? direct(nr, a1, a2, a3, a4, a5) : after_supervised(nr, traced(nr, a1, a2, a3, a4, a5));
 }
 
 static void set_errno(int e) {
@@ -445,6 +447,8 @@ static int decide(int dirfd, const char *path, int lookup) {
 static int local(int dirfd, const char *path) { return decide(dirfd, path, 0); }
 static int local_lookup(int dirfd, const char *path) { return decide(dirfd, path, 1); }
 
+static void learn_watched(void);
+
 static int copy_env(const char *value, char *out, size_t cap) {
     size_t n = slen(value);
     if (n + 1 > cap) return 0;
@@ -488,6 +492,7 @@ __attribute__((constructor)) static void prefilter_init(void) {
     for (size_t i = 0; i < sizeof stub; i++) ((volatile unsigned char *)page)[i] = stub[i];
     if (traced(NR_mprotect, page, 4096, PROT_READ | PROT_EXEC, 0, 0) != 0) return;
     ready = 1;
+    learn_watched();
 }
 
 /* --- open ---------------------------------------------------------------------------- */
@@ -1060,3 +1065,142 @@ static void *fopen_via(const char *name, const char *path, const char *mode) {
 
 EXPORT void *fopen(const char *path, const char *mode) { return fopen_via("fopen", path, mode); }
 EXPORT void *fopen64(const char *path, const char *mode) { return fopen_via("fopen64", path, mode); }
+
+/* --- watched numbers: a local file at a number an extra filter watches ----------------
+ * A virtual descriptor below the base gets an extra seccomp filter stopping the calls
+ * that name its number, and filters outlive the descriptor (and exec): a local file the
+ * kernel later gives that number (a Python's next import, a compiler's next source)
+ * would stop on every call. The filters say which numbers they watch (a probe close(),
+ * see tracer/seccomp.py FD_PROBE_FD); on those numbers the calls below look at what the
+ * descriptor is, with one readlink of /proc/thread-self/fd/N from the stub, and issue a local
+ * file's call from the stub. A descriptor of a file under defer_under, or one that
+ * cannot be told, is the supervisor's: its call stops as before. What is known is read
+ * at start and again after an open the supervisor answered (a virtual open adds the
+ * filters); a number learned late only costs its stops. Other numbers go to libc's own
+ * function (read and close stay cancellation points; without glibc's __read and
+ * friends, the plain syscall). */
+#define FD_PROBE_FD 0xF1D00000L
+#define FD_PROBE_BIAS 1024
+#define MAX_WATCHED 4096
+#define MAX_FD_FILTERS 256
+#define EBADF 9
+#define AT_EMPTY_PATH 0x1000
+enum { NR_read = 0, NR_write = 1, NR_pread64 = 17, NR_pwrite64 = 18, NR_lseek = 8 };
+
+static unsigned char watched_fds[MAX_WATCHED / 8];
+static int fd_filters_known;
+
+static void learn_watched(void) {
+    if (!ready || !defer_under[0]) return;
+    int k = __atomic_load_n(&fd_filters_known, __ATOMIC_RELAXED);
+    for (; k < MAX_FD_FILTERS; k++) {
+        long lo = -traced(NR_close, FD_PROBE_FD | (long)k << 1, 0, 0, 0, 0) - FD_PROBE_BIAS;
+        if (lo < 0) break;   /* EBADF: no filter k (one call in a process without any) */
+        long hi = -traced(NR_close, FD_PROBE_FD | (long)k << 1 | 1, 0, 0, 0, 0) - FD_PROBE_BIAS;
+        if (hi <= lo || hi > 4095 - FD_PROBE_BIAS) break;
+        for (long fd = lo; fd < hi && fd < MAX_WATCHED; fd++)
+            __atomic_fetch_or(&watched_fds[fd >> 3], (unsigned char)(1u << (fd & 7)), __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(&fd_filters_known, k, __ATOMIC_RELAXED);
+}
+
+static int watched(long fd) {
+    return fd >= 0 && fd < MAX_WATCHED && fd < fd_base
+        && (__atomic_load_n(&watched_fds[fd >> 3], __ATOMIC_RELAXED) >> (fd & 7) & 1);
+}
+
+static long after_supervised(long nr, long r) {
+    if (nr == NR_openat && r >= 0 && r < fd_base && !watched(r)) learn_watched();
+    return r;
+}
+
+/* 1: the descriptor at this watched number is surely a local file (or pipe, socket...);
+ * 0: it is the supervisor's, or cannot be told. */
+static SLOW int watched_but_local(int fd) {
+    char link[40] = "/proc/thread-self/fd/", target[SMALL_PATH], digits[12];
+    size_t i = 21;   /* this thread's table: one may have unshared it */
+    int d = 0;
+    for (unsigned v = (unsigned)fd; d == 0 || v; v /= 10) digits[d++] = (char)('0' + v % 10);
+    while (d) link[i++] = digits[--d];
+    link[i] = 0;
+    long n = direct(NR_readlinkat, AT_FDCWD, (long)link, (long)target, sizeof target - 1, 0);
+    if (n <= 0 || n >= (long)sizeof target - 1) return 0;
+    target[n] = 0;
+    if (target[0] != '/') return 1;   /* pipe:[N], socket:[N], anon_inode:...: never virtual */
+    size_t u = slen(defer_under);
+    return !(starts(target, defer_under) && (target[u] == '/' || target[u] == 0));
+}
+
+static int fast_fd(int fd) { return ready && defer_under[0] && watched(fd) && watched_but_local(fd); }
+
+extern ssize_t __read(int, void *, size_t) __attribute__((weak));
+extern ssize_t __write(int, const void *, size_t) __attribute__((weak));
+extern ssize_t __pread64(int, void *, size_t, long) __attribute__((weak));
+extern ssize_t __pwrite64(int, const void *, size_t, long) __attribute__((weak));
+extern int __close(int) __attribute__((weak));
+
+EXPORT ssize_t read(int fd, void *buf, size_t n) {
+    if (fast_fd(fd)) return result(direct(NR_read, fd, (long)buf, (long)n, 0, 0));
+    return __read ? __read(fd, buf, n) : result(traced(NR_read, fd, (long)buf, (long)n, 0, 0));
+}
+
+EXPORT ssize_t write(int fd, const void *buf, size_t n) {
+    if (fast_fd(fd)) return result(direct(NR_write, fd, (long)buf, (long)n, 0, 0));
+    return __write ? __write(fd, buf, n) : result(traced(NR_write, fd, (long)buf, (long)n, 0, 0));
+}
+
+EXPORT ssize_t pread64(int fd, void *buf, size_t n, long off) {
+    if (fast_fd(fd)) return result(direct(NR_pread64, fd, (long)buf, (long)n, off, 0));
+    return __pread64 ? __pread64(fd, buf, n, off) : result(traced(NR_pread64, fd, (long)buf, (long)n, off, 0));
+}
+EXPORT ssize_t pread(int fd, void *buf, size_t n, long off) { return pread64(fd, buf, n, off); }
+
+EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, long off) {
+    if (fast_fd(fd)) return result(direct(NR_pwrite64, fd, (long)buf, (long)n, off, 0));
+    return __pwrite64 ? __pwrite64(fd, buf, n, off) : result(traced(NR_pwrite64, fd, (long)buf, (long)n, off, 0));
+}
+EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, long off) { return pwrite64(fd, buf, n, off); }
+
+EXPORT long lseek64(int fd, long off, int whence) {
+    return result(call(fast_fd(fd), NR_lseek, fd, off, whence, 0, 0));
+}
+EXPORT long lseek(int fd, long off, int whence) { return lseek64(fd, off, whence); }
+
+EXPORT int close(int fd) {
+    if (fast_fd(fd)) return (int)result(direct(NR_close, fd, 0, 0, 0, 0));
+    return __close ? __close(fd) : (int)result(traced(NR_close, fd, 0, 0, 0, 0));
+}
+
+/* As glibc's: a negative descriptor is EBADF (not AT_FDCWD's directory). */
+EXPORT int fstat(int fd, void *buf) {
+    if (fd < 0) { set_errno(EBADF); return -1; }
+    return (int)result(call(fast_fd(fd), NR_newfstatat, fd, (long)"", (long)buf, AT_EMPTY_PATH, 0));
+}
+EXPORT int fstat64(int fd, void *buf) { return fstat(fd, buf); }
+EXPORT int __fxstat(int ver, int fd, void *buf) { (void)ver; return fstat(fd, buf); }
+EXPORT int __fxstat64(int ver, int fd, void *buf) { (void)ver; return fstat(fd, buf); }
+
+/* --- euidaccess/eaccess: shells look each command up with it (bash: stat, then eaccess),
+ * and glibc's makes its stat and access calls inside libc, where no preload sees them.
+ * The same steps here, in glibc's order and with its rules, each from the stub when its
+ * path is local. A set-user-ID or set-group-ID process gets libc's own (which stops). */
+enum { NR_getuid = 102, NR_getgid = 104, NR_geteuid = 107, NR_getegid = 108 };
+typedef int (*euidaccess_fn)(const char *, int);
+
+static int euidaccess_via(const char *name, const char *path, int mode) {
+    if (traced(NR_getuid, 0, 0, 0, 0, 0) != traced(NR_geteuid, 0, 0, 0, 0, 0)
+        || traced(NR_getgid, 0, 0, 0, 0, 0) != traced(NR_getegid, 0, 0, 0, 0, 0)) {
+        euidaccess_fn next = dlsym ? (euidaccess_fn)dlsym(RTLD_NEXT, name) : 0;
+        if (!next) { set_errno(ENOSYS); return -1; }
+        return next(path, mode);
+    }
+    unsigned long st[18];   /* struct stat: 144 bytes on x86_64 */
+    if (result(call(local_lookup(AT_FDCWD, path), NR_newfstatat, AT_FDCWD, (long)path, (long)st, 0, 0)) != 0)
+        return -1;
+    mode &= 7;   /* R_OK | W_OK | X_OK */
+    if (mode == 0) return 0;   /* F_OK: the file exists */
+    return (int)result(call(local(AT_FDCWD, path), NR_faccessat, AT_FDCWD, (long)path, mode, 0, 0));
+}
+
+EXPORT int euidaccess(const char *path, int mode) { return euidaccess_via("euidaccess", path, mode); }
+EXPORT int eaccess(const char *path, int mode) { return euidaccess_via("eaccess", path, mode); }
