@@ -32,6 +32,25 @@ from .upload import MULTIPART_THRESHOLD, Previous, upload
 from .writebehind import WriteBehind
 
 
+def _times(attrs: dict, base: Meta | None) -> dict[str, int]:
+    """atime_ns, mtime_ns, ctime_ns of a file being written: what was set or written
+    (item.attrs, journaled: a journal of an older version has a float "mtime"), else the
+    version it was opened on, else now."""
+    now = None
+    out = {}
+    for field in ("mtime_ns", "atime_ns", "ctime_ns"):
+        t = attrs.get(field)
+        if t is None and "mtime" in attrs:
+            t = metas.seconds_to_ns(attrs["mtime"])
+        if t is None and base is not None:
+            t = getattr(base, field)
+        if t is None:
+            now = now or time.time_ns()
+            t = now
+        out[field] = t
+    return out
+
+
 class OpenFile:
     """An open regular file: its sparse cache file and the ranges it needs."""
 
@@ -287,12 +306,13 @@ class Files:
         attrs = item.attrs or {}
         mode = attrs.get("mode", base.mode if base else metas.DEFAULT_FILE_MODE)
         keys = self.links.group(store.url, key)
+        times = _times(attrs, base)
         return Meta(Kind.FILE, size, mode, attrs.get("uid", base.uid if base else os.getuid()),
                     attrs.get("gid", base.gid if base else os.getgid()),
-                    attrs.get("mtime", base.mtime if base else time.time()),
-                    item.previous_etag, None, metas.inode(store.id, key),
+                    times["mtime_ns"], item.previous_etag, None, metas.inode(store.id, key),
                     xattr=attrs.get("xattr"), nlink=0 if item in self._unlinked else len(keys),
-                    links=tuple(sorted(keys)) if len(keys) > 1 else ())
+                    links=tuple(sorted(keys)) if len(keys) > 1 else (),
+                    atime_ns=times["atime_ns"], ctime_ns=times["ctime_ns"])
 
     def current_meta(self, handle: OpenFile) -> Meta:
         # the cache file is the file: its size is current whichever descriptor changed it;
@@ -332,7 +352,7 @@ class Files:
             item.writers += 1
             self._writers[(loc.store_url, loc.key)] = (item, store, path)
             if item.attrs is None:
-                item.attrs = {"mode": meta.mode, "uid": meta.uid, "gid": meta.gid, "mtime": meta.mtime,
+                item.attrs = {"mode": meta.mode, "uid": meta.uid, "gid": meta.gid, **meta.times(),
                               "xattr": meta.xattr}
             if flags & os.O_TRUNC:
                 handle.set_size(0)
@@ -341,8 +361,9 @@ class Files:
     def create(self, store, loc, path, mode, uid, gid, flags) -> OpenFile:
         item = self.cache.new_item()
         item.created = True
+        now = time.time_ns()
         item.attrs = {"mode": stat.S_IFREG | (mode & 0o7777), "uid": os.getuid() if uid is None else uid,
-                      "gid": os.getgid() if gid is None else gid, "mtime": time.time()}
+                      "gid": os.getgid() if gid is None else gid, "mtime_ns": now, "atime_ns": now, "ctime_ns": now}
         writable = (flags & os.O_ACCMODE) != os.O_RDONLY
         handle = OpenFile(self, store, loc.key, self.item_meta(item, store, loc.key, None), item, path, writable)
         if writable:
@@ -372,8 +393,9 @@ class Files:
         if name is None:
             return  # unlinked while open: nothing to upload, nothing to journal
         key, path = name
-        if not meta_only:
-            item.attrs = dict(item.attrs or {}, mtime=time.time())
+        if not meta_only:  # a write or truncate: the data changed, and so did the inode
+            now = time.time_ns()
+            item.attrs = dict(item.attrs or {}, mtime_ns=now, ctime_ns=now)
         self._writers[(handle._store.url, key)] = (item, handle._store, path)
         if not item.journaled:
             item.journaled = True
@@ -431,7 +453,7 @@ class Files:
     def metadata(item: Item, links=()) -> dict[str, str]:
         attrs = item.attrs or {}
         md = metas.to_metadata(attrs.get("mode", metas.DEFAULT_FILE_MODE), attrs.get("uid", os.getuid()),
-                               attrs.get("gid", os.getgid()), attrs.get("mtime", time.time()), links)
+                               attrs.get("gid", os.getgid()), links=links, **_times(attrs, None))
         return dict(md, xattr=attrs["xattr"]) if attrs.get("xattr") else md
 
     def flush_handle(self, handle: OpenFile) -> None:

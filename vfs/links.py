@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import time
 
 from . import meta as metas
 from .errors import VfsError
@@ -89,7 +90,8 @@ class LinkGroups:
         src = infos.get(source)
         if src is None:
             return
-        md = {k: v for k, v in (src.metadata or {}).items() if k.lower() != metas.LINKS_KEY}
+        md = {k: v for k, v in (src.metadata or {}).items() if k.lower() not in (metas.LINKS_KEY, "ctime")}
+        md["ctime"] = metas.format_time(time.time_ns())  # a name added or removed: the file changed
         if len(live) > 1:
             md[metas.LINKS_KEY] = metas.encode_links(live)
         for k in sorted(live, key=lambda k: k != source):  # the source first: it is read by the others

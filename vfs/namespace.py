@@ -14,6 +14,7 @@ implicit (metas.directory).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import posixpath
@@ -225,8 +226,7 @@ class Namespace:
         chunks: list[bytes] = []
         store.read(key, 0, meta.size, None, lambda off, data: chunks.append(data))
         target = b"".join(chunks).decode("utf-8", "surrogateescape")
-        return Meta(meta.kind, len(target.encode("utf-8", "surrogateescape")), meta.mode, meta.uid, meta.gid,
-                    meta.mtime, meta.etag, target, meta.ino, meta.exact)
+        return dataclasses.replace(meta, size=len(target.encode("utf-8", "surrogateescape")), target=target)
 
     def _warn_shadow(self, url: str, key: str) -> None:
         if key not in self._warned:

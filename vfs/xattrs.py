@@ -12,7 +12,6 @@ import base64
 import dataclasses
 import errno
 import json
-import time
 import urllib.parse
 
 from . import meta as metas
@@ -121,7 +120,8 @@ class Xattrs:
                 self.vfs._flush(item, entry[1], loc.key, entry[2])
             return
         if md is None:  # a directory without marker: make one, as mkdir would have
-            md = metas.to_metadata(meta.mode, meta.uid, meta.gid, meta.mtime or time.time())
+            md = metas.to_metadata(meta.mode, meta.uid, meta.gid, meta.mtime_ns, atime_ns=meta.atime_ns,
+                                   ctime_ns=meta.ctime_ns)
         if encoded is None:
             md.pop(KEY, None)
         else:

@@ -94,13 +94,16 @@ def desc_meta(desc, sup=None):
     """What fstat says: for an open file, its current size and attributes (changes made
     through any name); for a directory opened from a listing, its marker's attributes."""
     if desc.file is not None:
-        return desc.file.current_meta()
-    if sup is not None and desc.is_dir and not desc.meta.exact:
-        try:
-            desc.meta = sup.vfs.lookup(desc.path, attrs=True)
-        except VfsError:
-            pass  # gone meanwhile: fstat still describes what was opened
-    return desc.meta
+        meta = desc.file.current_meta()
+    else:
+        if sup is not None and desc.is_dir and not desc.meta.exact:
+            try:
+                desc.meta = sup.vfs.lookup(desc.path, attrs=True)
+            except VfsError:
+                pass  # gone meanwhile: fstat still describes what was opened
+        meta = desc.meta
+    # times this run changed without storing them (a read's atime, a directory's entries)
+    return sup.vfs.times.apply(desc.path, meta) if sup is not None else meta
 
 
 def _access(sup, stop, path_index: int, dirfd_index: int | None, mode: int, flags: int) -> None:

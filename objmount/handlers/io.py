@@ -37,11 +37,13 @@ def _offset_at(stop, ptr: int, fd: int) -> int:
 
 
 def _file(sup, stop, fd: int):
-    """The vfs file behind a virtual descriptor, if a read on it may need fetching."""
+    """The vfs file behind a virtual descriptor, if a read on it may need fetching. A
+    read is an access: atime (vfs/times.py)."""
     desc = sup.desc(stop, fd)
-    if desc is None or desc.file is None or desc.file.complete:
+    if desc is None or desc.file is None:
         return None
-    return desc.file
+    sup.vfs.accessed(desc.path, desc.file.current_meta())
+    return None if desc.file.complete else desc.file
 
 
 @fd_syscall(read=(0,))
@@ -105,6 +107,7 @@ def on_mmap(sup, stop) -> None:
     if desc is None or desc.file is None:
         return
     file = desc.file
+    sup.vfs.accessed(desc.path, file.current_meta())
     file.ensure(stop.arg(5), stop.arg(1))
     if stop.arg(3) & MAP_SHARED and stop.arg(2) & PROT_WRITE and file.writable:
         # Stores through the mapping are invisible to us: the mapped range counts as
