@@ -27,6 +27,7 @@ from . import meta as metas
 from .errors import VfsError
 from .meta import Kind, Meta
 from .mounts import OBJMOUNT_ROOT, S3_ROOT, MountTable
+from .times import RunTimes
 
 log = logging.getLogger("vfs.namespace")
 MAX_LINKS = 40
@@ -57,6 +58,8 @@ class Namespace:
         self._warned: set[str] = set()
         # Directories that exist for this run only (their marker could not be written).
         self.local_dirs: set[str] = set()
+        # Times changed in this run and not stored (times.py): following a link reads it.
+        self.times = RunTimes()
 
     # --- caches ------------------------------------------------------------------------
     def _fresh(self, table: dict[str, _Entry], path: str):
@@ -337,6 +340,7 @@ class Namespace:
         return path
 
     def _follow(self, link: str, meta: Meta, rest: str, follow_last: bool, depth: int, **how) -> str:
+        self.times.accessed(link, meta)  # following a symlink reads it: its atime, as the kernel's
         target = meta.target or ""
         joined = posixpath.normpath(posixpath.join(posixpath.dirname(link), target))
         if joined.startswith("//"):

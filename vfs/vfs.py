@@ -25,7 +25,6 @@ from .upload import MIN_PART
 from .mounts import MountTable
 from .namespace import Namespace
 from .stats import Stats
-from .times import RunTimes
 from .stores.local import LocalStore
 from .stores.s3 import Network, S3Service, S3Store
 
@@ -68,7 +67,7 @@ class Vfs:
         self.ns = Namespace(mounts, self.store, config.metadata_ttl)
         self.files = Files(config, self.cache, self.fetcher, self.ns, self._stats)
         self.links = self.files.links  # hard-link groups (links.py)
-        self.times = RunTimes()  # directory mtimes and atimes changed in this run (times.py)
+        self.times = self.ns.times  # directory mtimes and atimes changed in this run (times.py)
 
     def store(self, url: str):
         if url == "s3://":

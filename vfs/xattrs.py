@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import time
 import errno
 import json
 import urllib.parse
@@ -111,9 +112,11 @@ class Xattrs:
         encoded = encode(attrs) if attrs else None
         if value is not None and encoded is not None and len(encoded) + len(KEY) + 64 > METADATA_MAX:
             raise VfsError(errno.ENOSPC, f"{path}: extended attributes exceed the 2 KiB of object metadata")
+        now = time.time_ns()  # an extended attribute changes the inode: ctime
+        self.vfs.times.forget(path)
         if entry is not None:
             item = entry[0]
-            item.attrs = dict(item.attrs or {}, **{KEY: encoded})
+            item.attrs = dict(item.attrs or {}, **{KEY: encoded}, ctime_ns=now)
             item.meta_dirty = True
             item.attrs_version += 1
             if item.writers == 0:
@@ -126,12 +129,13 @@ class Xattrs:
             md.pop(KEY, None)
         else:
             md[KEY] = encoded
+        md["ctime"] = metas.format_time(now)
         if meta.kind is Kind.DIR:
             store.put(loc.dir_key, b"", md, metas.DIR_CONTENT_TYPE)
-            self.vfs.ns.update(path, meta)
+            self.vfs.ns.update(path, dataclasses.replace(meta, ctime_ns=now))
         else:  # every name of a hard-link group gets them
-            etag = self.vfs.links.copy_to_group(store, path, loc.key, md, meta.etag, {"xattr": encoded})
-            self.vfs.ns.update(path, dataclasses.replace(meta, etag=etag, xattr=encoded, exact=True))
+            etag = self.vfs.links.copy_to_group(store, path, loc.key, md, meta.etag, {"xattr": encoded, "ctime_ns": now})
+            self.vfs.ns.update(path, dataclasses.replace(meta, etag=etag, xattr=encoded, ctime_ns=now, exact=True))
 
 
 def kept(store, key: str) -> dict[str, str]:

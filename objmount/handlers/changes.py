@@ -228,10 +228,7 @@ def _chown(sup, stop, path: str, uid: int, gid: int) -> None:
     creds = sup.creds(stop)
     sup.allow(perm.may_chown(meta, uid, gid, creds), path)
     mode = perm.chown_mode(meta, uid, gid, creds) if meta.kind is not Kind.SYMLINK else None
-    if uid is None and gid is None and mode is None:
-        stop.skip(0)
-        return
-    _done(stop, sup.vfs.setattr, path, mode, uid, gid)
+    _done(stop, sup.vfs.setattr, path, mode, uid, gid)  # chown(-1, -1) too: ctime is now, as the kernel sets it
 
 
 def _desc_path(sup, stop, fd: int, through_descriptor: bool = False) -> str | None:
