@@ -193,3 +193,20 @@ def test_reads_update_atime_as_relatime_does(differential):
          ["utime", "f", 2 * NS, 3 * NS], TICK, ["cat", "f"], ["since", "f", "t"], ["stat", "f"],
          ["snap", "d", "d"], ["listdir", "d"], ["since", "d", "d"], ["order", "d"]],
     )
+
+
+@pytest.mark.parametrize("mount", ["bucket", "prefix", "file"])
+def test_the_mount_root_changes_with_its_entries(differential, mount):
+    differential(
+        [["utime", ".", 2 * NS, 3 * NS], ["snap", ".", "r"], TICK, ["put", "new", "x"], ["since", ".", "r"],
+         ["snap", ".", "s"], TICK, ["mkdir", "d"], ["unlink", "new"], ["since", ".", "s"], ["order", "."]],
+        mount=mount,
+    )
+
+
+def test_fstat_of_an_open_directory_sees_its_entries_change(differential):
+    differential(
+        [["mkdir", "d"], ["utime", "d", 2 * NS, 3 * NS], ["open", "d", "RDONLY|DIRECTORY"], ["fstat", "a"],
+         ["put", "d/x", "x"], ["fstat", "a"], ["snap", "d", "s"], TICK, ["unlink", "d/x"],
+         ["since", "d", "s"], ["close", "a"]],
+    )
