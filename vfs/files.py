@@ -138,6 +138,10 @@ class OpenFile:
         or name changed them."""
         return self._files.current_meta(self)
 
+    def times(self) -> dict[str, int]:
+        """atime_ns, mtime_ns, ctime_ns now (current_meta's, without its stat of the cache file)."""
+        return _times(self.item.attrs or {}, self.meta)
+
     def set_attrs(self, **attrs) -> None:
         self.item.attrs = dict(self.item.attrs or {}, **attrs)
         self._files.dirtied(self, 0, 0, meta_only=True)

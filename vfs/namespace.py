@@ -340,7 +340,7 @@ class Namespace:
         return path
 
     def _follow(self, link: str, meta: Meta, rest: str, follow_last: bool, depth: int, **how) -> str:
-        self.times.accessed(link, meta)  # following a symlink reads it: its atime, as the kernel's
+        self.times.accessed(link, meta.times())  # following a symlink reads it: its atime, as the kernel's
         target = meta.target or ""
         joined = posixpath.normpath(posixpath.join(posixpath.dirname(link), target))
         if joined.startswith("//"):

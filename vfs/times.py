@@ -51,13 +51,15 @@ class RunTimes:
         """`path` itself changed without a rewrite (a rename of a directory): ctime now."""
         self.touch(path, ctime_ns=time.time_ns())
 
-    def accessed(self, path: str, meta: Meta) -> None:
-        """A read of a file or a listing of a directory: atime as the kernel's `relatime`
-        sets it — when it is not after mtime or ctime, or is a day old (what most local
-        filesystems show)."""
-        meta = self.apply(path, meta)
+    def accessed(self, path: str, times: dict[str, int]) -> None:
+        """A read of a file or a listing of a directory (`times`: its atime_ns, mtime_ns,
+        ctime_ns as known): atime as the kernel's `relatime` sets it — when it is not after
+        mtime or ctime, or is a day old (what most local filesystems show)."""
+        with self._lock:
+            newer = self._times.get(path) or {}
+            atime, mtime, ctime = (max(times[f], newer.get(f, times[f])) for f in FIELDS)
         now = time.time_ns()
-        if meta.atime_ns <= meta.mtime_ns or meta.atime_ns <= meta.ctime_ns or now - meta.atime_ns >= DAY_NS:
+        if atime <= mtime or atime <= ctime or now - atime >= DAY_NS:
             self.touch(path, atime_ns=now)
 
     def forget(self, path: str) -> None:

@@ -107,10 +107,10 @@ class Vfs:
         entries.update(self.files.in_dir(path))
         return sorted((name, self.times.apply(f"{path}/{name}", meta)) for name, meta in entries.items())
 
-    def accessed(self, path: str, meta: Meta) -> None:
-        """`path` was read (a file's bytes, a directory's entries): its atime, as relatime
-        updates it, for this run (times.py)."""
-        self.times.accessed(path, meta)
+    def accessed(self, path: str, meta: Meta | OpenFile) -> None:
+        """`path` was read (a file's bytes, a directory's entries, a link): its atime, as
+        relatime updates it, for this run (times.py)."""
+        self.times.accessed(path, meta.times())
 
     def readlink(self, path: str) -> str:
         meta = self.ns.exact(path, self.ns.lookup(path))
