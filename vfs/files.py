@@ -28,6 +28,7 @@ from .fetch import Readahead
 from .links import LinkGroups
 from .meta import Kind, Meta
 from .ranges import RangeSet
+from .times import own_ctime
 from .upload import MULTIPART_THRESHOLD, Previous, upload
 from .writebehind import WriteBehind
 
@@ -137,6 +138,10 @@ class OpenFile:
         """What fstat says: the file's current size and attributes, whichever descriptor
         or name changed them."""
         return self._files.current_meta(self)
+
+    def touch(self) -> None:
+        """The file changed without new bytes (fallocate inside it): mtime and ctime now."""
+        self._files.dirtied(self, 0, 0)
 
     def times(self) -> dict[str, int]:
         """atime_ns, mtime_ns, ctime_ns now (current_meta's, without its stat of the cache file)."""
@@ -529,7 +534,7 @@ class Files:
             self.cache.unjournal(old_id)
             item.journaled = False
             if path.startswith("/"):
-                self.ns.update(path, self.item_meta(item, store, key, None))
+                self.ns.update(path, own_ctime(store, key, self.item_meta(item, store, key, None)))
             for other, info in others.items():  # the other names of a hard-link group
                 self._replaced(store, other, info.etag, store.copy(key, other, None), item)
                 if (p := self.links.path_of(path, key, other)) is not None:

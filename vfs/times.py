@@ -16,10 +16,20 @@ import dataclasses
 import threading
 import time
 
-from .meta import Meta
+from .meta import Meta, parse_time
 
 DAY_NS = 24 * 3600 * 10**9
 FIELDS = ("atime_ns", "mtime_ns", "ctime_ns")
+
+
+def own_ctime(store, key: str, meta: Meta) -> Meta:
+    """`meta` just stored at `key`, with the ctime the store gives it: a file:// store keeps
+    no ctime of ours, its local file has its own (the time objmount changed it)."""
+    if getattr(store, "keeps_metadata", True):
+        return meta
+    info = store.head(key)
+    ctime = parse_time((info.metadata or {}).get("ctime")) if info is not None else None
+    return meta if ctime is None else dataclasses.replace(meta, ctime_ns=ctime)
 
 
 class RunTimes:

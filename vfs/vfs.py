@@ -24,6 +24,7 @@ from .meta import Kind, Meta
 from .upload import MIN_PART
 from .mounts import MountTable
 from .namespace import Namespace
+from .times import own_ctime
 from .stats import Stats
 from .stores.local import LocalStore
 from .stores.s3 import Network, S3Service, S3Store
@@ -274,6 +275,7 @@ class Vfs:
         self.files.linked(store, old, old_loc.key, loc.key)
         self.ns.forget(new)
         self.ns.forget(old)  # its ctime and st_nlink changed
+        self.times.changed(old)
         self.entries_changed(new)
 
     def rename(self, old: str, new: str, noreplace: bool = False) -> None:
@@ -397,7 +399,7 @@ class Vfs:
             self.ns.update(path, changed)
         else:
             etag = self.links.copy_to_group(store, path, loc.key, md, meta.etag, new)
-            self.ns.update(path, dataclasses.replace(meta, **new, etag=etag))
+            self.ns.update(path, own_ctime(store, loc.key, dataclasses.replace(meta, **new, etag=etag)))
 
     def _mount_root(self, path: str):
         """(store, location) when `path` is the root of a bucket or of a -m mount."""

@@ -222,10 +222,11 @@ def on_fallocate(sup, stop) -> None:
     if mode & ~FALLOC_FL_KEEP_SIZE:
         stop.fail(errno.EOPNOTSUPP)  # punching holes or collapsing ranges: not on objects
         return
-    if not mode & FALLOC_FL_KEEP_SIZE:
-        size = os.stat(desc.file.cache_path).st_size
-        if offset + length > size:
-            desc.file.will_write(size, offset + length - size, writer=stop.tid)
+    size = os.stat(desc.file.cache_path).st_size
+    if not mode & FALLOC_FL_KEEP_SIZE and offset + length > size:
+        desc.file.will_write(size, offset + length - size, writer=stop.tid)
+    elif length > 0:
+        desc.file.touch()  # no new bytes, but the file changed: mtime and ctime, as the kernel's
 
 
 @fd_syscall(fsync=(0,), fdatasync=(0,))

@@ -210,3 +210,20 @@ def test_fstat_of_an_open_directory_sees_its_entries_change(differential):
          ["put", "d/x", "x"], ["fstat", "a"], ["snap", "d", "s"], TICK, ["unlink", "d/x"],
          ["since", "d", "s"], ["close", "a"]],
     )
+
+
+@pytest.mark.parametrize("mount", ["bucket", "file"])
+def test_size_changes_to_the_same_size_change_the_times_too(differential, mount):
+    """truncate/ftruncate to the current size, O_TRUNC of an empty file and fallocate
+    inside the file change mtime and ctime, as on ext4; a write of nothing does not."""
+    past = [["utime", "f", 2 * NS, 3 * NS], ["snap", "f", "s"], TICK]
+    differential(
+        [["put", "f", "abc"], *past, ["truncate", "f", 3], ["since", "f", "s"],
+         *past, ["open", "f", "RDWR"], ["ftruncate", "a", 3], ["since", "f", "s"], ["close", "a"],
+         *past, ["open", "f", "RDWR"], ["write", "a", ""], ["since", "f", "s"], ["close", "a"], ["since", "f", "s"],
+         *past, ["open", "f", "RDWR"], ["fallocate", "a", 0, 2], ["since", "f", "s"], ["close", "a"],
+         ["put", "e", ""], ["utime", "e", 2 * NS, 3 * NS], ["snap", "e", "s"], TICK,
+         ["open", "e", "WRONLY|TRUNC"], ["close", "a"], ["since", "e", "s"]],
+        [["stat", "f"], ["stat", "e"]],
+        mount=mount,
+    )

@@ -26,7 +26,7 @@ class LocalStore:
     def _info(self, key: str, st: os.stat_result) -> ObjectInfo:
         metadata = {"mode": str(st.st_mode), "uid": str(st.st_uid), "gid": str(st.st_gid),
                     "mtime": format_time(st.st_mtime_ns), "atime": format_time(st.st_atime_ns),
-                    "ctime": format_time(st.st_ctime_ns)}
+                    "ctime": format_time(st.st_ctime_ns)}  # the local file's: when objmount last changed it
         size = st.st_size
         if stat.S_ISLNK(st.st_mode):
             size = len(os.fsencode(os.readlink(self._path(key))))
