@@ -38,6 +38,8 @@ class RunTimes:
         self._times: dict[str, dict[str, int]] = {}   # virtual path -> newer times
 
     def apply(self, path: str, meta: Meta) -> Meta:
+        if path not in self._times:  # the common case, without the lock (a dict read is atomic)
+            return meta
         with self._lock:
             newer = self._times.get(path)
             if not newer:
@@ -77,9 +79,12 @@ class RunTimes:
         with self._lock:
             self._times.pop(path, None)
 
-    def moved(self, old: str, new: str) -> None:
-        """A rename: the times of `old` and of everything below it go with it."""
+    def moved(self, old: str, new: str, below: bool = False) -> None:
+        """A rename: the times of `old` (and with `below`, a directory's, of everything
+        below it) go with it."""
         with self._lock:
             self._times.pop(new, None)
-            for path in [p for p in self._times if p == old or p.startswith(old + "/")]:
-                self._times[new + path[len(old):]] = self._times.pop(path)
+            paths = [p for p in self._times if p.startswith(old + "/")] if below else []
+            for path in [old, *paths]:
+                if path in self._times:
+                    self._times[new + path[len(old):]] = self._times.pop(path)

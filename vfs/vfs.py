@@ -331,7 +331,7 @@ class Vfs:
         self.ns.forget(old)
         self.ns.forget(new)
         self.ns.remember(old, None)
-        self.times.moved(old, new)
+        self.times.moved(old, new, below=meta.kind is Kind.DIR)
         self.times.changed(new)   # a rename changes the moved file's ctime (kept for the run if not stored)
         self.entries_changed(old)
         self.times.entries_changed(posixpath.dirname(new))

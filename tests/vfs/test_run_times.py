@@ -39,6 +39,6 @@ def test_a_rename_takes_the_times_below_along():
     times.touch("/w/a", ctime_ns=7)
     times.touch("/w/a/x", mtime_ns=9)
     times.touch("/w/ab", mtime_ns=11)
-    times.moved("/w/a", "/w/b")
+    times.moved("/w/a", "/w/b", below=True)
     assert times.apply("/w/b/x", _meta(0, 0, 0)).mtime_ns == 9 and times.apply("/w/b", _meta(0, 0, 0)).ctime_ns == 7
     assert times.apply("/w/a/x", _meta(0, 0, 0)).mtime_ns == 0 and times.apply("/w/ab", _meta(0, 0, 0)).mtime_ns == 11
