@@ -6,7 +6,8 @@ The same steps run on a local directory and, under `objmount exec`, on a virtual
 test compares the two outputs (tests/differential.py). So results say what a program sees
 and nothing that legitimately differs between two filesystems: errno names, byte strings,
 stat fields without st_dev/st_ino/st_blocks, and timestamps within two minutes of the
-probe's start reported as "now" (set times are compared exactly).
+probe's start reported as "now" (set times are compared exactly); how times near now
+moved is compared with `snap`/`since` (against a snapshot) and `order` (with each other).
 
 A step is [op, *args]. Paths are relative to ROOT (an absolute path is used as is).
 Descriptors are named by the test ("a", "b") and held in a table; `fdnum` reports the
@@ -164,7 +165,7 @@ class Probe:
         return stat_fields(os.lstat(self.p(path)), times)
 
     def mtime(self, path, follow=True):
-        """st_mtime alone (ctime is the filesystem's own: objects have none)."""
+        """st_mtime alone (when atime or ctime legitimately differ: see `since`, `order`)."""
         return when((os.stat if follow else os.lstat)(self.p(path)).st_mtime_ns)
 
     # --- times: exact values are compared by `stat` when far from now; changes near now
