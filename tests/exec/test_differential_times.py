@@ -182,6 +182,16 @@ def test_a_symlinks_own_times_are_stored(differential, s3, bucket):
     )
 
 
+def test_executing_a_program_or_a_script_is_a_read(differential):
+    elf = open("/bin/true", "rb").read().hex()
+    differential(
+        [["put", "s", "#!/bin/sh\nexit 3\n", 0o755], ["utime", "s", 2 * NS, 3 * NS], ["snap", "s", "s"], TICK,
+         ["run", "s"], ["since", "s", "s"],
+         ["put", "elf", {"hex": elf}, 0o755], ["utime", "elf", 2 * NS, 3 * NS], ["snap", "elf", "e"], TICK,
+         ["run", "elf"], ["since", "elf", "e"]],
+    )
+
+
 def test_reads_update_atime_as_relatime_does(differential):
     """atime moves at a read when it is not after mtime or ctime (relatime), and only
     then; a listing is a read of the directory."""

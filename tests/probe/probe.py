@@ -190,6 +190,11 @@ class Probe:
         sign = {-1: "<", 0: "=", 1: ">"}
         return {f"{x}{y}": sign[(t[x] > t[y]) - (t[x] < t[y])] for x, y in (("a", "m"), ("m", "c"), ("a", "c"))}
 
+    def run(self, path, *args):
+        """Execute `path` (a program or script): its exit status."""
+        import subprocess
+        return subprocess.run([self.p(path), *args], stdin=subprocess.DEVNULL).returncode
+
     def sleep(self, seconds):
         time.sleep(seconds)
         return "ok"
