@@ -81,6 +81,14 @@ def test_utime_omit_and_now_change_only_what_they_name(differential, times):
     )
 
 
+def test_times_out_of_range_are_einval_once_the_path_is_found(differential):
+    differential(
+        [["put", "f", "x"], ["utimensat", "f", [1, 10**9], "omit"], ["utimensat", "missing", "omit", [1, -1]],
+         ["utimensat", "missing/deeper", [1, 10**9], "now"], ["utimensat", "f", [5, 999999999], [-7, 0]],
+         ["stat", "f"]],
+    )
+
+
 CHANGES = {
     "chmod": [["chmod", "f", 0o600]],
     "chown": [["chown", "f", -1, -1]],

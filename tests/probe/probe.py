@@ -200,14 +200,15 @@ class Probe:
         return "ok"
 
     def utimensat(self, path, atime, mtime, follow=True, name=None):
-        """utimensat(2) (futimens with `name`: a descriptor); a time is ns, "now" or "omit"."""
+        """utimensat(2) (futimens with `name`: a descriptor); a time is ns, "now", "omit" or
+        [tv_sec, tv_nsec] as given (out of range too)."""
         import ctypes
         special = {"now": (0, (1 << 30) - 1), "omit": (0, (1 << 30) - 2)}
 
         class Timespec(ctypes.Structure):
             _fields_ = [("sec", ctypes.c_long), ("nsec", ctypes.c_long)]
-        times = (Timespec * 2)(*[Timespec(*special[t]) if isinstance(t, str) else Timespec(*divmod(t, 10**9))
-                                 for t in (atime, mtime)])
+        times = (Timespec * 2)(*[Timespec(*special[t]) if isinstance(t, str) else Timespec(*t)
+                                 if isinstance(t, list) else Timespec(*divmod(t, 10**9)) for t in (atime, mtime)])
         libc = ctypes.CDLL(None, use_errno=True)
         if name is not None:
             rc = libc.futimens(self.fds[name], times)
