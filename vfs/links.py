@@ -101,17 +101,18 @@ class LinkGroups:
         self.set(store.url, live)
 
     def copy_to_group(self, store, path: str, key: str, md: dict[str, str], etag: str | None,
-                      attrs: dict) -> str:
-        """chmod and friends (`attrs`: mode, uid, gid, mtime) on a file not being written
-        (version `etag`): new attributes on every name. Returns the new ETag."""
+                      attrs: dict, content_type: str | None = None) -> str:
+        """chmod and friends (`attrs`: mode, uid, gid, times) on a file not being written
+        (version `etag`): new attributes on every name (with `content_type` kept). Returns
+        the new ETag."""
         keys = self.group(store.url, key)
         if len(keys) > 1:
             md = dict(md, **{metas.LINKS_KEY: metas.encode_links(keys)})
-        new_etag = store.copy(key, key, md, content_type=None)
+        new_etag = store.copy(key, key, md, content_type=content_type)
         self._refile(store, key, etag, new_etag, attrs)
         for other in keys - {key}:
             if (info := store.head(other)) is not None:
-                self._refile(store, other, info.etag, store.copy(key, other, md), attrs)
+                self._refile(store, other, info.etag, store.copy(key, other, md, content_type=content_type), attrs)
             if (p := self.path_of(path, key, other)) is not None:
                 self.ns.forget(p)
         return new_etag

@@ -22,6 +22,8 @@ RUN_START = RUN_START_NS / 1e9
 # metadata lists the keys of all names of the group, itself included.
 LINKS_KEY = "objmount-links"
 LINKS_MAX = 1800   # bytes of that value: S3 allows 2 KiB of user metadata in all
+# The user metadata keys objmount reads and writes (s3fs-fuse's, and the link group).
+OWN_KEYS = frozenset({"mode", "uid", "gid", "mtime", "atime", "ctime", "xattr", "rdev", LINKS_KEY})
 
 
 class Kind(enum.Enum):
@@ -48,6 +50,10 @@ class Meta:
     rdev: int = 0               # device number of a device node (`rdev` metadata)
     atime_ns: int | None = None  # None when constructed: the same as mtime_ns
     ctime_ns: int | None = None
+    # What a rewrite of the metadata (chmod, utimes, a rename's copy) keeps as it is: the
+    # Content-Type and the user metadata objmount does not use (other tools' keys).
+    content_type: str | None = None
+    extra: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self):
         if self.atime_ns is None:
@@ -165,6 +171,8 @@ def from_object(store_id: str, key: str, size: int, etag: str | None, last_modif
         # none stored: LastModified, as s3fs reads it
         atime_ns=_or(parse_time(md.get("atime")), fallback),
         ctime_ns=_or(parse_time(md.get("ctime")), fallback),
+        content_type=content_type,
+        extra=tuple(sorted((k, v) for k, v in md.items() if k not in OWN_KEYS)),
     )
 
 
@@ -198,7 +206,9 @@ def to_metadata(mode: int, uid: int, gid: int, mtime_ns: int, links=(), atime_ns
 
 def special_metadata(meta: Meta) -> dict[str, str]:
     """The metadata beyond to_metadata's that a rewrite of the metadata keeps."""
-    md = {"xattr": meta.xattr} if meta.xattr else {}
+    md = dict(meta.extra)
+    if meta.xattr:
+        md["xattr"] = meta.xattr
     if meta.rdev:
         md["rdev"] = str(meta.rdev)
     return md

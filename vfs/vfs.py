@@ -323,7 +323,7 @@ class Vfs:
             if target is not None:  # the replaced file: as if unlinked
                 self.files.removing(store, new_loc.key, new, target)
             self.files.keep_readable(store, loc.key, meta)
-            store.copy(loc.key, new_loc.key, self._changed_metadata(old, meta))
+            store.copy(loc.key, new_loc.key, self._changed_metadata(old, meta), content_type=meta.content_type)
             store.delete(loc.key)
             self.files.renamed(store, loc.key, new_loc.key, new)
         if target is not None and target.kind is Kind.DIR:
@@ -384,7 +384,8 @@ class Vfs:
                                atime_ns=new["atime_ns"], ctime_ns=new["ctime_ns"])
         # Keep what else the metadata says (extended attributes, a device number).
         if meta.kind is not Kind.DIR:
-            md.update(metas.special_metadata(self.ns.exact(path, meta)))
+            meta = self.ns.exact(path, meta)
+            md.update(metas.special_metadata(meta))
         elif loc.dir_key:
             md.update(xattrs.kept(store, loc.dir_key))
         if meta.kind is Kind.DIR:
@@ -398,7 +399,7 @@ class Vfs:
                 self.ns.root_attrs[store.url] = changed
             self.ns.update(path, changed)
         else:
-            etag = self.links.copy_to_group(store, path, loc.key, md, meta.etag, new)
+            etag = self.links.copy_to_group(store, path, loc.key, md, meta.etag, new, meta.content_type)
             self.ns.update(path, own_ctime(store, loc.key, dataclasses.replace(meta, **new, etag=etag)))
 
     def _mount_root(self, path: str):

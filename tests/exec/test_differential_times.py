@@ -245,3 +245,18 @@ def test_size_changes_to_the_same_size_change_the_times_too(differential, mount)
         [["stat", "f"], ["stat", "e"]],
         mount=mount,
     )
+
+
+def test_rename_and_chmod_keep_the_content_type_and_other_tools_metadata(objmount, s3, bucket):
+    """A rename stores the moved file's ctime with a metadata rewrite, which keeps what it
+    does not know: another tool's keys and the Content-Type (as s3fs's rename does)."""
+    s3.put_object(Bucket=bucket, Key="page.html", Body=b"<p>", ContentType="text/html",
+                  Metadata={"mtime": "1600000000", "origin": "uploader"})
+    before = parse_time(s3.head_object(Bucket=bucket, Key="page.html")["Metadata"]["mtime"])
+    run = objmount(f"cd /objmount/s3/{bucket} && mv page.html moved.html && chmod 600 moved.html")
+    assert run.returncode == 0, run.stderr
+    head = s3.head_object(Bucket=bucket, Key="moved.html")
+    md = head["Metadata"]
+    assert head["ContentType"] == "text/html" and md["origin"] == "uploader"
+    assert parse_time(md["mtime"]) == before and parse_time(md["ctime"]) > 1_700_000_000 * NS
+    assert int(md["mode"]) & 0o777 == 0o600

@@ -89,3 +89,10 @@ def test_objects_without_metadata_get_defaults():
     assert not listed.exact
     marker = from_object("s", "d/", 0, None, 0.0, {}, "application/x-directory")
     assert marker.kind is Kind.DIR
+
+
+def test_other_tools_metadata_and_content_type_are_carried_for_rewrites():
+    from vfs.meta import special_metadata
+    meta = from_object("s", "k", 1, None, 0.0, {"mode": "33188", "Origin": "x", "xattr": "%7B%7D"}, "text/html")
+    assert meta.extra == (("origin", "x"),) and meta.content_type == "text/html"
+    assert special_metadata(meta) == {"origin": "x", "xattr": "%7B%7D"}
