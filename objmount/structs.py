@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import stat
 import struct
@@ -18,9 +17,9 @@ STATX_BASIC_STATS = 0x7FF
 STATX_SIZE = 256
 
 
-def _split_time(t: float) -> tuple[int, int]:
-    sec = math.floor(t)
-    return sec, min(int(round((t - sec) * 1e9)), 999_999_999)
+def _split_time(ns: int) -> tuple[int, int]:
+    """(tv_sec, tv_nsec) of a time in integer nanoseconds: exact, tv_nsec in [0, 1e9)."""
+    return divmod(int(ns), 1_000_000_000)
 
 
 def _nlink(meta) -> int:
@@ -28,27 +27,29 @@ def _nlink(meta) -> int:
 
 
 def pack_stat(meta) -> bytes:
-    sec, nsec = _split_time(meta.mtime)
     size = meta.size
     return struct.pack(
         "<QQQIIIiQqqqqqqqqq3q",
         VIRTUAL_DEV, meta.ino, _nlink(meta), meta.mode, meta.uid, meta.gid, 0, meta.rdev,
         size, BLKSIZE, (size + 511) // 512,
-        sec, nsec, sec, nsec, sec, nsec,
+        *_split_time(meta.atime_ns), *_split_time(meta.mtime_ns), *_split_time(meta.ctime_ns),
         0, 0, 0,
     )
 
 
+def _statx_time(ns: int) -> bytes:
+    return struct.pack("<qIi", *_split_time(ns), 0)
+
+
 def pack_statx(meta) -> bytes:
-    sec, nsec = _split_time(meta.mtime)
-    ts = struct.pack("<qIi", sec, nsec, 0)
     head = struct.pack(
         "<IIQIIIHHQQQQ",
         STATX_BASIC_STATS, BLKSIZE, 0, _nlink(meta), meta.uid, meta.gid, meta.mode & 0xFFFF, 0,
         meta.ino, meta.size, (meta.size + 511) // 512, 0,
     )
     tail = struct.pack("<IIII", os.major(meta.rdev), os.minor(meta.rdev), VIRTUAL_DEV_MAJOR, VIRTUAL_DEV_MINOR)
-    out = head + ts * 4 + tail  # atime, btime, ctime, mtime
+    # atime, btime (not in the mask: objects have no birth time), ctime, mtime
+    out = head + _statx_time(meta.atime_ns) + _statx_time(0) + _statx_time(meta.ctime_ns) + _statx_time(meta.mtime_ns) + tail
     return out + b"\0" * (STATX_SIZE - len(out))
 
 

@@ -30,8 +30,28 @@ from .links import LinkGroups
 from .meta import Kind, Meta
 from .ranges import RangeSet
 from .stores.base import ObjectInfo
+from .times import own_ctime
 from .upload import MULTIPART_THRESHOLD, Previous, upload
 from .writebehind import WriteBehind
+
+
+def _times(attrs: dict, base: Meta | None) -> dict[str, int]:
+    """atime_ns, mtime_ns, ctime_ns of a file being written: what was set or written
+    (item.attrs, journaled: a journal of an older version has a float "mtime"), else the
+    version it was opened on, else now."""
+    now = None
+    out = {}
+    for field in ("mtime_ns", "atime_ns", "ctime_ns"):
+        t = attrs.get(field)
+        if t is None and "mtime" in attrs:
+            t = metas.seconds_to_ns(attrs["mtime"])
+        if t is None and base is not None:
+            t = getattr(base, field)
+        if t is None:
+            now = now or time.time_ns()
+            t = now
+        out[field] = t
+    return out
 
 
 class OpenFile:
@@ -120,6 +140,14 @@ class OpenFile:
         """What fstat says: the file's current size and attributes, whichever descriptor
         or name changed them."""
         return self._files.current_meta(self)
+
+    def touch(self) -> None:
+        """The file changed without new bytes (fallocate inside it): mtime and ctime now."""
+        self._files.dirtied(self, 0, 0)
+
+    def times(self) -> dict[str, int]:
+        """atime_ns, mtime_ns, ctime_ns now (current_meta's, without its stat of the cache file)."""
+        return _times(self.item.attrs or {}, self.meta)
 
     def set_attrs(self, **attrs) -> None:
         self.item.attrs = dict(self.item.attrs or {}, **attrs)
@@ -292,12 +320,13 @@ class Files:
         attrs = item.attrs or {}
         mode = attrs.get("mode", base.mode if base else metas.DEFAULT_FILE_MODE)
         keys = self.links.group(store.url, key)
+        times = _times(attrs, base)
         return Meta(Kind.FILE, size, mode, attrs.get("uid", base.uid if base else os.getuid()),
                     attrs.get("gid", base.gid if base else os.getgid()),
-                    attrs.get("mtime", base.mtime if base else time.time()),
-                    item.previous_etag, None, metas.inode(store.id, key),
+                    times["mtime_ns"], item.previous_etag, None, metas.inode(store.id, key),
                     xattr=attrs.get("xattr"), nlink=0 if item in self._unlinked else len(keys),
-                    links=tuple(sorted(keys)) if len(keys) > 1 else ())
+                    links=tuple(sorted(keys)) if len(keys) > 1 else (),
+                    atime_ns=times["atime_ns"], ctime_ns=times["ctime_ns"])
 
     def current_meta(self, handle: OpenFile) -> Meta:
         # the cache file is the file: its size is current whichever descriptor changed it;
@@ -396,7 +425,7 @@ class Files:
             item.writers += 1
             self._writers[(loc.store_url, loc.key)] = (item, store, path)
             if item.attrs is None:
-                item.attrs = {"mode": meta.mode, "uid": meta.uid, "gid": meta.gid, "mtime": meta.mtime,
+                item.attrs = {"mode": meta.mode, "uid": meta.uid, "gid": meta.gid, **meta.times(),
                               "xattr": meta.xattr}
             if flags & os.O_TRUNC:
                 handle.set_size(0)
@@ -405,8 +434,9 @@ class Files:
     def create(self, store, loc, path, mode, uid, gid, flags) -> OpenFile:
         item = self.cache.new_item()
         item.created = True
+        now = time.time_ns()
         item.attrs = {"mode": stat.S_IFREG | (mode & 0o7777), "uid": os.getuid() if uid is None else uid,
-                      "gid": os.getgid() if gid is None else gid, "mtime": time.time()}
+                      "gid": os.getgid() if gid is None else gid, "mtime_ns": now, "atime_ns": now, "ctime_ns": now}
         writable = (flags & os.O_ACCMODE) != os.O_RDONLY
         handle = OpenFile(self, store, loc.key, self.item_meta(item, store, loc.key, None), item, path, writable)
         if writable:
@@ -436,8 +466,9 @@ class Files:
         if name is None:
             return  # unlinked while open: nothing to upload, nothing to journal
         key, path = name
-        if not meta_only:
-            item.attrs = dict(item.attrs or {}, mtime=time.time())
+        if not meta_only:  # a write or truncate: the data changed, and so did the inode
+            now = time.time_ns()
+            item.attrs = dict(item.attrs or {}, mtime_ns=now, ctime_ns=now)
         self._writers[(handle._store.url, key)] = (item, handle._store, path)
         if not item.journaled:
             item.journaled = True
@@ -495,7 +526,7 @@ class Files:
     def metadata(item: Item, links=()) -> dict[str, str]:
         attrs = item.attrs or {}
         md = metas.to_metadata(attrs.get("mode", metas.DEFAULT_FILE_MODE), attrs.get("uid", os.getuid()),
-                               attrs.get("gid", os.getgid()), attrs.get("mtime", time.time()), links)
+                               attrs.get("gid", os.getgid()), links=links, **_times(attrs, None))
         return dict(md, xattr=attrs["xattr"]) if attrs.get("xattr") else md
 
     def flush_handle(self, handle: OpenFile) -> None:
@@ -571,7 +602,7 @@ class Files:
             self.cache.unjournal(old_id)
             item.journaled = False
             if path.startswith("/"):
-                self.ns.update(path, self.item_meta(item, store, key, None))
+                self.ns.update(path, own_ctime(store, key, self.item_meta(item, store, key, None)))
             for other, info in others.items():  # the other names of a hard-link group
                 self._replaced(store, other, info.etag, store.copy(key, other, None), item)
                 if (p := self.links.path_of(path, key, other)) is not None:

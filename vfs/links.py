@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import time
 
 from . import meta as metas
 from .errors import VfsError
@@ -89,7 +90,8 @@ class LinkGroups:
         src = infos.get(source)
         if src is None:
             return
-        md = {k: v for k, v in (src.metadata or {}).items() if k.lower() != metas.LINKS_KEY}
+        md = {k: v for k, v in (src.metadata or {}).items() if k.lower() not in (metas.LINKS_KEY, "ctime")}
+        md["ctime"] = metas.format_time(time.time_ns())  # a name added or removed: the file changed
         if len(live) > 1:
             md[metas.LINKS_KEY] = metas.encode_links(live)
         for k in sorted(live, key=lambda k: k != source):  # the source first: it is read by the others
@@ -99,17 +101,18 @@ class LinkGroups:
         self.set(store.url, live)
 
     def copy_to_group(self, store, path: str, key: str, md: dict[str, str], etag: str | None,
-                      attrs: dict) -> str:
-        """chmod and friends (`attrs`: mode, uid, gid, mtime) on a file not being written
-        (version `etag`): new attributes on every name. Returns the new ETag."""
+                      attrs: dict, content_type: str | None = None) -> str:
+        """chmod and friends (`attrs`: mode, uid, gid, times) on a file not being written
+        (version `etag`): new attributes on every name (with `content_type` kept). Returns
+        the new ETag."""
         keys = self.group(store.url, key)
         if len(keys) > 1:
             md = dict(md, **{metas.LINKS_KEY: metas.encode_links(keys)})
-        new_etag = store.copy(key, key, md, content_type=None)
+        new_etag = store.copy(key, key, md, content_type=content_type)
         self._refile(store, key, etag, new_etag, attrs)
         for other in keys - {key}:
             if (info := store.head(other)) is not None:
-                self._refile(store, other, info.etag, store.copy(key, other, md), attrs)
+                self._refile(store, other, info.etag, store.copy(key, other, md, content_type=content_type), attrs)
             if (p := self.path_of(path, key, other)) is not None:
                 self.ns.forget(p)
         return new_etag

@@ -38,6 +38,7 @@ from .blocking import waiting
 from .errors import VfsError
 from .meta import Kind, Meta
 from .mounts import OBJMOUNT_ROOT, S3_ROOT, MountTable
+from .times import RunTimes
 
 log = logging.getLogger("vfs.namespace")
 MAX_LINKS = 40
@@ -84,6 +85,8 @@ class Namespace:
         self._versions: dict[str, Meta] = {}
         # dir path -> its listing while it is one this run made and keeps changing (see module)
         self._made: dict[str, dict] = {}
+        # Times changed in this run and not stored (times.py): following a link reads it.
+        self.times = RunTimes()
 
     # --- caches ------------------------------------------------------------------------
     def _fresh(self, table: dict[str, _Entry], path: str):
@@ -278,8 +281,7 @@ class Namespace:
         chunks: list[bytes] = []
         store.read(key, 0, meta.size, None, lambda off, data: chunks.append(data))
         target = b"".join(chunks).decode("utf-8", "surrogateescape")
-        return Meta(meta.kind, len(target.encode("utf-8", "surrogateescape")), meta.mode, meta.uid, meta.gid,
-                    meta.mtime, meta.etag, target, meta.ino, meta.exact)
+        return dataclasses.replace(meta, size=len(target.encode("utf-8", "surrogateescape")), target=target)
 
     def _warn_shadow(self, url: str, key: str) -> None:
         if key not in self._warned:
@@ -463,6 +465,7 @@ class Namespace:
         return path
 
     def _follow(self, link: str, meta: Meta, rest: str, follow_last: bool, depth: int, **how) -> str:
+        self.times.accessed(link, meta.times())  # following a symlink reads it: its atime, as the kernel's
         joined = link_target_path(link, meta.target or "")
         if rest:
             joined = posixpath.join(joined, rest)

@@ -29,10 +29,12 @@ def make_node(vfs, path: str, mode: int, rdev: int = 0, uid: int | None = None, 
     vfs._parent_dir(path)
     uid = os.getuid() if uid is None else uid
     gid = os.getgid() if gid is None else gid
-    md = metas.to_metadata(mode, uid, gid, time.time())
+    now = time.time_ns()
+    md = metas.to_metadata(mode, uid, gid, now)
     if rdev and stat.S_IFMT(mode) in (stat.S_IFCHR, stat.S_IFBLK):
         md["rdev"] = str(rdev)
     etag = store.put(loc.key, b"", md)
-    meta = metas.from_object(store.id, loc.key, 0, etag, time.time(), md)
+    meta = metas.from_object(store.id, loc.key, 0, etag, now / 1e9, md)
     vfs.ns.update(path, meta)
+    vfs.entries_changed(path)
     return meta

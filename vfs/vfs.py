@@ -25,6 +25,7 @@ from .upload import MIN_PART
 from .mounts import MountTable
 from .namespace import Namespace
 from .predict import Predictor
+from .times import own_ctime
 from .stats import Stats
 from .stores.local import LocalStore
 from .stores.s3 import Network, S3Service, S3Store
@@ -73,6 +74,7 @@ class Vfs:
         self.links = self.files.links  # hard-link groups (links.py)
         self.ns.first = self.files.first_window
         self.predictor = Predictor(self.ns, self.files, min_size=config.predict_min_size) if config.predict else None
+        self.times = self.ns.times  # directory mtimes and atimes changed in this run (times.py)
 
     def store(self, url: str):
         if url == "s3://":
@@ -101,7 +103,7 @@ class Vfs:
         meta = self._pending(path) or self.ns.lookup(path, attrs=attrs)
         if exact:
             meta = self.ns.exact(path, meta, data=data)
-        return self.links.seen(path, meta)
+        return self.times.apply(path, self.links.seen(path, meta))
 
     def end_operation(self) -> None:
         """One program call is answered: bucket answers obtained for it are not reused
@@ -112,7 +114,12 @@ class Vfs:
     def listdir(self, path: str) -> list[tuple[str, Meta]]:
         entries = dict(self.ns.listdir(path))
         entries.update(self.files.in_dir(path))
-        return sorted(entries.items())
+        return sorted((name, self.times.apply(f"{path}/{name}", meta)) for name, meta in entries.items())
+
+    def accessed(self, path: str, meta: Meta | OpenFile) -> None:
+        """`path` was read (a file's bytes, a directory's entries, a link): its atime, as
+        relatime updates it, for this run (times.py)."""
+        self.times.accessed(path, meta.times())
 
     def readlink(self, path: str) -> str:
         meta = self.ns.exact(path, self.ns.lookup(path))
@@ -162,7 +169,9 @@ class Vfs:
             parent = self.lookup(posixpath.dirname(path))
             if parent.kind is not Kind.DIR:
                 raise VfsError(errno.ENOTDIR, f"{posixpath.dirname(path)}: not a directory")
-            return self.files.create(store, loc, path, mode, uid, gid, flags)
+            handle = self.files.create(store, loc, path, mode, uid, gid, flags)
+            self.entries_changed(path)
+            return handle
         if flags & os.O_CREAT and flags & os.O_EXCL:
             raise VfsError(errno.EEXIST, f"{path}: file exists")
         if meta.kind is Kind.DIR:
@@ -182,6 +191,12 @@ class Vfs:
             raise
         raise VfsError(errno.EEXIST, f"{path}: file exists")
 
+    def entries_changed(self, path: str) -> None:
+        """`path` was created or removed: its directory's mtime and ctime are now (for the
+        run: see times.py)."""
+        self.times.forget(path)
+        self.times.entries_changed(posixpath.dirname(path))
+
     def _parent_dir(self, path: str) -> None:
         parent = posixpath.dirname(path)
         if self.mounts.is_virtual(parent) and self.lookup(parent).kind is not Kind.DIR:
@@ -200,9 +215,11 @@ class Vfs:
         store, loc = self._writable_store(path)
         self._must_not_exist(path)
         self._parent_dir(path)
+        now = time.time_ns()
         md = metas.to_metadata(stat.S_IFDIR | (mode & 0o7777), os.getuid() if uid is None else uid,
-                               os.getgid() if gid is None else gid, time.time())
-        made = metas.from_marker(store.id, loc.dir_key, None, time.time(), md)
+                               os.getgid() if gid is None else gid, now)
+        made = metas.from_marker(store.id, loc.dir_key, None, now / 1e9, md)
+        self.entries_changed(path)
         if store.url in self._marker_refused or not self.config.dir_markers:
             self.ns.local_dirs.add(path)
             self.ns.update(path, made, empty_dir=True)
@@ -230,6 +247,7 @@ class Vfs:
             store.delete(loc.key + "/")
         self.ns.forget(path)
         self.ns.update(path, None)
+        self.entries_changed(path)
 
     def unlink(self, path: str) -> None:
         store, loc = self._writable_store(path)
@@ -239,18 +257,20 @@ class Vfs:
         if self.files.removing(store, loc.key, path, meta):
             store.delete(loc.key)
         self.ns.update(path, None)
+        self.entries_changed(path)
 
     def symlink(self, target: str, path: str, uid: int | None = None, gid: int | None = None) -> None:
         store, loc = self._writable_store(path)
         self._must_not_exist(path)
         self._parent_dir(path)
         md = metas.to_metadata(metas.SYMLINK_MODE, os.getuid() if uid is None else uid,
-                               os.getgid() if gid is None else gid, time.time())
+                               os.getgid() if gid is None else gid, time.time_ns())
         data = os.fsencode(target)
         etag = store.put(loc.key, data, md)
         # Known now, as mknod's nodes are: a listing alone could not tell it is a link.
         meta = metas.from_object(store.id, loc.key, len(data), etag, time.time(), md)
         self.ns.update(path, dataclasses.replace(meta, target=target))
+        self.entries_changed(path)
 
     def _flush_path(self, path: str) -> None:
         _, loc = self._located(path)
@@ -271,6 +291,9 @@ class Vfs:
         self._flush_path(old)
         self.files.linked(store, old, old_loc.key, loc.key)
         self.ns.forget(new)
+        self.ns.forget(old)  # its ctime and st_nlink changed
+        self.times.changed(old)
+        self.entries_changed(new)
 
     def rename(self, old: str, new: str, noreplace: bool = False) -> None:
         """Server-side copy then delete; a directory moves key by key (not atomic)."""
@@ -317,7 +340,7 @@ class Vfs:
             if target is not None:  # the replaced file: as if unlinked
                 self.files.removing(store, new_loc.key, new, target)
             self.files.keep_readable(store, loc.key, meta)
-            etag = store.copy(loc.key, new_loc.key, None)
+            etag = store.copy(loc.key, new_loc.key, self._changed_metadata(old, meta), content_type=meta.content_type)
             store.delete(loc.key)
             self.files.renamed(store, loc.key, new_loc.key, new)
         if target is not None and target.kind is Kind.DIR:
@@ -329,6 +352,21 @@ class Vfs:
             # A link or special file keeps its type under the new name: a listing alone
             # would show it as a file.
             self.ns.update(new, dataclasses.replace(meta, etag=etag, ino=metas.inode(store.id, new_loc.key)))
+        self.times.moved(old, new, below=meta.kind is Kind.DIR)
+        self.times.changed(new)   # a rename changes the moved file's ctime (kept for the run if not stored)
+        self.entries_changed(old)
+        self.times.entries_changed(posixpath.dirname(new))
+
+    def _changed_metadata(self, path: str, meta: Meta) -> dict[str, str] | None:
+        """The metadata of an object whose ctime changes now (a rename copies it anyway),
+        or None (keep what is stored) when its metadata was not read."""
+        if not meta.exact:
+            return None
+        meta = self.times.apply(path, meta)
+        md = metas.to_metadata(meta.mode, meta.uid, meta.gid, meta.mtime_ns, meta.links,
+                               atime_ns=meta.atime_ns, ctime_ns=time.time_ns())
+        md.update(metas.special_metadata(meta))
+        return md
 
     def _rename_dir(self, store, old: str, new: str, old_key: str, new_key: str) -> None:
         moving = self.files.flush_below(store, old, old_key, new, new_key)
@@ -340,35 +378,39 @@ class Vfs:
             self.ns.forget(old + key[len(old_key):].rstrip("/"))
         if not store.list_all(new_key + "/"):
             store.put(new_key + "/", b"", metas.to_metadata(metas.DEFAULT_DIR_MODE, os.getuid(), os.getgid(),
-                                                            time.time()), metas.DIR_CONTENT_TYPE)
+                                                            time.time_ns()), metas.DIR_CONTENT_TYPE)
         for key, moved_key, moved_path in moving:
             self.files.moved(store, key, moved_key, moved_path)
         self.links.keys_moved(store, moved, new)
 
     def setattr(self, path: str, mode: int | None = None, uid: int | None = None, gid: int | None = None,
-                mtime: float | None = None) -> None:
+                mtime_ns: int | None = None, atime_ns: int | None = None) -> None:
         """chmod, chown, utimes: stored in the object's metadata (CopyObject onto itself
         with MetadataDirective=REPLACE; for a directory, its marker object; for the root
-        of a prefix mount, the prefix's marker `prefix/`)."""
+        of a prefix mount, the prefix's marker `prefix/`). Each is a change: ctime is now."""
         root = self._mount_root(path)
         store, loc = root if root is not None else self._writable_store(path)
         meta = self.lookup(path, attrs=True)
         new = {"mode": meta.mode if mode is None else (stat.S_IFMT(meta.mode) | (mode & 0o7777)),
                "uid": meta.uid if uid is None else uid, "gid": meta.gid if gid is None else gid,
-               "mtime": meta.mtime if mtime is None else mtime}
+               "mtime_ns": meta.mtime_ns if mtime_ns is None else mtime_ns,
+               "atime_ns": meta.atime_ns if atime_ns is None else atime_ns, "ctime_ns": time.time_ns()}
+        self.times.forget(path)  # what this run knew of its times is stored now (or pending)
         if self.files.set_pending_attrs(loc.store_url, loc.key, new):
             return  # being written: the attributes go up with the data
         if path in self.ns.local_dirs:
+            self.times.touch(path, **{k: new[k] for k in ("mtime_ns", "atime_ns", "ctime_ns")})
             return  # a directory of this run only: nowhere to keep attributes
-        md = metas.to_metadata(new["mode"], new["uid"], new["gid"], new["mtime"])
+        md = metas.to_metadata(new["mode"], new["uid"], new["gid"], new["mtime_ns"],
+                               atime_ns=new["atime_ns"], ctime_ns=new["ctime_ns"])
         # Keep what else the metadata says (extended attributes, a device number).
         if meta.kind is not Kind.DIR:
-            md.update(metas.special_metadata(self.ns.exact(path, meta)))
+            meta = self.ns.exact(path, meta)
+            md.update(metas.special_metadata(meta))
         elif loc.dir_key:
             md.update(xattrs.kept(store, loc.dir_key))
         if meta.kind is Kind.DIR:
-            changed = dataclasses.replace(meta, mode=new["mode"], uid=new["uid"], gid=new["gid"],
-                                          mtime=new["mtime"], exact=True)
+            changed = dataclasses.replace(meta, **new, exact=True)
             if loc.dir_key:
                 store.put(loc.dir_key, b"", md, metas.DIR_CONTENT_TYPE)
             else:  # a bucket root has no key to keep attributes in: they last for the run
@@ -378,9 +420,8 @@ class Vfs:
                 self.ns.root_attrs[store.url] = changed
             self.ns.update(path, changed)
         else:
-            etag = self.links.copy_to_group(store, path, loc.key, md, meta.etag, new)
-            self.ns.update(path, dataclasses.replace(meta, mode=new["mode"], uid=new["uid"], gid=new["gid"],
-                                                     mtime=new["mtime"], etag=etag))
+            etag = self.links.copy_to_group(store, path, loc.key, md, meta.etag, new, meta.content_type)
+            self.ns.update(path, own_ctime(store, loc.key, dataclasses.replace(meta, **new, etag=etag)))
 
     def _mount_root(self, path: str):
         """(store, location) when `path` is the root of a bucket or of a -m mount."""

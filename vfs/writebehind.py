@@ -34,6 +34,8 @@ log = logging.getLogger("vfs.writebehind")
 MAX_RW = 0x7FFFF000          # the kernel's limit on one read/write: caps an announcement
 MAX_PARTS = 10000            # S3's limit on the parts of one upload
 MAX_COPY = 5 * 1024 ** 3     # CopyObject's limit (fixing metadata after completion)
+# Times every write changes: metadata differing only in these needs no fix-up copy.
+WRITE_TIMES = ("mtime", "ctime")
 
 
 class WriteBehind:
@@ -204,8 +206,8 @@ class WriteBehind:
             self.abandon(wait=True)
             return None
         changed_attrs = (attrs_version != self.attrs_version
-                         or {k: v for k, v in metadata.items() if k != "mtime"}
-                         != {k: v for k, v in (self.metadata or {}).items() if k != "mtime"})
+                         or {k: v for k, v in metadata.items() if k not in WRITE_TIMES}
+                         != {k: v for k, v in (self.metadata or {}).items() if k not in WRITE_TIMES})
         if changed_attrs and size > MAX_COPY:
             self.abandon(wait=True)  # metadata could not be fixed afterwards
             return None

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import time
 import errno
 import json
-import time
 import urllib.parse
 
 from . import meta as metas
@@ -112,26 +112,30 @@ class Xattrs:
         encoded = encode(attrs) if attrs else None
         if value is not None and encoded is not None and len(encoded) + len(KEY) + 64 > METADATA_MAX:
             raise VfsError(errno.ENOSPC, f"{path}: extended attributes exceed the 2 KiB of object metadata")
+        now = time.time_ns()  # an extended attribute changes the inode: ctime
+        self.vfs.times.forget(path)
         if entry is not None:
             item = entry[0]
-            item.attrs = dict(item.attrs or {}, **{KEY: encoded})
+            item.attrs = dict(item.attrs or {}, **{KEY: encoded}, ctime_ns=now)
             item.meta_dirty = True
             item.attrs_version += 1
             if item.writers == 0:
                 self.vfs._flush(item, entry[1], loc.key, entry[2])
             return
         if md is None:  # a directory without marker: make one, as mkdir would have
-            md = metas.to_metadata(meta.mode, meta.uid, meta.gid, meta.mtime or time.time())
+            md = metas.to_metadata(meta.mode, meta.uid, meta.gid, meta.mtime_ns, atime_ns=meta.atime_ns,
+                                   ctime_ns=meta.ctime_ns)
         if encoded is None:
             md.pop(KEY, None)
         else:
             md[KEY] = encoded
+        md["ctime"] = metas.format_time(now)
         if meta.kind is Kind.DIR:
             store.put(loc.dir_key, b"", md, metas.DIR_CONTENT_TYPE)
-            self.vfs.ns.update(path, meta)
+            self.vfs.ns.update(path, dataclasses.replace(meta, ctime_ns=now))
         else:  # every name of a hard-link group gets them
-            etag = self.vfs.links.copy_to_group(store, path, loc.key, md, meta.etag, {"xattr": encoded})
-            self.vfs.ns.update(path, dataclasses.replace(meta, etag=etag, xattr=encoded, exact=True))
+            etag = self.vfs.links.copy_to_group(store, path, loc.key, md, meta.etag, {"xattr": encoded, "ctime_ns": now})
+            self.vfs.ns.update(path, dataclasses.replace(meta, etag=etag, xattr=encoded, ctime_ns=now, exact=True))
 
 
 def kept(store, key: str) -> dict[str, str]:

@@ -18,10 +18,11 @@ AT_EMPTY_PATH = 0x1000
 
 
 def _lookup(sup, stop, path_index: int, dirfd_index: int | None, follow: bool, empty_ok: bool = False,
-            exact: bool = False, sure: bool = True, attrs: bool = True):
+            exact: bool = False, sure: bool = True, attrs: bool = True, found=None):
     """The Meta of a virtual path argument; None when the kernel should handle it (after
     the argument was rewritten if it resolved to a local path). attrs: the caller shows
-    mode, owner or times, so they must be the stored ones, not a listing's defaults."""
+    mode, owner or times, so they must be the stored ones, not a listing's defaults.
+    found: a list the resolved virtual path is appended to."""
     if empty_ok and dirfd_index is not None:
         addr = stop.arg(path_index)
         if addr == 0 or stop.read(addr, 1) in (b"\0", b""):
@@ -36,6 +37,8 @@ def _lookup(sup, stop, path_index: int, dirfd_index: int | None, follow: bool, e
         sup.rewrite(stop, path_index, target.path)
         return None
     meta = sup.vfs.lookup(target.path, exact=exact, attrs=attrs)
+    if found is not None:
+        found.append(target.path)
     if target.wants_dir and meta.kind is not Kind.DIR:
         raise VfsError(errno.ENOTDIR, f"{target.path}: not a directory")
     return meta
@@ -94,13 +97,16 @@ def desc_meta(desc, sup=None):
     """What fstat says: for an open file, its current size and attributes (changes made
     through any name); for a directory opened from a listing, its marker's attributes."""
     if desc.file is not None:
-        return desc.file.current_meta()
-    if sup is not None and desc.is_dir and not desc.meta.exact:
-        try:
-            desc.meta = sup.vfs.lookup(desc.path, attrs=True)
-        except VfsError:
-            pass  # gone meanwhile: fstat still describes what was opened
-    return desc.meta
+        meta = desc.file.current_meta()
+    else:
+        if sup is not None and desc.is_dir and not desc.meta.exact:
+            try:
+                desc.meta = sup.vfs.lookup(desc.path, attrs=True)
+            except VfsError:
+                pass  # gone meanwhile: fstat still describes what was opened
+        meta = desc.meta
+    # times this run changed without storing them (a read's atime, a directory's entries)
+    return sup.vfs.times.apply(desc.path, meta) if sup is not None else meta
 
 
 def _access(sup, stop, path_index: int, dirfd_index: int | None, mode: int, flags: int) -> None:
@@ -138,12 +144,14 @@ def _readlink(sup, stop, path_index: int, dirfd_index: int | None, buf_index: in
             stop.write(stop.arg(buf_index), data)
             stop.skip(len(data))
             return
-    meta = _lookup(sup, stop, path_index, dirfd_index, follow=False, exact=True, attrs=False)
+    found = []
+    meta = _lookup(sup, stop, path_index, dirfd_index, follow=False, exact=True, attrs=False, found=found)
     if meta is None:
         return
     if meta.kind is not Kind.SYMLINK or meta.target is None:
         stop.fail(errno.EINVAL)
         return
+    sup.vfs.accessed(found[0], meta)  # reading a link is an access: its atime
     data = os.fsencode(meta.target)[: stop.arg(buf_index + 1)]
     stop.write(stop.arg(buf_index), data)
     stop.skip(len(data))

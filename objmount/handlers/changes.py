@@ -249,10 +249,7 @@ def _chown(sup, stop, path: str, uid: int, gid: int) -> None:
     creds = sup.creds(stop)
     sup.allow(perm.may_chown(meta, uid, gid, creds), path)
     mode = perm.chown_mode(meta, uid, gid, creds) if meta.kind is not Kind.SYMLINK else None
-    if uid is None and gid is None and mode is None:
-        stop.skip(0)
-        return
-    _done(stop, sup.vfs.setattr, path, mode, uid, gid)
+    _done(stop, sup.vfs.setattr, path, mode, uid, gid)  # chown(-1, -1) too: ctime is now, as the kernel sets it
 
 
 def _desc_path(sup, stop, fd: int, through_descriptor: bool = False) -> str | None:
@@ -311,36 +308,43 @@ def on_fchown(sup, stop) -> None:
         _chown(sup, stop, path, _sint(stop.arg(1)), _sint(stop.arg(2)))
 
 
-def _mtime_from_timespecs(stop, addr: int) -> float | None:
-    """utimensat's times[2]: None means leave mtime as it is."""
+def _times_from_timespecs(stop, addr: int) -> tuple[int | None, int | None]:
+    """utimensat's times[2] as (atime_ns, mtime_ns); None: leave that time as it is."""
     if addr == 0:
-        return time.time()
-    atime_sec, atime_ns, sec, nsec = struct.unpack("<qqqq", stop.read(addr, 32))
-    if nsec == UTIME_OMIT:
-        return None
-    if nsec == UTIME_NOW:
-        return time.time()
-    return sec + nsec / 1e9
+        now = time.time_ns()
+        return now, now
+    times = struct.unpack("<qqqq", stop.read(addr, 32))
+    now = time.time_ns()
+    out = []
+    for sec, nsec in (times[0:2], times[2:4]):
+        if nsec == UTIME_OMIT:
+            out.append(None)
+        elif nsec == UTIME_NOW:
+            out.append(now)
+        elif not 0 <= nsec < 1_000_000_000:
+            raise VfsError(errno.EINVAL, f"utimensat: tv_nsec {nsec} out of range")
+        else:
+            out.append(sec * 1_000_000_000 + nsec)
+    return out[0], out[1]
 
 
-def _mtime_from_timevals(stop, addr: int) -> float:
+def _times_from_timevals(stop, addr: int) -> tuple[int, int]:
+    """utimes/futimesat's times[2] (struct timeval: microseconds) as (atime_ns, mtime_ns)."""
     if addr == 0:
-        return time.time()
-    _, _, sec, usec = struct.unpack("<qqqq", stop.read(addr, 32))
-    return sec + usec / 1e6
+        now = time.time_ns()
+        return now, now
+    times = struct.unpack("<qqqq", stop.read(addr, 32))
+    if not all(0 <= usec < 1_000_000 for usec in (times[1], times[3])):
+        raise VfsError(errno.EINVAL, "utimes: tv_usec out of range")
+    return times[0] * 1_000_000_000 + times[1] * 1000, times[2] * 1_000_000_000 + times[3] * 1000
 
 
-def _utime(sup, stop, path: str, mtime: float | None, explicit: bool = True) -> None:
-    """explicit: times given (not "now"), which only the owner may set."""
+def _utime(sup, stop, path: str, atime_ns: int | None, mtime_ns: int | None, explicit: bool = True) -> None:
+    """explicit: times given (not "now"), which only the owner may set. A symbolic link
+    (reached with AT_SYMLINK_NOFOLLOW) gets times of its own, as on a local filesystem."""
     meta = sup.vfs.lookup(path, attrs=True)
     sup.allow(perm.may_utime(meta, explicit, sup.creds(stop)), path)
-    if mtime is None:
-        stop.skip(0)
-        return
-    if meta.kind is Kind.SYMLINK:
-        stop.skip(0)  # symlink times are not stored
-        return
-    _done(stop, sup.vfs.setattr, path, None, None, None, mtime)
+    _done(stop, sup.vfs.setattr, path, None, None, None, mtime_ns, atime_ns)
 
 
 @path_syscall("utimensat")
@@ -356,7 +360,7 @@ def on_utimensat(sup, stop) -> None:
             stop.skip(0)   # nothing to change, nothing checked
             return
         explicit = any(n not in (UTIME_NOW, UTIME_OMIT) for n in nsecs)
-        _utime(sup, stop, path, _mtime_from_timespecs(stop, addr), explicit)
+        _utime(sup, stop, path, *_times_from_timespecs(stop, addr), explicit)
 
 
 @path_syscall("utimes", "futimesat", "utime")
@@ -366,11 +370,12 @@ def on_utimes(sup, stop) -> None:
     if path is None:
         return
     times = stop.arg(2 if at else 1)
-    if stop.nr == SYS.utime:  # utime(path, struct utimbuf {actime, modtime})
-        mtime = time.time() if times == 0 else float(struct.unpack("<qq", stop.read(times, 16))[1])
+    if stop.nr == SYS.utime and times:  # utime(path, struct utimbuf {actime, modtime}): seconds
+        atime, mtime = struct.unpack("<qq", stop.read(times, 16))
+        atime_ns, mtime_ns = atime * 1_000_000_000, mtime * 1_000_000_000
     else:
-        mtime = _mtime_from_timevals(stop, times)
-    _utime(sup, stop, path, mtime, explicit=times != 0)
+        atime_ns, mtime_ns = _times_from_timevals(stop, times)
+    _utime(sup, stop, path, atime_ns, mtime_ns, explicit=times != 0)
 
 
 @path_syscall("truncate")

@@ -80,6 +80,7 @@ def _materialized(sup, path: str):
     file = sup.vfs.open(path)
     try:
         file.materialize()
+        sup.vfs.accessed(path, file)  # the kernel reads what it executes: atime (relatime)
         os.chmod(file.cache_path, 0o755 if is_executable(file.meta) else 0o644)
         with open(file.cache_path, "rb") as f:
             head = f.read(BINPRM_BUF_SIZE)

@@ -40,11 +40,13 @@ def _offset_at(stop, ptr: int, fd: int) -> int:
 
 
 def _file(sup, stop, fd: int):
-    """The vfs file behind a virtual descriptor, if a read on it may need fetching."""
+    """The vfs file behind a virtual descriptor, if a read on it may need fetching. A
+    read is an access: atime (vfs/times.py)."""
     desc = sup.desc(stop, fd)
-    if desc is None or desc.file is None or desc.file.complete:
+    if desc is None or desc.file is None:
         return None
-    return desc.file
+    sup.vfs.accessed(desc.path, desc.file)
+    return None if desc.file.complete else desc.file
 
 
 @fd_syscall(read=(0,))
@@ -108,6 +110,7 @@ def on_mmap(sup, stop) -> None:
     if desc is None or desc.file is None:
         return
     file = desc.file
+    sup.vfs.accessed(desc.path, file)
     file.ensure(stop.arg(5), stop.arg(1))
     if stop.arg(3) & MAP_SHARED and stop.arg(2) & PROT_WRITE and file.writable:
         # Stores through the mapping are invisible to us: the mapped range counts as
@@ -234,10 +237,11 @@ def on_fallocate(sup, stop) -> None:
         stop.fail(errno.EOPNOTSUPP)  # punching holes or collapsing ranges: not on objects
         return
     _kill_setid(sup, stop, desc.file)
-    if not mode & FALLOC_FL_KEEP_SIZE:
-        size = os.stat(desc.file.cache_path).st_size
-        if offset + length > size:
-            desc.file.will_write(size, offset + length - size, writer=stop.tid)
+    size = os.stat(desc.file.cache_path).st_size
+    if not mode & FALLOC_FL_KEEP_SIZE and offset + length > size:
+        desc.file.will_write(size, offset + length - size, writer=stop.tid)
+    elif length > 0:
+        desc.file.touch()  # no new bytes, but the file changed: mtime and ctime, as the kernel's
 
 
 @fd_syscall(fsync=(0,), fdatasync=(0,))

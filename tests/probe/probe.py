@@ -6,7 +6,8 @@ The same steps run on a local directory and, under `objmount exec`, on a virtual
 test compares the two outputs (tests/differential.py). So results say what a program sees
 and nothing that legitimately differs between two filesystems: errno names, byte strings,
 stat fields without st_dev/st_ino/st_blocks, and timestamps within two minutes of the
-probe's start reported as "now" (set times are compared exactly).
+probe's start reported as "now" (set times are compared exactly); how times near now
+moved is compared with `snap`/`since` (against a snapshot) and `order` (with each other).
 
 A step is [op, *args]. Paths are relative to ROOT (an absolute path is used as is).
 Descriptors are named by the test ("a", "b") and held in a table; `fdnum` reports the
@@ -164,8 +165,58 @@ class Probe:
         return stat_fields(os.lstat(self.p(path)), times)
 
     def mtime(self, path, follow=True):
-        """st_mtime alone (ctime is the filesystem's own: objects have none)."""
+        """st_mtime alone (when atime or ctime legitimately differ: see `since`, `order`)."""
         return when((os.stat if follow else os.lstat)(self.p(path)).st_mtime_ns)
+
+    # --- times: exact values are compared by `stat` when far from now; changes near now
+    # by how each time moved against a snapshot taken in the same run (a coarse kernel
+    # clock ticks every few ms: a test sleeps between snapshot and change).
+    def snap(self, path, name, follow=True):
+        st = (os.stat if follow else os.lstat)(self.p(path))
+        self.marks[name] = (st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns)
+        return "ok"
+
+    def since(self, path, name, follow=True):
+        """For atime, mtime, ctime of `path`: "same", "later" or "earlier" than snapshot `name`."""
+        st = (os.stat if follow else os.lstat)(self.p(path))
+        now = (st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns)
+        word = {-1: "earlier", 0: "same", 1: "later"}
+        return {f: word[(b > a) - (b < a)] for f, a, b in zip(("atime", "mtime", "ctime"), self.marks[name], now)}
+
+    def order(self, path, follow=True):
+        """How atime, mtime and ctime of `path` compare with each other."""
+        st = (os.stat if follow else os.lstat)(self.p(path))
+        t = {"a": st.st_atime_ns, "m": st.st_mtime_ns, "c": st.st_ctime_ns}
+        sign = {-1: "<", 0: "=", 1: ">"}
+        return {f"{x}{y}": sign[(t[x] > t[y]) - (t[x] < t[y])] for x, y in (("a", "m"), ("m", "c"), ("a", "c"))}
+
+    def run(self, path, *args):
+        """Execute `path` (a program or script): its exit status."""
+        import subprocess
+        return subprocess.run([self.p(path), *args], stdin=subprocess.DEVNULL).returncode
+
+    def sleep(self, seconds):
+        time.sleep(seconds)
+        return "ok"
+
+    def utimensat(self, path, atime, mtime, follow=True, name=None):
+        """utimensat(2) (futimens with `name`: a descriptor); a time is ns, "now", "omit" or
+        [tv_sec, tv_nsec] as given (out of range too)."""
+        import ctypes
+        special = {"now": (0, (1 << 30) - 1), "omit": (0, (1 << 30) - 2)}
+
+        class Timespec(ctypes.Structure):
+            _fields_ = [("sec", ctypes.c_long), ("nsec", ctypes.c_long)]
+        times = (Timespec * 2)(*[Timespec(*special[t]) if isinstance(t, str) else Timespec(*t)
+                                 if isinstance(t, list) else Timespec(*divmod(t, 10**9)) for t in (atime, mtime)])
+        libc = ctypes.CDLL(None, use_errno=True)
+        if name is not None:
+            rc = libc.futimens(self.fds[name], times)
+        else:
+            rc = libc.utimensat(-100, os.fsencode(self.p(path)), times, 0 if follow else 0x100)
+        if rc != 0:
+            return {"errno": errno.errorcode[ctypes.get_errno()]}
+        return "ok"
 
     def exists(self, path):
         return os.path.lexists(self.p(path))

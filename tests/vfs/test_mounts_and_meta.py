@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from vfs import Kind, MountTable
-from vfs.meta import from_object, to_metadata
+from vfs.meta import format_time, from_object, parse_time, to_metadata
 
 
 def test_parse_accepts_s3_prefix_and_file_urls(tmp_path):
@@ -37,13 +37,49 @@ def test_virtual_paths_are_the_namespace_and_the_targets_only():
 
 def test_s3fs_metadata_is_read_and_written():
     meta = from_object("s", "k", 5, '"e"', 1000.0, {"mode": str(0o100750), "uid": "12", "gid": "34", "mtime": "1700000000"})
-    assert (meta.kind, stat.S_IMODE(meta.mode), meta.uid, meta.gid, meta.mtime) == (Kind.FILE, 0o750, 12, 34, 1700000000)
-    assert to_metadata(meta.mode, 12, 34, 1700000000.0) == {"mode": str(0o100750), "uid": "12", "gid": "34", "mtime": "1700000000"}
+    assert (meta.kind, stat.S_IMODE(meta.mode), meta.uid, meta.gid, meta.mtime_ns) == (Kind.FILE, 0o750, 12, 34, 1700000000 * NS)
+    assert to_metadata(meta.mode, 12, 34, 1700000000 * NS) == {
+        "mode": str(0o100750), "uid": "12", "gid": "34", "mtime": "1700000000", "atime": "1700000000", "ctime": "1700000000"}
+
+
+NS = 10**9
+
+
+@pytest.mark.parametrize("text, ns", [
+    ("1700000000", 1700000000 * NS),
+    ("1700000000.000000001", 1700000000 * NS + 1),       # s3fs: "%ld.%09ld"
+    ("1700000000.999999999", 1700000000 * NS + 999999999),
+    ("1700000000.25", 1700000000 * NS + 250000000),       # rclone, older objmount: a decimal fraction
+    ("1700000000.1234567891", 1700000000 * NS + 123456789),
+    ("-2.500000000", -2 * NS + 500000000),                 # a timespec before 1970, as s3fs writes it
+    ("0", 0),
+    ("1.7e9", 1700000000 * NS),
+])
+def test_times_are_read_as_s3fs_writes_them(text, ns):
+    assert parse_time(text) == ns
+
+
+@pytest.mark.parametrize("ns, text", [(1700000000 * NS, "1700000000"), (1700000000 * NS + 1, "1700000000.000000001"),
+                                      (-1 * NS - 500000000, "-2.500000000"), (0, "0")])
+def test_times_are_written_as_s3fs_writes_them(ns, text):
+    assert format_time(ns) == text and parse_time(text) == ns
+
+
+def test_atime_and_ctime_have_keys_of_their_own():
+    md = {"mtime": "1600000000.000000007", "atime": "1500000000.123456789", "ctime": "1650000000"}
+    meta = from_object("s", "k", 1, None, 1700000000.0, md)
+    assert (meta.atime_ns, meta.mtime_ns, meta.ctime_ns) == (1500000000 * NS + 123456789, 1600000000 * NS + 7,
+                                                             1650000000 * NS)
+    back = to_metadata(meta.mode, 0, 0, meta.mtime_ns, atime_ns=meta.atime_ns, ctime_ns=meta.ctime_ns)
+    assert {k: back[k] for k in ("atime", "mtime", "ctime")} == md
+    # none stored (another tool's object): LastModified, as s3fs reads it
+    plain = from_object("s", "k", 1, None, 1700000000.5, {"mtime": "1600000000"})
+    assert (plain.atime_ns, plain.ctime_ns) == (1700000000 * NS + 500000000,) * 2
 
 
 def test_rclone_fractional_mtime_and_symlink_mode():
     meta = from_object("s", "k", 3, None, 0.0, {"mtime": "1700000000.25", "mode": str(0o120777)})
-    assert meta.mtime == 1700000000.25 and meta.kind is Kind.SYMLINK
+    assert meta.mtime_ns == 1700000000 * NS + 250000000 and meta.kind is Kind.SYMLINK
 
 
 def test_objects_without_metadata_get_defaults():
@@ -53,3 +89,10 @@ def test_objects_without_metadata_get_defaults():
     assert not listed.exact
     marker = from_object("s", "d/", 0, None, 0.0, {}, "application/x-directory")
     assert marker.kind is Kind.DIR
+
+
+def test_other_tools_metadata_and_content_type_are_carried_for_rewrites():
+    from vfs.meta import special_metadata
+    meta = from_object("s", "k", 1, None, 0.0, {"mode": "33188", "Origin": "x", "xattr": "%7B%7D"}, "text/html")
+    assert meta.extra == (("origin", "x"),) and meta.content_type == "text/html"
+    assert special_metadata(meta) == {"origin": "x", "xattr": "%7B%7D"}

@@ -86,7 +86,7 @@ def test_directories_take_their_markers_attributes(make_vfs, s3, bucket):
 def test_chmod_and_utimes_of_directories_and_mount_roots_are_kept(make_vfs, s3, bucket):
     s3.put_object(Bucket=bucket, Key="pre/d/f", Body=b"x")
     vfs = make_vfs(f"/w=s3://{bucket}/pre", f"/b=s3://{bucket}")
-    vfs.setattr("/w/d", mode=0o700, mtime=1500000000)
+    vfs.setattr("/w/d", mode=0o700, mtime_ns=1500000000 * 10**9)
     vfs.setattr("/w", mode=0o750, uid=12)
     assert int(s3.head_object(Bucket=bucket, Key="pre/d/")["Metadata"]["mode"]) == stat.S_IFDIR | 0o700
     assert int(s3.head_object(Bucket=bucket, Key="pre/")["Metadata"]["uid"]) == 12

@@ -186,7 +186,7 @@ def test_attributes_changed_while_writing_reach_the_object(vfs, s3, bucket):
     f = vfs.open(path, os.O_WRONLY | os.O_CREAT, mode=0o644)
     write_all(f, data)
     wait_for(lambda: counter(vfs, "write_behind_parts") >= 3)
-    vfs.setattr(path, mode=0o600, mtime=1_000_000_000)
+    vfs.setattr(path, mode=0o600, mtime_ns=1_000_000_000 * 10**9)
     f.close()
     head = s3.head_object(Bucket=bucket, Key="attrs")
     assert int(head["Metadata"]["mode"]) & 0o7777 == 0o600

@@ -7,6 +7,7 @@ import os
 import stat
 
 from ..errors import VfsError
+from ..meta import format_time, parse_time
 from ..stats import Stats
 from .base import First, Listing, ObjectInfo
 
@@ -24,7 +25,8 @@ class LocalStore:
 
     def _info(self, key: str, st: os.stat_result) -> ObjectInfo:
         metadata = {"mode": str(st.st_mode), "uid": str(st.st_uid), "gid": str(st.st_gid),
-                    "mtime": repr(st.st_mtime_ns / 1e9)}
+                    "mtime": format_time(st.st_mtime_ns), "atime": format_time(st.st_atime_ns),
+                    "ctime": format_time(st.st_ctime_ns)}  # the local file's: when objmount last changed it
         size = st.st_size
         if stat.S_ISLNK(st.st_mode):
             size = len(os.fsencode(os.readlink(self._path(key))))
@@ -87,9 +89,10 @@ class LocalStore:
             os.lchown(path, int(metadata.get("uid", -1)), int(metadata.get("gid", -1)))
         except (PermissionError, ValueError):
             pass
-        if "mtime" in metadata and not os.path.islink(path):
-            t = float(metadata["mtime"])
-            os.utime(path, (t, t))
+        mtime = parse_time(metadata.get("mtime"))
+        if mtime is not None:  # ctime: the local file's own, which the kernel keeps
+            atime = parse_time(metadata.get("atime"))
+            os.utime(path, ns=(mtime if atime is None else atime, mtime), follow_symlinks=False)
 
     def put(self, key: str, body: bytes, metadata: dict[str, str], content_type: str | None = None) -> str:
         self.stats.request("PutObject", sent=len(body))
