@@ -138,14 +138,28 @@ def _readlink(sup, stop, buf_index: int) -> None:
             stop.write(stop.arg(buf_index), data)
             stop.skip(len(data))
             return
+        dirfd = sup.path_dirfd(stop) if not raw else None
+        desc = sup.desc(stop, dirfd) if dirfd is not None else None
+        if desc is not None:  # readlinkat(fd, ""): the link fd was opened on (O_PATH|O_NOFOLLOW)
+            meta = desc.meta
+            if meta.kind is not Kind.SYMLINK:
+                stop.fail(errno.ENOENT)  # the kernel's answer when the empty name is no link
+                return
+            if meta.target is None:  # opened from a listing: the target is in the object
+                meta = sup.vfs.lookup(desc.path, exact=True, attrs=False)
+            _give_link(sup, stop, desc.path, meta, buf_index)
+            return
     found = []
     meta = _lookup(sup, stop, follow=False, exact=True, attrs=False, found=found)
-    if meta is None:
-        return
+    if meta is not None:
+        _give_link(sup, stop, found[0], meta, buf_index)
+
+
+def _give_link(sup, stop, path: str, meta, buf_index: int) -> None:
     if meta.kind is not Kind.SYMLINK or meta.target is None:
         stop.fail(errno.EINVAL)
         return
-    sup.vfs.accessed(found[0], meta)  # reading a link is an access: its atime
+    sup.vfs.accessed(path, meta)  # reading a link is an access: its atime
     data = os.fsencode(meta.target)[: stop.arg(buf_index + 1)]
     stop.write(stop.arg(buf_index), data)
     stop.skip(len(data))
