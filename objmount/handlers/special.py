@@ -163,7 +163,9 @@ def _point_at(stop, real: str) -> None:
 
 
 def _virtual_target(sup, stop, follow: bool):
-    """The virtual path an AF_UNIX bind/connect names, or None (not AF_UNIX, a local path)."""
+    """The virtual path an AF_UNIX bind/connect names, or None (not AF_UNIX, a local path).
+    Not Supervisor.virtual_arg: the path lies inside a sockaddr, not in an argument of
+    its own, so these calls have no PATH_LAYOUTS entry and rewrite the whole address."""
     from .. import paths
     raw = _unix_path(stop)
     if raw is None:
