@@ -309,6 +309,46 @@ class Supervisor:
         target = stop.memo[memo] = self._target(stop, path_index, dirfd_index)
         return target
 
+    # --- the handlers' preamble: paths where registry.PATH_LAYOUTS declares them ----------
+    def path_arg(self, stop: SyscallStop, n: int = 0) -> Target | None:
+        """The n-th declared path of the call being handled, classified (see `target`)."""
+        return self.target(stop, *registry.PATH_ARGS[stop.nr][n])
+
+    def virtual_arg(self, stop: SyscallStop, n: int = 0, resolve=None, **how) -> Target | None:
+        """The one preamble of path handlers: the n-th declared path, classified and
+        resolved (`self.resolve(target, **how)`, or `resolve(target)`). None: the kernel
+        answers, a local path (the argument rewritten when we had to resolve it)."""
+        target = self.path_arg(stop, n)
+        if target is None:
+            return None
+        if target.virtual:
+            target = resolve(target) if resolve is not None else self.resolve(target, **how)
+        if not target.virtual:
+            self.set_path(stop, target.path, n)
+            return None
+        return target
+
+    def set_path(self, stop: SyscallStop, path: str, n: int = 0) -> None:
+        """Point the n-th declared path argument at `path` (a local path, a stand-in)."""
+        self.rewrite(stop, self.path_index(stop, n), path)
+
+    def path_index(self, stop: SyscallStop, n: int = 0) -> int:
+        """Which argument holds the n-th declared path."""
+        return registry.PATH_ARGS[stop.nr][n][0]
+
+    def path_addr(self, stop: SyscallStop, n: int = 0) -> int:
+        return stop.arg(self.path_index(stop, n))
+
+    def path_empty(self, stop: SyscallStop, n: int = 0) -> bool:
+        """Whether the n-th declared path is the empty string (OSError: unreadable)."""
+        return stop.read(self.path_addr(stop, n), 1) in (b"", b"\0")
+
+    def path_dirfd(self, stop: SyscallStop, n: int = 0) -> int | None:
+        """The directory descriptor the n-th declared path is relative to; None: the call
+        has no dirfd argument for it."""
+        dirfd_index = registry.PATH_ARGS[stop.nr][n][1]
+        return stop.sarg(dirfd_index) if dirfd_index is not None else None
+
     def _target(self, stop: SyscallStop, path_index: int, dirfd_index: int | None) -> Target | None:
         addr = stop.arg(path_index)
         if addr == 0:

@@ -17,24 +17,18 @@ AT_EACCESS = 0x200
 AT_EMPTY_PATH = 0x1000
 
 
-def _lookup(sup, stop, path_index: int, dirfd_index: int | None, follow: bool, empty_ok: bool = False,
-            exact: bool = False, sure: bool = True, attrs: bool = True, found=None):
-    """The Meta of a virtual path argument; None when the kernel should handle it (after
-    the argument was rewritten if it resolved to a local path). attrs: the caller shows
-    mode, owner or times, so they must be the stored ones, not a listing's defaults.
+def _lookup(sup, stop, follow: bool, empty_ok: bool = False, exact: bool = False, sure: bool = True,
+            attrs: bool = True, found=None):
+    """The Meta of the call's virtual path argument; None when the kernel should handle it
+    (after the argument was rewritten if it resolved to a local path). attrs: the caller
+    shows mode, owner or times, so they must be the stored ones, not a listing's defaults.
     found: a list the resolved virtual path is appended to."""
-    if empty_ok and dirfd_index is not None:
-        addr = stop.arg(path_index)
-        if addr == 0 or stop.read(addr, 1) in (b"\0", b""):
-            desc = sup.desc(stop, stop.sarg(dirfd_index))
+    if empty_ok and (dirfd := sup.path_dirfd(stop)) is not None:
+        if sup.path_addr(stop) == 0 or sup.path_empty(stop):
+            desc = sup.desc(stop, dirfd)
             return desc_meta(desc, sup) if desc is not None else None
-    target = sup.target(stop, path_index, dirfd_index)
+    target = sup.virtual_arg(stop, follow=follow, sure=sure, attrs=attrs)
     if target is None:
-        return None
-    if target.virtual:
-        target = sup.resolve(target, follow=follow, sure=sure, attrs=attrs)
-    if not target.virtual:
-        sup.rewrite(stop, path_index, target.path)
         return None
     meta = sup.vfs.lookup(target.path, exact=exact, attrs=attrs)
     if found is not None:
@@ -51,14 +45,14 @@ def _emit(stop, buf_index: int, data: bytes) -> None:
 
 @path_syscall("stat")
 def on_stat(sup, stop) -> None:
-    meta = _lookup(sup, stop, 0, None, follow=True)
+    meta = _lookup(sup, stop, follow=True)
     if meta is not None:
         _emit(stop, 1, structs.pack_stat(meta))
 
 
 @path_syscall("lstat")
 def on_lstat(sup, stop) -> None:
-    meta = _lookup(sup, stop, 0, None, follow=False)
+    meta = _lookup(sup, stop, follow=False)
     if meta is not None:
         _emit(stop, 1, structs.pack_stat(meta))
 
@@ -66,7 +60,7 @@ def on_lstat(sup, stop) -> None:
 @path_syscall("newfstatat")
 def on_newfstatat(sup, stop) -> None:
     flags = stop.arg(3)
-    meta = _lookup(sup, stop, 1, 0, follow=not flags & AT_SYMLINK_NOFOLLOW, empty_ok=bool(flags & AT_EMPTY_PATH))
+    meta = _lookup(sup, stop, follow=not flags & AT_SYMLINK_NOFOLLOW, empty_ok=bool(flags & AT_EMPTY_PATH))
     if meta is not None:
         _emit(stop, 2, structs.pack_stat(meta))
 
@@ -74,7 +68,7 @@ def on_newfstatat(sup, stop) -> None:
 @path_syscall("statx")
 def on_statx(sup, stop) -> None:
     flags = stop.arg(2)
-    meta = _lookup(sup, stop, 1, 0, follow=not flags & AT_SYMLINK_NOFOLLOW, empty_ok=bool(flags & AT_EMPTY_PATH))
+    meta = _lookup(sup, stop, follow=not flags & AT_SYMLINK_NOFOLLOW, empty_ok=bool(flags & AT_EMPTY_PATH))
     if meta is not None:
         _emit(stop, 4, structs.pack_statx(meta))
 
@@ -109,8 +103,8 @@ def desc_meta(desc, sup=None):
     return sup.vfs.times.apply(desc.path, meta) if sup is not None else meta
 
 
-def _access(sup, stop, path_index: int, dirfd_index: int | None, mode: int, flags: int) -> None:
-    meta = _lookup(sup, stop, path_index, dirfd_index, follow=not flags & AT_SYMLINK_NOFOLLOW,
+def _access(sup, stop, mode: int, flags: int) -> None:
+    meta = _lookup(sup, stop, follow=not flags & AT_SYMLINK_NOFOLLOW,
                    empty_ok=bool(flags & AT_EMPTY_PATH))
     if meta is None:
         return
@@ -121,21 +115,21 @@ def _access(sup, stop, path_index: int, dirfd_index: int | None, mode: int, flag
 
 @path_syscall("access")
 def on_access(sup, stop) -> None:
-    _access(sup, stop, 0, None, stop.arg(1), 0)
+    _access(sup, stop, stop.arg(1), 0)
 
 
 @path_syscall("faccessat")
 def on_faccessat(sup, stop) -> None:
-    _access(sup, stop, 1, 0, stop.arg(2), 0)
+    _access(sup, stop, stop.arg(2), 0)
 
 
 @path_syscall("faccessat2")
 def on_faccessat2(sup, stop) -> None:
-    _access(sup, stop, 1, 0, stop.arg(2), stop.arg(3))
+    _access(sup, stop, stop.arg(2), stop.arg(3))
 
 
-def _readlink(sup, stop, path_index: int, dirfd_index: int | None, buf_index: int) -> None:
-    addr = stop.arg(path_index)
+def _readlink(sup, stop, buf_index: int) -> None:
+    addr = sup.path_addr(stop)
     if addr:
         raw = sup.read_path(stop, addr)
         desc = sup.fd_link(stop, raw) if raw.startswith(("/proc/", "/dev/fd/")) else None
@@ -144,14 +138,28 @@ def _readlink(sup, stop, path_index: int, dirfd_index: int | None, buf_index: in
             stop.write(stop.arg(buf_index), data)
             stop.skip(len(data))
             return
+        dirfd = sup.path_dirfd(stop) if not raw else None
+        desc = sup.desc(stop, dirfd) if dirfd is not None else None
+        if desc is not None:  # readlinkat(fd, ""): the link fd was opened on (O_PATH|O_NOFOLLOW)
+            meta = desc.meta
+            if meta.kind is not Kind.SYMLINK:
+                stop.fail(errno.ENOENT)  # the kernel's answer when the empty name is no link
+                return
+            if meta.target is None:  # opened from a listing: the target is in the object
+                meta = sup.vfs.lookup(desc.path, exact=True, attrs=False)
+            _give_link(sup, stop, desc.path, meta, buf_index)
+            return
     found = []
-    meta = _lookup(sup, stop, path_index, dirfd_index, follow=False, exact=True, attrs=False, found=found)
-    if meta is None:
-        return
+    meta = _lookup(sup, stop, follow=False, exact=True, attrs=False, found=found)
+    if meta is not None:
+        _give_link(sup, stop, found[0], meta, buf_index)
+
+
+def _give_link(sup, stop, path: str, meta, buf_index: int) -> None:
     if meta.kind is not Kind.SYMLINK or meta.target is None:
         stop.fail(errno.EINVAL)
         return
-    sup.vfs.accessed(found[0], meta)  # reading a link is an access: its atime
+    sup.vfs.accessed(path, meta)  # reading a link is an access: its atime
     data = os.fsencode(meta.target)[: stop.arg(buf_index + 1)]
     stop.write(stop.arg(buf_index), data)
     stop.skip(len(data))
@@ -159,17 +167,17 @@ def _readlink(sup, stop, path_index: int, dirfd_index: int | None, buf_index: in
 
 @path_syscall("readlink")
 def on_readlink(sup, stop) -> None:
-    _readlink(sup, stop, 0, None, 1)
+    _readlink(sup, stop, 1)
 
 
 @path_syscall("readlinkat")
 def on_readlinkat(sup, stop) -> None:
-    _readlink(sup, stop, 1, 0, 2)
+    _readlink(sup, stop, 2)
 
 
 @path_syscall("statfs")
 def on_statfs(sup, stop) -> None:
-    if _lookup(sup, stop, 0, None, follow=True, attrs=False) is not None:
+    if _lookup(sup, stop, follow=True, attrs=False) is not None:
         _emit(stop, 1, structs.pack_statfs())
 
 

@@ -31,19 +31,15 @@ def umask_of(tid: int) -> int:
     return 0o022
 
 
-def _path(sup, stop, path_index: int, dirfd_index: int | None, follow: bool):
-    """(virtual path or None, handled) — a local path that needed resolving is rewritten."""
-    target = sup.target(stop, path_index, dirfd_index)
-    if target is None:
-        return None
-    if target.virtual and target.dots:
-        _refuse_dots(stop, target)
-    if target.virtual:
-        target = sup.resolve(target, follow=follow) if follow else _resolve_parent(sup, target)
-    if not target.virtual:
-        sup.rewrite(stop, path_index, target.path)
-        return None
-    return target.path
+def _path(sup, stop, follow: bool):
+    """The call's virtual path, or None: the kernel answers (see Supervisor.virtual_arg).
+    follow=False: symlinks are followed in the directories above, not in the last name."""
+    def resolve(target):
+        if target.dots:
+            _refuse_dots(stop, target)
+        return sup.resolve(target, follow=follow) if follow else _resolve_parent(sup, target)
+    target = sup.virtual_arg(stop, resolve=resolve)
+    return target.path if target is not None else None
 
 
 def _refuse_dots(stop, target) -> None:
@@ -83,7 +79,7 @@ def _done(stop, fn, *args) -> None:
 @path_syscall("mkdir", "mkdirat")
 def on_mkdir(sup, stop) -> None:
     at = stop.nr == SYS.mkdirat
-    path = _path(sup, stop, 1 if at else 0, 0 if at else None, follow=False)
+    path = _path(sup, stop, follow=False)
     if path is not None:
         path = path.rstrip("/") or "/"
         parent = sup.may_create(path)
@@ -93,7 +89,7 @@ def on_mkdir(sup, stop) -> None:
 
 @path_syscall("rmdir")
 def on_rmdir(sup, stop) -> None:
-    path = _path(sup, stop, 0, None, follow=False)
+    path = _path(sup, stop, follow=False)
     if path is not None:
         sup.may_delete(path)
         _done(stop, sup.vfs.rmdir, path)
@@ -102,7 +98,7 @@ def on_rmdir(sup, stop) -> None:
 @path_syscall("unlink", "unlinkat")
 def on_unlink(sup, stop) -> None:
     at = stop.nr == SYS.unlinkat
-    path = _path(sup, stop, 1 if at else 0, 0 if at else None, follow=False)
+    path = _path(sup, stop, follow=False)
     if path is None:
         return
     sup.may_delete(path)
@@ -114,8 +110,7 @@ def on_unlink(sup, stop) -> None:
 
 @path_syscall("symlink", "symlinkat")
 def on_symlink(sup, stop) -> None:
-    at = stop.nr == SYS.symlinkat
-    path = _path(sup, stop, 2 if at else 1, 1 if at else None, follow=False)
+    path = _path(sup, stop, follow=False)
     if path is not None:
         target = sup.read_path(stop, stop.arg(0))
         if not target:   # the kernel's answer to an empty link target
@@ -125,23 +120,22 @@ def on_symlink(sup, stop) -> None:
 
 
 # --- rename and link --------------------------------------------------------------------
-def _two_paths(sup, stop, old_i, old_dirfd, new_i, new_dirfd, follow_old=False, empty_old=False):
+def _two_paths(sup, stop, follow_old=False, empty_old=False):
     """The virtual (old, new) paths of a rename or link; None when the kernel answers (both
     local, rewritten if they needed resolving) or the call failed. empty_old: linkat's
-    AT_EMPTY_PATH, an empty old path names the file open on old_dirfd."""
-    old_t = sup.target(stop, old_i, old_dirfd)
-    new_t = sup.target(stop, new_i, new_dirfd)
+    AT_EMPTY_PATH, an empty old path names the file open on its dirfd."""
+    old_t, new_t = sup.path_arg(stop, 0), sup.path_arg(stop, 1)
     # A null or empty path is the kernel's EFAULT or ENOENT, whatever the other path is;
     # target() leaves them to the kernel, which must not make them EXDEV here.
-    if old_t is None and empty_old and _empty(stop, old_i):
-        desc = sup.desc(stop, stop.sarg(old_dirfd))
+    if old_t is None and empty_old and sup.path_empty(stop, 0):
+        desc = sup.desc(stop, sup.path_dirfd(stop, 0))
         if desc is not None and desc.is_dir:
             raise VfsError(errno.EPERM, f"{desc.path}: hard links to directories are not allowed")
         old_t = Target(True, desc.path) if desc is not None else None
-    for t, i in ((old_t, old_i), (new_t, new_i)):
-        if t is None and not stop.arg(i):
+    for n, t in enumerate((old_t, new_t)):
+        if t is None and not sup.path_addr(stop, n):
             raise VfsError(errno.EFAULT, "null path argument")
-        if t is None and _empty(stop, i):
+        if t is None and sup.path_empty(stop, n):
             raise VfsError(errno.ENOENT, "empty path argument")
     if stop.nr in (SYS.rename, SYS.renameat, SYS.renameat2) and any(t is not None and t.virtual and t.dots for t in (old_t, new_t)):
         raise VfsError(errno.EBUSY, "rename: '.' or '..' as the last component")
@@ -154,25 +148,19 @@ def _two_paths(sup, stop, old_i, old_dirfd, new_i, new_dirfd, follow_old=False, 
         return None
     if not old_virtual:
         if old is not None:
-            sup.rewrite(stop, old_i, old.path)
+            sup.set_path(stop, old.path, 0)
         if new is not None:
-            sup.rewrite(stop, new_i, new.path)
+            sup.set_path(stop, new.path, 1)
         return None
     if follow_old:
         old = sup.resolve(old_t, follow=True)
     return old.path, new.path
 
 
-def _empty(stop, index: int) -> bool:
-    """Whether path argument `index` (readable: target() read it) is the empty string."""
-    return stop.read(stop.arg(index), 1) in (b"", b"\0")
-
-
 @path_syscall("rename", "renameat", "renameat2")
 def on_rename(sup, stop) -> None:
-    at = stop.nr != SYS.rename
     flags = stop.arg(4) if stop.nr == SYS.renameat2 else 0
-    paths = _two_paths(sup, stop, 1 if at else 0, 0 if at else None, 3 if at else 1, 2 if at else None)
+    paths = _two_paths(sup, stop)
     if paths is None:
         return
     if flags & ~RENAME_NOREPLACE:
@@ -186,8 +174,7 @@ def on_link(sup, stop) -> None:
     at = stop.nr == SYS.linkat
     follow = at and bool(stop.arg(4) & AT_SYMLINK_FOLLOW)
     empty_old = at and bool(stop.arg(4) & AT_EMPTY_PATH)
-    paths = _two_paths(sup, stop, 1 if at else 0, 0 if at else None, 3 if at else 1, 2 if at else None, follow,
-                       empty_old)
+    paths = _two_paths(sup, stop, follow, empty_old)
     if paths is not None:
         _may_link(sup, *paths)
         _done(stop, sup.vfs.link, paths[0], paths[1])
@@ -268,10 +255,10 @@ def _desc_path(sup, stop, fd: int, through_descriptor: bool = False) -> str | No
 def on_chmod(sup, stop) -> None:
     at = stop.nr != SYS.chmod
     flags = stop.arg(3) if stop.nr == SYS.fchmodat2 else 0
-    if at and flags & AT_EMPTY_PATH and stop.read(stop.arg(1), 1) in (b"", b"\0"):
-        path = _desc_path(sup, stop, stop.sarg(0))
+    if at and flags & AT_EMPTY_PATH and sup.path_empty(stop):
+        path = _desc_path(sup, stop, sup.path_dirfd(stop))
     else:
-        path = _path(sup, stop, 1 if at else 0, 0 if at else None, follow=not flags & AT_SYMLINK_NOFOLLOW)
+        path = _path(sup, stop, follow=not flags & AT_SYMLINK_NOFOLLOW)
     if path is not None:
         _chmod(sup, stop, path, stop.arg(2 if at else 1))
 
@@ -292,11 +279,11 @@ def _sint(v: int) -> int:
 def on_chown(sup, stop) -> None:
     at = stop.nr == SYS.fchownat
     flags = stop.arg(4) if at else 0
-    if at and flags & AT_EMPTY_PATH and stop.read(stop.arg(1), 1) in (b"", b"\0"):
-        path = _desc_path(sup, stop, stop.sarg(0))
+    if at and flags & AT_EMPTY_PATH and sup.path_empty(stop):
+        path = _desc_path(sup, stop, sup.path_dirfd(stop))
     else:
         follow = stop.nr == SYS.chown or (at and not flags & AT_SYMLINK_NOFOLLOW)
-        path = _path(sup, stop, 1 if at else 0, 0 if at else None, follow=follow)
+        path = _path(sup, stop, follow=follow)
     if path is not None:
         _chown(sup, stop, path, _sint(stop.arg(2 if at else 1)), _sint(stop.arg(3 if at else 2)))
 
@@ -349,10 +336,10 @@ def _utime(sup, stop, path: str, atime_ns: int | None, mtime_ns: int | None, exp
 
 @path_syscall("utimensat")
 def on_utimensat(sup, stop) -> None:
-    if stop.arg(1) == 0:  # futimens(fd, times)
-        path = _desc_path(sup, stop, stop.sarg(0), through_descriptor=True)
+    if sup.path_addr(stop) == 0:  # futimens(fd, times)
+        path = _desc_path(sup, stop, sup.path_dirfd(stop), through_descriptor=True)
     else:
-        path = _path(sup, stop, 1, 0, follow=not stop.arg(3) & AT_SYMLINK_NOFOLLOW)
+        path = _path(sup, stop, follow=not stop.arg(3) & AT_SYMLINK_NOFOLLOW)
     if path is not None:
         addr = stop.arg(2)
         nsecs = struct.unpack("<8xq8xq", stop.read(addr, 32)) if addr else (UTIME_NOW, UTIME_NOW)
@@ -366,7 +353,7 @@ def on_utimensat(sup, stop) -> None:
 @path_syscall("utimes", "futimesat", "utime")
 def on_utimes(sup, stop) -> None:
     at = stop.nr == SYS.futimesat
-    path = _path(sup, stop, 1 if at else 0, 0 if at else None, follow=True)
+    path = _path(sup, stop, follow=True)
     if path is None:
         return
     times = stop.arg(2 if at else 1)
@@ -380,7 +367,7 @@ def on_utimes(sup, stop) -> None:
 
 @path_syscall("truncate")
 def on_truncate(sup, stop) -> None:
-    path = _path(sup, stop, 0, None, follow=True)
+    path = _path(sup, stop, follow=True)
     if path is not None:
         length = stop.arg(1)
         if length >= 1 << 63:

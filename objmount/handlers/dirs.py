@@ -83,12 +83,8 @@ def on_lseek(sup, stop) -> None:
 @path_syscall("chdir")
 def on_chdir(sup, stop) -> None:
     fs = sup.proc(stop).fs
-    target = sup.target(stop, 0)
-    if target is not None and target.virtual:
-        target = sup.resolve(target)
-    if target is None or not target.virtual:
-        if target is not None:
-            sup.rewrite(stop, 0, target.path)
+    target = sup.virtual_arg(stop)
+    if target is None:
         if fs.vcwd is None:
             fs.kcwd = None  # re-read from /proc when next needed
             return
@@ -106,7 +102,7 @@ def on_chdir(sup, stop) -> None:
         # the stand-in lies in the private cache: by a descriptor (handover.py)
         result = sup.handover.chdir_by_fd(sup, stop, sup.vfs.placeholder_dir)
     if result is None:
-        sup.rewrite(stop, 0, sup.vfs.placeholder_dir)
+        sup.set_path(stop, sup.vfs.placeholder_dir)
         result = stop.run()
     if result == 0:
         fs.vcwd = target.path

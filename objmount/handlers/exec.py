@@ -89,17 +89,14 @@ def _materialized(sup, path: str):
         file.close()
 
 
-def _exec(sup, stop, path_index: int, dirfd_index: int | None, argv_index: int) -> None:
-    target = sup.target(stop, path_index, dirfd_index)
+def _exec(sup, stop, argv_index: int) -> None:
+    if sup.path_arg(stop) is None:
+        return
+    named = os.fsdecode(stop.read_cstring(sup.path_addr(stop)))
+    target = sup.virtual_arg(stop)
     if target is None:
         return
-    named = os.fsdecode(stop.read_cstring(stop.arg(path_index)))
-    if target.virtual:
-        target = sup.resolve(target)
-    if not target.virtual:
-        sup.rewrite(stop, path_index, target.path)
-        return
-    if dirfd_index is not None and not named.startswith("/"):
+    if sup.path_dirfd(stop) is not None and not named.startswith("/"):
         named = target.path  # the kernel would say /dev/fd/N/name; the path says more
     # Follow #! lines while they lead to virtual files: `prepend` collects, outermost
     # first, what each level puts before the name of the file it runs.
@@ -128,9 +125,9 @@ def _exec(sup, stop, path_index: int, dirfd_index: int | None, argv_index: int) 
         _set_argv(stop, argv_index, named, prepend)
     creds = sup.creds(stop)
     if cached and not creds.root and creds.fsuid != os.geteuid() and sup.handover.exec_by_fd(
-            sup, stop, path_index, final, script=False):
+            sup, stop, sup.path_index(stop), final, script=False):
         return  # a program running as another user cannot walk the private cache's path
-    sup.rewrite(stop, path_index, final)
+    sup.set_path(stop, final)
 
 
 def _set_argv(stop, argv_index: int, named: str, prepend: list[list[bytes]]) -> None:
@@ -153,9 +150,9 @@ def _set_argv(stop, argv_index: int, named: str, prepend: list[list[bytes]]) -> 
 
 @path_syscall("execve")
 def on_execve(sup, stop) -> None:
-    _exec(sup, stop, 0, None, 1)
+    _exec(sup, stop, 1)
 
 
 @path_syscall("execveat")
 def on_execveat(sup, stop) -> None:
-    _exec(sup, stop, 1, 0, 2)
+    _exec(sup, stop, 2)

@@ -30,43 +30,41 @@ O_PATH = 0o10000000
 
 @path_syscall("open")
 def on_open(sup, stop) -> None:
-    _open(sup, stop, path_index=0, dirfd_index=None, flags=stop.arg(1))
+    _open(sup, stop, flags=stop.arg(1))
 
 
 @path_syscall("openat")
 def on_openat(sup, stop) -> None:
-    _open(sup, stop, path_index=1, dirfd_index=0, flags=stop.arg(2))
+    _open(sup, stop, flags=stop.arg(2))
 
 
 @path_syscall("openat2")
 def on_openat2(sup, stop) -> None:
     how = stop.read(stop.arg(2), 8)  # struct open_how starts with u64 flags
     flags = struct.unpack("<Q", how)[0] if len(how) == 8 else 0
-    _open(sup, stop, path_index=1, dirfd_index=0, flags=flags)
+    _open(sup, stop, flags=flags)
 
 
 @path_syscall("creat")
 def on_creat(sup, stop) -> None:
-    _open(sup, stop, path_index=0, dirfd_index=None, flags=os.O_WRONLY | O_CREAT | O_TRUNC)
+    _open(sup, stop, flags=os.O_WRONLY | O_CREAT | O_TRUNC)
 
 
-def _open(sup, stop, path_index: int, dirfd_index: int | None, flags: int) -> None:
-    target = sup.target(stop, path_index, dirfd_index)
-    if target is None:
-        return
+def _open(sup, stop, flags: int) -> None:
     meta = None
     # an open that reads asks the bucket with the GET of the first bytes (vfs/namespace.py)
     reads = (flags & O_ACCMODE) != os.O_WRONLY and not flags & (O_TRUNC | O_PATH | O_DIRECTORY)
-    if target.virtual:
+
+    def resolve(target):
         try:
             # close-to-open for names too: one last seen missing may exist now
-            target = sup.resolve(target, follow=not flags & O_NOFOLLOW, recheck_missing=True, data=reads)
+            return sup.resolve(target, follow=not flags & O_NOFOLLOW, recheck_missing=True, data=reads)
         except VfsError as exc:
             if exc.errno != errno.ENOENT or not flags & O_CREAT:
                 raise
-            target = _resolve_parent(sup, target)  # a new name below a symlinked directory
-    if not target.virtual:
-        sup.rewrite(stop, path_index, target.path)
+            return _resolve_parent(sup, target)  # a new name below a symlinked directory
+    target = sup.virtual_arg(stop, resolve=resolve)
+    if target is None:
         return
     try:
         meta = sup.vfs.lookup(target.path)
@@ -79,13 +77,13 @@ def _open(sup, stop, path_index: int, dirfd_index: int | None, flags: int) -> No
             raise VfsError(errno.EISDIR, f"{target.path}: cannot create a directory with open")
         parent = sup.may_create(target.path)
         owner = perm.new_owner(parent, stop_mode(stop, flags) & ~umask_of(stop.tid), False, sup.creds(stop))
-        _open_file(sup, stop, path_index, flags, target.path, owner)
+        _open_file(sup, stop, flags, target.path, owner)
         return
     if flags & O_CREAT and flags & O_EXCL:
         raise VfsError(errno.EEXIST, f"{target.path}: exists")
     if meta.kind is Kind.SYMLINK:  # only reached with O_NOFOLLOW
         if flags & O_PATH:  # a descriptor for the link itself, as the kernel gives
-            _finish(sup, stop, path_index, flags,
+            _finish(sup, stop, flags,
                     OpenDescription(target.path, is_dir=False, meta=meta, path_only=True), sup.vfs.placeholder_dir)
             return
         raise VfsError(errno.ELOOP, f"{target.path}: is a symbolic link")
@@ -101,15 +99,15 @@ def _open(sup, stop, path_index: int, dirfd_index: int | None, flags: int) -> No
             raise VfsError(errno.ENOTDIR, f"{target.path}: not a directory")
         meta = sup.vfs.lookup(target.path, exact=True, data=reads)  # the type: a listing does not say
         if is_special(meta.mode) and not flags & O_PATH:
-            open_node(sup, stop, path_index, target.path, meta, flags)
+            open_node(sup, stop, target.path, meta, flags)
             return
         if flags & O_PATH:
             desc = OpenDescription(target.path, is_dir=False, meta=meta, path_only=True)
-            _finish(sup, stop, path_index, flags, desc, sup.vfs.placeholder_dir)
+            _finish(sup, stop, flags, desc, sup.vfs.placeholder_dir)
             return
         creds = sup.creds(stop)
         sup.allow(perm.permission(meta, _wanted(flags), creds), target.path)
-        _open_file(sup, stop, path_index, flags, target.path, None)
+        _open_file(sup, stop, flags, target.path, None)
         if flags & O_TRUNC and (mode := perm.write_kills_setid(meta, creds)) is not None:
             # A truncating open clears set-id bits, as a truncate does; a plain open for
             # writing clears them at its first write (io.py). The file is open now: the
@@ -119,7 +117,7 @@ def _open(sup, stop, path_index: int, dirfd_index: int | None, flags: int) -> No
             except VfsError as exc:
                 sup.report(exc)
         return
-    _finish(sup, stop, path_index, flags, desc, local)
+    _finish(sup, stop, flags, desc, local)
 
 
 def stop_mode(stop, flags: int) -> int:
@@ -143,14 +141,14 @@ def _wanted(flags: int) -> int:
     return want
 
 
-def _open_file(sup, stop, path_index: int, flags: int, path: str, owner: tuple[int, int, int] | None):
+def _open_file(sup, stop, flags: int, path: str, owner: tuple[int, int, int] | None):
     """owner: (uid, gid, mode) of a file this open may create."""
     uid, gid, mode = owner or (None, None, 0o644)
     file = sup.vfs.open(path, flags & (O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC), mode, uid, gid)
     desc = OpenDescription(path, is_dir=False, file=file, meta=file.meta, append=bool(flags & os.O_APPEND))
     if flags & O_EXCL:  # the vfs made the file; the cache file exists already
         _set_flags(sup, stop, flags & ~O_EXCL)
-    _finish(sup, stop, path_index, flags, desc, file.cache_path)
+    _finish(sup, stop, flags, desc, file.cache_path)
     return file
 
 
@@ -165,12 +163,12 @@ def _set_flags(sup, stop, flags: int) -> None:
         stop.set_arg(2, stop.push(bytes(how)))
 
 
-def _finish(sup, stop, path_index: int, flags: int, desc: OpenDescription, local: str) -> None:
+def _finish(sup, stop, flags: int, desc: OpenDescription, local: str) -> None:
     """Hand the program the local stand-in, opened by the supervisor (handover.py), at the
     number the kernel gives; without a channel, the program opens its path."""
     fd = sup.handover.hand_over(sup, stop, local, flags)
     if fd is None:
-        sup.rewrite(stop, path_index, local)
+        sup.set_path(stop, local)
         try:
             fd = stop.run()
         except SyscallInterrupted:

@@ -95,7 +95,7 @@ def _nodes(sup) -> RunNodes:
 @path_syscall("mknod", "mknodat")
 def on_mknod(sup, stop) -> None:
     at = stop.nr != SYS.mknod
-    path = _path(sup, stop, 1 if at else 0, 0 if at else None, follow=False)
+    path = _path(sup, stop, follow=False)
     if path is None:
         return
     mode = stop.arg(2 if at else 1) & 0xFFFFFFFF
@@ -129,7 +129,7 @@ def _dev_t(dev: int) -> int:
 
 
 # --- opening a special file -------------------------------------------------------------
-def open_node(sup, stop, path_index: int, path: str, meta, flags: int) -> None:
+def open_node(sup, stop, path: str, meta, flags: int) -> None:
     """open() of a virtual special file (called by handlers/open.py)."""
     kind = stat.S_IFMT(meta.mode)
     if kind == stat.S_IFSOCK:
@@ -138,7 +138,7 @@ def open_node(sup, stop, path_index: int, path: str, meta, flags: int) -> None:
         raise VfsError(errno.EACCES, f"{path}: device nodes in a bucket do not open (as on a nodev mount)")
     wanted = {os.O_RDONLY: 4, os.O_WRONLY: 2, os.O_RDWR: 6}.get(flags & O_ACCMODE, 6)
     sup.allow(perm.permission(meta, wanted, sup.creds(stop)), path)
-    sup.rewrite(stop, path_index, _nodes(sup).fifo(path))  # the kernel does the rest
+    sup.set_path(stop, _nodes(sup).fifo(path))  # the kernel does the rest
 
 
 # --- unix sockets -----------------------------------------------------------------------
@@ -163,7 +163,9 @@ def _point_at(stop, real: str) -> None:
 
 
 def _virtual_target(sup, stop, follow: bool):
-    """The virtual path an AF_UNIX bind/connect names, or None (not AF_UNIX, a local path)."""
+    """The virtual path an AF_UNIX bind/connect names, or None (not AF_UNIX, a local path).
+    Not Supervisor.virtual_arg: the path lies inside a sockaddr, not in an argument of
+    its own, so these calls have no PATH_LAYOUTS entry and rewrite the whole address."""
     from .. import paths
     raw = _unix_path(stop)
     if raw is None:

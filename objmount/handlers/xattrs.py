@@ -44,13 +44,9 @@ def _target(sup, stop, follow: bool, sure: bool = True) -> str | None:
         if desc is not None and desc.path_only:
             raise VfsError(errno.EBADF, f"{desc.path}: an O_PATH descriptor")
         return desc.path if desc is not None else None
-    target = sup.target(stop, 0, None)
+    target = sup.virtual_arg(stop, resolve=lambda t: sup.resolve(t, follow=follow, sure=sure) if follow
+                             else _resolve_parent(sup, t))
     if target is None:
-        return None
-    if target.virtual:
-        target = sup.resolve(target, follow=follow, sure=sure) if follow else _resolve_parent(sup, target)
-    if not target.virtual:
-        sup.rewrite(stop, 0, target.path)
         return None
     sup.vfs.lookup(target.path)  # ENOENT before anything else
     return target.path

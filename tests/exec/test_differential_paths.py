@@ -56,6 +56,20 @@ def test_an_o_path_descriptor_of_a_directory_changes_nothing_through_itself(diff
     )
 
 
+def test_readlinkat_of_an_empty_path_reads_the_link_the_descriptor_names(differential):
+    differential(
+        [["put", "f", "x"], ["symlink", "f", "l"], ["symlink", "../elsewhere", "dangling"], ["mkdir", "d"],
+         ["open", "l", "PATH|NOFOLLOW", 0, "a"], ["freadlink", "a"],
+         ["open", "dangling", "PATH|NOFOLLOW", 0, "b"], ["freadlink", "b"],
+         ["open", "f", "PATH", 0, "c"], ["freadlink", "c"],       # not a link: ENOENT
+         ["open", "f", "RDONLY", 0, "e"], ["freadlink", "e"],
+         ["open", "d", "PATH|DIRECTORY", 0, "g"], ["freadlink", "g"],
+         ["readlink", "l"]],
+        # a fresh run: the link was listed, not looked up, when opened
+        [["open", "l", "PATH|NOFOLLOW", 0, "a"], ["freadlink", "a"], ["freadlink", "a"]],
+    )
+
+
 @pytest.fixture(scope="module")
 def path_probe(tmp_path_factory):
     """tests/probe/path_probe.c built: bad pointers and empty paths, through libc and raw."""

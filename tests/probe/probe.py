@@ -262,6 +262,10 @@ class Probe:
     def readlink(self, path):
         return os.readlink(self.p(path))
 
+    def freadlink(self, name):
+        """readlinkat(fd, ""): the link an O_PATH|O_NOFOLLOW descriptor was opened on."""
+        return os.readlink("", dir_fd=self.fds[name])
+
     def mkdir(self, path, mode=0o777):
         os.mkdir(self.p(path), mode)
         return "ok"
