@@ -196,3 +196,12 @@ def differential(objmount, bucket, tmp_path):
         return result
 
     return compare
+
+
+@pytest.fixture
+def proxy(s3_server):
+    """A fault-injecting proxy (tests/faultproxy.py) in front of the moto server."""
+    from faultproxy import FaultProxy
+    p = FaultProxy(s3_server)
+    yield p
+    p.close()

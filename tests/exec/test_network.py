@@ -9,16 +9,9 @@ import re
 
 import pytest
 
-from faultproxy import Fault, FaultProxy
+from faultproxy import Fault
 
 DATA = os.urandom(3 * 2**20 + 12345)
-
-
-@pytest.fixture
-def proxy(s3_server):
-    p = FaultProxy(s3_server)
-    yield p
-    p.close()
 
 
 @pytest.fixture

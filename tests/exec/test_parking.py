@@ -12,17 +12,10 @@ import time
 
 import pytest
 
-from faultproxy import Fault, FaultProxy
+from faultproxy import Fault
 
 BIG = os.urandom(2 * 2**20 + 777)
 SMALL = {f"s{i}.txt": os.urandom(1000 + 37 * i) for i in range(4)}
-
-
-@pytest.fixture
-def proxy(s3_server):
-    p = FaultProxy(s3_server)
-    yield p
-    p.close()
 
 
 @pytest.fixture
