@@ -361,17 +361,27 @@ class Files:
                 metadata = seen.get("metadata")
             return dataclasses.replace(got, info=ObjectInfo(key, size, info.etag or etag, info.mtime or (
                 seen or {}).get("mtime", 0.0), metadata, info.content_type or (seen or {}).get("content_type")))
-        self.cache.note_version(store.id, key, {"etag": info.etag, "size": info.size, "mtime": info.mtime,
-                                                "metadata": info.metadata, "content_type": info.content_type})
-        if not got.data:
-            return got
-        mode = metas.from_object(store.id, key, info.size, info.etag, info.mtime, info.metadata).mode
-        if stat.S_ISREG(mode):
-            item = self.cache.open_item(store.id, key, info.etag, info.size)
-            self.fetcher.deliver(item, 0, got.data[:item.size])
+        item = self.keep_first(store, key, got)
+        if item is not None:
             with self._lock:
                 self._held.setdefault(item.id, []).append(item)
         return got
+
+    def keep_first(self, store, key: str, got) -> Item | None:
+        """A GET of `key`'s first bytes answered with a version (not a 304): record it,
+        and put a regular file's bytes in that version's cache item, which is returned
+        open: the caller holds it until an open takes it, or releases it."""
+        info = got.info
+        self.cache.note_version(store.id, key, {"etag": info.etag, "size": info.size, "mtime": info.mtime,
+                                                "metadata": info.metadata, "content_type": info.content_type})
+        if not got.data:
+            return None
+        mode = metas.from_object(store.id, key, info.size, info.etag, info.mtime, info.metadata).mode
+        if not stat.S_ISREG(mode):
+            return None
+        item = self.cache.open_item(store.id, key, info.etag, info.size)
+        self.fetcher.deliver(item, 0, got.data)   # bytes past the item's size are left out there
+        return item
 
     def _take_held(self, item: Item) -> None:
         """An open has `item` now: the holds of its first bytes are released."""

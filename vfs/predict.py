@@ -23,12 +23,10 @@ from __future__ import annotations
 import bisect
 import logging
 import posixpath
-import stat
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from . import meta as metas
 from .meta import Kind
 
 log = logging.getLogger("vfs.predict")
@@ -152,14 +150,9 @@ class Predictor:
             return
         if got is None or got.not_modified:
             return
-        info = got.info
-        self.files.cache.note_version(store.id, key, {"etag": info.etag, "size": info.size, "mtime": info.mtime,
-                                                      "metadata": info.metadata, "content_type": info.content_type})
-        mode = metas.from_object(store.id, key, info.size, info.etag, info.mtime, info.metadata).mode
-        if not stat.S_ISREG(mode) or not got.data:
+        item = self.files.keep_first(store, key, got)
+        if item is None:
             return
-        item = cache.open_item(store.id, key, info.etag, info.size)
-        self.files.fetcher.deliver(item, 0, got.data)
         with self._lock:
             ahead = self._ahead.get(path)
             if ahead is not None and not ahead.dropped:
