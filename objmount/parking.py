@@ -84,7 +84,6 @@ class Turns:
         self.cond = threading.Condition(lock)
         self._lines: dict[Hashable, deque[Ticket]] = {}
         self._all: deque[Ticket] = deque()   # every ticket, for exclusive ones
-
         self._seq = 0
 
     def number(self) -> int:
@@ -137,12 +136,15 @@ class Turns:
         self.cond.notify_all()
 
     @contextlib.contextmanager
-    def turn(self, *keys: Hashable):
-        """Take a ticket and wait for it now (with the lock held): for a resource met in
-        the middle of an operation, never held while waiting for another ticket."""
-        ticket = self.take(keys, 1 << 62, inner=True)
+    def granted(self, ticket: Ticket):
+        """Wait for `ticket` (with the lock held), and give up its place when done."""
         try:
             self.wait(ticket)
             yield
         finally:
             self.done(ticket)
+
+    def turn(self, *keys: Hashable):
+        """Take a ticket and wait for it now (with the lock held): for a resource met in
+        the middle of an operation, never held while waiting for another ticket."""
+        return self.granted(self.take(keys, 1 << 62, inner=True))

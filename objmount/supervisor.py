@@ -101,11 +101,8 @@ class Supervisor:
                     self._handle(handler, stop)
                     return
                 ticket = self.turns.take(work[0], seq, exclusive=work[1])
-            try:
-                self.turns.wait(ticket)
+            with self.turns.granted(ticket):
                 self._handle(handler, stop)
-            finally:
-                self.turns.done(ticket)
 
     def _handle(self, handler, stop: SyscallStop) -> None:
         self._current.stop = stop
@@ -268,15 +265,12 @@ class Supervisor:
         return contextlib.nullcontext() if self.lock.held() else self.lock
 
     def _in_turn(self, ticket, fn, *args) -> None:
-        with self.lock:
+        with self.lock, self.turns.granted(ticket):
             try:
-                self.turns.wait(ticket)
                 fn(*args)
             except Exception as exc:
                 log.error("internal error in %s: %s: %s", fn.__name__, type(exc).__name__, exc)
                 log.debug("traceback", exc_info=True)
-            finally:
-                self.turns.done(ticket)
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=True)
