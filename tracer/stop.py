@@ -193,15 +193,13 @@ class SyscallStop:
         mm.orig_rax = _SYS_mmap
         mm.rdi, mm.rsi, mm.rdx, mm.r10, mm.r8, mm.r9 = (
             0, SCRATCH_SIZE, _PROT_READ | _PROT_WRITE, _MAP_PRIVATE | _MAP_ANONYMOUS, 0xFFFFFFFFFFFFFFFF, 0)
-        self._ptrace(kernel.setregs, self.tid, mm)
-        self._ptrace(kernel.syscall, self.tid)
+        self._ptrace(_step, self.tid, mm)
         self.tracer.wait_syscall_stop(self.tid, self.held_signals)   # the mmap's exit
         addr = _signed(self._ptrace(kernel.getregs, self.tid).rax)
         again = kernel.Regs.from_buffer_copy(self.regs)
         again.rip -= 2   # back onto the `syscall` instruction
         again.rax = again.orig_rax
-        self._ptrace(kernel.setregs, self.tid, again)
-        self._ptrace(kernel.syscall, self.tid)
+        self._ptrace(_step, self.tid, again)
         self.tracer.wait_syscall_stop(self.tid, self.held_signals)   # its entry
         self._ptrace(kernel.syscall, self.tid)
         if not self.tracer.wait_syscall_stop(self.tid, self.held_signals, seccomp=True):

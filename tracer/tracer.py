@@ -280,10 +280,7 @@ class Tracer:
     def on_tracer_for(self, stop: SyscallStop, fn: Callable, *args):
         """on_tracer for a request about `stop`'s thread, which raises TraceeGone once
         that thread is known gone (its id may be another thread's by then)."""
-        park = stop.park
-        if park is None:
-            return self.on_tracer(fn, *args)
-        return self.on_tracer(self._if_there, park, stop.tid, fn, args)
+        return self._on_tracer_about(stop.park, stop.tid, fn, args)
 
     def regs_at_stop(self, stop: SyscallStop) -> kernel.Regs:
         """The registers of `stop`'s thread at the syscall stop just waited for."""
@@ -544,7 +541,10 @@ class Tracer:
             return self._worker.park.statuses.get()
 
     def _for(self, tid: int, fn: Callable, *args):
-        park = getattr(self._worker, "park", None)
+        """on_tracer_for, for the thread whose stop this worker handles (or none)."""
+        return self._on_tracer_about(getattr(self._worker, "park", None), tid, fn, args)
+
+    def _on_tracer_about(self, park: _Parked | None, tid: int, fn: Callable, args: tuple):
         if park is None:
             return self.on_tracer(fn, *args)
         return self.on_tracer(self._if_there, park, tid, fn, args)
