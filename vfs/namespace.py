@@ -316,12 +316,10 @@ class Namespace:
     def ask_open(self, path: str) -> Meta:
         """The open's revalidation by GET (see the module); the caches learn the answer."""
         meta = self._ask_open(path, self.peek(path))
-        if meta is not None:
-            self.update(path, meta)
-        else:
-            self.remember(path, None)
         if meta is None:
+            self.remember(path, None)
             raise VfsError(errno.ENOENT, f"{path}: no such file or directory")
+        self.update(path, meta)
         return meta
 
     def _ask_open(self, path: str, known: Meta | None) -> Meta | None:
