@@ -11,7 +11,12 @@ the same directory.
     dirty/ID               the dirty ranges of a private item, appended as they are written
     index/                 diskcache: per clean item {size, present, held, used, path}
                            (present ranges merged in a transaction, never overwritten);
-                           "journal:ID" per private item with data not yet in the bucket.
+                           "journal:ID" per private item with data not yet in the bucket;
+                           "version:K" per key, what the bucket last said of it (dropped
+                           once no record of that version's item is left: `trim_versions`);
+                           "version:totals" {held, items}: the sum of the clean records'
+                           held bytes and their count, changed in the same transaction as
+                           any clean record, so no run walks the index to know them.
 
 Locks are flock(2) on ID.lock, never on the data file (a program may flock that): a run
 holds a shared lock on each clean item it has open and an exclusive one on each private
@@ -47,6 +52,23 @@ FREE_MARGIN = 4 * 2**20
 
 _INDEX_ERRORS = (sqlite3.Error, diskcache.Timeout, OSError)
 
+# The index's running totals of the clean records (see the module). Its name starts with
+# "version:" because every walk of the index, also an older objmount's sharing the
+# directory, skips those keys; no key's version record is named so (theirs are hashes).
+TOTALS_KEY = "version:totals"
+
+# Over the limit, eviction goes this fraction of the limit further down, so that a full
+# cache walks its index once per that many bytes fetched, not at every close.
+EVICT_SLACK = 0.1
+
+# Version records of uncached versions are dropped by every eviction, and at a run's end
+# once they outnumber the clean items by this many (besides twice their number).
+VERSIONS_SLACK = 1000
+
+# A version record whose item is not recorded (yet) is kept this long: the run that
+# noted it may still be fetching into the item, which is recorded at its release.
+VERSION_GRACE = 600.0
+
 
 def lock_file(path: Path, exclusive: bool, wait: bool = True) -> int | None:
     """flock `path` (made if missing); returns the descriptor that holds the lock, or None
@@ -79,6 +101,10 @@ def private(path, flags: int) -> int:
 
 def lock_path(path: Path | str) -> Path:
     return Path(str(path) + ".lock")
+
+
+def _held(record) -> int:
+    return record.get("held", 0) if isinstance(record, dict) else 0
 
 
 def _unlink(path: Path | str) -> None:
@@ -204,6 +230,9 @@ class Cache:
         self.items: dict[str, Item] = {}   # items open in this run, and its private items
         self._lock = threading.Lock()
         self._index_warned = False
+        # The totals as this run last read or wrote them (every release reads them afresh
+        # in the transaction that records its item): {"held": bytes, "items": count}.
+        self.totals = self._load_totals()
 
     def _open_index(self) -> diskcache.Cache:
         try:
@@ -283,7 +312,10 @@ class Cache:
 
     # --- the version of a key last seen, for a later run's conditional GET ---------------
     def note_version(self, store_id: str, key: str, info: dict) -> None:
-        """Record what the bucket last said of `key` (etag, size, mtime, metadata)."""
+        """Record what the bucket last said of `key` (etag, size, mtime, metadata). It is
+        of use while the cache holds that version's item (a conditional GET), and goes
+        with it (`trim_versions`)."""
+        info = dict(info, item=self.item_id(store_id, key, info.get("etag")), noted=time.time())
         try:
             self.index.set("version:" + self.item_id(store_id, key, None), info)
         except _INDEX_ERRORS as exc:
@@ -317,7 +349,7 @@ class Cache:
                     f.truncate(size)  # sparse: no blocks until fetched
                 try:
                     try:  # a record left of an earlier file under this name says nothing of this one
-                        self.index.delete(item_id)
+                        self._drop_record(item_id)
                     except _INDEX_ERRORS:
                         pass
                     if st is None:
@@ -356,8 +388,70 @@ class Cache:
                     present = present.union(RangeSet.from_list(record.get("present", [])))
                 self.index.set(item.id, {"size": item.size, "present": present.to_list(), "held": present.total,
                                          "path": str(item.path), "used": time.time()})
+                self._count(present.total - _held(record), 0 if record else 1)
         except _INDEX_ERRORS as exc:
             self._index_failed("record", exc)
+
+    # --- the totals of the clean records ---------------------------------------------
+    def _load_totals(self) -> dict:
+        """The index's totals; made by one walk if it has none (a cache of an older
+        objmount, or a new one)."""
+        try:
+            totals = self.index.get(TOTALS_KEY)
+            if isinstance(totals, dict):
+                return totals
+            return self._recount()
+        except _INDEX_ERRORS as exc:
+            self._index_failed("read", exc)
+            return {"held": 0, "items": 0}
+
+    def _recount(self, records: list | None = None, versions: list | None = None) -> dict:
+        """Walk the index once, in a transaction, and set its totals to what it holds.
+        records: filled with (used, id, record) of every clean record; versions: with the
+        keys of the version records."""
+        held = items = 0
+        with self.index.transact():
+            for key in list(self.index.iterkeys()):
+                if not isinstance(key, str) or key.startswith("journal:"):
+                    continue
+                if key.startswith("version:"):
+                    if versions is not None and key != TOTALS_KEY:
+                        versions.append(key)
+                    continue
+                rec = self.index.get(key)
+                if not isinstance(rec, dict):
+                    continue
+                held += _held(rec)
+                items += 1
+                if records is not None:
+                    records.append((rec.get("used", 0), key, rec))
+            self.totals = {"held": held, "items": items}
+            self.index.set(TOTALS_KEY, self.totals)
+        return self.totals
+
+    def _count(self, held: int, items: int) -> None:
+        """Add to the totals; called in the transaction that changes a clean record."""
+        totals = self.index.get(TOTALS_KEY)
+        if not isinstance(totals, dict):
+            self._recount()   # ours is the transaction: nothing changes under the walk
+            return
+        totals = {"held": max(0, totals.get("held", 0) + held), "items": max(0, totals.get("items", 0) + items)}
+        self.index.set(TOTALS_KEY, totals)
+        self.totals = totals
+
+    def _drop_record(self, item_id: str) -> dict | None:
+        """Delete a clean item's record (and its bytes from the totals); returns it."""
+        with self.index.transact():
+            record = self.index.get(item_id)
+            if record is None:
+                return None
+            self.index.delete(item_id)
+            self._count(-_held(record), -1)
+            return record
+
+    def held_bytes(self) -> int:
+        """The bytes the clean records hold, as last read (no walk)."""
+        return self.totals.get("held", 0)
 
     def persist_all(self) -> None:
         with self._lock:
@@ -436,7 +530,7 @@ class Cache:
             log.debug("%s not taken over: %s", item.path, exc)
             return False
         try:
-            self.index.delete(item.id)   # its ranges describe a file that is ours now
+            self._drop_record(item.id)   # its ranges describe a file that is ours now
         except _INDEX_ERRORS as exc:
             self._index_failed("record", exc)
         old_lock = lock_path(item.path)
@@ -534,7 +628,7 @@ class Cache:
             item.detached = True
         if drop and not item.private:
             try:
-                self.index.delete(item.id)
+                self._drop_record(item.id)
             except _INDEX_ERRORS as exc:
                 self._index_failed("record", exc)
             _unlink(item.path)
@@ -665,7 +759,13 @@ class Cache:
                 base = None
         if base is not None:
             self.release(base)
-        self.evict()
+        if self.over_limit():
+            self.evict()
+
+    def over_limit(self) -> bool:
+        """The clean records hold more than the limit, by the totals as last read: every
+        release of a clean item reads them afresh, other runs' changes included."""
+        return self.held_bytes() > self.limit
 
     def free_bytes(self) -> int:
         st = os.statvfs(self.root / "items")
@@ -695,23 +795,21 @@ class Cache:
     def evict(self, need_free: int = 0) -> bool:
         """Drop least recently used clean items no run has open, until the cached bytes are
         under the limit and (with need_free) the filesystem has that many bytes free.
-        Returns whether need_free is met."""
+        Over the limit, eviction goes on down to EVICT_SLACK below it. One walk of the
+        index, which also sets its totals right and trims the version records. Returns
+        whether need_free is met."""
         with self._lock:
-            records = []
-            total = 0
+            records: list = []
+            versions: list = []
             try:
-                for item_id in list(self.index.iterkeys()):
-                    if not isinstance(item_id, str) or item_id.startswith(("journal:", "version:")):
-                        continue
-                    rec = self.index.get(item_id)
-                    if not rec:
-                        continue
-                    total += rec.get("held", 0)
-                    records.append((rec.get("used", 0), item_id, rec))
+                total = self._recount(records, versions)["held"]
             except _INDEX_ERRORS as exc:
                 self._index_failed("read", exc)
+                total = self.held_bytes()
+            target = self.limit - int(self.limit * EVICT_SLACK) if total > self.limit else self.limit
+            kept = {item_id for _, item_id, _ in records}
             for _, item_id, rec in sorted(records, key=lambda r: (r[0], r[1])):
-                if total <= self.limit and (not need_free or self.free_bytes() >= need_free):
+                if total <= target and (not need_free or self.free_bytes() >= need_free):
                     break
                 if item_id in self.items:
                     continue  # open here
@@ -724,21 +822,69 @@ class Cache:
                 try:
                     _unlink(path)
                     try:
-                        self.index.delete(item_id)
+                        rec = self._drop_record(item_id) or rec
                     except _INDEX_ERRORS as exc:
                         self._index_failed("evict", exc)
                     _unlink(lock_path(path))
                 finally:
                     os.close(fd)
-                total -= rec.get("held", 0)
-                log.debug("evicted %s (%d bytes)", path, rec.get("held", 0))
+                kept.discard(item_id)
+                total -= _held(rec)
+                log.debug("evicted %s (%d bytes)", path, _held(rec))
+            self._trim_versions(versions, kept)
             return not need_free or self.free_bytes() >= need_free
+
+    def _trim_versions(self, keys: list, kept: set) -> None:
+        """Drop the version records (`keys`) of versions whose item is neither recorded
+        (`kept`: the clean records' ids) nor open here: with nothing cached to revalidate,
+        a record is never of use (a later open's GET is unconditional). One noted in the
+        last VERSION_GRACE seconds is kept: its item may still be open in the run that
+        noted it, recorded at its release."""
+        now = time.time()
+        try:
+            for key in keys:
+                rec = self.index.get(key)
+                if not isinstance(rec, dict):
+                    continue
+                item_id = rec.get("item")
+                if item_id in kept or item_id in self.items or now - rec.get("noted", 0) < VERSION_GRACE:
+                    continue
+                self.index.delete(key)
+        except _INDEX_ERRORS as exc:
+            self._index_failed("trim", exc)
+
+    def trim_versions(self) -> None:
+        """One walk of the index: totals set right, version records of uncached versions
+        dropped (also run by every eviction)."""
+        with self._lock:
+            records: list = []
+            versions: list = []
+            try:
+                self._recount(records, versions)
+            except _INDEX_ERRORS as exc:
+                self._index_failed("read", exc)
+                return
+            self._trim_versions(versions, {item_id for _, item_id, _ in records})
+
+    def _versions_piled_up(self) -> bool:
+        """Many more version records than clean items (of directories, empty objects,
+        evicted versions in a cache never over its limit): worth a walk. A count read
+        from the index, not a walk."""
+        try:
+            keys = len(self.index)
+        except _INDEX_ERRORS:
+            return False
+        items = self.totals.get("items", 0)
+        return keys - items > 2 * items + VERSIONS_SLACK
 
     def close(self) -> None:
         """End of this run: record what it fetched, release every lock. Private items with
         data not in the bucket stay for `objmount flush`."""
         self.persist_all()
-        self.evict()
+        if self.over_limit():
+            self.evict()
+        elif self._versions_piled_up():
+            self.trim_versions()
         with self._lock:
             for item in self.items.values():
                 item.close_fd()
