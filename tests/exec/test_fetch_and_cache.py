@@ -99,7 +99,7 @@ def test_cache_size_limit_evicts_old_data(objmount, s3, bucket, cache_dir):
         s3.put_object(Bucket=bucket, Key=f"o{i}", Body=os.urandom(3 * MiB))
     for i in range(4):
         assert objmount(["cat", f"s3://{bucket}/o{i}"], "--cache-size", "5M").returncode == 0
-    used = sum(os.stat(os.path.join(d, f)).st_blocks * 512 for d, _, fs in os.walk(cache_dir / "data") for f in fs)
+    used = sum(os.stat(os.path.join(d, f)).st_blocks * 512 for d, _, fs in os.walk(cache_dir / "items") for f in fs)
     assert used <= 7 * MiB
     again = objmount(["cat", f"s3://{bucket}/o0"], "--cache-size", "5M")
     assert again.requests("GetObject") >= 1   # evicted, fetched again
