@@ -233,6 +233,7 @@ class Cache:
         # The totals as this run last read or wrote them (every release reads them afresh
         # in the transaction that records its item): {"held": bytes, "items": count}.
         self.totals = self._load_totals()
+        self._walk_above = 0   # an eviction left this much, all held by runs: walk again only past it
 
     def _open_index(self) -> diskcache.Cache:
         try:
@@ -764,8 +765,14 @@ class Cache:
 
     def over_limit(self) -> bool:
         """The clean records hold more than the limit, by the totals as last read: every
-        release of a clean item reads them afresh, other runs' changes included."""
-        return self.held_bytes() > self.limit
+        release of a clean item reads them afresh, other runs' changes included. If the
+        last eviction could not get under it (the rest open in some run), not until
+        EVICT_SLACK more of the limit is held (those runs evict at their releases)."""
+        held = self.held_bytes()
+        if held <= self.limit:
+            self._walk_above = 0
+            return False
+        return held > self._walk_above
 
     def free_bytes(self) -> int:
         st = os.statvfs(self.root / "items")
@@ -831,6 +838,7 @@ class Cache:
                 kept.discard(item_id)
                 total -= _held(rec)
                 log.debug("evicted %s (%d bytes)", path, _held(rec))
+            self._walk_above = total + int(self.limit * EVICT_SLACK) if total > self.limit else 0
             self._trim_versions(versions, kept)
             return not need_free or self.free_bytes() >= need_free
 
@@ -842,14 +850,16 @@ class Cache:
         noted it, recorded at its release."""
         now = time.time()
         try:
-            for key in keys:
-                rec = self.index.get(key)
-                if not isinstance(rec, dict):
-                    continue
-                item_id = rec.get("item")
-                if item_id in kept or item_id in self.items or now - rec.get("noted", 0) < VERSION_GRACE:
-                    continue
-                self.index.delete(key)
+            for i in range(0, len(keys), 500):   # a few transactions, none held long
+                with self.index.transact():
+                    for key in keys[i:i + 500]:
+                        rec = self.index.get(key)
+                        if not isinstance(rec, dict):
+                            continue
+                        item_id = rec.get("item")
+                        if item_id in kept or item_id in self.items or now - rec.get("noted", 0) < VERSION_GRACE:
+                            continue
+                        self.index.delete(key)
         except _INDEX_ERRORS as exc:
             self._index_failed("trim", exc)
 

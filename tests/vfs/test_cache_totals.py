@@ -233,3 +233,21 @@ def test_random_mix_keeps_totals_exact(tmp_path, runs):
     finally:
         for cache in caches:
             cache.close()
+
+
+def test_an_eviction_that_cannot_get_under_the_limit_is_not_walked_again_at_every_release(tmp_path, monkeypatch):
+    one, two = Cache(tmp_path, 1000), Cache(tmp_path, 1000)
+    try:
+        big = fetch(two, "big", 2000)
+        two.persist_all()                                 # recorded, open in the other run: not evictable
+        walks = count_walks(one, monkeypatch)
+        for i in range(6):
+            one.release(fetch(one, f"k{i}", 10))
+        assert len(walks) == 1                            # the first release walked; no use in more
+        assert walked(one)[0] > 1000
+        two.release(big)                                  # the other run is done: its release evicts
+        assert walked(two)[0] <= 1000 and not two.holds("store", "big", '"e"', 0, 2000)
+        assert recorded(two) == walked(two)
+    finally:
+        one.close()
+        two.close()
