@@ -17,6 +17,13 @@ carry what a HEAD says, and an object no larger than the window is whole after i
 cache holds the bytes of the version last seen, the GET is conditional (304: unchanged, no
 body). The LIST beside it is needed only when nothing fresh says the name is an object.
 
+Without close-to-open (`close_to_open` False, --no-close-to-open, as NFS's nocto) an open
+that does not write takes instead an answer about the object less than the TTL old
+(`recent`): a prefetch's GET (predict.py: `coming` while on its way, then `learned`), a
+stat's HEAD, an earlier open's GET, or this run's own change. A name last seen missing, a
+directory, and an open with write access still ask. Every answer is as old as its request:
+entries expire the TTL after it was sent, not after the answer came.
+
 A directory made in this run starts with an empty listing; while this run keeps changing
 it, that listing is trusted for missing names too (`made`), so creating files in it asks
 the bucket nothing.

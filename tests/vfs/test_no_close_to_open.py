@@ -3,13 +3,14 @@ instead of asking, and how old they are (from when their request was sent)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import types
 
 import pytest
 
-from vfs import MountTable, Vfs, VfsConfig
+from vfs import MountTable, Vfs, VfsConfig, VfsError
 from vfs import namespace, predict
 
 KiB = 1024
@@ -75,10 +76,13 @@ def test_a_prefetch_answer_is_as_old_as_its_request(vfs, clock, bucket, files):
     store = vfs.store(f"s3://{bucket}")
     real = store.get_first
 
+    sent = threading.Barrier(8, timeout=60)   # the eight prefetches, on eight workers
+
     def slow(*args, **kwargs):
         got = real(*args, **kwargs)
         if threading.current_thread().name.startswith("predict"):
-            clock.now = 1008.0   # the prefetches' answers arrive late
+            sent.wait()          # all sent at 1000 ...
+            clock.now = 1008.0   # ... their answers arrive late
         return got
 
     store.get_first = slow
@@ -134,3 +138,23 @@ def test_close_to_open_asks_whatever_is_known(cache_dir, clock, bucket, files):
         assert gets(v) == before + 1
     finally:
         v.close()
+
+
+def test_bytes_of_a_version_gone_are_an_error_not_a_mix(vfs, clock, s3, bucket, files):
+    """Taken within the TTL, an answer may name a version another client replaced or
+    deleted: what of it is not in the cache cannot be read (ESTALE, as NFS says; ENOENT),
+    never the new version's bytes."""
+    for key, change, err in (("d/f0", lambda k: s3.put_object(Bucket=bucket, Key=k, Body=os.urandom(SIZE)),
+                              errno.ESTALE),
+                             ("d/f1", lambda k: s3.delete_object(Bucket=bucket, Key=k), errno.ENOENT)):
+        path = f"/objmount/s3/{bucket}/{key}"
+        vfs.lookup(path, attrs=True)           # HEAD: nothing of the bytes
+        change(key)
+        f = vfs.open(path)                     # the HEAD's answer: no request
+        try:
+            with pytest.raises(VfsError) as exc:
+                f.ensure_all()
+            assert exc.value.errno == err
+        finally:
+            f.close()
+            vfs.end_operation()
