@@ -180,3 +180,23 @@ def test_no_close_to_open_reads_what_this_run_wrote(objmount, s3, bucket):
     assert run.returncode == 0, run.stderr
     assert run.text == "old\nnew\n"
     assert s3.get_object(Bucket=bucket, Key="f")["Body"].read() == b"new\n"   # published at close
+
+
+def test_no_close_to_open_with_the_files_cached_asks_each_once_without_bodies(objmount, watched, s3, bucket):
+    """A second run over the same cache: each file is asked about ahead once, with a
+    conditional GET (304, no body), and the open takes that answer."""
+    bodies = [os.urandom(3000) for _ in range(20)]
+    for i, body in enumerate(bodies):
+        s3.put_object(Bucket=bucket, Key=f"d/f{i:02d}", Body=body)
+    cmd = f"cat /objmount/s3/{bucket}/d/*"
+    first = objmount(cmd, "--endpoint-url", watched.url, "--no-close-to-open")
+    assert first.returncode == 0 and first.stdout == b"".join(bodies), first.stderr
+    watched.clear()
+    watched.delay, watched.most_in_flight = 0.05, 0
+    again = objmount(cmd, "--endpoint-url", watched.url, "--no-close-to-open")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == b"".join(bodies)
+    assert again.requests("GetObject") == 20
+    assert all(len(_gets(watched, f"d/f{i:02d}")) == 1 for i in range(20))
+    assert again.bytes_received == 0                  # 304s
+    assert watched.most_in_flight > 1                 # asked ahead, not at each open in turn
