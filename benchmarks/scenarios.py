@@ -398,9 +398,19 @@ def _per_op(requests: dict) -> str:
     return f"{sum(requests.values())} requests: {ops}"
 
 
+def _round_trip(h: Harness, bucket: str, key: str, tries: int = 5) -> float:
+    """One request's round trip (a HEAD on a kept-alive connection), the best of a few."""
+    s3 = h.client()
+    s3.head_object(Bucket=bucket, Key=key)   # the connection
+    return min(_timed(lambda: s3.head_object(Bucket=bucket, Key=key)).seconds for _ in range(tries))
+
+
 def latency(h: Harness, scale: float) -> list[Row]:
     """The issue-11 scenarios with every request delayed by --latency-ms in front of the
-    server; ratios are to boto3 with 8 threads making the same requests in the same run."""
+    server; ratios are to boto3 with 8 threads making the same requests in the same run.
+    One process opening files one after another asks the bucket at each open under
+    close-to-open (the default): its rows say that floor (opens x round trip); the same
+    jobs run again with --no-close-to-open."""
     from concurrent.futures import ThreadPoolExecutor
 
     from boto3.s3.transfer import TransferConfig
@@ -444,13 +454,27 @@ def latency(h: Harness, scale: float) -> list[Row]:
             r.ok = r.ratio <= limit
             rows.append(r)
 
+        rtt = _round_trip(fh, bucket, big_keys[0])
+
+        def cto_floor(opens: int, base: _Timed) -> str:
+            """The least one process opening files in turn needs when each open asks."""
+            least = opens * rtt
+            return (f"close-to-open floor: {opens} opens x {rtt * 1000:.0f} ms = {least:.2f} s "
+                    f"(ratio {least / base.seconds:.1f});")
+
         big_floor = _floor(fh, bucket, big_keys, ["big/"])
-        row(f"cat {n_big} x 1 MiB, one process", f"cat {root}/big/* > /dev/null", big_floor, 2)
+        cat_big = f"cat {root}/big/* > /dev/null"
+        row(f"cat {n_big} x 1 MiB, one process", cat_big, big_floor, 2, note=cto_floor(n_big, big_floor))
+        row(f"cat {n_big} x 1 MiB, one process, --no-close-to-open", cat_big, big_floor, 2,
+            options=("--no-close-to-open",))
         row(f"xargs -P8 sha256sum, {n_big} x 1 MiB",
             f"ls -d {root}/big/* | xargs -P8 -n{max(1, n_big // 8)} sha256sum > /dev/null", big_floor, 1.5)
         small_floor = _floor(fh, bucket, small_keys, small_dirs)
         n_small = len(small_keys)
-        row(f"grep -rl over {n_small} small files", f"grep -rl needle {root}/small > /dev/null", small_floor, 4)
+        grep = f"grep -rl needle {root}/small > /dev/null"
+        row(f"grep -rl over {n_small} small files", grep, small_floor, 4, note=cto_floor(n_small, small_floor))
+        row(f"grep -rl over {n_small} small files, --no-close-to-open", grep, small_floor, 4,
+            options=("--no-close-to-open",))
         row(f"xargs -P8 cat, {n_small} small files",
             f"find {root}/small -type f | xargs -P8 -n{max(1, n_small // 8)} cat > /dev/null", small_floor, 2)
         list_floor = _floor(fh, bucket, small_keys, small_dirs + ["small/"], head=True)

@@ -151,7 +151,13 @@ def main() -> None:
               help="Cached data above this is evicted, least recently used first (K/M/G/T suffixes).")
 @click.option("--metadata-ttl", default=5.0, show_default=True, type=float, metavar="SECONDS",
               help="How long attributes and listings are trusted before asking the bucket again. "
-                   "open() always revalidates.")
+                   "open() always revalidates, unless --no-close-to-open.")
+@click.option("--close-to-open/--no-close-to-open", default=True, show_default=True,
+              help="Every open asks the bucket whether the object changed (as NFS's cto). "
+                   "--no-close-to-open (as NFS's nocto): an open for reading may use an answer about the "
+                   "object less than --metadata-ttl old (a prefetch's, a stat's, an earlier open's), so "
+                   "another client's change may go unseen that long. For read-mostly data nobody else "
+                   "changes during the run. Writes still reach the bucket at close.")
 @_s3_options
 @click.option("--dir-markers/--no-dir-markers", default=True, show_default=True,
               help="mkdir writes an empty 'dir/' marker object so empty directories persist. Turn off for "
@@ -167,7 +173,7 @@ def main() -> None:
               help="Lowest descriptor number used for virtual files.")
 @click.option("-v", "--verbose", count=True, help="-v: a summary at exit; -vv: debug log.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def exec_command(mounts, cache_dir, cache_size, metadata_ttl, endpoint_url, profile, region,
+def exec_command(mounts, cache_dir, cache_size, metadata_ttl, close_to_open, endpoint_url, profile, region,
                  connect_timeout, read_timeout, retries, dir_markers, stats_file, fast_path, fd_base, verbose, command) -> None:
     """Run COMMAND with virtual paths available; exits with COMMAND's status (128+N if it
     died of signal N).
@@ -198,6 +204,7 @@ def exec_command(mounts, cache_dir, cache_size, metadata_ttl, endpoint_url, prof
         cache_dir=(cache_dir or default_cache_dir()).absolute(),  # tracees resolve it from their own cwd
         cache_size=parse_size(cache_size),
         metadata_ttl=metadata_ttl,
+        close_to_open=close_to_open,
         endpoint_url=endpoint_url,
         profile=profile,
         region=region,

@@ -17,6 +17,13 @@ carry what a HEAD says, and an object no larger than the window is whole after i
 cache holds the bytes of the version last seen, the GET is conditional (304: unchanged, no
 body). The LIST beside it is needed only when nothing fresh says the name is an object.
 
+Without close-to-open (`close_to_open` False, --no-close-to-open, as NFS's nocto) an open
+that does not write takes instead an answer about the object less than the TTL old
+(`recent`): a prefetch's GET (predict.py: `coming` while on its way, then `learned`), a
+stat's HEAD, an earlier open's GET, or this run's own change. A name last seen missing, a
+directory, and an open with write access still ask. Every answer is as old as its request:
+entries expire the TTL after it was sent, not after the answer came.
+
 A directory made in this run starts with an empty listing; while this run keeps changing
 it, that listing is trusted for missing names too (`made`), so creating files in it asks
 the bucket nothing.
@@ -60,10 +67,14 @@ def link_target_path(link: str, target: str) -> str:
 
 
 class Namespace:
-    def __init__(self, mounts: MountTable, stores, ttl: float):
+    def __init__(self, mounts: MountTable, stores, ttl: float, close_to_open: bool = True):
         self.mounts = mounts
         self.stores = stores          # callable: store_url -> Store
         self.ttl = ttl
+        # False (--no-close-to-open): a reading open may take a recent answer (see module)
+        self.close_to_open = close_to_open
+        # path -> Future of a prefetch's answer on its way (predict.py; close_to_open off)
+        self._coming: dict[str, Future] = {}
         self._attrs: dict[str, _Entry] = {}     # path -> Meta | None (negative)
         self._lists: dict[str, _Entry] = {}     # dir path -> dict[name, Meta]
         # Asked of the bucket in this operation: per thread, since operations of several
@@ -95,15 +106,26 @@ class Namespace:
             return entry
         return None
 
-    def remember(self, path: str, meta: Meta | None) -> None:
-        self._attrs[path] = _Entry(meta, time.monotonic() + self.ttl)
+    def remember(self, path: str, meta: Meta | None, asked: float | None = None) -> None:
+        """`meta` is what the bucket says of `path` (None: missing), in an answer to a
+        request sent at `asked` (monotonic; None: now). It is trusted for the TTL from
+        then: an answer is as old as its question."""
+        self._attrs[path] = _Entry(meta, (time.monotonic() if asked is None else asked) + self.ttl)
         if meta is not None and meta.exact and meta.kind is not Kind.DIR:
             self._versions[path] = meta
 
-    def update(self, path: str, meta: Meta | None, empty_dir: bool = False) -> None:
-        """We changed `path` ourselves: record its new state instead of asking again,
-        in its own entry and in a fresh listing of its parent."""
-        self.remember(path, meta)
+    def learned(self, path: str, meta: Meta, asked: float) -> None:
+        """An answer asked ahead of the program (a prefetch, predict.py): remembered
+        unless a newer one is known already (an open or a write of this run since)."""
+        with self._attr_lock:
+            entry = self._attrs.get(path)
+            if entry is None or entry.expires < asked + self.ttl:
+                self.remember(path, meta, asked)
+
+    def update(self, path: str, meta: Meta | None, empty_dir: bool = False, asked: float | None = None) -> None:
+        """We changed `path` ourselves (or just asked about it, at `asked`): record its new
+        state instead of asking again, in its own entry and in a fresh listing of its parent."""
+        self.remember(path, meta, asked)
         dirname = posixpath.dirname(path)
         parent = self._fresh(self._lists, dirname)
         if parent is not None:
@@ -161,6 +183,8 @@ class Namespace:
         bytes (the open's revalidation, see the module)."""
         if path in self.local_dirs:
             return metas.directory("local", path)
+        if recheck_missing and not self.close_to_open:
+            self._await(path)  # an open: a prefetch's answer on its way serves it
         entry = self._fresh(self._attrs, path)
         if entry is not None and (entry.value is not None or not recheck_missing):
             if entry.value is None:
@@ -174,13 +198,14 @@ class Namespace:
                 return self._settle(parent, name, listing.value) if attrs and not meta.exact else meta
             if not recheck_missing or self._known_missing(path):
                 raise VfsError(errno.ENOENT, f"{path}: no such file or directory")
+        asked = time.monotonic()
         meta = self._ask_open(path, None) if recheck_missing and data else self._ask(path)
         if recheck_missing:
             self._answered[path] = meta  # the open's revalidation, asked just now
         if recheck_missing and meta is not None:
-            self.update(path, meta)  # found now: the cached listing learns it too
+            self.update(path, meta, asked=asked)  # found now: the cached listing learns it too
         else:
-            self.remember(path, meta)
+            self.remember(path, meta, asked)
         if meta is None:
             raise VfsError(errno.ENOENT, f"{path}: no such file or directory")
         return meta
@@ -223,6 +248,7 @@ class Namespace:
             return listed
         loc = self.mounts.locate(path)
         store = self.stores(loc.store_url)
+        asked = time.monotonic()
         if listed.kind is Kind.DIR:
             meta = self._directory(store, loc.dir_key)
         else:
@@ -238,7 +264,7 @@ class Namespace:
                     entries.pop(name, None)
                 else:
                     entries[name] = meta
-            self.remember(path, meta)
+            self.remember(path, meta, asked)
         return meta
 
     def _directory(self, store, marker: str) -> Meta:
@@ -301,25 +327,80 @@ class Namespace:
             self._answered[path] = meta
         return meta
 
-    def revalidate(self, path: str, data: bool = False) -> Meta:
+    def revalidate(self, path: str, data: bool = False, writes: bool = False) -> Meta:
         """close-to-open: the bucket's answer now — asked in this operation already, or
-        asked again (data: with the first bytes' GET, the open reads)."""
+        asked again (data: with the first bytes' GET, the open reads). Without
+        close-to-open, an open that does not write takes a recent answer instead
+        (`recent`); one that writes asks, as ever."""
         if path not in self._answered:
             if self._known_missing(path):
                 raise VfsError(errno.ENOENT, f"{path}: no such file or directory")
+            if not self.close_to_open and not writes:
+                meta = self.recent(path)
+                if meta is not None:
+                    return meta
             return self.ask_open(path) if data else self.head(path)
         meta = self._answered.pop(path)
         if meta is None:
             raise VfsError(errno.ENOENT, f"{path}: no such file or directory")
         return meta
 
+    def recent(self, path: str) -> Meta | None:
+        """What an open may take instead of asking, without close-to-open: an answer
+        about the object `path` from the bucket (a prefetch's, a stat's HEAD, an earlier
+        open's GET) or this run's own change of it, asked less than the TTL ago. None: no
+        such answer (a name last seen missing is asked about again; so is a directory)."""
+        self._await(path)
+        entry = self._fresh(self._attrs, path)
+        if entry is None:
+            return None
+        meta = entry.value
+        if meta is None or not meta.exact or meta.kind is Kind.DIR:
+            return None
+        return meta
+
+    def coming(self, path: str, future: Future) -> None:
+        """A prefetch (predict.py) is asking about `path`: an open of it without
+        close-to-open waits for that answer rather than asking again."""
+        def done(f: Future) -> None:
+            with self._attr_lock:
+                if self._coming.get(path) is f:
+                    del self._coming[path]
+        with self._attr_lock:
+            self._coming[path] = future
+        future.add_done_callback(done)
+
+    def _await(self, path: str) -> None:
+        future = self._coming.get(path)
+        if future is not None and not future.done():
+            with waiting():
+                try:
+                    future.result()
+                except Exception:  # noqa: BLE001 - a failed prefetch: the open asks itself
+                    pass
+
+    def ask_ahead(self, path: str) -> None:
+        """Ask about `path` as an open would (a conditional GET when the cache holds its
+        bytes), ahead of the program (predict.py, a pool thread): the answer is `learned`."""
+        asked = time.monotonic()
+        meta = self._ask_open(path, self.peek(path))
+        if meta is not None and meta.kind is not Kind.DIR:
+            self.learned(path, meta, asked)
+
+    def got_ahead(self, path: str, store, key: str, got, asked: float) -> None:
+        """A prefetch's GET of `key` (sent at `asked`) answered with a version: `learned`."""
+        meta = self._from_get(store, key, got)
+        if meta.kind is not Kind.DIR:
+            self.learned(path, meta, asked)
+
     def ask_open(self, path: str) -> Meta:
         """The open's revalidation by GET (see the module); the caches learn the answer."""
+        asked = time.monotonic()
         meta = self._ask_open(path, self.peek(path))
         if meta is None:
-            self.remember(path, None)
+            self.remember(path, None, asked)
             raise VfsError(errno.ENOENT, f"{path}: no such file or directory")
-        self.update(path, meta)
+        self.update(path, meta, asked=asked)
         return meta
 
     def _ask_open(self, path: str, known: Meta | None) -> Meta | None:
@@ -349,23 +430,26 @@ class Namespace:
             if prefix is None and store.has_prefix(loc.dir_key):
                 return self._directory(store, loc.dir_key)
             return None
-        info = got.info
-        if got.not_modified:  # the version asked about: its size is known, its metadata maybe
-            if info.metadata is not None:
-                meta = metas.from_object(store.id, key, info.size, info.etag, info.mtime, info.metadata,
-                                         info.content_type)
-            elif candidate is not None and candidate.exact:
-                meta = candidate
-            else:  # the server's 304 leaves the metadata out, and it was never seen
-                return self._ask(path)
-            if candidate is not None and candidate.target is not None and candidate.etag == meta.etag:
-                meta = dataclasses.replace(meta, target=candidate.target)
-        else:
+        if not got.not_modified:
+            return self._from_get(store, key, got)
+        info = got.info  # the version asked about: its size is known, its metadata maybe
+        if info.metadata is not None:
             meta = metas.from_object(store.id, key, info.size, info.etag, info.mtime, info.metadata,
                                      info.content_type)
-            if meta.kind is Kind.SYMLINK and len(got.data) == meta.size:
-                target = got.data.decode("utf-8", "surrogateescape")
-                meta = dataclasses.replace(meta, target=target)
+        elif candidate is not None and candidate.exact:
+            meta = candidate
+        else:  # the server's 304 leaves the metadata out, and it was never seen
+            return self._ask(path)
+        if candidate is not None and candidate.target is not None and candidate.etag == meta.etag:
+            meta = dataclasses.replace(meta, target=candidate.target)
+        return self._with_target(store, key, meta)
+
+    def _from_get(self, store, key: str, got) -> Meta:
+        """The Meta of `key` from a GET that answered with its bytes (not a 304)."""
+        info = got.info
+        meta = metas.from_object(store.id, key, info.size, info.etag, info.mtime, info.metadata, info.content_type)
+        if meta.kind is Kind.SYMLINK and len(got.data) == meta.size:
+            meta = dataclasses.replace(meta, target=got.data.decode("utf-8", "surrogateescape"))
         return self._with_target(store, key, meta)
 
     @property
@@ -382,8 +466,9 @@ class Namespace:
 
     def head(self, path: str) -> Meta:
         """Lookup that always asks the bucket (open's revalidation)."""
+        asked = time.monotonic()
         meta = self._ask(path)
-        self.remember(path, meta)
+        self.remember(path, meta, asked)
         if meta is None:
             raise VfsError(errno.ENOENT, f"{path}: no such file or directory")
         return meta
@@ -397,8 +482,9 @@ class Namespace:
             meta = self.lookup(path)
             if meta.kind is not Kind.DIR:
                 raise VfsError(errno.ENOTDIR, f"{path}: not a directory")
+            asked = time.monotonic()   # a listing is as old as its (first) request
             entries = self._list(path)
-            self._lists[path] = _Entry(entries, time.monotonic() + self.ttl)
+            self._lists[path] = _Entry(entries, asked + self.ttl)
         local = {posixpath.basename(d): metas.directory("local", d) for d in self.local_dirs
                  if posixpath.dirname(d) == path}
         return sorted({**entries, **local}.items())

@@ -16,6 +16,13 @@ the new version is read), and the bytes go where nothing is present, in flight o
 (Fetcher.deliver). Files smaller than `min_size` are left alone: their bytes come with
 the open's own GET in the same round trip, so fetching them ahead would only add a
 request.
+
+Without close-to-open (Namespace.close_to_open False, --no-close-to-open) the open takes
+the prefetch's answer instead of asking (Namespace.recent): the namespace learns it, as
+of when its GET was sent, and an open of a file whose prefetch is on its way waits for
+it (Namespace.coming). Small files are then fetched ahead too (the prefetch's GET is the
+open's), and a file whose bytes the cache holds is asked about ahead, conditionally
+(Namespace.ask_ahead: a 304 and no body while it is unchanged).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import bisect
 import logging
 import posixpath
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -106,6 +114,8 @@ class Predictor:
                     self._drop_run(parent, d.runs.pop(0))
                 return
             run.pos, run.steps = i, run.steps + 1
+            # without close-to-open a prefetch's GET is the open's: small files gain too
+            min_size = self.min_size if self.ns.close_to_open else 0
             todo = []
             in_flight = sum(a.size for a in self._ahead.values())
             for other in d.names[i + 1:i + 1 + AHEAD]:
@@ -113,7 +123,7 @@ class Predictor:
                 if p in self._ahead:
                     continue
                 meta = listing.get(other)
-                if meta is None or meta.kind is not Kind.FILE or meta.size < self.min_size:
+                if meta is None or meta.kind is not Kind.FILE or meta.size < min_size:
                     continue
                 size = min(meta.size, PER_FILE)
                 if len(self._ahead) >= self.max_files or in_flight + size > self.max_bytes:
@@ -125,6 +135,8 @@ class Predictor:
                 todo.append((p, _sibling(key, other), meta, size))
         for p, k, meta, size in todo:
             future = self._pool.submit(self._fetch, p, store, k, meta, size)
+            if not self.ns.close_to_open:
+                self.ns.coming(p, future)
             with self._lock:
                 self._futures = [f for f in self._futures if not f.done()] + [future]
 
@@ -141,10 +153,16 @@ class Predictor:
             if ahead is None or ahead.dropped:
                 return
         cache = self.files.cache
+        answers = not self.ns.close_to_open   # the open takes this prefetch's answer
         try:
             if listed.etag and cache.holds(store.id, key, listed.etag, 0, size):
-                return  # already here: the open's conditional GET will say if it is current
+                if answers:  # the open's question, asked ahead: 304 if these bytes are current
+                    self.ns.ask_ahead(path)
+                return  # else: the open's conditional GET will say if it is current
+            asked = time.monotonic()   # an answer is as old as its question
             got = store.get_first(key, size, ranged=listed.size > 0)
+            if got is not None and not got.not_modified and answers:
+                self.ns.got_ahead(path, store, key, got, asked)
         except Exception as exc:  # noqa: BLE001 - a prefetch that fails costs nothing
             log.debug("prefetch of %s failed: %s", path, exc)
             return

@@ -38,6 +38,7 @@ class VfsConfig:
     cache_dir: Path
     cache_size: int = 10 * 2**30
     metadata_ttl: float = 5.0
+    close_to_open: bool = True          # False: a reading open may take an answer < metadata_ttl old
     endpoint_url: str | None = None
     profile: str | None = None
     region: str | None = None
@@ -69,7 +70,7 @@ class Vfs:
         # for this run only (Namespace.local_dirs).
         self._marker_refused: set[str] = set()
         self._lock = threading.Lock()
-        self.ns = Namespace(mounts, self.store, config.metadata_ttl)
+        self.ns = Namespace(mounts, self.store, config.metadata_ttl, config.close_to_open)
         self.files = Files(config, self.cache, self.fetcher, self.ns, self._stats)
         self.links = self.files.links  # hard-link groups (links.py)
         self.ns.first = self.files.first_window
@@ -146,9 +147,10 @@ class Vfs:
     # --- data ------------------------------------------------------------------------
     def open(self, path: str, flags: int = os.O_RDONLY, mode: int = 0o644, uid: int | None = None,
              gid: int | None = None) -> OpenFile:
-        """Open a regular file. Read-only opens revalidate against the bucket (close-to-
-        open); O_CREAT, O_EXCL and O_TRUNC act as on a local file. `mode` is already
-        masked by the caller's umask."""
+        """Open a regular file. Opens revalidate against the bucket (close-to-open; with
+        config.close_to_open off, one that does not write may take an answer less than
+        metadata_ttl old, Namespace.recent); O_CREAT, O_EXCL and O_TRUNC act as on a local
+        file. `mode` is already masked by the caller's umask."""
         store, loc = self._located(path)
         writable = (flags & os.O_ACCMODE) != os.O_RDONLY
         if store is None:
@@ -162,7 +164,8 @@ class Vfs:
         # writes needs no bytes.
         reads = (flags & os.O_ACCMODE) != os.O_WRONLY and not flags & os.O_TRUNC
         try:
-            meta = self.ns.revalidate(path, data=reads)  # close-to-open: always revalidate
+            # close-to-open: always revalidate (without it, a recent answer may do for a reader)
+            meta = self.ns.revalidate(path, data=reads, writes=writable or bool(flags & os.O_TRUNC))
         except VfsError as exc:
             if exc.errno != errno.ENOENT or not flags & os.O_CREAT:
                 raise

@@ -41,6 +41,6 @@ def test_latency_mode_runs_every_scenario_through_the_delaying_proxy(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     rows = json.loads(out.read_text())
-    assert len(rows) == 8 and {r["scenario"] for r in rows} == {"8 latency 2 ms"}
+    assert len(rows) == 10 and {r["scenario"] for r in rows} == {"8 latency 2 ms"}
     assert not [r for r in rows if "failed" in r["note"]], rows
     assert all(r["requests"] for r in rows)
