@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
 import signal
+import threading
 from pathlib import Path
 
 from tracer import SignalForwarder, Tracer, prefilter, spawn
@@ -13,6 +15,7 @@ from vfs import MountTable, Vfs, VfsConfig, VfsError
 from vfs import recovery
 from vfs.cache import Cache
 from vfs.mounts import OBJMOUNT_ROOT
+from vfs.stats import Stats
 
 from .handlers import syscall_filter
 from .supervisor import Supervisor
@@ -144,9 +147,9 @@ def _with_fast_path(env: dict[str, str], trap, mounts: MountTable, config: VfsCo
     return env
 
 
-def _open_vfs(mounts: MountTable, config: VfsConfig) -> Vfs:
-    """The Vfs over a cache directory that is ours (another user's could read what we
-    fetch, or plant data we would upload)."""
+def _check_cache_dir(config: VfsConfig) -> None:
+    """The cache directory must be ours (another user's could read what we fetch, or
+    plant data we would upload): checked before the program runs."""
     root = Path(config.cache_dir)
     try:
         owner = root.stat().st_uid
@@ -156,10 +159,73 @@ def _open_vfs(mounts: MountTable, config: VfsConfig) -> Vfs:
         raise BadConfiguration(f"cache directory {root}: {exc.strerror}") from None
     if owner != os.geteuid():
         raise BadConfiguration(f"cache directory {root} belongs to uid {owner}, not to us: use --cache-dir")
+
+
+def _open_vfs(mounts: MountTable, config: VfsConfig) -> Vfs:
+    """The Vfs over a cache directory that is ours."""
+    _check_cache_dir(config)
     try:
         return Vfs(mounts, config)
     except OSError as exc:
-        raise BadConfiguration(f"cache directory {root}: {exc.strerror or exc}") from None
+        raise BadConfiguration(f"cache directory {Path(config.cache_dir)}: {exc.strerror or exc}") from None
+
+
+def _may_hold_files(config: VfsConfig) -> bool:
+    """Whether an earlier run may have left files unpublished in the cache: such files are
+    only ever private items, in items/new (vfs/cache.py). Empty or missing: nothing to say,
+    and no index to open to say it."""
+    try:
+        with os.scandir(Path(config.cache_dir) / "items" / "new") as entries:
+            return next(entries, None) is not None
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True   # the summary says what is wrong
+
+
+class _NothingKnown:
+    @staticmethod
+    def peek(path: str) -> None:
+        return None
+
+
+class _DeferredVfs:
+    """The Vfs of a run that declares no virtual path (no mount, no bucket on its command
+    line), made at the first call that touches one: a run that touches none (a build, a
+    test suite) never opens the cache index, at start or at exit (~3-8 ms of each run).
+    The Supervisor calls end_operation after every call it handles, virtual or not: a
+    no-op until the Vfs exists. A cache that cannot be opened then fails that call (and
+    every later virtual one) with EIO, and one log line says why; a look at what the
+    namespace knows (ns.peek, which asks nothing and may not fail) finds nothing."""
+
+    def __init__(self, mounts: MountTable, config: VfsConfig):
+        self._args = (mounts, config)
+        self._lock = threading.Lock()
+        self.made: Vfs | None = None
+
+    def get(self) -> Vfs:
+        vfs = self.made
+        if vfs is None:
+            with self._lock:
+                if self.made is None:
+                    try:
+                        self.made = _open_vfs(*self._args)
+                    except BadConfiguration as exc:
+                        raise VfsError(errno.EIO, str(exc)) from None
+                vfs = self.made
+        return vfs
+
+    def __getattr__(self, name: str):   # what the instance itself does not have: the Vfs's
+        try:
+            return getattr(self.get(), name)
+        except VfsError:
+            if name == "ns":
+                return _NothingKnown
+            raise
+
+    def end_operation(self) -> None:
+        if self.made is not None:
+            self.made.end_operation()
 
 
 def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: VfsConfig,
@@ -180,14 +246,21 @@ def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: V
     pid = late.root = spawn(tracer, argv, env, trap, sigmask=forwarder.old_mask)
     vfs = None
     try:
-        vfs = _open_vfs(mounts, config)
-        probe(vfs, buckets_to_probe(argv, mounts))   # the program is still stopped before its exec
-        try:
-            held = recovery.summary_line(vfs.cache)  # what a run left unpublished: reported, kept
-        except VfsError as exc:
-            held = exc.message
-        if held:
-            log.warning("%s", held)
+        _check_cache_dir(config)
+        vfs = _DeferredVfs(mounts, config)
+        buckets = buckets_to_probe(argv, mounts)
+        if mounts.mounts or buckets or _may_hold_files(config):
+            # A run that declares virtual paths fails before its program runs if the cache
+            # cannot be used, and says at start what earlier runs left unpublished.
+            vfs.made = _open_vfs(mounts, config)
+        probe(vfs, buckets)   # the program is still stopped before its exec
+        if vfs.made is not None:
+            try:
+                held = recovery.summary_line(vfs.cache)  # what a run left unpublished: reported, kept
+            except VfsError as exc:
+                held = exc.message
+            if held:
+                log.warning("%s", held)
         late.target = Supervisor(vfs, mounts, mount_targets, trap, pid, os.getcwd())
         forwarder.start(pid)
         status = tracer.run()
@@ -203,7 +276,9 @@ def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: V
         if vfs is not None:
             if hasattr(late, "target"):
                 late.target.shutdown()
-            stats = {"vfs": vfs.stats(), "stops": tracer.stops}
-            vfs.close()
+            made = vfs.made
+            stats = {"vfs": made.stats() if made is not None else Stats().as_dict(), "stops": tracer.stops}
+            if made is not None:
+                made.close()
     stats["syscalls"] = dict(sorted(late.target.counts.items()))
     return status, stats
