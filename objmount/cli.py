@@ -196,9 +196,9 @@ def exec_command(mounts, cache_dir, cache_size, metadata_ttl, endpoint_url, prof
     _setup_logging(verbose)
     with _long_lived():
         from tracer import TraceError
-        from vfs import MountTable, VfsConfig, VfsError
+        from vfs import MountTable, VfsError
 
-        from .run import BadConfiguration, run
+        from .run import BadConfiguration, VfsSettings, run
 
     try:
         table = MountTable.parse(list(mounts))
@@ -213,7 +213,7 @@ def exec_command(mounts, cache_dir, cache_size, metadata_ttl, endpoint_url, prof
         raise click.BadParameter("must be >= 0", param_hint="--metadata-ttl")
     network = network_options(connect_timeout, read_timeout, retries)
     check_s3_settings(endpoint_url, profile, region)
-    config = VfsConfig(
+    config = VfsSettings(
         cache_dir=(cache_dir or default_cache_dir()).absolute(),  # tracees resolve it from their own cwd
         cache_size=parse_size(cache_size),
         metadata_ttl=metadata_ttl,

@@ -9,21 +9,44 @@ import re
 import signal
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tracer import SignalForwarder, Tracer, prefilter, spawn
-from vfs import MountTable, Vfs, VfsConfig, VfsError
-from vfs import recovery
-from vfs.cache import Cache
+from vfs import MountTable, VfsError
 from vfs.mounts import OBJMOUNT_ROOT
 from vfs.stats import Stats
 
 from .handlers import syscall_filter
 from .supervisor import Supervisor
 
+if TYPE_CHECKING:
+    from vfs import Vfs, VfsConfig
+
 log = logging.getLogger("objmount")
 
 # Buckets a command line names (s3://B/..., /objmount/s3/B/...): a run naming one will use S3.
 _NAMED_BUCKET = re.compile(r"(?:s3:/|/objmount/s3)/([a-z0-9][a-z0-9.\-_]{1,254}?)(?=/|$|[\s'\"])")
+
+
+class VfsSettings:
+    """VfsConfig's fields, as given (cli.py): the VfsConfig itself is made with the Vfs.
+    It lives in vfs/vfs.py, which imports the whole vfs (the cache with diskcache and
+    SQLite, open files, fetch, upload, stores: ~9 ms), and a run whose Vfs is never made
+    (_DeferredVfs) never imports it."""
+
+    def __init__(self, **fields):
+        self.fields = fields
+        self.cache_dir = fields["cache_dir"]
+
+    def make(self) -> VfsConfig:
+        from vfs import VfsConfig
+        return VfsConfig(**self.fields)
+
+
+def placeholder_dir(cache_dir: Path | str) -> Path:
+    """vfs.cache.Cache.placeholder_path, known without importing the cache (a test holds
+    the two to the same answer)."""
+    return Path(cache_dir) / "empty-dir"
 
 
 class BadConfiguration(Exception):
@@ -119,7 +142,7 @@ class _Signals(SignalForwarder):
                     pass
 
 
-def _with_fast_path(env: dict[str, str], trap, mounts: MountTable, config: VfsConfig,
+def _with_fast_path(env: dict[str, str], trap, mounts: MountTable, config: VfsSettings,
                     fd_base: int, lib_dir: Path) -> dict[str, str]:
     """Preload the in-process prefilter so that dynamically linked programs make their
     local path calls without a stop. Without it everything still works, only slower."""
@@ -138,7 +161,7 @@ def _with_fast_path(env: dict[str, str], trap, mounts: MountTable, config: VfsCo
             except prefilter.UnsafeLocation as exc:
                 log.debug("fast-path library only loadable by us: %s", exc)
         env = prefilter.environ(env, library, [OBJMOUNT_ROOT, *mounts.targets], fd_base,
-                                defer_cwd=str(Cache.placeholder_path(Path(config.cache_dir))),
+                                defer_cwd=str(placeholder_dir(config.cache_dir)),
                                 defer_fds_under=str(config.cache_dir))
     except prefilter.PrefilterUnavailable as exc:
         log.warning("fast path off, every path syscall stops: %s", exc)
@@ -147,7 +170,7 @@ def _with_fast_path(env: dict[str, str], trap, mounts: MountTable, config: VfsCo
     return env
 
 
-def _check_cache_dir(config: VfsConfig) -> None:
+def _check_cache_dir(config: VfsSettings) -> None:
     """The cache directory must be ours (another user's could read what we fetch, or
     plant data we would upload): checked before the program runs."""
     root = Path(config.cache_dir)
@@ -161,16 +184,18 @@ def _check_cache_dir(config: VfsConfig) -> None:
         raise BadConfiguration(f"cache directory {root} belongs to uid {owner}, not to us: use --cache-dir")
 
 
-def _open_vfs(mounts: MountTable, config: VfsConfig) -> Vfs:
+def _open_vfs(mounts: MountTable, config: VfsSettings) -> Vfs:
     """The Vfs over a cache directory that is ours."""
+    from vfs import Vfs
+
     _check_cache_dir(config)
     try:
-        return Vfs(mounts, config)
+        return Vfs(mounts, config.make())
     except OSError as exc:
         raise BadConfiguration(f"cache directory {Path(config.cache_dir)}: {exc.strerror or exc}") from None
 
 
-def _may_hold_files(config: VfsConfig) -> bool:
+def _may_hold_files(config: VfsSettings) -> bool:
     """Whether an earlier run may have left files unpublished in the cache: such files are
     only ever private items, in items/new (vfs/cache.py). Empty or missing: nothing to say,
     and no index to open to say it."""
@@ -198,7 +223,7 @@ class _DeferredVfs:
     every later virtual one) with EIO, and one log line says why; a look at what the
     namespace knows (ns.peek, which asks nothing and may not fail) finds nothing."""
 
-    def __init__(self, mounts: MountTable, config: VfsConfig):
+    def __init__(self, mounts: MountTable, config: VfsSettings):
         self._args = (mounts, config)
         self._lock = threading.Lock()
         self.made: Vfs | None = None
@@ -228,7 +253,7 @@ class _DeferredVfs:
             self.made.end_operation()
 
 
-def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: VfsConfig,
+def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: VfsSettings,
         fd_base: int, lib_dir: Path | None = None) -> tuple[int, dict]:
     """Run argv to completion; returns (wait status of the command, stats).
     lib_dir: where the fast-path library is built and kept; None turns it off."""
@@ -255,6 +280,7 @@ def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: V
             vfs.made = _open_vfs(mounts, config)
         probe(vfs, buckets)   # the program is still stopped before its exec
         if vfs.made is not None:
+            from vfs import recovery
             try:
                 held = recovery.summary_line(vfs.cache)  # what a run left unpublished: reported, kept
             except VfsError as exc:

@@ -59,3 +59,10 @@ def test_a_cache_that_cannot_be_made_fails_only_the_virtual_calls(objmount, s3, 
     run = objmount(f"touch {marker}", "-m", f"/data=file://{store}", *broken)
     assert run.returncode == 2 and not marker.exists()
     assert "cache directory" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_the_fast_path_defers_the_cache_s_own_placeholder(tmp_path):
+    """run.py names the placeholder directory without importing the cache."""
+    from objmount.run import placeholder_dir
+    from vfs.cache import Cache
+    assert placeholder_dir(tmp_path) == Cache.placeholder_path(tmp_path)
