@@ -25,12 +25,14 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import secrets
-import socket
 import struct
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tracer import NR
+
+if TYPE_CHECKING:
+    import socket
 
 log = logging.getLogger("objmount")
 
@@ -40,6 +42,7 @@ _SOCK_CLOEXEC = 0o2000000
 _MSG_DONTWAIT, _MSG_CTRUNC, _MSG_CMSG_CLOEXEC = 0x40, 0x8, 0x40000000
 _SCM_RIGHTS = 1
 _SOL_SOCKET = 1
+_AF_UNIX, _SOCK_STREAM, _SO_PEERCRED, _MSG_NOSIGNAL = 1, 1, 17, 0x4000
 # Flags that belong to the lookup or the descriptor, not to the open file description.
 _NOT_DESCRIPTION = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY
 
@@ -58,6 +61,8 @@ class Handover:
 
     def _listen(self) -> bool:
         if self._listener is None and not self.broken:
+            import secrets   # here, not at start: a run that opens no virtual file never needs them
+            import socket
             try:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
                 self._address = b"\0objmount-%d-%s" % (os.getpid(), secrets.token_hex(8).encode())
@@ -148,7 +153,7 @@ class Handover:
         path = sockaddr + ((addr_len + 7) & ~7)
         stop.write(base, struct.pack("<QI4xQQQQi4x", 0, 0, iov, 1, control, 24, 0)
                    + struct.pack("<QQ", data, 1) + bytes(24) + bytes(8)
-                   + struct.pack("<H", socket.AF_UNIX) + self._address
+                   + struct.pack("<H", _AF_UNIX) + self._address
                    + bytes(((addr_len + 7) & ~7) - addr_len) + local + b"\0")
         stop.become(_SYS["getpid"])   # a call that cannot block nor be interrupted
         stop.run()
@@ -169,7 +174,7 @@ class Handover:
                 if chan is None:
                     return self._by_path(stop, path, flags) if by_path else None
             try:
-                chan.conn.sendmsg([b"\0"], [(_SOL_SOCKET, _SCM_RIGHTS, struct.pack("i", fd))], socket.MSG_NOSIGNAL)
+                chan.conn.sendmsg([b"\0"], [(_SOL_SOCKET, _SCM_RIGHTS, struct.pack("i", fd))], _MSG_NOSIGNAL)
                 got = stop.inject(_SYS["recvmsg"], chan.fd, msghdr,
                                   _MSG_DONTWAIT | (_MSG_CMSG_CLOEXEC if cloexec else 0))
             except OSError:   # every holder of the program's end closed it
@@ -221,7 +226,7 @@ class Handover:
 
     def _connect(self, stop, sockaddr: int, addr_len: int) -> Channel | None:
         """Inject the making of the program's end of the channel."""
-        tmp = stop.inject(_SYS["socket"], socket.AF_UNIX, socket.SOCK_STREAM | _SOCK_CLOEXEC, 0)
+        tmp = stop.inject(_SYS["socket"], _AF_UNIX, _SOCK_STREAM | _SOCK_CLOEXEC, 0)
         if tmp < 0:
             return None
         try:
@@ -253,7 +258,7 @@ class Handover:
                 conn, _ = self._listener.accept()
             except BlockingIOError:
                 return None
-            pid, _, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+            pid, _, _ = struct.unpack("3i", conn.getsockopt(_SOL_SOCKET, _SO_PEERCRED, 12))
             if pid == tgid:
                 conn.setblocking(True)
                 return conn

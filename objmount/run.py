@@ -2,25 +2,51 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
 import signal
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tracer import SignalForwarder, Tracer, prefilter, spawn
-from vfs import MountTable, Vfs, VfsConfig, VfsError
-from vfs import recovery
-from vfs.cache import Cache
+from vfs import MountTable, VfsError
 from vfs.mounts import OBJMOUNT_ROOT
+from vfs.stats import Stats
 
 from .handlers import syscall_filter
 from .supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from vfs import Vfs, VfsConfig
 
 log = logging.getLogger("objmount")
 
 # Buckets a command line names (s3://B/..., /objmount/s3/B/...): a run naming one will use S3.
 _NAMED_BUCKET = re.compile(r"(?:s3:/|/objmount/s3)/([a-z0-9][a-z0-9.\-_]{1,254}?)(?=/|$|[\s'\"])")
+
+
+class VfsSettings:
+    """VfsConfig's fields, as given (cli.py): the VfsConfig itself is made with the Vfs.
+    It lives in vfs/vfs.py, which imports the whole vfs (the cache with diskcache and
+    SQLite, open files, fetch, upload, stores: ~9 ms), and a run whose Vfs is never made
+    (_DeferredVfs) never imports it."""
+
+    def __init__(self, **fields):
+        self.fields = fields
+        self.cache_dir = fields["cache_dir"]
+
+    def make(self) -> VfsConfig:
+        from vfs import VfsConfig
+        return VfsConfig(**self.fields)
+
+
+def placeholder_dir(cache_dir: Path | str) -> Path:
+    """vfs.cache.Cache.placeholder_path, known without importing the cache (a test holds
+    the two to the same answer)."""
+    return Path(cache_dir) / "empty-dir"
 
 
 class BadConfiguration(Exception):
@@ -116,7 +142,7 @@ class _Signals(SignalForwarder):
                     pass
 
 
-def _with_fast_path(env: dict[str, str], trap, mounts: MountTable, config: VfsConfig,
+def _with_fast_path(env: dict[str, str], trap, mounts: MountTable, config: VfsSettings,
                     fd_base: int, lib_dir: Path) -> dict[str, str]:
     """Preload the in-process prefilter so that dynamically linked programs make their
     local path calls without a stop. Without it everything still works, only slower."""
@@ -135,7 +161,7 @@ def _with_fast_path(env: dict[str, str], trap, mounts: MountTable, config: VfsCo
             except prefilter.UnsafeLocation as exc:
                 log.debug("fast-path library only loadable by us: %s", exc)
         env = prefilter.environ(env, library, [OBJMOUNT_ROOT, *mounts.targets], fd_base,
-                                defer_cwd=str(Cache.placeholder_path(Path(config.cache_dir))),
+                                defer_cwd=str(placeholder_dir(config.cache_dir)),
                                 defer_fds_under=str(config.cache_dir))
     except prefilter.PrefilterUnavailable as exc:
         log.warning("fast path off, every path syscall stops: %s", exc)
@@ -144,9 +170,9 @@ def _with_fast_path(env: dict[str, str], trap, mounts: MountTable, config: VfsCo
     return env
 
 
-def _open_vfs(mounts: MountTable, config: VfsConfig) -> Vfs:
-    """The Vfs over a cache directory that is ours (another user's could read what we
-    fetch, or plant data we would upload)."""
+def _check_cache_dir(config: VfsSettings) -> None:
+    """The cache directory must be ours (another user's could read what we fetch, or
+    plant data we would upload): checked before the program runs."""
     root = Path(config.cache_dir)
     try:
         owner = root.stat().st_uid
@@ -156,13 +182,78 @@ def _open_vfs(mounts: MountTable, config: VfsConfig) -> Vfs:
         raise BadConfiguration(f"cache directory {root}: {exc.strerror}") from None
     if owner != os.geteuid():
         raise BadConfiguration(f"cache directory {root} belongs to uid {owner}, not to us: use --cache-dir")
+
+
+def _open_vfs(mounts: MountTable, config: VfsSettings) -> Vfs:
+    """The Vfs over a cache directory that is ours."""
+    from vfs import Vfs
+
+    _check_cache_dir(config)
     try:
-        return Vfs(mounts, config)
+        return Vfs(mounts, config.make())
     except OSError as exc:
-        raise BadConfiguration(f"cache directory {root}: {exc.strerror or exc}") from None
+        raise BadConfiguration(f"cache directory {Path(config.cache_dir)}: {exc.strerror or exc}") from None
 
 
-def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: VfsConfig,
+def _may_hold_files(config: VfsSettings) -> bool:
+    """Whether an earlier run may have left files unpublished in the cache: such files are
+    only ever private items, in items/new (vfs/cache.py). Empty or missing: nothing to say,
+    and no index to open to say it."""
+    try:
+        with os.scandir(Path(config.cache_dir) / "items" / "new") as entries:
+            return next(entries, None) is not None
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True   # the summary says what is wrong
+
+
+class _NothingKnown:
+    @staticmethod
+    def peek(path: str) -> None:
+        return None
+
+
+class _DeferredVfs:
+    """The Vfs of a run that declares no virtual path (no mount, no bucket on its command
+    line), made at the first call that touches one: a run that touches none (a build, a
+    test suite) never opens the cache index, at start or at exit (~3-8 ms of each run).
+    The Supervisor calls end_operation after every call it handles, virtual or not: a
+    no-op until the Vfs exists. A cache that cannot be opened then fails that call (and
+    every later virtual one) with EIO, and one log line says why; a look at what the
+    namespace knows (ns.peek, which asks nothing and may not fail) finds nothing."""
+
+    def __init__(self, mounts: MountTable, config: VfsSettings):
+        self._args = (mounts, config)
+        self._lock = threading.Lock()
+        self.made: Vfs | None = None
+
+    def get(self) -> Vfs:
+        vfs = self.made
+        if vfs is None:
+            with self._lock:
+                if self.made is None:
+                    try:
+                        self.made = _open_vfs(*self._args)
+                    except BadConfiguration as exc:
+                        raise VfsError(errno.EIO, str(exc)) from None
+                vfs = self.made
+        return vfs
+
+    def __getattr__(self, name: str):   # what the instance itself does not have: the Vfs's
+        try:
+            return getattr(self.get(), name)
+        except VfsError:
+            if name == "ns":
+                return _NothingKnown
+            raise
+
+    def end_operation(self) -> None:
+        if self.made is not None:
+            self.made.end_operation()
+
+
+def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: VfsSettings,
         fd_base: int, lib_dir: Path | None = None) -> tuple[int, dict]:
     """Run argv to completion; returns (wait status of the command, stats).
     lib_dir: where the fast-path library is built and kept; None turns it off."""
@@ -180,14 +271,22 @@ def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: V
     pid = late.root = spawn(tracer, argv, env, trap, sigmask=forwarder.old_mask)
     vfs = None
     try:
-        vfs = _open_vfs(mounts, config)
-        probe(vfs, buckets_to_probe(argv, mounts))   # the program is still stopped before its exec
-        try:
-            held = recovery.summary_line(vfs.cache)  # what a run left unpublished: reported, kept
-        except VfsError as exc:
-            held = exc.message
-        if held:
-            log.warning("%s", held)
+        _check_cache_dir(config)
+        vfs = _DeferredVfs(mounts, config)
+        buckets = buckets_to_probe(argv, mounts)
+        if mounts.mounts or buckets or _may_hold_files(config):
+            # A run that declares virtual paths fails before its program runs if the cache
+            # cannot be used, and says at start what earlier runs left unpublished.
+            vfs.made = _open_vfs(mounts, config)
+        probe(vfs, buckets)   # the program is still stopped before its exec
+        if vfs.made is not None:
+            from vfs import recovery
+            try:
+                held = recovery.summary_line(vfs.cache)  # what a run left unpublished: reported, kept
+            except VfsError as exc:
+                held = exc.message
+            if held:
+                log.warning("%s", held)
         late.target = Supervisor(vfs, mounts, mount_targets, trap, pid, os.getcwd())
         forwarder.start(pid)
         status = tracer.run()
@@ -203,7 +302,9 @@ def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: V
         if vfs is not None:
             if hasattr(late, "target"):
                 late.target.shutdown()
-            stats = {"vfs": vfs.stats(), "stops": tracer.stops}
-            vfs.close()
+            made = vfs.made
+            stats = {"vfs": made.stats() if made is not None else Stats().as_dict(), "stops": tracer.stops}
+            if made is not None:
+                made.close()
     stats["syscalls"] = dict(sorted(late.target.counts.items()))
     return status, stats

@@ -14,9 +14,10 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from typing import TYPE_CHECKING
 
 from tracer import NR, SyscallFilter, SyscallStop, name_of
-from vfs import Kind, Vfs, VfsError, blocking
+from vfs import Kind, VfsError, blocking
 
 from . import paths, permissions
 from .paths import Target
@@ -24,6 +25,9 @@ from .handover import Handover
 from .handlers import registry
 from .parking import BigLock, Turns
 from .process import OpenDescription, Process, ProcessTable, close_together
+
+if TYPE_CHECKING:
+    from vfs import Vfs   # made at the first virtual call of some runs (run.py): not imported at start
 
 log = logging.getLogger("objmount")
 

@@ -17,7 +17,6 @@ import logging
 import os
 import shutil
 import stat
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -91,6 +90,7 @@ def build(cache_dir: Path, cc: str | None = None) -> Path:
     if target.exists():
         check_safe(target)
         return target
+    import subprocess   # only to build it: not part of every run's start-up
     fd, tmp = tempfile.mkstemp(prefix=".prefilter-", suffix=".so", dir=target.parent)
     os.close(fd)
     try:

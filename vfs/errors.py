@@ -6,10 +6,6 @@ import errno as E
 import os
 import re
 
-from botocore.exceptions import (BotoCoreError, ClientError, ConnectionClosedError, ConnectTimeoutError,
-                                 EndpointConnectionError, NoCredentialsError, PartialCredentialsError,
-                                 ReadTimeoutError)
-
 
 class VfsError(Exception):
     """An operation failed with `errno`; `message` is one line saying why."""
@@ -30,6 +26,10 @@ _CHANGED = {"PreconditionFailed", "412"}
 
 def from_boto(exc: Exception, what: str, endpoint: str) -> VfsError:
     """Map a botocore exception raised while doing `what` (e.g. 's3://b/k') to a VfsError."""
+    # Imported here, not with the module: a run that makes no request never needs them.
+    from botocore.exceptions import (BotoCoreError, ClientError, ConnectionClosedError, ConnectTimeoutError,
+                                     EndpointConnectionError, NoCredentialsError, PartialCredentialsError,
+                                     ReadTimeoutError)
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)

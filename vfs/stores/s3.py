@@ -8,10 +8,6 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 
-from botocore.exceptions import (BotoCoreError, ClientError, ConnectionClosedError, ConnectTimeoutError,
-                                 EndpointConnectionError, IncompleteReadError, ReadTimeoutError,
-                                 ResponseStreamingError)
-
 from ..errors import VfsError, from_boto, without_userinfo
 from ..blocking import waiting
 from ..stats import Stats
@@ -28,10 +24,21 @@ _CHUNK_RESUMABLE = 64 << 10    # a GET's body is kept chunk by chunk: a break lo
 # Server answers worth asking again (S3 asks clients to back off and retry on these).
 _RETRY_CODES = {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable",
                 "Throttling", "ThrottlingException", "RequestLimitExceeded", "BandwidthLimitExceeded"}
-# Network failures worth another attempt: the server may be back, the connection was reset,
-# the body came short, nothing came within the read timeout.
-_RETRY_ERRORS = (ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError,
-                 ResponseStreamingError, IncompleteReadError)
+
+
+def _botocore():
+    """botocore.exceptions, imported at first use: only a run that makes a request (and so
+    has imported boto3 already) meets them, and the import is ~3 ms of every start-up."""
+    import botocore.exceptions
+    return botocore.exceptions
+
+
+def _retry_errors() -> tuple:
+    """Network failures worth another attempt: the server may be back, the connection was
+    reset, the body came short, nothing came within the read timeout."""
+    b = _botocore()
+    return (b.ConnectionClosedError, b.ConnectTimeoutError, b.EndpointConnectionError, b.ReadTimeoutError,
+            b.ResponseStreamingError, b.IncompleteReadError)
 
 
 @dataclass
@@ -54,11 +61,11 @@ class Network:
 
 
 def retryable(exc: Exception) -> bool:
-    if isinstance(exc, ClientError):
+    if isinstance(exc, _botocore().ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return code in _RETRY_CODES or status >= 500 or status == 429
-    return isinstance(exc, (*_RETRY_ERRORS, _ShortBody))
+    return isinstance(exc, (*_retry_errors(), _ShortBody))
 
 
 class _ShortBody(Exception):
@@ -117,7 +124,7 @@ class S3Service:
             try:
                 with waiting():
                     return fn()
-            except (ClientError, BotoCoreError, _ShortBody) as exc:
+            except (_botocore().ClientError, _botocore().BotoCoreError, _ShortBody) as exc:
                 if attempt >= attempts or not retryable(exc):
                     raise self.failure(exc, what, attempt) from None
             finally:
@@ -208,7 +215,9 @@ class S3Store:
         None when the request worked or failed for another reason (denied, a 5xx) that the
         run itself will meet and report. A listing, not HeadBucket: a refused HEAD has no
         body to say why. Connection failures are not retried: this runs before the program."""
-        from botocore.exceptions import NoCredentialsError, PartialCredentialsError
+        from botocore.exceptions import (ClientError, ConnectionClosedError, ConnectTimeoutError,
+                                         EndpointConnectionError, NoCredentialsError, PartialCredentialsError,
+                                         ReadTimeoutError)
 
         from ..errors import BAD_CREDENTIALS
 
@@ -245,7 +254,7 @@ class S3Store:
         def head():
             try:
                 return self.service.client.head_object(Bucket=self.bucket, Key=key)
-            except ClientError as exc:
+            except _botocore().ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                     return None
                 raise
@@ -377,7 +386,7 @@ class S3Store:
                 kwargs["IfNoneMatch"] = etag
             try:
                 out = self.service.client.get_object(**kwargs)
-            except ClientError as exc:
+            except _botocore().ClientError as exc:
                 code = str(exc.response.get("Error", {}).get("Code", ""))
                 status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
                 if got and (status == 412 or code == "PreconditionFailed"):  # changed meanwhile: start over
