@@ -44,6 +44,12 @@ log = logging.getLogger("vfs.cache")
 # Writes into the cache stop this far short of a full filesystem: the index (sqlite) and
 # the dirty-range logs need room too.
 FREE_MARGIN = 4 * 2**20
+# A release looks over the whole index for items to evict only when what it knows of the
+# cached bytes says it may have to (the total at the last look, plus what this run has
+# recorded since), or when that look is older than this many seconds (other runs sharing
+# the directory add items too): a look reads every record, and a run releases an item at
+# every close.
+RESCAN_SECONDS = 2.0
 
 _INDEX_ERRORS = (sqlite3.Error, diskcache.Timeout, OSError)
 
@@ -204,6 +210,10 @@ class Cache:
         self.items: dict[str, Item] = {}   # items open in this run, and its private items
         self._lock = threading.Lock()
         self._index_warned = False
+        # What evict last found the index holds (bytes), plus what this run recorded
+        # since; None: not looked yet. And when that look was (time.monotonic).
+        self._held: int | None = None
+        self._looked = 0.0
 
     def _open_index(self) -> diskcache.Cache:
         try:
@@ -354,6 +364,8 @@ class Cache:
                 record = self.index.get(item.id)
                 if record and record.get("size") == item.size and record.get("path") == str(item.path):
                     present = present.union(RangeSet.from_list(record.get("present", [])))
+                if self._held is not None:
+                    self._held += present.total - (record.get("held", 0) if record else 0)
                 self.index.set(item.id, {"size": item.size, "present": present.to_list(), "held": present.total,
                                          "path": str(item.path), "used": time.time()})
         except _INDEX_ERRORS as exc:
@@ -665,7 +677,8 @@ class Cache:
                 base = None
         if base is not None:
             self.release(base)
-        self.evict()
+        if self._held is None or self._held > self.limit or time.monotonic() - self._looked > RESCAN_SECONDS:
+            self.evict()
 
     def free_bytes(self) -> int:
         st = os.statvfs(self.root / "items")
@@ -699,6 +712,7 @@ class Cache:
         with self._lock:
             records = []
             total = 0
+            known = True
             try:
                 for item_id in list(self.index.iterkeys()):
                     if not isinstance(item_id, str) or item_id.startswith(("journal:", "version:")):
@@ -710,6 +724,7 @@ class Cache:
                     records.append((rec.get("used", 0), item_id, rec))
             except _INDEX_ERRORS as exc:
                 self._index_failed("read", exc)
+                known = False   # looked at again by the next release
             for _, item_id, rec in sorted(records, key=lambda r: (r[0], r[1])):
                 if total <= self.limit and (not need_free or self.free_bytes() >= need_free):
                     break
@@ -732,6 +747,7 @@ class Cache:
                     os.close(fd)
                 total -= rec.get("held", 0)
                 log.debug("evicted %s (%d bytes)", path, rec.get("held", 0))
+            self._held, self._looked = (total if known else None), time.monotonic()
             return not need_free or self.free_bytes() >= need_free
 
     def close(self) -> None:
