@@ -265,9 +265,7 @@ class SyscallStop:
         for i, value in enumerate(args):
             setattr(regs, _ARG_REGS[i], value & 0xFFFFFFFFFFFFFFFF)
         while True:
-            self._ptrace(_step, self.tid, regs)
-            self.tracer.wait_syscall_stop(self.tid, self.held_signals)  # entry
-            self._ptrace(kernel.syscall, self.tid)
+            self.tracer.inject_step(self, regs)   # through its entry (one request)
             self.tracer.wait_syscall_stop(self.tid, self.held_signals)  # exit
             out = _signed(self.tracer.regs_at_stop(self).rax)
             if out not in RESTARTS:
