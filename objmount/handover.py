@@ -10,9 +10,12 @@ program, with the number, flags and errors the kernel's open would have given:
   supervisor's listening socket (abstract name, peers checked by SO_PEERCRED), at number
   1023 (or the highest its RLIMIT_NOFILE allows), close-on-exec; made on first need by injected
   socket + connect + fcntl(F_DUPFD_CLOEXEC) + close, made again if the program closed it;
-- the open itself becomes getpid() (a call that cannot block), and at its exit the
-  supervisor sendmsg()s the descriptor and injects recvmsg(MSG_CMSG_CLOEXEC as the open's
-  O_CLOEXEC asks): the kernel installs it at the lowest free number, as open would;
+- the supervisor sendmsg()s the descriptor and the open itself becomes
+  recvmsg(MSG_DONTWAIT, MSG_CMSG_CLOEXEC as the open's O_CLOEXEC asks), its argument
+  registers given back at its exit: the kernel installs it at the lowest free number, as
+  open would. When the channel is still to be made (or was lost), the open becomes
+  getpid() (a call that cannot block), and at its exit the channel is made and recvmsg
+  injected;
 - file status flags (access mode, O_APPEND, O_NONBLOCK, O_DIRECT...) are the supervisor's
   open's, on the open file description the program gets;
 - no free number: the received descriptor is dropped (MSG_CTRUNC) and the program gets
@@ -155,13 +158,39 @@ class Handover:
                    + struct.pack("<QQ", data, 1) + bytes(24) + bytes(8)
                    + struct.pack("<H", _AF_UNIX) + self._address
                    + bytes(((addr_len + 7) & ~7) - addr_len) + local + b"\0")
-        stop.become(_SYS["getpid"])   # a call that cannot block nor be interrupted
-        stop.run()
         table = sup.proc(stop).fds
         # One descriptor in flight per channel: two threads of the process handled at
         # once must not receive each other's.
         with sup.turns.turn(("channel", id(table))):
+            if table.channel is not None and self._as_the_call(stop, table, fd, flags, msghdr) == 1:
+                return self._installed(stop, table, table.channel, msghdr, control, path, flags, by_path)
+            if not stop.at_exit:
+                stop.become(_SYS["getpid"])   # a call that cannot block nor be interrupted
+                stop.run()
             return self._through(sup, stop, table, fd, flags, msghdr, control, sockaddr, addr_len, path, by_path)
+
+    def _as_the_call(self, stop, table, fd: int, flags: int, msghdr: int) -> int | None:
+        """Send `fd` on the process's channel and make the stopped call the recvmsg that
+        takes it (one request): its result, at the call's exit, with the program's
+        argument registers back. None: nothing sent. A channel that did not deliver is
+        dropped (with any message left in it), to be made again."""
+        chan = table.channel
+        try:
+            chan.conn.sendmsg([b"\0"], [(_SOL_SOCKET, _SCM_RIGHTS, struct.pack("i", fd))], socket.MSG_NOSIGNAL)
+        except OSError:   # every holder of the program's end closed it
+            chan.conn.close()
+            table.channel = None
+            return None
+        stop.become(_SYS["recvmsg"], chan.fd, msghdr, _MSG_DONTWAIT | (_MSG_CMSG_CLOEXEC if flags & os.O_CLOEXEC else 0))
+        got = None
+        try:
+            got = stop.run()
+        finally:
+            if got != 1:   # not our socket any more (closed, or its number reused)
+                chan.conn.close()
+                table.channel = None
+        stop.give_back_args()
+        return got
 
     def _through(self, sup, stop, table, fd: int, flags: int, msghdr: int, control: int, sockaddr: int,
                  addr_len: int, path: int, by_path: bool) -> int | None:
@@ -187,6 +216,13 @@ class Handover:
             table.channel = None
         else:
             return self._by_path(stop, path, flags) if by_path else None
+        return self._installed(stop, table, chan, msghdr, control, path, flags, by_path)
+
+    def _installed(self, stop, table, chan: Channel, msghdr: int, control: int, path: int, flags: int,
+                   by_path: bool) -> int | None:
+        """After a recvmsg that read our byte: the number the program got (its result
+        set), or -EMFILE when its table had none free (None, or the path's open, when
+        only the channel's own number was free: see _through)."""
         head = stop.read(msghdr, 56)
         _, _, _, _, _, controllen, msg_flags = struct.unpack("<QI4xQQQQi4x", head)
         if controllen >= 20:

@@ -162,11 +162,19 @@ class Supervisor:
 
     def _from_state(self, stop: SyscallStop, keys: set[str]) -> bool:
         """A call answered from what is held, no request: a descriptor call of
-        registry.FROM_STATE, or a look at paths the namespace knows (registry.LOOKS).
-        A wrong guess costs only time: a request made on this thread."""
+        registry.FROM_STATE, a read of a file whose bytes are all local or the close of
+        one that cannot upload (registry.READS, close), or a look at paths the namespace
+        knows (registry.LOOKS). A wrong guess costs only time: a request made on this
+        thread."""
         name = name_of(stop.nr)
         if name in registry.LOOKS:
             return self._known(keys)
+        if name in registry.READS:
+            desc = self.desc(stop, stop.sarg(0))
+            return desc is not None and (desc.file is None or desc.file.complete)
+        if name == "close":
+            desc = self.desc(stop, stop.sarg(0))
+            return desc is not None and (desc.file is None or not (desc.file.writable or desc.file.item.created))
         if name not in registry.FROM_STATE:
             return False
         return name != "fstat" or not getattr(self.desc(stop, stop.sarg(0)), "is_dir", True)

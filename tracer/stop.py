@@ -121,6 +121,14 @@ class SyscallStop:
         self._rewrote = True
         self.memo.clear()
 
+    def give_back_args(self) -> None:
+        """At the exit of a call made with become(): the argument registers the program
+        entered with, as the kernel leaves them after a syscall (only the result differs)."""
+        assert self.at_exit
+        for name in _ARG_REGS:
+            setattr(self.regs, name, getattr(self.entry_regs, name))
+        self._dirty = True
+
     def enter_again(self, **args: int) -> None:
         """At the exit: make the tracee enter the syscall it asked for once more, from its
         entry registers with these arguments ("rdi"...) changed, as a new call (which
@@ -265,9 +273,7 @@ class SyscallStop:
         for i, value in enumerate(args):
             setattr(regs, _ARG_REGS[i], value & 0xFFFFFFFFFFFFFFFF)
         while True:
-            self._ptrace(_step, self.tid, regs)
-            self.tracer.wait_syscall_stop(self.tid, self.held_signals)  # entry
-            self._ptrace(kernel.syscall, self.tid)
+            self.tracer.inject_step(self, regs)   # through its entry (one request)
             self.tracer.wait_syscall_stop(self.tid, self.held_signals)  # exit
             out = _signed(self.tracer.regs_at_stop(self).rax)
             if out not in RESTARTS:

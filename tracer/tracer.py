@@ -17,12 +17,11 @@ import queue
 import select
 import signal
 import threading
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from . import kernel
-from .stop import RESTARTS, ScratchArea, SyscallInterrupted, SyscallStop, TraceeGone, restore_args
+from .stop import RESTARTS, ScratchArea, SyscallInterrupted, SyscallStop, TraceeGone, _step, restore_args
 
 log = logging.getLogger("tracer")
 
@@ -82,6 +81,33 @@ class _Parked:
         self.regs: kernel.Regs | None = None   # taken with its last status, a syscall stop's
 
 
+class _Reply:
+    """The answer to a request posted to the tracing thread, waited for by one thread (a
+    lock taken at birth and let go once set: lighter than a Future)."""
+
+    __slots__ = ("_done", "value", "error")
+
+    def __init__(self) -> None:
+        self._done = threading.Lock()
+        self._done.acquire()
+        self.value = None
+        self.error: BaseException | None = None
+
+    def set_result(self, value) -> None:
+        self.value = value
+        self._done.release()
+
+    def set_exception(self, error: BaseException) -> None:
+        self.error = error
+        self._done.release()
+
+    def result(self):
+        self._done.acquire()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
 class Tracer:
     def __init__(self, handler: Handler):
         self.handler = handler
@@ -107,7 +133,11 @@ class Tracer:
         self._parked: dict[int, _Parked] = {}
         self._workers = 0                      # parked stops not finished yet
         self._worker = threading.local()       # .park: the _Parked a worker thread handles
-        self._requests: collections.deque[tuple[Callable, tuple, Future]] = collections.deque()
+        # (fn, args, reply or None: nobody waits for the answer)
+        self._requests: collections.deque[tuple[Callable, tuple, _Reply | None]] = collections.deque()
+        # Threads running through a call injected with inject_step: tid -> whether its
+        # entry stop was passed (see _passed).
+        self._passing: dict[int, bool] = {}
         self._wake = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
         self._sigchld = -1
         self._thread: int | None = None   # the tracing thread (the one in run)
@@ -192,8 +222,9 @@ class Tracer:
                 park.gone = signal.SIGKILL
                 park.statuses.put(signal.SIGKILL)
             while self._requests:
-                _, _, future = self._requests.popleft()
-                future.set_exception(TraceeGone(0, signal.SIGKILL))
+                _, _, reply = self._requests.popleft()
+                if reply is not None:
+                    reply.set_exception(TraceeGone(0, signal.SIGKILL))
 
     def _drain(self) -> bool:
         """Dispatch every status waiting; True if there was any."""
@@ -222,12 +253,15 @@ class Tracer:
             pass
         got = False
         while self._requests:
-            fn, args, future = self._requests.popleft()
+            fn, args, reply = self._requests.popleft()
             got = True
+            if reply is None:
+                self._call(fn, *args)
+                continue
             try:
-                future.set_result(fn(*args))
+                reply.set_result(fn(*args))
             except BaseException as exc:
-                future.set_exception(exc)
+                reply.set_exception(exc)
         return got
 
     # --- parking -------------------------------------------------------------------
@@ -249,7 +283,8 @@ class Tracer:
             resume = self._handle(stop, fn)
         finally:
             self._worker.park = None
-            self.on_tracer(self._finish_parked, stop, resume)
+            # Nothing to wait for: the worker is free for the next stop at once.
+            self.on_tracer(self._finish_parked, stop, resume, wait=False)
 
     def _finish_parked(self, stop: SyscallStop, resume: bool) -> None:
         """On the tracing thread: resume the tracee and take its statuses back, at once
@@ -267,20 +302,65 @@ class Tracer:
                 if parked.gone is None:
                     self._dispatch(stop.tid, status)
 
-    def on_tracer(self, fn: Callable, *args):
-        """fn(*args) on the tracing thread: directly there, posted from any other."""
+    def on_tracer(self, fn: Callable, *args, wait: bool = True):
+        """fn(*args) on the tracing thread: directly there, posted from any other (and,
+        with wait=False, not waited for: an error is logged there)."""
         if self._thread is None or threading.get_ident() == self._thread:
             return fn(*args)
-        future: Future = Future()
-        with self.unlocked():
-            self._requests.append((fn, args, future))
+        if not wait:
+            self._requests.append((fn, args, None))
             os.eventfd_write(self._wake, 1)
-            return future.result()
+            return None
+        reply = _Reply()
+        with self.unlocked():
+            self._requests.append((fn, args, reply))
+            os.eventfd_write(self._wake, 1)
+            return reply.result()
 
     def on_tracer_for(self, stop: SyscallStop, fn: Callable, *args):
         """on_tracer for a request about `stop`'s thread, which raises TraceeGone once
         that thread is known gone (its id may be another thread's by then)."""
         return self._on_tracer_about(stop.park, stop.tid, fn, args)
+
+    def inject_step(self, stop: SyscallStop, regs: kernel.Regs) -> None:
+        """At a stop of `stop`'s thread: set `regs` (a syscall to inject, rip on the
+        `syscall` instruction) and run the thread into that call and through it, in one
+        request: its entry stop, and the seccomp stop the call may make, are passed on the
+        tracing thread, and the next syscall stop a wait sees is the call's exit."""
+        self.on_tracer_for(stop, self._inject_step, stop.tid, regs)
+
+    def _inject_step(self, tid: int, regs: kernel.Regs) -> None:
+        self._passing[tid] = False
+        try:
+            _step(tid, regs)
+        except BaseException:
+            del self._passing[tid]
+            raise
+
+    def _passed(self, tid: int, status: int) -> bool:
+        """On the tracing thread: a stop on the way into an injected call (inject_step),
+        resumed here; False for any other status, which goes where it always went."""
+        entered = self._passing.get(tid)
+        if entered is None:
+            return False
+        if not os.WIFSTOPPED(status):
+            del self._passing[tid]
+            return False
+        sig = os.WSTOPSIG(status)
+        if sig == _SYSCALL_TRAP:
+            if entered:   # its exit
+                del self._passing[tid]
+                return False
+            self._passing[tid] = True
+        elif not (entered and sig == signal.SIGTRAP and status >> 16 == kernel.PTRACE_EVENT_SECCOMP):
+            return False   # a signal on the way: the waiting handler holds it back
+        try:
+            kernel.syscall(tid)
+        except kernel.PtraceError as exc:
+            if exc.errno != errno.ESRCH:
+                raise
+            # killed meanwhile: its exit status comes next
+        return True
 
     def regs_at_stop(self, stop: SyscallStop) -> kernel.Regs:
         """The registers of `stop`'s thread at the syscall stop just waited for."""
@@ -310,7 +390,10 @@ class Tracer:
                 # is gone; the event is the new program's.
                 parked.gone = signal.SIGKILL
                 del self._parked[tid]
+                self._passing.pop(tid, None)
                 parked.statuses.put(signal.SIGKILL)
+            elif self._passed(tid, status):
+                return
             else:
                 parked.regs = None
                 if os.WSTOPSIG(status) == _SYSCALL_TRAP:   # the worker reads them next
@@ -455,6 +538,7 @@ class Tracer:
 
     def _on_gone(self, tid: int, status: int) -> None:
         self._early.discard(tid)
+        self._passing.pop(tid, None)
         self._requeued.pop(tid, None)
         self._awaiting.pop(tid, None)
         tgid = self._tgid_of.get(tid)
@@ -533,10 +617,13 @@ class Tracer:
         """`tid`'s next wait status: from waitpid on the tracing thread, from the
         statuses routed to a worker otherwise (an exit is booked already)."""
         if self._thread is None or threading.get_ident() == self._thread:
-            _, status = os.waitpid(tid, kernel.WALL)
-            if os.WIFEXITED(status) or os.WIFSIGNALED(status):
-                self._on_gone(tid, status)
-            return status
+            while True:
+                _, status = os.waitpid(tid, kernel.WALL)
+                if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+                    self._on_gone(tid, status)
+                    return status
+                if not self._passed(tid, status):
+                    return status
         with self.unlocked():
             return self._worker.park.statuses.get()
 

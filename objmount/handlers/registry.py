@@ -45,6 +45,10 @@ NAME_CHANGES = {"mkdir", "mkdirat", "rmdir", "unlink", "unlinkat", "symlink", "s
 # (never the network): handled on the tracing thread when no other operation on the same
 # object is under way. fstat of a directory may look it up: not one of them.
 FROM_STATE = {"fstat", "fstatfs", "lseek", "fcntl"}
+# Reads and read hints on a virtual descriptor: from what is held too when every byte of
+# the file is local (nothing to fetch); and close, when it cannot upload (a read-only
+# description of an object that exists). Supervisor._from_state.
+READS = {"read", "pread64", "readv", "preadv", "preadv2", "readahead", "fadvise64"}
 # Path calls that only look (stat family, access, readlink, xattrs): answered from what
 # the namespace knows when it knows every name on the way fresh (Supervisor._known).
 LOOKS = {"stat", "lstat", "newfstatat", "statx", "access", "faccessat", "faccessat2", "readlink",

@@ -245,3 +245,54 @@ def test_without_a_filter_the_file_is_fetched_and_uploaded_whole(objmount, s3, b
     assert run.text == "3 4\n"
     assert "cannot watch fd" in run.stderr
     assert s3.get_object(Bucket=bucket, Key="out.bin")["Body"].read() == data
+
+
+RAW_OPEN = r'''
+#include <stdio.h>
+/* openat by the syscall instruction: the kernel gives back every register but rax, rcx
+   and r11, and code may rely on it (a raw syscall keeps values in its argument
+   registers). An open the supervisor answers must too. */
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        long rax = 257, rdi = -100, rsi = (long)argv[i], rdx = 0, r10 = 0;
+        long r8 = 0x0808080808080808, r9 = 0x0909090909090909;
+        register long a4 __asm__("r10") = r10, a5 __asm__("r8") = r8, a6 __asm__("r9") = r9;
+        long out_rdi, out_rsi, out_rdx;
+        __asm__ volatile("syscall"
+                         : "+a"(rax), "=D"(out_rdi), "=S"(out_rsi), "=d"(out_rdx), "+r"(a4), "+r"(a5), "+r"(a6)
+                         : "1"(rdi), "2"(rsi), "3"(rdx)
+                         : "rcx", "r11", "memory");
+        printf("fd=%ld kept=%d\n", rax, out_rdi == rdi && out_rsi == rsi && out_rdx == rdx
+               && a4 == r10 && a5 == r8 && a6 == r9);
+    }
+    return 0;
+}
+'''
+
+
+@pytest.fixture(scope="session")
+def raw_open(tmp_path_factory):
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc not installed")
+    src = tmp_path_factory.mktemp("raw") / "raw_open.c"
+    src.write_text(RAW_OPEN)
+    out = src.with_suffix("")
+    result = subprocess.run(["gcc", "-O2", "-o", str(out), str(src)], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot build: {result.stderr.strip()[:200]}")
+    return out
+
+
+def test_a_virtual_open_gives_the_argument_registers_back(objmount, s3, bucket, raw_open, tmp_path):
+    """The open handed over as a descriptor (the call made another one in the program)
+    returns with the registers the program entered with, as a local open does."""
+    s3.put_object(Bucket=bucket, Key="one", Body=b"first\n")
+    s3.put_object(Bucket=bucket, Key="two", Body=b"second\n")
+    local = tmp_path / "local"
+    local.write_text("x")
+    native = subprocess.run([str(raw_open), str(local), str(local)], capture_output=True, text=True)
+    assert native.stdout == "fd=3 kept=1\nfd=4 kept=1\n"
+    # the second virtual open is the one made through an existing channel
+    run = objmount([str(raw_open), f"/objmount/s3/{bucket}/one", f"/objmount/s3/{bucket}/two", str(local)])
+    assert run.returncode == 0, run.stderr
+    assert run.text == "fd=3 kept=1\nfd=4 kept=1\nfd=5 kept=1\n"

@@ -137,3 +137,55 @@ def test_a_process_killed_while_parked_is_let_go(objmount, proxy, objects, tmp_p
     assert (tmp_path / "small.out").read_bytes() == b"".join(SMALL.values())
     assert (tmp_path / "big2.out").read_bytes() == BIG
     assert "internal error" not in run.stderr, run.stderr
+
+
+MIXED = r'''
+import os, sys
+d = sys.argv[1]
+out = {}
+# A small file (whole after the open: its reads and its close are answered on the tracing
+# thread) and a big one (reads past the first window fetch: handled on the pool), read in
+# small steps, interleaved, through dup'ed descriptors too.
+s = os.open(os.path.join(d, "small", "s1.txt"), os.O_RDONLY)
+b = os.open(os.path.join(d, "big.bin"), os.O_RDONLY)
+s2 = os.dup(s)
+parts = {s: [], b: []}
+while True:
+    got = [os.read(fd, 777) for fd in (s, b)]
+    for fd, chunk in zip((s, b), got):
+        parts[fd].append(chunk)
+    if not any(got):
+        break
+os.close(s)
+out["s1"] = b"".join(parts[s])
+out["via dup"] = os.pread(s2, 100, 10)
+os.close(s2)
+out["big"] = b"".join(parts[b])
+os.posix_fadvise(b, 0, 0, os.POSIX_FADV_WILLNEED)
+os.close(b)
+# A file open for reading and for writing at once: the reader's close (read-only: on the
+# tracing thread) must leave the upload to the writer's.
+p = os.path.join(d, "both.txt")
+w = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(w, b"first ")
+r = os.open(p, os.O_RDONLY)
+os.write(w, b"second")
+os.close(r)
+os.close(w)
+with open(p, "rb") as f:
+    out["both"] = f.read()
+for k in sorted(out):
+    sys.stdout.buffer.write(k.encode() + b"=" + out[k].hex().encode() + b"\n")
+'''
+
+
+def test_reads_and_read_only_closes_answered_on_the_tracing_thread_give_the_same_bytes(objmount, s3, objects, tmp_path):
+    (tmp_path / "mixed.py").write_text(MIXED)
+    run = objmount([sys.executable, "mixed.py", f"/objmount/s3/{objects}"], cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    got = dict(line.split("=", 1) for line in run.text.splitlines())
+    assert bytes.fromhex(got["s1"]) == SMALL["s1.txt"]
+    assert bytes.fromhex(got["via dup"]) == SMALL["s1.txt"][10:110]
+    assert bytes.fromhex(got["big"]) == BIG
+    assert bytes.fromhex(got["both"]) == b"first second"
+    assert s3.get_object(Bucket=objects, Key="both.txt")["Body"].read() == b"first second"
