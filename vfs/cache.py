@@ -677,8 +677,13 @@ class Cache:
                 base = None
         if base is not None:
             self.release(base)
-        if self._held is None or self._held > self.limit or time.monotonic() - self._looked > RESCAN_SECONDS:
+        if self.release_looks():
             self.evict()
+
+    def release_looks(self) -> bool:
+        """Whether a release now looks over the whole index for items to evict (a read of
+        every record: slow with a big cache, see RESCAN_SECONDS)."""
+        return self._held is None or self._held > self.limit or time.monotonic() - self._looked > RESCAN_SECONDS
 
     def free_bytes(self) -> int:
         st = os.statvfs(self.root / "items")
