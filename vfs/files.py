@@ -340,6 +340,13 @@ class Files:
         (else the one an earlier run recorded); if the cache holds its first bytes, the
         GET is conditional. A 304's info has the known size, and its metadata if the
         answer or the record had it (None otherwise)."""
+        # All of it with the caller's lock let go (vfs.blocking): the GET, and the keeping
+        # of its bytes, thread-safe as a prefetch does the same on its own threads; the
+        # lock is taken back once, not between the answer and its cache item.
+        with waiting():
+            return self._first_window(store, key, known)
+
+    def _first_window(self, store, key: str, known: Meta | None):
         window = self.config.first_window
         if known is not None and (known.kind is Kind.DIR or not known.etag):
             known = None

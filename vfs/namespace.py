@@ -420,8 +420,10 @@ class Namespace:
         try:
             got = self.first(store, key, candidate)
         finally:
-            with waiting():
-                is_dir = prefix is not None and prefix.result()
+            is_dir = False
+            if prefix is not None:   # (no LIST asked: nothing to wait for, the lock kept)
+                with waiting():
+                    is_dir = prefix.result()
         if is_dir:
             if got is not None:
                 self._warn_shadow(store.url, key)
