@@ -44,6 +44,7 @@ _F_DUPFD_CLOEXEC = 1030
 _SOCK_CLOEXEC = 0o2000000
 _MSG_DONTWAIT, _MSG_CTRUNC, _MSG_CMSG_CLOEXEC = 0x40, 0x8, 0x40000000
 _SCM_RIGHTS = 1
+_MSG_NOSIGNAL = 0x4000   # (socket is imported only once a descriptor is handed over)
 _SOL_SOCKET = 1
 _AF_UNIX, _SOCK_STREAM, _SO_PEERCRED, _MSG_NOSIGNAL = 1, 1, 17, 0x4000
 # Flags that belong to the lookup or the descriptor, not to the open file description.
@@ -176,7 +177,7 @@ class Handover:
         dropped (with any message left in it), to be made again."""
         chan = table.channel
         try:
-            chan.conn.sendmsg([b"\0"], [(_SOL_SOCKET, _SCM_RIGHTS, struct.pack("i", fd))], socket.MSG_NOSIGNAL)
+            chan.conn.sendmsg([b"\0"], [(_SOL_SOCKET, _SCM_RIGHTS, struct.pack("i", fd))], _MSG_NOSIGNAL)
         except OSError:   # every holder of the program's end closed it
             chan.conn.close()
             table.channel = None
