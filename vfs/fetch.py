@@ -352,11 +352,13 @@ class Readahead:
 
     A sequential reader keeps `window` bytes requested ahead of where it reads, topped up
     a part at a time as it reads on, so the GETs in flight never run dry while it waits
-    on the earliest of them. The first window is what the store's link carries in two
-    round trips (at least `initial`, at most `first_max`): the reader then waits on one
-    round trip at most, at its first read past what it has. The window grows by twice
-    what is read (it doubles each time the reader reads half of it) up to `maximum`; it
-    is cut in parts of a quarter of it (1 to `part` MiB), fetched in parallel."""
+    on the earliest of them. A reader from the start of the file gets a first window of
+    what the store's link carries in two round trips (at least `initial`, at most
+    `first_max`): it then waits on one round trip at most, at its first read past what
+    it has; a run of sequential reads found after a seek starts at `initial`. The window
+    grows by twice what is read (it doubles each time the reader reads half of it) up to
+    `maximum`; it is cut in parts of a quarter of it (1 to `part` MiB), fetched in
+    parallel."""
 
     def __init__(self, initial: int = 2 * MiB, maximum: int = 256 * MiB, first_max: int = 16 * MiB,
                  part: int = 8 * MiB):
@@ -391,7 +393,9 @@ class Readahead:
             self.requested = end
             return None
         if self.window == 0:
-            ahead = 2 * link.in_flight() if link is not None else 0
+            # from the start of the file: a stream (cat, cp, tar), sized on the link; a run
+            # found after a seek starts small (a random reader reads two blocks in a row)
+            ahead = 2 * link.in_flight() if link is not None and (eager or start == 0) else 0
             self.window = min(max(self.initial, ahead), max(self.first_max, self.initial), self.maximum)
             eager = True
         else:

@@ -107,6 +107,11 @@ def test_the_first_window_covers_what_the_link_carries_in_a_round_trip():
     start, end = ra.advise(0, 128 * KiB, link)
     assert start == MiB
     assert end - start >= link.rate * 0.05     # a round trip's bytes: 10 MiB
+    # a run found after a seek starts small, whatever the link
+    ra = Readahead(maximum=256 * MiB)
+    assert ra.advise(100 * MiB, 100 * MiB + 4 * KiB, link) is None
+    start, end = ra.advise(100 * MiB + 4 * KiB, 100 * MiB + 8 * KiB, link)
+    assert end - start <= 2 * MiB
     # a near store keeps the small first window
     near = Link()
     near.round_trip(0.0005)
