@@ -163,6 +163,9 @@ class Fetcher:
         self.part = part
         self._links: dict[str, Link] = {}
         self._links_lock = threading.Lock()
+        # id(item) -> ranges readers wait for (under item.cond): a fetch wakes them when
+        # it brings bytes of one, not at every chunk of every fetch
+        self._waiting: dict[int, list[tuple[int, int]]] = {}
 
     def link(self, store) -> Link:
         """The measurements of `store`'s link (shared by all its fetches)."""
@@ -252,10 +255,12 @@ class Fetcher:
         began = time.monotonic()
 
         def publish() -> None:
+            s, e = published[0], written[0]
             with item.cond:
-                item.present.add(published[0], written[0])
-                item.cond.notify_all()
-            published[0] = written[0]
+                item.present.add(s, e)
+                if any(ws < e and s < we for ws, we in self._waiting.get(id(item), ())):
+                    item.cond.notify_all()
+            published[0] = e
 
         def sink(offset: int, chunk: bytes) -> None:
             if link is not None:
@@ -292,18 +297,25 @@ class Fetcher:
         """True once [start, end) is present; False if nothing in flight will fill it.
         Raises the error of a failed fetch overlapping it."""
         with waiting(), item.cond:
-            while not item.present.contains(start, end):
-                for failure in item.errors:
-                    s, e, exc = failure
-                    if s < end and start < e:
-                        item.errors.remove(failure)
-                        if isinstance(exc, VfsError):
-                            raise exc
-                        raise VfsError(errno.EIO, f"fetch failed: {exc}")
-                if not any(s < end and start < e for s, e in item.inflight):
-                    return False
-                item.cond.wait(timeout=1.0)
-            return True
+            waits = self._waiting.setdefault(id(item), [])
+            waits.append((start, end))
+            try:
+                while not item.present.contains(start, end):
+                    for failure in item.errors:
+                        s, e, exc = failure
+                        if s < end and start < e:
+                            item.errors.remove(failure)
+                            if isinstance(exc, VfsError):
+                                raise exc
+                            raise VfsError(errno.EIO, f"fetch failed: {exc}")
+                    if not any(s < end and start < e for s, e in item.inflight):
+                        return False
+                    item.cond.wait(timeout=1.0)
+                return True
+            finally:
+                waits.remove((start, end))
+                if not waits:
+                    del self._waiting[id(item)]
 
     def close(self) -> None:
         for task in self.pool.close():   # never started: nobody waits for them any more
