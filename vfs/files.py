@@ -174,11 +174,12 @@ class OpenFile:
         end = min(offset + max(length, 0), item.size)
         if offset >= end:
             return
-        prefetch = self._readahead.advise(offset, end)
+        fetcher = self._files.fetcher
+        prefetch = self._readahead.advise(offset, end, fetcher.link(self._store))
         if prefetch is None and item.present.contains(offset, end):
             return
-        self._files.fetcher.ensure(self._store, self._files.version_key(self), item.previous_etag, item, offset, end,
-                                   prefetch=prefetch)
+        fetcher.ensure(self._store, self._files.version_key(self), item.previous_etag, item, offset, end,
+                       prefetch=prefetch, part=self._readahead.part)
 
     def ensure_all(self) -> None:
         item = self.item
@@ -358,7 +359,10 @@ class Files:
         etag, size = (known.etag, known.size) if known is not None else \
             (seen.get("etag"), seen.get("size", 0)) if seen else (None, 0)
         conditional = etag is not None and self.cache.holds(store.id, key, etag, 0, min(window, size))
+        began = time.monotonic()
         got = store.get_first(key, window, etag if conditional else None, ranged=not (conditional and size == 0))
+        if got is not None:   # a round trip of this store: the first readahead window is sized on it
+            self.fetcher.link(store).answered(time.monotonic() - began, len(got.data))
         if got is None:
             return None
         info = got.info
