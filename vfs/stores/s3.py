@@ -1,4 +1,4 @@
-"""S3 through boto3."""
+"""S3 through botocore (the client boto3 wraps)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ _RETRY_CODES = {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailab
 
 def _botocore():
     """botocore.exceptions, imported at first use: only a run that makes a request (and so
-    has imported boto3 already) meets them, and the import is ~3 ms of every start-up."""
+    has imported botocore already) meets them, and the import is ~3 ms of every start-up."""
     import botocore.exceptions
     return botocore.exceptions
 
@@ -73,7 +73,7 @@ class _ShortBody(Exception):
 
 
 class S3Service:
-    """One boto3 client per process, shared by the bucket stores (it is thread-safe)."""
+    """One botocore S3 client per process, shared by the bucket stores (it is thread-safe)."""
 
     def __init__(self, endpoint_url: str | None, profile: str | None, region: str | None, stats: Stats,
                  network: Network | None = None):
@@ -90,12 +90,14 @@ class S3Service:
     def client(self):
         with self._lock:
             if self._client is None:
-                # Imported here: boto3 costs ~0.15 s, which a run touching no bucket never pays.
-                import boto3
+                # Imported here: botocore costs ~0.13 s, which a run touching no bucket never
+                # pays. botocore's own session, not boto3's: boto3 adds s3transfer and the
+                # resource layer (~40 ms of every run that touches a bucket), used by nothing here.
+                import botocore.session
                 from botocore.config import Config
 
                 endpoint_url, profile, region = self._args
-                session = boto3.session.Session(profile_name=profile) if profile else boto3.session.Session()
+                session = botocore.session.Session(profile=profile) if profile else botocore.session.Session()
                 net = self.network
                 config = Config(
                     retries={"total_max_attempts": 1},   # retried by `call`, with resumable GETs
@@ -105,7 +107,7 @@ class S3Service:
                     response_checksum_validation="when_required",
                     s3={"addressing_style": "path"} if endpoint_url or _env_endpoint() else {},
                 )
-                self._client = session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+                self._client = session.create_client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
             return self._client
 
     @cached_property
@@ -228,7 +230,7 @@ class S3Store:
             return None
         except VfsError as exc:
             cause = exc.__context__
-        except Exception as exc:   # noqa: BLE001 - what boto3 raises while building the client
+        except Exception as exc:   # noqa: BLE001 - what botocore raises while building the client
             return "credentials", VfsError(5, f"s3://{self.bucket}: {exc}")
         err = self.service.failure(cause, f"s3://{self.bucket}/{prefix}") if cause else None
         if isinstance(cause, ClientError):
