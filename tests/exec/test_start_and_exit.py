@@ -66,3 +66,16 @@ def test_the_fast_path_defers_the_cache_s_own_placeholder(tmp_path):
     from objmount.run import placeholder_dir
     from vfs.cache import Cache
     assert placeholder_dir(tmp_path) == Cache.placeholder_path(tmp_path)
+
+
+def test_the_end_of_a_run_keeps_its_output_and_exit_status(objmount, s3, bucket):
+    """A run ends without the interpreter's teardown (os._exit after the exit handlers):
+    its summary, its log lines and the stats file are all written, to pipes, and the
+    program's exit status is the run's."""
+    s3.put_object(Bucket=bucket, Key="f.txt", Body=b"x" * 10)
+    run = objmount(f"cat /objmount/s3/{bucket}/f.txt; cat /objmount/s3/{bucket}/missing; exit 7", "-v")
+    assert run.returncode == 7
+    assert run.text == "x" * 10
+    assert "No such file or directory" in run.stderr
+    assert "GetObject" in run.stderr          # the -v summary, printed at the very end
+    assert run.stats["vfs"]["requests"].get("GetObject", 0) >= 1
