@@ -105,6 +105,9 @@ class S3Service:
                     # Checksums of whole objects mean nothing to ranged GETs, and botocore's
                     # checksum wrapper breaks the parsing of a 304 (Not Modified) answer.
                     response_checksum_validation="when_required",
+                    # Our own code builds every request's parameters; botocore's check of
+                    # them is ~0.2-0.5 ms of CPU per request (1.9 -> 1.4 ms for a GET).
+                    parameter_validation=False,
                     s3={"addressing_style": "path"} if endpoint_url or _env_endpoint() else {},
                 )
                 self._client = session.create_client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
