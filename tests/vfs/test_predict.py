@@ -13,7 +13,7 @@ from vfs.fetch import Fetcher
 from vfs.ranges import RangeSet
 
 KiB = 1024
-SIZE = 200 * KiB
+SIZE = 200 * KiB   # conftest.LISTED_SIZE
 
 
 @pytest.fixture
@@ -23,31 +23,11 @@ def vfs(cache_dir):
     v.close()
 
 
-@pytest.fixture
-def files(s3, bucket):
-    data = {}
-    for i in range(10):
-        data[i] = os.urandom(SIZE)
-        s3.put_object(Bucket=bucket, Key=f"d/f{i}", Body=data[i])
-    return data
-
-
-def read(vfs, path: str, flags: int = os.O_RDONLY) -> bytes:
-    f = vfs.open(path, flags)
-    try:
-        f.ensure_all()
-        with open(f.cache_path, "rb") as fh:
-            return fh.read(f.item.size)
-    finally:
-        f.close()
-        vfs.end_operation()
-
-
 def received(vfs) -> int:
     return vfs.stats()["bytes_received"]
 
 
-def test_files_opened_in_listing_order_are_fetched_ahead(vfs, bucket, files):
+def test_files_opened_in_listing_order_are_fetched_ahead(vfs, bucket, files, read):
     d = f"/objmount/s3/{bucket}/d"
     vfs.listdir(d)
     assert read(vfs, f"{d}/f0") == files[0]
@@ -61,7 +41,7 @@ def test_files_opened_in_listing_order_are_fetched_ahead(vfs, bucket, files):
     assert vfs.stats()["requests"]["GetObject"] == gets + 8   # close-to-open: each open still asks
 
 
-def test_opens_out_of_order_fetch_nothing_ahead(vfs, bucket, files):
+def test_opens_out_of_order_fetch_nothing_ahead(vfs, bucket, files, read):
     d = f"/objmount/s3/{bucket}/d"
     vfs.listdir(d)
     for i in (0, 5, 2, 8):
@@ -70,7 +50,7 @@ def test_opens_out_of_order_fetch_nothing_ahead(vfs, bucket, files):
     assert received(vfs) == 4 * SIZE
 
 
-def test_a_file_changed_after_its_prefetch_is_read_anew(vfs, s3, bucket, files):
+def test_a_file_changed_after_its_prefetch_is_read_anew(vfs, s3, bucket, files, read):
     d = f"/objmount/s3/{bucket}/d"
     vfs.listdir(d)
     read(vfs, f"{d}/f0")
@@ -82,7 +62,7 @@ def test_a_file_changed_after_its_prefetch_is_read_anew(vfs, s3, bucket, files):
     assert read(vfs, f"{d}/f3") == files[3]
 
 
-def test_a_prefetch_leaves_a_writers_file_alone(vfs, bucket, files):
+def test_a_prefetch_leaves_a_writers_file_alone(vfs, bucket, files, read):
     d = f"/objmount/s3/{bucket}/d"
     vfs.listdir(d)
     w = vfs.open(f"{d}/f3", os.O_RDWR)

@@ -14,7 +14,7 @@ from vfs import MountTable, Vfs, VfsConfig, VfsError
 from vfs import namespace, predict
 
 KiB = 1024
-SIZE = 200 * KiB
+SIZE = 200 * KiB   # conftest.LISTED_SIZE
 TTL = 10.0
 
 
@@ -45,31 +45,11 @@ def vfs(cache_dir):
     v.close()
 
 
-@pytest.fixture
-def files(s3, bucket):
-    data = {}
-    for i in range(10):
-        data[i] = os.urandom(SIZE)
-        s3.put_object(Bucket=bucket, Key=f"d/f{i}", Body=data[i])
-    return data
-
-
-def read(vfs, path: str, flags: int = os.O_RDONLY) -> bytes:
-    f = vfs.open(path, flags)
-    try:
-        f.ensure_all()
-        with open(f.cache_path, "rb") as fh:
-            return fh.read(f.item.size)
-    finally:
-        f.close()
-        vfs.end_operation()
-
-
 def gets(vfs) -> int:
     return vfs.stats()["requests"].get("GetObject", 0)
 
 
-def test_a_prefetch_answer_is_as_old_as_its_request(vfs, clock, bucket, files):
+def test_a_prefetch_answer_is_as_old_as_its_request(vfs, clock, bucket, files, read):
     """Prefetches sent at t=0 answer at t=8 (TTL 10): an open at t=9 takes the answer,
     one at t=11 asks (counted from the answer's arrival it would still be fresh)."""
     d = f"/objmount/s3/{bucket}/d"
@@ -101,7 +81,7 @@ def test_a_prefetch_answer_is_as_old_as_its_request(vfs, clock, bucket, files):
     assert gets(vfs) == before + 1             # 11 s old: asked again (a 304)
 
 
-def test_an_open_that_writes_still_asks(vfs, clock, s3, bucket, files):
+def test_an_open_that_writes_still_asks(vfs, clock, s3, bucket, files, read):
     path = f"/objmount/s3/{bucket}/d/f0"
     assert read(vfs, path) == files[0]
     before = gets(vfs)
@@ -112,7 +92,7 @@ def test_an_open_that_writes_still_asks(vfs, clock, s3, bucket, files):
     assert s3.get_object(Bucket=bucket, Key="d/f0")["Body"].read() == files[0]
 
 
-def test_a_stat_answer_serves_the_next_open(vfs, clock, s3, bucket, files):
+def test_a_stat_answer_serves_the_next_open(vfs, clock, s3, bucket, files, read):
     path = f"/objmount/s3/{bucket}/d/f0"
     vfs.lookup(path, attrs=True)               # HEAD (nothing listed)
     before = gets(vfs), vfs.stats()["requests"].get("HeadObject", 0)
@@ -128,7 +108,7 @@ def test_a_stat_answer_serves_the_next_open(vfs, clock, s3, bucket, files):
     assert read(vfs, path) == b"changed"
 
 
-def test_close_to_open_asks_whatever_is_known(cache_dir, clock, bucket, files):
+def test_close_to_open_asks_whatever_is_known(cache_dir, clock, bucket, files, read):
     v = Vfs(MountTable.parse([]), VfsConfig(cache_dir=cache_dir, metadata_ttl=TTL, first_window=64 * KiB))
     try:
         path = f"/objmount/s3/{bucket}/d/f0"
