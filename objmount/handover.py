@@ -44,8 +44,8 @@ _F_DUPFD_CLOEXEC = 1030
 _SOCK_CLOEXEC = 0o2000000
 _MSG_DONTWAIT, _MSG_CTRUNC, _MSG_CMSG_CLOEXEC = 0x40, 0x8, 0x40000000
 _SCM_RIGHTS = 1
-_MSG_NOSIGNAL = 0x4000   # (socket is imported only once a descriptor is handed over)
 _SOL_SOCKET = 1
+# (the socket module is imported only once a descriptor is handed over)
 _AF_UNIX, _SOCK_STREAM, _SO_PEERCRED, _MSG_NOSIGNAL = 1, 1, 17, 0x4000
 # Flags that belong to the lookup or the descriptor, not to the open file description.
 _NOT_DESCRIPTION = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY
@@ -177,12 +177,12 @@ class Handover:
         dropped (with any message left in it), to be made again."""
         chan = table.channel
         try:
-            chan.conn.sendmsg([b"\0"], [(_SOL_SOCKET, _SCM_RIGHTS, struct.pack("i", fd))], _MSG_NOSIGNAL)
+            _send(chan, fd)
         except OSError:   # every holder of the program's end closed it
             chan.conn.close()
             table.channel = None
             return None
-        stop.become(_SYS["recvmsg"], chan.fd, msghdr, _MSG_DONTWAIT | (_MSG_CMSG_CLOEXEC if flags & os.O_CLOEXEC else 0))
+        stop.become(_SYS["recvmsg"], chan.fd, msghdr, _recv_flags(flags))
         got = None
         try:
             got = stop.run()
@@ -195,7 +195,6 @@ class Handover:
 
     def _through(self, sup, stop, table, fd: int, flags: int, msghdr: int, control: int, sockaddr: int,
                  addr_len: int, path: int, by_path: bool) -> int | None:
-        cloexec = bool(flags & os.O_CLOEXEC)
         for attempt in range(2):
             chan = table.channel
             if chan is None:
@@ -204,9 +203,8 @@ class Handover:
                 if chan is None:
                     return self._by_path(stop, path, flags) if by_path else None
             try:
-                chan.conn.sendmsg([b"\0"], [(_SOL_SOCKET, _SCM_RIGHTS, struct.pack("i", fd))], _MSG_NOSIGNAL)
-                got = stop.inject(_SYS["recvmsg"], chan.fd, msghdr,
-                                  _MSG_DONTWAIT | (_MSG_CMSG_CLOEXEC if cloexec else 0))
+                _send(chan, fd)
+                got = stop.inject(_SYS["recvmsg"], chan.fd, msghdr, _recv_flags(flags))
             except OSError:   # every holder of the program's end closed it
                 got = -errno.EPIPE
             if got == 1:
@@ -312,3 +310,13 @@ def _nofile(tid: int) -> int | None:
     except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+def _send(chan: Channel, fd: int) -> None:
+    """Put `fd` on the channel (one byte with it) for the program's recvmsg to take."""
+    chan.conn.sendmsg([b"\0"], [(_SOL_SOCKET, _SCM_RIGHTS, struct.pack("i", fd))], _MSG_NOSIGNAL)
+
+
+def _recv_flags(open_flags: int) -> int:
+    """The program's recvmsg flags: never blocking; close-on-exec as its open asked."""
+    return _MSG_DONTWAIT | (_MSG_CMSG_CLOEXEC if open_flags & os.O_CLOEXEC else 0)
