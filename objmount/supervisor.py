@@ -172,10 +172,10 @@ class Supervisor:
         if name in registry.READS:
             desc = self.desc(stop, stop.sarg(0))
             return desc is not None and (desc.file is None or desc.file.complete)
-        if name == "close":   # (not when the release would look over the whole cache index)
+        if name == "close":   # (not when its release would walk the cache index to evict)
             desc = self.desc(stop, stop.sarg(0))
             return desc is not None and (desc.file is None or not (desc.file.writable or desc.file.item.created)
-                                         and not self.vfs.cache.release_looks())
+                                         and not self.vfs.cache.over_limit())
         if name not in registry.FROM_STATE:
             return False
         return name != "fstat" or not getattr(self.desc(stop, stop.sarg(0)), "is_dir", True)

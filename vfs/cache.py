@@ -763,11 +763,6 @@ class Cache:
         if self.over_limit():
             self.evict()
 
-    def release_looks(self) -> bool:
-        """Whether a release now would walk the index (to evict): the supervisor then
-        does not close on its tracing thread."""
-        return self.over_limit()
-
     def over_limit(self) -> bool:
         """The clean records hold more than the limit, by the totals as last read: every
         release of a clean item reads them afresh, other runs' changes included. If the
