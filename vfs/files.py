@@ -361,10 +361,10 @@ class Files:
         conditional = etag is not None and self.cache.holds(store.id, key, etag, 0, min(window, size))
         began = time.monotonic()
         got = store.get_first(key, window, etag if conditional else None, ranged=not (conditional and size == 0))
-        if got is not None:   # a round trip of this store: the first readahead window is sized on it
-            self.fetcher.link(store).answered(time.monotonic() - began, len(got.data))
         if got is None:
             return None
+        # a round trip of this store: the first readahead window is sized on it
+        self.fetcher.link(store).answered(time.monotonic() - began, len(got.data))
         info = got.info
         if got.not_modified:
             metadata = info.metadata
