@@ -233,7 +233,7 @@ def exec_command(mounts, cache_dir, cache_size, metadata_ttl, close_to_open, end
     targets = [spec.split("=", 1)[0] for spec in mounts]
     try:
         status, stats = run(list(command), table, targets, config, fd_base or default_fd_base(),
-                            lib_dir=default_lib_dir() if fast_path else None)
+                            lib_dir=default_lib_dir() if fast_path else None, quick_dir=default_lib_dir())
     except TraceError as exc:
         log.error("%s", exc)
         sys.exit(125)

@@ -16,7 +16,7 @@ from vfs import MountTable, VfsError
 from vfs.mounts import OBJMOUNT_ROOT
 from vfs.stats import Stats
 
-from .handlers import syscall_filter
+from .handlers import local_pass, syscall_filter
 from .supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -170,6 +170,23 @@ def _with_fast_path(env: dict[str, str], trap, mounts: MountTable, config: VfsSe
     return env
 
 
+def _quick_loop(lib_dir: Path | None):
+    """The tracer's quick loop (tracer/quickloop.py), built beside the fast-path library;
+    None (the Python loop answers every stop) without a compiler, or with
+    OBJMOUNT_QUICK_LOOP=0 (for comparisons)."""
+    if lib_dir is None or os.environ.get("OBJMOUNT_QUICK_LOOP") == "0":
+        return None
+    from tracer import quickloop
+    try:
+        try:
+            return quickloop.load(lib_dir)
+        except prefilter.UnsafeLocation:
+            return quickloop.load(prefilter.private_dir())
+    except (prefilter.PrefilterUnavailable, OSError) as exc:
+        log.warning("quick loop off, every stop is answered in Python: %s", exc)
+        return None
+
+
 def _check_cache_dir(config: VfsSettings) -> None:
     """The cache directory must be ours (another user's could read what we fetch, or
     plant data we would upload): checked before the program runs."""
@@ -254,11 +271,13 @@ class _DeferredVfs:
 
 
 def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: VfsSettings,
-        fd_base: int, lib_dir: Path | None = None) -> tuple[int, dict]:
+        fd_base: int, lib_dir: Path | None = None, quick_dir: Path | None = None) -> tuple[int, dict]:
     """Run argv to completion; returns (wait status of the command, stats).
-    lib_dir: where the fast-path library is built and kept; None turns it off."""
+    lib_dir: where the fast-path library is built and kept; None turns it off.
+    quick_dir: where the tracer's quick loop is built; None: the Python loop does it all."""
     late = _Late()
-    tracer = late.tracer = Tracer(late)
+    tracer = late.tracer = Tracer(late, _quick_loop(quick_dir))
+    tracer.pass_local_paths([OBJMOUNT_ROOT, *mounts.targets], local_pass())
     forwarder = _Signals(tracer)
     # Fork before any thread of ours exists (the vfs starts fetch threads).
     trap = syscall_filter(fd_base)
@@ -306,5 +325,8 @@ def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: V
             stats = {"vfs": made.stats() if made is not None else Stats().as_dict(), "stops": tracer.stops}
             if made is not None:
                 made.close()
-    stats["syscalls"] = dict(sorted(late.target.counts.items()))
+    counts = dict(late.target.counts)
+    for name, n in tracer.passed().items():   # stops the quick loop let go by itself
+        counts[name] = counts.get(name, 0) + n
+    stats["syscalls"] = dict(sorted(counts.items()))
     return status, stats

@@ -75,12 +75,20 @@ def build(cache_dir: Path, cc: str | None = None) -> Path:
     """The compiled library, building it into `cache_dir` if this source has not been
     built there yet. The directory (and the library, when it exists) must pass check_safe,
     checked on every call: UnsafeLocation otherwise."""
+    return build_library(SOURCE, CFLAGS, cache_dir, cc)
+
+
+def build_library(source_path: Path, cflags: list[str], cache_dir: Path, cc: str | None = None) -> Path:
+    """`source_path` (a C file of prefilter/, which may include that directory's headers)
+    compiled with `cflags` into `cache_dir`, named by a hash of the sources and flags:
+    see build."""
+    name = source_path.stem
     compiler = cc or os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not compiler:
-        raise PrefilterUnavailable("no C compiler (cc or gcc) to build the prefilter")
-    source = SOURCE.read_bytes()
-    digest = hashlib.sha256(source + " ".join(CFLAGS).encode()).hexdigest()[:16]
-    target = Path(cache_dir) / f"prefilter-{digest}.so"
+        raise PrefilterUnavailable(f"no C compiler (cc or gcc) to build the {name}")
+    source = source_path.read_bytes() + b"".join(h.read_bytes() for h in sorted(source_path.parent.glob("*.h")))
+    digest = hashlib.sha256(source + " ".join(cflags).encode()).hexdigest()[:16]
+    target = Path(cache_dir) / f"{name}-{digest}.so"
     try:
         target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     except OSError as exc:
@@ -91,18 +99,18 @@ def build(cache_dir: Path, cc: str | None = None) -> Path:
         check_safe(target)
         return target
     import subprocess   # only to build it: not part of every run's start-up
-    fd, tmp = tempfile.mkstemp(prefix=".prefilter-", suffix=".so", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".so", dir=target.parent)
     os.close(fd)
     try:
-        done = subprocess.run([compiler, *CFLAGS, "-o", tmp, str(SOURCE)],
+        done = subprocess.run([compiler, *cflags, "-o", tmp, str(source_path)],
                               capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             first = (done.stderr.strip().splitlines() or ["no output"])[0]
-            raise PrefilterUnavailable(f"building the prefilter failed: {first}")
+            raise PrefilterUnavailable(f"building the {name} failed: {first}")
         os.chmod(tmp, 0o755)
         os.replace(tmp, target)   # atomic: concurrent runs build the same bytes
     except (OSError, subprocess.SubprocessError) as exc:
-        raise PrefilterUnavailable(f"building the prefilter failed: {exc}") from None
+        raise PrefilterUnavailable(f"building the {name} failed: {exc}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from . import kernel
+from .syscalls import name_of
+from .quickloop import EXEC, GONE, KNOWN, SPECIAL, QuickLoop
 from .stop import RESTARTS, ScratchArea, SyscallInterrupted, SyscallStop, TraceeGone, _step, restore_args
 
 log = logging.getLogger("tracer")
@@ -109,8 +111,12 @@ class _Reply:
 
 
 class Tracer:
-    def __init__(self, handler: Handler):
+    def __init__(self, handler: Handler, quick: "QuickLoop | None" = None):
         self.handler = handler
+        # The quick loop (quickloop.py): answers in C the stops that need no decision.
+        self._quick = quick
+        if quick is not None:
+            quick.reset()
         self.main_pid = 0
         self.main_status: int | None = None
         self._tgid_of: dict[int, int] = {}
@@ -127,7 +133,7 @@ class Tracer:
         # Threads resumed into a call with rewritten arguments: tid -> (entry registers,
         # thread group, scratch range held), until its exit stop.
         self._awaiting: dict[int, tuple[kernel.Regs, int, tuple[int, int] | None]] = {}
-        self.stops = 0
+        self._stops = 0   # seccomp stops handled here (see stops)
         # Parking (see park): threads whose stop a worker owns, and the ptrace requests
         # workers post to the tracing thread (the only thread the kernel takes them from).
         self._parked: dict[int, _Parked] = {}
@@ -148,13 +154,37 @@ class Tracer:
     def traced(self) -> set[int]:
         """Every traced process (thread group), and children whose first stop has
         not been seen yet. Safe to call from another thread (copies of the books)."""
-        return set(list(self._groups)) | set(list(self._early)) | set(list(self._expected))
+        due = self._quick.tids(0xFF & ~KNOWN & ~SPECIAL) if self._quick is not None else []
+        return set(list(self._groups)) | set(list(self._early)) | set(list(self._expected)) | set(due)
+
+    def pass_local_paths(self, roots: list[str], path_args: dict[int, int]) -> None:
+        """Let seccomp stops of the calls in `path_args` (nr -> index of the path argument)
+        whose path is absolute and lexically outside every root go on without the handler
+        (with the quick loop; without it, the handler sees them all)."""
+        if self._quick is not None:
+            self._quick.configure(roots, path_args)
+
+    def _due(self) -> bool:
+        """Children whose first stop is still to come (or to be resumed)."""
+        if self._quick is not None:
+            return self._quick.pending() > 0
+        return bool(self._early or self._expected)
+
+    def _mark(self, tid: int) -> None:
+        """Tell the quick loop whether `tid`'s statuses must all come here: a stop a
+        worker owns, an injected call on its way, a call awaited to its exit, a signal
+        sent again."""
+        if self._quick is not None:
+            self._quick.set(tid, SPECIAL, tid in self._parked or tid in self._passing
+                            or tid in self._awaiting or tid in self._requeued)
 
     def adopt_root(self, pid: int) -> None:
         """`pid` is stopped in its first SIGSTOP after PTRACE_TRACEME."""
         kernel.setoptions(pid, OPTIONS)
         self.main_pid = pid
         self._add(pid, pid)
+        if self._quick is not None:
+            self._quick.set(pid, KNOWN)
         kernel.cont(pid)
 
     def _add(self, tid: int, tgid: int) -> None:
@@ -182,6 +212,19 @@ class Tracer:
             log.debug("traceback", exc_info=True)
 
     @property
+    def stops(self) -> int:
+        """Seccomp stops, the quick loop's included."""
+        if self._quick is None:
+            return self._stops
+        return self._stops + self._quick.counts()[0]["seccomp-passed"]
+
+    def passed(self) -> dict[str, int]:
+        """Seccomp stops the quick loop let go without the handler, by syscall name."""
+        if self._quick is None:
+            return {}
+        return {name_of(nr): n for nr, n in self._quick.counts()[1].items()}
+
+    @property
     def alive(self) -> bool:
         return bool(self._tgid_of)
 
@@ -200,13 +243,14 @@ class Tracer:
         poller.register(self._sigchld, select.POLLIN)
         poller.register(self._wake, select.POLLIN)
         try:
-            while self._tgid_of or self._early or self._expected or self._workers:
+            while self._tgid_of or self._due() or self._workers:
                 if not self._workers:
                     try:
-                        tid, status = os.waitpid(-1, kernel.WALL)
+                        got = self._wait(block=True)
                     except ChildProcessError:
                         break
-                    self._dispatch(tid, status)
+                    if got is not None:
+                        self._dispatch(*got)
                     continue
                 if not self._drain() and not self._serve():
                     # A SIGCHLD taken by a thread that did not block it would be lost:
@@ -226,6 +270,27 @@ class Tracer:
                 if reply is not None:
                     reply.set_exception(TraceeGone(0, signal.SIGKILL))
 
+    def _wait(self, block: bool) -> tuple[int, int, kernel.Regs | None] | None:
+        """The next status to dispatch (tid, status, registers if read already); None:
+        none now. With the quick loop, the stops it answered are booked here first."""
+        if self._quick is None:
+            tid, status = os.waitpid(-1, kernel.WALL | (0 if block else os.WNOHANG))
+            return (tid, status, None) if tid else None
+        try:
+            return self._quick.wait(block)
+        finally:
+            self._book_quick()
+
+    def _book_quick(self) -> None:
+        """What the quick loop answered, into the books, in order."""
+        for kind, tid, other, value in self._quick.log():
+            if kind == GONE:
+                self._gone(tid, value)
+            elif kind == EXEC:
+                self._execd(tid, other)
+            else:
+                self._born(tid, other, value)
+
     def _drain(self) -> bool:
         """Dispatch every status waiting; True if there was any."""
         try:
@@ -236,12 +301,12 @@ class Tracer:
         got = False
         while True:
             try:
-                tid, status = os.waitpid(-1, kernel.WALL | os.WNOHANG)
+                item = self._wait(block=False)
             except ChildProcessError:
                 return got
-            if tid == 0:
+            if item is None:
                 return got
-            self._dispatch(tid, status)
+            self._dispatch(*item)
             self._serve()
             got = True
 
@@ -272,6 +337,7 @@ class Tracer:
         on with every other stop. The tracee stays stopped till fn is done; the ptrace
         requests fn makes through `stop` are run here for it (on_tracer)."""
         stop.park = self._parked[stop.tid] = _Parked()
+        self._mark(stop.tid)
         stop.parked = True
         self._workers += 1
         submit(self._run_parked, stop, fn)
@@ -293,6 +359,7 @@ class Tracer:
         self._workers -= 1
         if self._parked.get(stop.tid) is parked:
             del self._parked[stop.tid]
+            self._mark(stop.tid)
         try:
             if resume and parked.gone is None:
                 self._resume(stop)
@@ -331,10 +398,12 @@ class Tracer:
 
     def _inject_step(self, tid: int, regs: kernel.Regs) -> None:
         self._passing[tid] = False
+        self._mark(tid)
         try:
             _step(tid, regs)
         except BaseException:
             del self._passing[tid]
+            self._mark(tid)
             raise
 
     def _passed(self, tid: int, status: int) -> bool:
@@ -345,11 +414,13 @@ class Tracer:
             return False
         if not os.WIFSTOPPED(status):
             del self._passing[tid]
+            self._mark(tid)
             return False
         sig = os.WSTOPSIG(status)
         if sig == _SYSCALL_TRAP:
             if entered:   # its exit
                 del self._passing[tid]
+                self._mark(tid)
                 return False
             self._passing[tid] = True
         elif not (entered and sig == signal.SIGTRAP and status >> 16 == kernel.PTRACE_EVENT_SECCOMP):
@@ -376,7 +447,7 @@ class Tracer:
             raise TraceeGone(tid, park.gone)
         return fn(*args)
 
-    def _dispatch(self, tid: int, status: int) -> None:
+    def _dispatch(self, tid: int, status: int, regs: kernel.Regs | None = None) -> None:
         parked = self._parked.get(tid)
         if parked is not None:   # its worker waits for it (an exit is booked here first)
             if os.WIFEXITED(status) or os.WIFSIGNALED(status):
@@ -391,6 +462,7 @@ class Tracer:
                 parked.gone = signal.SIGKILL
                 del self._parked[tid]
                 self._passing.pop(tid, None)
+                self._mark(tid)
                 parked.statuses.put(signal.SIGKILL)
             elif self._passed(tid, status):
                 return
@@ -414,7 +486,7 @@ class Tracer:
             if tid not in self._tgid_of:
                 self._on_first_stop(tid)
             elif sig == signal.SIGTRAP and event:
-                self._on_event(tid, event)
+                self._on_event(tid, event, regs)
             elif sig == _SYSCALL_TRAP:
                 self._on_exit_stop(tid)
             else:
@@ -452,6 +524,7 @@ class Tracer:
     def await_exit(self, stop: SyscallStop, pushed: tuple[int, int] | None) -> None:
         """`stop` is resumed into its syscall with PTRACE_SYSCALL: handle its exit stop."""
         self._awaiting[stop.tid] = (stop.entry_regs, stop.tgid, pushed)
+        self._mark(stop.tid)
         area = self.scratch.get(stop.tgid)
         if area is not None and pushed is not None:
             area.inflight[stop.tid] = pushed
@@ -459,6 +532,7 @@ class Tracer:
     def _on_exit_stop(self, tid: int) -> None:
         awaited = self._awaiting.pop(tid, None)
         if awaited is not None:
+            self._mark(tid)
             entry, tgid, pushed = awaited
             area = self.scratch.get(tgid)
             if area is not None:
@@ -471,8 +545,9 @@ class Tracer:
 
     def requeue_signal(self, tgid: int, tid: int, sig: int, info: bytes) -> None:
         """Send a held-back signal to the thread again; its delivery gets `info` back."""
-        kernel.tgkill(tgid, tid, sig)
         self._requeued.setdefault(tid, []).append((sig, info))
+        self._mark(tid)   # before it is sent: its delivery must come here
+        kernel.tgkill(tgid, tid, sig)
 
     def _restore_siginfo(self, tid: int, sig: int, requeued: list[tuple[int, bytes]]) -> None:
         for i, (held_sig, info) in enumerate(requeued):
@@ -488,12 +563,13 @@ class Tracer:
         del requeued[i]
         if not requeued:
             del self._requeued[tid]
+            self._mark(tid)
         if ours:
             kernel.setsiginfo(tid, info)
 
-    def _on_event(self, tid: int, event: int) -> None:
+    def _on_event(self, tid: int, event: int, regs: kernel.Regs | None = None) -> None:
         if event == kernel.PTRACE_EVENT_SECCOMP:
-            self._on_seccomp(tid)
+            self._on_seccomp(tid, regs)
             return
         self._bookkeep_event(tid, event)
         kernel.cont(tid)
@@ -501,27 +577,38 @@ class Tracer:
     def _bookkeep_event(self, tid: int, event: int) -> None:
         if event in (kernel.PTRACE_EVENT_FORK, kernel.PTRACE_EVENT_VFORK, kernel.PTRACE_EVENT_CLONE):
             child = kernel.geteventmsg(tid)
-            flags = self._clone_flags(tid, event)
-            parent_tgid = self._tgid_of[tid]
-            child_tgid = parent_tgid if flags & CLONE_THREAD else child
-            self._add(child, child_tgid)
-            if child_tgid != parent_tgid and parent_tgid in self.scratch:
-                self.scratch[child_tgid] = self.scratch[parent_tgid]
-            self._call(self.handler.on_spawn, parent_tgid, child_tgid, flags)
-            if child in self._early:
+            self._born(tid, child, self._clone_flags(tid, event))
+            if self._quick is not None:
+                self._quick.announce(child)
+            elif child in self._early:
                 self._early.discard(child)
                 kernel.cont(child)
             else:
                 self._expected.add(child)
         elif event == kernel.PTRACE_EVENT_EXEC:
             former = kernel.geteventmsg(tid)
-            tgid = self._tgid_of[tid]
-            if former != tid:
-                # a non-leader thread exec'd: it now carries the leader's id
-                self._tgid_of.pop(former, None)
-                self._groups[tgid].tids.discard(former)
-            self.scratch.pop(tgid, None)
-            self._call(self.handler.on_exec, tgid)
+            if former != tid and self._quick is not None:
+                self._quick.forget(former)
+            self._execd(tid, former)
+
+    def _born(self, tid: int, child: int, flags: int) -> None:
+        """The books of a fork, vfork or clone event (`flags`: the clone flags)."""
+        parent_tgid = self._tgid_of[tid]
+        child_tgid = parent_tgid if flags & CLONE_THREAD else child
+        self._add(child, child_tgid)
+        if child_tgid != parent_tgid and parent_tgid in self.scratch:
+            self.scratch[child_tgid] = self.scratch[parent_tgid]
+        self._call(self.handler.on_spawn, parent_tgid, child_tgid, flags)
+
+    def _execd(self, tid: int, former: int) -> None:
+        """The books of an exec event (`former`: the id of the thread that called it)."""
+        tgid = self._tgid_of[tid]
+        if former != tid:
+            # a non-leader thread exec'd: it now carries the leader's id
+            self._tgid_of.pop(former, None)
+            self._groups[tgid].tids.discard(former)
+        self.scratch.pop(tgid, None)
+        self._call(self.handler.on_exec, tgid)
 
     def _clone_flags(self, tid: int, event: int) -> int:
         if event == kernel.PTRACE_EVENT_FORK:
@@ -537,6 +624,12 @@ class Tracer:
         return 0
 
     def _on_gone(self, tid: int, status: int) -> None:
+        if self._quick is not None:
+            self._quick.forget(tid)
+        self._gone(tid, status)
+
+    def _gone(self, tid: int, status: int) -> None:
+        """The books of a thread's end (the quick loop forgot it already, or is told)."""
         self._early.discard(tid)
         self._passing.pop(tid, None)
         self._requeued.pop(tid, None)
@@ -549,9 +642,10 @@ class Tracer:
             self.main_status = status
         self._remove(tid)
 
-    def _on_seccomp(self, tid: int) -> None:
-        self.stops += 1
-        regs = kernel.getregs(tid)
+    def _on_seccomp(self, tid: int, regs: kernel.Regs | None = None) -> None:
+        self._stops += 1
+        if regs is None:
+            regs = kernel.getregs(tid)
         stop = SyscallStop(self, tid, self._tgid_of[tid], regs)
         if self._handle(stop, self.handler.on_syscall) and not stop.parked:
             self._resume(stop)

@@ -53,6 +53,11 @@ READS = {"read", "pread64", "readv", "preadv", "preadv2", "readahead", "fadvise6
 # the namespace knows when it knows every name on the way fresh (Supervisor._known).
 LOOKS = {"stat", "lstat", "newfstatat", "statx", "access", "faccessat", "faccessat2", "readlink",
          "readlinkat", "getxattr", "lgetxattr", "listxattr", "llistxattr", "statfs"}
+# Path calls whose handler does nothing for a local path: with the quick loop
+# (tracer/quickloop.py) their stops on an absolute, lexically local path never reach
+# the handler. (The loader's opens, libc-internal opens, static programs' calls.)
+LOCAL_PASS = ("open", "openat", "creat", "stat", "lstat", "newfstatat", "statx", "access", "faccessat",
+              "faccessat2", "readlink", "readlinkat", "statfs")
 # Opens that change names with O_CREAT: where their flags are.
 OPEN_FLAGS = {"open": 1, "openat": 2}
 
@@ -116,3 +121,8 @@ def no_stop_on_local_fd(name: str, dirfd: int, flags: int, flag: int) -> None:
 def syscall_filter(fd_base: int) -> SyscallFilter:
     return SyscallFilter(always=set(ALWAYS), fd_args=dict(FD_ARGS), fd_base=fd_base,
                          local_fd_flag=dict(LOCAL_FD_FLAG))
+
+
+def local_pass() -> dict[int, int]:
+    """LOCAL_PASS as the tracer takes it: syscall number -> index of its path argument."""
+    return {NR[name]: PATH_LAYOUTS[name][0][0] for name in LOCAL_PASS}

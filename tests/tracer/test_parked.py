@@ -11,10 +11,17 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 RUNNER = textwrap.dedent('''
     import collections, json, os, sys, threading
     from concurrent.futures import ThreadPoolExecutor
     from tracer import NR, SyscallFilter, Tracer, spawn
+    def quick_loop():   # the quick loop when the test asks for it (conftest: QUICK_DIR)
+        if not os.environ.get("QUICK_DIR"):
+            return None
+        from tracer import quickloop
+        return quickloop.load(os.environ["QUICK_DIR"])
 
     AT_FDCWD = -100
     posted = collections.Counter()   # requests workers posted to the tracing thread, by kind
@@ -47,7 +54,7 @@ RUNNER = textwrap.dedent('''
         def on_exit(self, tgid): pass
 
     h = Handler()
-    t = Tracer(h)
+    t = Tracer(h, quick_loop())
     serve = t.on_tracer
     def counting(fn, *args, **kw):
         if threading.get_ident() != t._thread:
@@ -60,6 +67,9 @@ RUNNER = textwrap.dedent('''
     h.pool.shutdown()
     print(json.dumps({"status": status, "opens": h.opens, "one": h.requests_for_one_inject}), file=sys.stderr)
 ''')
+
+
+pytestmark = pytest.mark.usefixtures("loop")
 
 
 def test_an_injected_call_is_one_request_and_its_stops_on_the_way_in_are_not_the_handlers(tmp_path):

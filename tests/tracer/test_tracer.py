@@ -7,10 +7,17 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 
 RUNNER = textwrap.dedent('''
     import json, os, sys
     from tracer import NR, SyscallFilter, Tracer, spawn
+    def quick_loop():   # the quick loop when the test asks for it (conftest: QUICK_DIR)
+        if not os.environ.get("QUICK_DIR"):
+            return None
+        from tracer import quickloop
+        return quickloop.load(os.environ["QUICK_DIR"])
 
     class Handler:
         def __init__(self):
@@ -33,12 +40,15 @@ RUNNER = textwrap.dedent('''
         def on_exit(self, tgid): self.exits.append(tgid)
 
     h = Handler()
-    t = Tracer(h)
+    t = Tracer(h, quick_loop())
+    if os.environ.get("PASS_LOCAL"):
+        t.pass_local_paths(["/virtual"], {NR["openat"]: 1})
     f = SyscallFilter(always={NR["openat"]}, fd_args={NR["read"]: (0,)}, fd_base=600)
     spawn(t, sys.argv[2:], dict(os.environ), f)
     status = t.run()
     print(json.dumps({"status": status, "spawns": len(h.spawns), "execs": len(h.execs),
-                      "exits": len(h.exits), "paths": h.paths, "stops": t.stops}), file=sys.stderr)
+                      "exits": len(h.exits), "paths": h.paths, "stops": t.stops,
+                      "passed": t.passed()}), file=sys.stderr)
 ''')
 
 
@@ -53,6 +63,9 @@ def trace(tmp_path, *argv: str) -> tuple[subprocess.CompletedProcess, dict]:
                           env=env, timeout=60)
     report = json.loads(proc.stderr.strip().splitlines()[-1])
     return proc, report
+
+
+pytestmark = pytest.mark.usefixtures("loop")
 
 
 def test_rewritten_path_and_moved_descriptor(tmp_path):
@@ -136,6 +149,11 @@ int main(int argc, char **argv) {
 RESTART_RUNNER = textwrap.dedent('''
     import os, sys
     from tracer import NR, SyscallFilter, Tracer, spawn
+    def quick_loop():   # the quick loop when the test asks for it (conftest: QUICK_DIR)
+        if not os.environ.get("QUICK_DIR"):
+            return None
+        from tracer import quickloop
+        return quickloop.load(os.environ["QUICK_DIR"])
 
     class Handler:
         def on_syscall(self, stop):
@@ -152,7 +170,7 @@ RESTART_RUNNER = textwrap.dedent('''
         def on_exec(self, tgid): pass
         def on_exit(self, tgid): pass
 
-    t = Tracer(Handler())
+    t = Tracer(Handler(), quick_loop())
     spawn(t, sys.argv[1:], dict(os.environ), SyscallFilter(fd_args={NR["read"]: (0,)}, fd_base=600))
     t.run()
 ''')
@@ -212,6 +230,11 @@ int main(void) {
 SLEEP_RUNNER = textwrap.dedent('''
     import os, sys
     from tracer import NR, SyscallFilter, Tracer, spawn
+    def quick_loop():   # the quick loop when the test asks for it (conftest: QUICK_DIR)
+        if not os.environ.get("QUICK_DIR"):
+            return None
+        from tracer import quickloop
+        return quickloop.load(os.environ["QUICK_DIR"])
 
     class Handler:
         def on_syscall(self, stop):
@@ -224,7 +247,7 @@ SLEEP_RUNNER = textwrap.dedent('''
         def on_exec(self, tgid): pass
         def on_exit(self, tgid): pass
 
-    t = Tracer(Handler())
+    t = Tracer(Handler(), quick_loop())
     spawn(t, sys.argv[1:], dict(os.environ), SyscallFilter(always={NR["clock_nanosleep"]}, fd_base=600))
     t.run()
 ''')
@@ -246,3 +269,32 @@ def test_an_interrupted_sleep_restarts_through_restart_syscall(tmp_path):
     traced = subprocess.run([sys.executable, str(tmp_path / "runner.py"), str(tmp_path / "sleeper")],
                             capture_output=True, text=True, timeout=60, env=env)
     assert traced.stdout == "0 slept-enough\n", traced.stderr
+
+
+FAMILY = ("import os, subprocess, threading\n"
+          "t = threading.Thread(target=lambda: open('/virtual/answer').read()); t.start(); t.join()\n"
+          "subprocess.run(['cat', '/virtual/answer'])\n"
+          "subprocess.run(['sh', '-c', 'for i in 1 2 3; do /bin/true; done; cat /etc/hostname >/dev/null'])\n"
+          "if os.fork() == 0:\n    os.execvp('cat', ['cat', '/virtual/answer'])\n"
+          "os.wait()\n"
+          "os.chdir('/'); open('etc/hostname').read()\n")
+
+
+def test_the_quick_loop_lets_local_paths_go_and_books_every_event(tmp_path, loop, monkeypatch):
+    """Against the Python loop of the same run: the same output, the same events booked
+    (births, execs, ends), and the handler sees every openat but those of absolute paths
+    outside the roots, which the quick loop answers itself."""
+    if loop != "quick-loop":
+        pytest.skip("compares the quick loop with the Python loop")
+    monkeypatch.setenv("PASS_LOCAL", "1")
+    quick, quick_report = trace(tmp_path, "python3", "-c", FAMILY)
+    monkeypatch.delenv("QUICK_DIR")
+    slow, slow_report = trace(tmp_path, "python3", "-c", FAMILY)
+    assert quick.stdout == slow.stdout == "forty-two\nforty-two\n"
+    for key in ("status", "spawns", "execs", "exits"):
+        assert quick_report[key] == slow_report[key], key
+    local = [p for p in slow_report["paths"] if p.startswith("/") and not p.startswith("/virtual")]
+    assert local and "etc/hostname" in slow_report["paths"]
+    assert quick_report["paths"] == [p for p in slow_report["paths"] if p not in local]
+    assert quick_report["passed"] == {"openat": len(local)}
+    assert quick_report["stops"] == slow_report["stops"]

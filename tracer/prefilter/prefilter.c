@@ -84,12 +84,13 @@ enum {
 #define MAP_ANONYMOUS 0x20
 #define MAP_FIXED_NOREPLACE 0x100000
 
-#define MAX_ROOTS 64
 #define PATH_MAX 4096
 /* Buffers on the stack stay small: open() may run in a signal handler on an 8 KiB
  * alternate stack, or in a thread with a small stack. A path that does not fit is not
  * decided here: the call stops (or goes to libc), which is always correct. */
 #define SMALL_PATH 1024
+
+#include "lexical.h"
 
 /* Weak: in a dynamic program without libc these stay null and the library stays out. */
 extern char **environ __attribute__((weak));
@@ -120,9 +121,6 @@ typedef long (*stub_fn)(long, long, long, long, long, long, long);
 static int ready;                   /* configured and the stub is mapped */
 static int fd_base;                 /* descriptors at or above it may be virtual */
 static char roots_buf[PATH_MAX];
-static const char *roots[MAX_ROOTS];   /* absolute, normalized */
-static size_t root_len[MAX_ROOTS];
-static int n_roots;
 static char defer_cwd[PATH_MAX];
 static char defer_under[PATH_MAX];  /* descriptors of files below it are the supervisor's */
 static char self_path[SMALL_PATH];  /* this library as LD_PRELOAD names it ("": unknown) */
@@ -179,18 +177,6 @@ static long result(long r) {
 }
 
 /* --- small string helpers (no libc) ------------------------------------------------- */
-static size_t slen(const char *s) { size_t n = 0; while (s[n]) n++; return n; }
-
-static int starts(const char *s, const char *prefix) {
-    while (*prefix) if (*s++ != *prefix++) return 0;
-    return 1;
-}
-
-static int same(const char *a, const char *b) {
-    while (*a && *a == *b) a++, b++;
-    return *a == *b;
-}
-
 static const char *env(const char *name) {
     size_t n = slen(name);
     if (!environ) return 0;
@@ -207,42 +193,6 @@ static int parse_int(const char *s) {
         v = v * 10 + (*s - '0');
     }
     return v;
-}
-
-/* Collapse '//', '.' and '..' of an absolute path, as the supervisor does (lexically).
- * Returns 0 if it does not fit. */
-static int normalize(const char *in, char *out, size_t cap) {
-    size_t o = 0;
-    const char *p = in;
-    while (*p) {
-        while (*p == '/') p++;
-        if (!*p) break;
-        const char *q = p;
-        while (*q && *q != '/') q++;
-        size_t n = (size_t)(q - p);
-        if (n == 1 && p[0] == '.') {
-            /* nothing */
-        } else if (n == 2 && p[0] == '.' && p[1] == '.') {
-            while (o > 0 && out[o - 1] != '/') o--;
-            if (o > 0) o--;
-        } else {
-            if (o + 1 + n + 1 > cap) return 0;
-            out[o++] = '/';
-            for (size_t i = 0; i < n; i++) out[o++] = p[i];
-        }
-        p = q;
-    }
-    if (o == 0) out[o++] = '/';
-    out[o] = 0;
-    return 1;
-}
-
-static int under_root(const char *path) {
-    for (int i = 0; i < n_roots; i++) {
-        size_t n = root_len[i];
-        if (starts(path, roots[i]) && (path[n] == 0 || path[n] == '/')) return 1;
-    }
-    return 0;
 }
 
 /* Could a relative path's first component lead into a root (e.g. "objmount/s3/b" from
@@ -335,13 +285,6 @@ static SLOW int local_from_base(int dirfd, const char *path) {
 static SLOW int normalized_local(const char *path) {
     char norm[SMALL_PATH];
     return normalize(path, norm, sizeof norm) && !under_root(norm);
-}
-
-/* Lexical normalization could change what the path names ('//', '.', '..')? */
-static int needs_normalizing(const char *path) {
-    for (const char *c = path; *c; c++)
-        if (c[0] == '/' && (c[1] == '/' || c[1] == '.')) return 1;
-    return 0;
 }
 
 /* Is the kernel cwd the directory that stands in for an emulated (virtual) one? Asked

@@ -1,0 +1,72 @@
+/* What a path string says by itself about being below one of the virtual roots: shared by
+ * the preloaded library (prefilter.c) and the tracer's quick loop (quickloop.c), which
+ * must answer alike (objmount/paths.py's lexical_class is the reference). No libc: the
+ * preloaded library is built without it. */
+#ifndef TRACER_LEXICAL_H
+#define TRACER_LEXICAL_H
+
+#define MAX_ROOTS 64
+
+static const char *roots[MAX_ROOTS];   /* absolute, normalized */
+static size_t root_len[MAX_ROOTS];
+static int n_roots;
+
+/* Each includer uses some of these. */
+#define LEXICAL static __attribute__((unused))
+
+LEXICAL size_t slen(const char *s) { size_t n = 0; while (s[n]) n++; return n; }
+
+LEXICAL int starts(const char *s, const char *prefix) {
+    while (*prefix) if (*s++ != *prefix++) return 0;
+    return 1;
+}
+
+LEXICAL int same(const char *a, const char *b) {
+    while (*a && *a == *b) a++, b++;
+    return *a == *b;
+}
+
+/* Collapse '//', '.' and '..' of an absolute path, as the supervisor does (lexically).
+ * Returns 0 if it does not fit. */
+LEXICAL int normalize(const char *in, char *out, size_t cap) {
+    size_t o = 0;
+    const char *p = in;
+    while (*p) {
+        while (*p == '/') p++;
+        if (!*p) break;
+        const char *q = p;
+        while (*q && *q != '/') q++;
+        size_t n = (size_t)(q - p);
+        if (n == 1 && p[0] == '.') {
+            /* nothing */
+        } else if (n == 2 && p[0] == '.' && p[1] == '.') {
+            while (o > 0 && out[o - 1] != '/') o--;
+            if (o > 0) o--;
+        } else {
+            if (o + 1 + n + 1 > cap) return 0;
+            out[o++] = '/';
+            for (size_t i = 0; i < n; i++) out[o++] = p[i];
+        }
+        p = q;
+    }
+    if (o == 0) out[o++] = '/';
+    out[o] = 0;
+    return 1;
+}
+
+LEXICAL int under_root(const char *path) {
+    for (int i = 0; i < n_roots; i++) {
+        size_t n = root_len[i];
+        if (starts(path, roots[i]) && (path[n] == 0 || path[n] == '/')) return 1;
+    }
+    return 0;
+}
+
+/* Lexical normalization could change what the path names ('//', '.', '..')? */
+LEXICAL int needs_normalizing(const char *path) {
+    for (const char *c = path; *c; c++)
+        if (c[0] == '/' && (c[1] == '/' || c[1] == '.')) return 1;
+    return 0;
+}
+
+#endif
