@@ -25,7 +25,10 @@ CFLAGS = ["-O2", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall", "-Werror"]
 KNOWN, SPECIAL, EXPECTED, EARLY = 1, 2, 4, 8
 # Log entry kinds: born (fork/vfork/clone event numbers), exec'd, gone.
 GONE, EXEC = 0, 4
-COUNTS = ("seccomp", "seccomp-passed", "fork", "vfork", "clone", "exec", "signal", "first", "exit", "returned")
+# Its counters (quickloop.c): every status it reaped by kind, then the seccomp stops it
+# let go and the statuses it gave to Python.
+COUNTS = ("seccomp", "fork", "vfork", "clone", "exec", "other-event", "syscall", "signal", "exit",
+          "seccomp-passed", "returned")
 
 
 class Entry(ctypes.Structure):

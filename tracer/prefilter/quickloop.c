@@ -158,7 +158,9 @@ EXPORT int om_take_log(struct om_entry *out, int max) {
 }
 
 /* --- counters (stops by kind; passed seccomp stops by syscall number) ------------------ */
-enum { C_SECCOMP, C_SECCOMP_PASSED, C_FORK, C_VFORK, C_CLONE, C_EXEC, C_SIGNAL, C_FIRST, C_EXIT, C_RETURNED, C_N };
+/* Every status reaped here, by kind (whoever answers it), and how many went to Python. */
+enum { C_SECCOMP, C_FORK, C_VFORK, C_CLONE, C_EXEC, C_OTHER_EVENT, C_SYSCALL, C_SIGNAL, C_EXIT,
+       C_SECCOMP_PASSED, C_RETURNED, C_N };
 static unsigned long counts[C_N];
 static unsigned long passed_nr[512];
 
@@ -270,6 +272,22 @@ static unsigned long arg_of(const struct user_regs_struct *r, int i) {
     }
 }
 
+static void count(int status) {
+    if (!WIFSTOPPED(status)) {
+        counts[C_EXIT]++;
+        return;
+    }
+    int sig = WSTOPSIG(status), event = status >> 16;
+    if (sig == SYSCALL_TRAP) counts[C_SYSCALL]++;
+    else if (sig != SIGTRAP || !event) counts[C_SIGNAL]++;
+    else if (event == EV_SECCOMP) counts[C_SECCOMP]++;
+    else if (event == EV_FORK) counts[C_FORK]++;
+    else if (event == EV_VFORK) counts[C_VFORK]++;
+    else if (event == EV_CLONE) counts[C_CLONE]++;
+    else if (event == EV_EXEC) counts[C_EXEC]++;
+    else counts[C_OTHER_EVENT]++;
+}
+
 /* --- the loop ------------------------------------------------------------------------- */
 struct om_stop {
     int tid;
@@ -287,7 +305,6 @@ static int seccomp_stop(int tid, struct om_stop *out) {
     if (ptrace(PTRACE_GETREGS, tid, 0, r) != 0) return 0;
     out->has_regs = 1;
     unsigned long nr = r->orig_rax;
-    counts[C_SECCOMP]++;
     if (!on || nr >= sizeof path_arg || !path_arg[nr]) return 0;
     unsigned long addr = arg_of(r, path_arg[nr] - 1);
     if (!addr || !read_path(tid, addr, path_buf, sizeof path_buf) || !plainly_local(path_buf)) return 0;
@@ -319,12 +336,10 @@ static int quick(int tid, int status, struct om_stop *out) {
         if (f & F_SPECIAL) return 0;
         change(tid, 0, 0xff);
         note(0, tid, 0, (unsigned long)status);
-        counts[C_EXIT]++;
         return 1;
     }
     if (!WIFSTOPPED(status)) return 1;
     if (!(f & F_KNOWN) || (f & F_EXPECTED)) {   /* a new child's first stop */
-        counts[C_FIRST]++;
         if (f & F_EXPECTED) {
             change(tid, 0, F_EXPECTED);
             ptrace(PTRACE_CONT, tid, 0, 0);
@@ -343,7 +358,6 @@ static int quick(int tid, int status, struct om_stop *out) {
             unsigned long flags = clone_flags(tid, event);
             note(event, tid, (int)child, flags);
             announce((int)child);
-            counts[event == EV_FORK ? C_FORK : event == EV_VFORK ? C_VFORK : C_CLONE]++;
             ptrace(PTRACE_CONT, tid, 0, 0);
             return 1;
         }
@@ -352,14 +366,12 @@ static int quick(int tid, int status, struct om_stop *out) {
             if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &former) != 0) return 0;
             if ((int)former != tid) change((int)former, 0, 0xff);
             note(EV_EXEC, tid, (int)former, 0);
-            counts[C_EXEC]++;
             ptrace(PTRACE_CONT, tid, 0, 0);
             return 1;
         }
         return 0;
     }
     if (sig == SYSCALL_TRAP) return 0;
-    counts[C_SIGNAL]++;
     if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU) {
         siginfo_t info;
         if (ptrace(PTRACE_GETSIGINFO, tid, 0, &info) != 0) {   /* a group-stop: not honoured */
@@ -386,6 +398,7 @@ EXPORT int om_wait(int block, struct om_stop *out) {
         }
         if (tid == 0) return 0;
         out->has_regs = 0;
+        count(status);
         pthread_mutex_lock(&lock);
         int done = quick(tid, status, out);
         pthread_mutex_unlock(&lock);
