@@ -284,12 +284,16 @@ class Tracer:
     def _book_quick(self) -> None:
         """What the quick loop answered, into the books, in order."""
         for kind, tid, other, value in self._quick.log():
-            if kind == GONE:
-                self._gone(tid, value)
-            elif kind == EXEC:
-                self._execd(tid, other)
-            else:
-                self._born(tid, other, value)
+            try:
+                if kind == GONE:
+                    self._gone(tid, value)
+                elif kind == EXEC:
+                    self._execd(tid, other)
+                else:
+                    self._born(tid, other, value)
+            except Exception as exc:   # books out of step: say so, keep tracing
+                log.error("internal error booking event %d of %d: %s: %s", kind, tid, type(exc).__name__, exc)
+                log.debug("traceback", exc_info=True)
 
     def _drain(self) -> bool:
         """Dispatch every status waiting; True if there was any."""
