@@ -74,7 +74,7 @@ enum {
     NR_close = 3, NR_fstat = 5, NR_mmap = 9, NR_mprotect = 10, NR_munmap = 11, NR_getcwd = 79,
     NR_openat = 257, NR_newfstatat = 262,
     NR_readlinkat = 267, NR_faccessat = 269, NR_statx = 332, NR_faccessat2 = 439,
-    NR_rt_sigprocmask = 14,
+    NR_rt_sigprocmask = 14, NR_statfs = 137,
 };
 
 #define PROT_READ 1
@@ -422,12 +422,36 @@ static int readable(const char *path) { return string_readable(path, PATH_MAX); 
 /* 1 when the call on (dirfd, path) is plainly local and may run without a stop; 0 when
  * it must stop; with `lookup` (a call that changes nothing), LOCAL_UNLESS_STAND_IN
  * instead of checking a directory descriptor up front (see call()). */
+static void init_once(void);
+
+/* Set up (once) if a call comes before this library's constructor ran: a library loaded
+ * with the program (libselinux: statfs and /proc/filesystems in every ls, cp, sed) may
+ * have its constructor run first, and call in from there. */
+static inline int configured(void) {
+    if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) init_once();
+    return __atomic_load_n(&ready, __ATOMIC_ACQUIRE);
+}
+
+/* Supervisor.fd_link's shapes (split on '/'): /dev/fd/N and /proc/P/fd/N. Any other path
+ * under /proc/ or /dev/fd/ the supervisor classifies as it does every absolute path
+ * (objmount/supervisor.py, classify): it is local unless it normalizes into a root. */
+static int fd_link_shape(const char *path) {
+    int slashes = 0;
+    for (const char *c = path; *c; c++) slashes += *c == '/';
+    if (starts(path, "/dev/fd/")) return slashes == 3;
+    if (!starts(path, "/proc/") || slashes != 4) return 0;
+    const char *third = path + 6;
+    while (*third != '/') third++;
+    return starts(third, "/fd/");
+}
+
 static int decide(int dirfd, const char *path, int lookup) {
-    if (!ready || !path || !readable(path)) return 0;
+    if (!configured() || !path || !readable(path)) return 0;
     if (dirfd != AT_FDCWD && dirfd >= fd_base) return 0;
     if (!path[0] && dirfd != AT_FDCWD) return fd_is_local(dirfd);   /* AT_EMPTY_PATH */
     int cls = lexical_class(path);
     if (cls == LX_LOCAL) return 1;
+    if (cls == LX_FD_LINK && !fd_link_shape(path)) return normalized_local(path);
     if (cls != LX_RELATIVE && cls != LX_CLIMBS) return 0;   /* a root's, or a descriptor's */
     int check_later = 0;
     if (dirfd == AT_FDCWD) {
@@ -456,7 +480,7 @@ static int copy_env(const char *value, char *out, size_t cap) {
     return 1;
 }
 
-__attribute__((constructor)) static void prefilter_init(void) {
+static void prefilter_init(void) {
     if (!environ || !__errno_location || !fdopendir || !fdopen || !malloc || !dlsym) return;
     const char *root_list = env("TRACER_PREFILTER_ROOTS");
     const char *base = env("TRACER_PREFILTER_FD_BASE");
@@ -491,9 +515,23 @@ __attribute__((constructor)) static void prefilter_init(void) {
     }
     for (size_t i = 0; i < sizeof stub; i++) ((volatile unsigned char *)page)[i] = stub[i];
     if (traced(NR_mprotect, page, 4096, PROT_READ | PROT_EXEC, 0, 0) != 0) return;
-    ready = 1;
+    __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
     learn_watched();
 }
+
+/* 0: not yet, 1: being set up (by another thread, or by the code this call interrupted:
+ * the call then stops, which is always correct), 2: done. */
+static int init_state;
+
+static void init_once(void) {
+    int expected = 0;
+    if (__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) != 0) return;
+    if (!__atomic_compare_exchange_n(&init_state, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return;
+    prefilter_init();
+    __atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
+}
+
+__attribute__((constructor)) static void prefilter_constructor(void) { init_once(); }
 
 /* --- open ---------------------------------------------------------------------------- */
 static int open_at(int dirfd, const char *path, int flags, mode_t mode) {
@@ -610,6 +648,13 @@ EXPORT ssize_t readlink(const char *path, char *buf, size_t size) {
 EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t size) {
     return result(call(local_lookup(dirfd, path), NR_readlinkat, dirfd, (long)path, (long)buf, (long)size, 0));
 }
+
+/* statfs: libselinux's constructor asks it of /sys/fs/selinux and /selinux in every
+ * program linked with it (ls, cp, sed, find...). glibc's statfs64 is the same call. */
+EXPORT int statfs(const char *path, void *buf) {
+    return (int)result(call(local(AT_FDCWD, path), NR_statfs, (long)path, (long)buf, 0, 0, 0));
+}
+EXPORT int statfs64(const char *path, void *buf) { return statfs(path, buf); }
 
 /* --- exec: shells and subprocess modules try execve in each PATH directory; a program
  * at a local path needs nothing from the supervisor (it follows the exec by its event).
@@ -1045,7 +1090,7 @@ static void *fopen_via(const char *name, const char *path, const char *mode) {
         default: extra = 1;   /* 'm', ",ccs=", anything new */
         }
     }
-    if (!ready || extra || !path) {
+    if (!configured() || extra || !path) {
         fopen_fn next = dlsym ? (fopen_fn)dlsym(RTLD_NEXT, name) : 0;
         if (!next) { set_errno(ENOMEM); return 0; }
         return next(path, mode);
