@@ -40,6 +40,7 @@ typedef __builtin_va_list va_list;
 #define AT_SYMLINK_NOFOLLOW 0x100
 #define AT_REMOVEDIR 0x200
 #define ENOSYS 38
+#define EEXIST 17
 #define ENOENT 2
 #define EACCES 13
 #define ENOEXEC 8
@@ -655,6 +656,67 @@ EXPORT int statfs(const char *path, void *buf) {
     return (int)result(call(local(AT_FDCWD, path), NR_statfs, (long)path, (long)buf, 0, 0, 0));
 }
 EXPORT int statfs64(const char *path, void *buf) { return statfs(path, buf); }
+
+/* --- mkstemp family: glibc's makes its open inside libc (__gen_tempname), where no
+ * preload sees it; compilers make a temporary file or two per compile (gcc's mkstemps).
+ * The same steps here, with glibc's rules: the template must end in XXXXXX (before a
+ * suffix of suffixlen bytes), those become random letters and digits, and the file is
+ * created with O_RDWR | O_CREAT | O_EXCL and mode 0600 (plus mkostemp's flags), again
+ * with other letters while the name exists. Each attempt's name is decided like any
+ * open's: local ones from the stub, the others stop. A template this library cannot
+ * read, or any call before it is set up, goes to libc's own function. */
+enum { NR_getrandom = 318 };
+#define O_ACCMODE 03
+#define TEMP_ATTEMPTS (62 * 62 * 62)
+typedef int (*mkostemps_fn)(char *, int, int);
+typedef int (*mkostemp_fn)(char *, int);   /* mkstemps has the same arguments */
+typedef int (*mkstemp_fn)(char *);
+
+static int next_temp(const char *name, char *tmpl, int suffixlen, int flags, int shape) {
+    void *next = dlsym ? dlsym(RTLD_NEXT, name) : 0;
+    if (!next) { set_errno(ENOSYS); return -1; }
+    if (shape == 0) return ((mkstemp_fn)next)(tmpl);
+    if (shape == 1) return ((mkostemp_fn)next)(tmpl, flags);
+    if (shape == 2) return ((mkostemp_fn)next)(tmpl, suffixlen);
+    return ((mkostemps_fn)next)(tmpl, suffixlen, flags);
+}
+
+/* shape: 0 mkstemp, 1 mkostemp, 2 mkstemps, 3 mkostemps (which arguments the name takes) */
+static int gen_tempname(const char *name, char *tmpl, int suffixlen, int flags, int shape) {
+    static const char letters[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    if (!configured() || !tmpl || !readable(tmpl) || suffixlen < 0) return next_temp(name, tmpl, suffixlen, flags, shape);
+    size_t len = slen(tmpl);
+    if (len < 6 + (size_t)suffixlen) { set_errno(EINVAL); return -1; }
+    char *x = tmpl + len - 6 - suffixlen;
+    for (int i = 0; i < 6; i++)
+        if (x[i] != 'X') { set_errno(EINVAL); return -1; }
+    for (long attempt = 0; attempt < TEMP_ATTEMPTS; attempt++) {
+        unsigned char rnd[6];
+        if (direct(NR_getrandom, (long)rnd, sizeof rnd, 1 /* GRND_NONBLOCK */, 0, 0) != (long)sizeof rnd) {
+            unsigned long t = (unsigned long)__builtin_ia32_rdtsc() ^ (unsigned long)attempt * 0x9E3779B97F4A7C15UL;
+            for (int i = 0; i < 6; i++, t >>= 8) rnd[i] = (unsigned char)(t ^ (t >> 29));
+        }
+        for (int i = 0; i < 6; i++) x[i] = letters[rnd[i] % 62];
+        long fd = call(local(AT_FDCWD, tmpl), NR_openat, AT_FDCWD, (long)tmpl,
+                       (flags & ~O_ACCMODE) | O_RDWR | O_CREAT | O_EXCL, 0600, 0);
+        if (fd != -EEXIST) return (int)result(fd);
+    }
+    set_errno(EEXIST);
+    return -1;
+}
+
+EXPORT int mkstemp(char *tmpl) { return gen_tempname("mkstemp", tmpl, 0, 0, 0); }
+EXPORT int mkstemp64(char *tmpl) { return gen_tempname("mkstemp64", tmpl, 0, 0, 0); }
+EXPORT int mkostemp(char *tmpl, int flags) { return gen_tempname("mkostemp", tmpl, 0, flags, 1); }
+EXPORT int mkostemp64(char *tmpl, int flags) { return gen_tempname("mkostemp64", tmpl, 0, flags, 1); }
+EXPORT int mkstemps(char *tmpl, int suffixlen) { return gen_tempname("mkstemps", tmpl, suffixlen, 0, 2); }
+EXPORT int mkstemps64(char *tmpl, int suffixlen) { return gen_tempname("mkstemps64", tmpl, suffixlen, 0, 2); }
+EXPORT int mkostemps(char *tmpl, int suffixlen, int flags) {
+    return gen_tempname("mkostemps", tmpl, suffixlen, flags, 3);
+}
+EXPORT int mkostemps64(char *tmpl, int suffixlen, int flags) {
+    return gen_tempname("mkostemps64", tmpl, suffixlen, flags, 3);
+}
 
 /* --- exec: shells and subprocess modules try execve in each PATH directory; a program
  * at a local path needs nothing from the supervisor (it follows the exec by its event).
