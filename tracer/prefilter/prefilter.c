@@ -420,9 +420,6 @@ static int string_readable(const char *s, size_t limit) {
 
 static int readable(const char *path) { return string_readable(path, PATH_MAX); }
 
-/* 1 when the call on (dirfd, path) is plainly local and may run without a stop; 0 when
- * it must stop; with `lookup` (a call that changes nothing), LOCAL_UNLESS_STAND_IN
- * instead of checking a directory descriptor up front (see call()). */
 static void init_once(void);
 
 /* Set up (once) if a call comes before this library's constructor ran: a library loaded
@@ -446,6 +443,9 @@ static int fd_link_shape(const char *path) {
     return starts(third, "/fd/");
 }
 
+/* 1 when the call on (dirfd, path) is plainly local and may run without a stop; 0 when
+ * it must stop; with `lookup` (a call that changes nothing), LOCAL_UNLESS_STAND_IN
+ * instead of checking a directory descriptor up front (see call()). */
 static int decide(int dirfd, const char *path, int lookup) {
     if (!configured() || !path || !readable(path)) return 0;
     if (dirfd != AT_FDCWD && dirfd >= fd_base) return 0;
@@ -528,6 +528,10 @@ static void init_once(void) {
     int expected = 0;
     if (__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) != 0) return;
     if (!__atomic_compare_exchange_n(&init_state, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return;
+    if (&environ && !environ) {   /* libc not set up yet: try again on a later call */
+        __atomic_store_n(&init_state, 0, __ATOMIC_RELEASE);
+        return;
+    }
     prefilter_init();
     __atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
 }
