@@ -40,7 +40,12 @@ class VfsSettings:
 
     def make(self) -> VfsConfig:
         from vfs import VfsConfig
-        return VfsConfig(**self.fields)
+        fields = dict(self.fields)
+        network = fields.pop("network_args", None)
+        if network is not None:   # vfs.stores.s3 imported only by a run that makes its Vfs
+            from vfs.stores.s3 import Network
+            fields["network"] = Network(**network)
+        return VfsConfig(**fields)
 
 
 def placeholder_dir(cache_dir: Path | str) -> Path:

@@ -12,13 +12,19 @@ its source and flags, in a cache directory. Without a compiler it is simply not 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
 import stat
-import tempfile
 from pathlib import Path
+
+try:   # CPython's own SHA-256: hashlib's would load OpenSSL's libcrypto first (~2 ms a run)
+    from _sha2 import sha256
+except ImportError:
+    try:
+        from _sha256 import sha256
+    except ImportError:
+        from hashlib import sha256
 
 log = logging.getLogger("tracer.prefilter")
 
@@ -87,7 +93,7 @@ def build_library(source_path: Path, cflags: list[str], cache_dir: Path, cc: str
     if not compiler:
         raise PrefilterUnavailable(f"no C compiler (cc or gcc) to build the {name}")
     source = source_path.read_bytes() + b"".join(h.read_bytes() for h in sorted(source_path.parent.glob("*.h")))
-    digest = hashlib.sha256(source + " ".join(cflags).encode()).hexdigest()[:16]
+    digest = sha256(source + " ".join(cflags).encode()).hexdigest()[:16]
     target = Path(cache_dir) / f"{name}-{digest}.so"
     try:
         target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -99,6 +105,7 @@ def build_library(source_path: Path, cflags: list[str], cache_dir: Path, cc: str
         check_safe(target)
         return target
     import subprocess   # only to build it: not part of every run's start-up
+    import tempfile
     fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".so", dir=target.parent)
     os.close(fd)
     try:
@@ -134,6 +141,7 @@ def private_dir() -> Path:
     safe. Per user, so it is reused by later runs (and checked like the usual one). In the
     temporary directory, not XDG_RUNTIME_DIR: that one is 0700, and programs running as
     other users must be able to load the library."""
+    import tempfile
     return Path(tempfile.gettempdir()) / f"objmount-prefilter-{os.geteuid()}"
 
 

@@ -40,6 +40,7 @@ typedef __builtin_va_list va_list;
 #define AT_SYMLINK_NOFOLLOW 0x100
 #define AT_REMOVEDIR 0x200
 #define ENOSYS 38
+#define EEXIST 17
 #define ENOENT 2
 #define EACCES 13
 #define ENOEXEC 8
@@ -74,7 +75,7 @@ enum {
     NR_close = 3, NR_fstat = 5, NR_mmap = 9, NR_mprotect = 10, NR_munmap = 11, NR_getcwd = 79,
     NR_openat = 257, NR_newfstatat = 262,
     NR_readlinkat = 267, NR_faccessat = 269, NR_statx = 332, NR_faccessat2 = 439,
-    NR_rt_sigprocmask = 14,
+    NR_rt_sigprocmask = 14, NR_statfs = 137,
 };
 
 #define PROT_READ 1
@@ -362,15 +363,39 @@ static int string_readable(const char *s, size_t limit) {
 
 static int readable(const char *path) { return string_readable(path, PATH_MAX); }
 
+static void init_once(void);
+
+/* Set up (once) if a call comes before this library's constructor ran: a library loaded
+ * with the program (libselinux: statfs and /proc/filesystems in every ls, cp, sed) may
+ * have its constructor run first, and call in from there. */
+static inline int configured(void) {
+    if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) init_once();
+    return __atomic_load_n(&ready, __ATOMIC_ACQUIRE);
+}
+
+/* Supervisor.fd_link's shapes (split on '/'): /dev/fd/N and /proc/P/fd/N. Any other path
+ * under /proc/ or /dev/fd/ the supervisor classifies as it does every absolute path
+ * (objmount/supervisor.py, classify): it is local unless it normalizes into a root. */
+static int fd_link_shape(const char *path) {
+    int slashes = 0;
+    for (const char *c = path; *c; c++) slashes += *c == '/';
+    if (starts(path, "/dev/fd/")) return slashes == 3;
+    if (!starts(path, "/proc/") || slashes != 4) return 0;
+    const char *third = path + 6;
+    while (*third != '/') third++;
+    return starts(third, "/fd/");
+}
+
 /* 1 when the call on (dirfd, path) is plainly local and may run without a stop; 0 when
  * it must stop; with `lookup` (a call that changes nothing), LOCAL_UNLESS_STAND_IN
  * instead of checking a directory descriptor up front (see call()). */
 static int decide(int dirfd, const char *path, int lookup) {
-    if (!ready || !path || !readable(path)) return 0;
+    if (!configured() || !path || !readable(path)) return 0;
     if (dirfd != AT_FDCWD && dirfd >= fd_base) return 0;
     if (!path[0] && dirfd != AT_FDCWD) return fd_is_local(dirfd);   /* AT_EMPTY_PATH */
     int cls = lexical_class(path);
     if (cls == LX_LOCAL) return 1;
+    if (cls == LX_FD_LINK && !fd_link_shape(path)) return normalized_local(path);
     if (cls != LX_RELATIVE && cls != LX_CLIMBS) return 0;   /* a root's, or a descriptor's */
     int check_later = 0;
     if (dirfd == AT_FDCWD) {
@@ -399,7 +424,7 @@ static int copy_env(const char *value, char *out, size_t cap) {
     return 1;
 }
 
-__attribute__((constructor)) static void prefilter_init(void) {
+static void prefilter_init(void) {
     if (!environ || !__errno_location || !fdopendir || !fdopen || !malloc || !dlsym) return;
     const char *root_list = env("TRACER_PREFILTER_ROOTS");
     const char *base = env("TRACER_PREFILTER_FD_BASE");
@@ -434,9 +459,27 @@ __attribute__((constructor)) static void prefilter_init(void) {
     }
     for (size_t i = 0; i < sizeof stub; i++) ((volatile unsigned char *)page)[i] = stub[i];
     if (traced(NR_mprotect, page, 4096, PROT_READ | PROT_EXEC, 0, 0) != 0) return;
-    ready = 1;
+    __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
     learn_watched();
 }
+
+/* 0: not yet, 1: being set up (by another thread, or by the code this call interrupted:
+ * the call then stops, which is always correct), 2: done. */
+static int init_state;
+
+static void init_once(void) {
+    int expected = 0;
+    if (__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) != 0) return;
+    if (!__atomic_compare_exchange_n(&init_state, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return;
+    if (&environ && !environ) {   /* libc not set up yet: try again on a later call */
+        __atomic_store_n(&init_state, 0, __ATOMIC_RELEASE);
+        return;
+    }
+    prefilter_init();
+    __atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
+}
+
+__attribute__((constructor)) static void prefilter_constructor(void) { init_once(); }
 
 /* --- open ---------------------------------------------------------------------------- */
 static int open_at(int dirfd, const char *path, int flags, mode_t mode) {
@@ -552,6 +595,74 @@ EXPORT ssize_t readlink(const char *path, char *buf, size_t size) {
 
 EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t size) {
     return result(call(local_lookup(dirfd, path), NR_readlinkat, dirfd, (long)path, (long)buf, (long)size, 0));
+}
+
+/* statfs: libselinux's constructor asks it of /sys/fs/selinux and /selinux in every
+ * program linked with it (ls, cp, sed, find...). glibc's statfs64 is the same call. */
+EXPORT int statfs(const char *path, void *buf) {
+    return (int)result(call(local(AT_FDCWD, path), NR_statfs, (long)path, (long)buf, 0, 0, 0));
+}
+EXPORT int statfs64(const char *path, void *buf) { return statfs(path, buf); }
+
+/* --- mkstemp family: glibc's makes its open inside libc (__gen_tempname), where no
+ * preload sees it; compilers make a temporary file or two per compile (gcc's mkstemps).
+ * The same steps here, with glibc's rules: the template must end in XXXXXX (before a
+ * suffix of suffixlen bytes), those become random letters and digits, and the file is
+ * created with O_RDWR | O_CREAT | O_EXCL and mode 0600 (plus mkostemp's flags), again
+ * with other letters while the name exists. Each attempt's name is decided like any
+ * open's: local ones from the stub, the others stop. A template this library cannot
+ * read, or any call before it is set up, goes to libc's own function. */
+enum { NR_getrandom = 318 };
+#define O_ACCMODE 03
+#define TEMP_ATTEMPTS (62 * 62 * 62)
+typedef int (*mkostemps_fn)(char *, int, int);
+typedef int (*mkostemp_fn)(char *, int);   /* mkstemps has the same arguments */
+typedef int (*mkstemp_fn)(char *);
+
+static int next_temp(const char *name, char *tmpl, int suffixlen, int flags, int shape) {
+    void *next = dlsym ? dlsym(RTLD_NEXT, name) : 0;
+    if (!next) { set_errno(ENOSYS); return -1; }
+    if (shape == 0) return ((mkstemp_fn)next)(tmpl);
+    if (shape == 1) return ((mkostemp_fn)next)(tmpl, flags);
+    if (shape == 2) return ((mkostemp_fn)next)(tmpl, suffixlen);
+    return ((mkostemps_fn)next)(tmpl, suffixlen, flags);
+}
+
+/* shape: 0 mkstemp, 1 mkostemp, 2 mkstemps, 3 mkostemps (which arguments the name takes) */
+static int gen_tempname(const char *name, char *tmpl, int suffixlen, int flags, int shape) {
+    static const char letters[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    if (!configured() || !tmpl || !readable(tmpl) || suffixlen < 0) return next_temp(name, tmpl, suffixlen, flags, shape);
+    size_t len = slen(tmpl);
+    if (len < 6 + (size_t)suffixlen) { set_errno(EINVAL); return -1; }
+    char *x = tmpl + len - 6 - suffixlen;
+    for (int i = 0; i < 6; i++)
+        if (x[i] != 'X') { set_errno(EINVAL); return -1; }
+    for (long attempt = 0; attempt < TEMP_ATTEMPTS; attempt++) {
+        unsigned char rnd[6];
+        if (direct(NR_getrandom, (long)rnd, sizeof rnd, 1 /* GRND_NONBLOCK */, 0, 0) != (long)sizeof rnd) {
+            unsigned long t = (unsigned long)__builtin_ia32_rdtsc() ^ (unsigned long)attempt * 0x9E3779B97F4A7C15UL;
+            for (int i = 0; i < 6; i++, t >>= 8) rnd[i] = (unsigned char)(t ^ (t >> 29));
+        }
+        for (int i = 0; i < 6; i++) x[i] = letters[rnd[i] % 62];
+        long fd = call(local(AT_FDCWD, tmpl), NR_openat, AT_FDCWD, (long)tmpl,
+                       (flags & ~O_ACCMODE) | O_RDWR | O_CREAT | O_EXCL, 0600, 0);
+        if (fd != -EEXIST) return (int)result(fd);
+    }
+    set_errno(EEXIST);
+    return -1;
+}
+
+EXPORT int mkstemp(char *tmpl) { return gen_tempname("mkstemp", tmpl, 0, 0, 0); }
+EXPORT int mkstemp64(char *tmpl) { return gen_tempname("mkstemp64", tmpl, 0, 0, 0); }
+EXPORT int mkostemp(char *tmpl, int flags) { return gen_tempname("mkostemp", tmpl, 0, flags, 1); }
+EXPORT int mkostemp64(char *tmpl, int flags) { return gen_tempname("mkostemp64", tmpl, 0, flags, 1); }
+EXPORT int mkstemps(char *tmpl, int suffixlen) { return gen_tempname("mkstemps", tmpl, suffixlen, 0, 2); }
+EXPORT int mkstemps64(char *tmpl, int suffixlen) { return gen_tempname("mkstemps64", tmpl, suffixlen, 0, 2); }
+EXPORT int mkostemps(char *tmpl, int suffixlen, int flags) {
+    return gen_tempname("mkostemps", tmpl, suffixlen, flags, 3);
+}
+EXPORT int mkostemps64(char *tmpl, int suffixlen, int flags) {
+    return gen_tempname("mkostemps64", tmpl, suffixlen, flags, 3);
 }
 
 /* --- exec: shells and subprocess modules try execve in each PATH directory; a program
@@ -988,7 +1099,7 @@ static void *fopen_via(const char *name, const char *path, const char *mode) {
         default: extra = 1;   /* 'm', ",ccs=", anything new */
         }
     }
-    if (!ready || extra || !path) {
+    if (!configured() || extra || !path) {
         fopen_fn next = dlsym ? (fopen_fn)dlsym(RTLD_NEXT, name) : 0;
         if (!next) { set_errno(ENOMEM); return 0; }
         return next(path, mode);
