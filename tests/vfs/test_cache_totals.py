@@ -251,3 +251,20 @@ def test_an_eviction_that_cannot_get_under_the_limit_is_not_walked_again_at_ever
     finally:
         one.close()
         two.close()
+
+
+def test_the_index_never_drops_records_by_itself(tmp_path):
+    """The index is ours to evict from (the totals, the LRU walk): diskcache's own culling
+    on a store, once its file passes its size limit (1 GiB by default), would drop item
+    and version records behind the totals' back."""
+    cache = Cache(tmp_path, 1 << 30)
+    try:
+        for i in range(20):
+            cache.release(fetch(cache, f"k{i}", 1000 + i))
+        before = walked(cache)
+        cache.index.reset("size_limit", 1)   # as if the index file were past the limit
+        cache.release(fetch(cache, "one-more", 500))
+        assert walked(cache) == (before[0] + 500, before[1] + 1)
+        assert recorded(cache) == walked(cache)
+    finally:
+        cache.close()
