@@ -337,10 +337,9 @@ class LeanS3:
                 raise ConnectionClosedError(url) from exc
         raise AssertionError("unreachable")
 
-    def request(self, op: str, method: str, bucket: str, key: str | None = None, query: dict | None = None,
-                headers: dict | None = None, body: bytes = b"", stream: bool = False, redirected: bool = False):
-        """One request; returns (status, headers (lower-case names), raw header pairs, body
-        bytes or a Body when `stream`). An answer >= 300 raises ClientError."""
+    def prepare(self, method: str, bucket: str, key: str | None = None, query: dict | None = None,
+                headers: dict | None = None, body: bytes = b"", amz_date: str | None = None):
+        """(host, path, canonical query, headers with Authorization, URL) of a request."""
         s = self.s
         region = self._regions.get(bucket, s.region)
         if s.path_style:
@@ -357,7 +356,7 @@ class LeanS3:
         hostport = host if s.port is None else f"{host}:{s.port}"
         qs = canonical_query(query)
         payload = EMPTY_SHA256 if not body else (UNSIGNED if s.scheme == "https" else hashlib.sha256(body).hexdigest())
-        amz_date = _amz_date()
+        amz_date = amz_date or _amz_date()
         out = {"Host": hostport, "X-Amz-Date": amz_date, "X-Amz-Content-SHA256": payload}
         if s.signer.token:
             out["X-Amz-Security-Token"] = s.signer.token
@@ -367,7 +366,13 @@ class LeanS3:
             out["Content-Length"] = str(len(body))
         signed = {k.lower(): v for k, v in out.items()}
         out["Authorization"] = s.signer.authorization(method, path, qs, signed, payload, region, amz_date)
-        url = f"{s.scheme}://{hostport}{path}"
+        return host, path, qs, out, f"{s.scheme}://{hostport}{path}"
+
+    def request(self, op: str, method: str, bucket: str, key: str | None = None, query: dict | None = None,
+                headers: dict | None = None, body: bytes = b"", stream: bool = False, redirected: bool = False):
+        """One request; returns (status, headers (lower-case names), raw header pairs, body
+        bytes or a Body when `stream`). An answer >= 300 raises ClientError."""
+        host, path, qs, out, url = self.prepare(method, bucket, key, query, headers, body)
         conn, resp = self._send(method, host, path, qs, out, body, url)
         pairs = resp.getheaders()
         lower = {k.lower(): v for k, v in pairs}
