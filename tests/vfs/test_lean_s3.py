@@ -315,3 +315,52 @@ def test_a_connection_the_server_closed_while_idle_is_opened_again():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_bucket_in_another_region_is_followed_there_as_botocore_does():
+    """301 PermanentRedirect (a HEAD's has no body: its x-amz-bucket-region says where): the
+    request is signed again for that region, and the next ones start there."""
+    seen = []
+
+    class Regional(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self):
+            region = self.headers["Authorization"].split("/")[2]
+            seen.append((self.command, region))
+            body = b"" if self.command == "HEAD" else b"hello"
+            if region != "eu-west-1":
+                body = b"" if self.command == "HEAD" else (
+                    b"<Error><Code>PermanentRedirect</Code><Message>elsewhere</Message></Error>")
+                self.send_response(301)
+            else:
+                self.send_response(200)
+                self.send_header("ETag", '"e"')
+                self.send_header("Last-Modified", "Tue, 01 Dec 2026 04:52:24 GMT")
+            self.send_header("x-amz-bucket-region", "eu-west-1")
+            self.send_header("Content-Length", str(len(body) if self.command != "HEAD" else 5))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_HEAD = do_GET = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Regional)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        lean = LeanS3(resolve(url, None, "us-east-1")[0], 2, 2)
+        boto = botocore.session.Session().create_client("s3", endpoint_url=url, region_name="us-east-1", config=Config(
+            retries={"total_max_attempts": 1}, s3={"addressing_style": "path"},
+            response_checksum_validation="when_required"))
+        for client in (boto, lean):
+            del seen[:]
+            assert client.head_object(Bucket="bkt", Key="k")["ContentLength"] == 5
+            assert client.get_object(Bucket="bkt", Key="k")["Body"].read() == b"hello"
+            assert seen == [("HEAD", "us-east-1"), ("HEAD", "eu-west-1"), ("GET", "eu-west-1")], client
+    finally:
+        server.shutdown()
+        server.server_close()

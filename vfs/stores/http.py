@@ -404,17 +404,16 @@ class LeanS3:
         """botocore's S3RegionRedirector: an answer saying the bucket is in another region
         sends the request there (once), and later ones too."""
         code = error.get("Code")
-        if not (code in ("301", "400") and op in ("HeadObject", "HeadBucket")
+        if not (code in ("301", "400") and op == "HeadObject"
+                or code in ("301", "400") and op == "HeadBucket" and "x-amz-bucket-region" in headers
                 or code == "AuthorizationHeaderMalformed" and "Region" in error
                 or code == "PermanentRedirect" or status in (301, 302, 307)
                 or code == "IllegalLocationConstraintException"):
             return False
-        if op == "HeadBucket" and code in ("301", "400") and "x-amz-bucket-region" not in headers:
-            return False
         region = headers.get("x-amz-bucket-region") or error.get("Region")
         if region is None:
             try:
-                self.request("HeadBucket", "HEAD", bucket, redirected=True)
+                region = self.request("HeadBucket", "HEAD", bucket, redirected=True)[1].get("x-amz-bucket-region")
             except ClientError as exc:
                 region = exc.response["ResponseMetadata"]["HTTPHeaders"].get("x-amz-bucket-region")
             except Exception:   # noqa: BLE001 - no better answer: the first error stands
