@@ -364,3 +364,19 @@ def test_a_bucket_in_another_region_is_followed_there_as_botocore_does():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_put_over_https_carries_the_crc32_botocore_would_send(clean_env):
+    """Over https the body is not in the signature (UNSIGNED-PAYLOAD): its CRC32 header is
+    what S3 checks it against, the value botocore computes."""
+    body = os.urandom(3000)
+    client, sent = _botocore_request("https://s3.example.com", "us-east-1",
+                                     lambda c: c.put_object(Bucket="bkt", Key="k", Body=body))
+    lean = LeanS3(resolve("https://s3.example.com", None, "us-east-1")[0], 1, 1)
+    _, _, _, out, _ = lean.prepare("PUT", "bkt", "k", body=body)
+    assert out["X-Amz-Content-SHA256"] == "UNSIGNED-PAYLOAD"
+    theirs = {k.lower(): v for k, v in sent.headers.items()}
+    crc = theirs.get("x-amz-checksum-crc32")
+    if crc is None:   # sent as a trailer of an aws-chunked body
+        crc = sent.body.read().split(b"x-amz-checksum-crc32:")[1].split(b"\r\n")[0]
+    assert out["x-amz-checksum-crc32"].encode() == (crc if isinstance(crc, bytes) else crc.encode())

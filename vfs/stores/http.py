@@ -364,6 +364,12 @@ class LeanS3:
             out.update(headers)
         if body or method in ("PUT", "POST"):
             out["Content-Length"] = str(len(body))
+        if body and payload == UNSIGNED:
+            # The body's integrity: over http the signed sha256 says it; over https S3
+            # checks this CRC32, the checksum botocore sends by default.
+            import base64
+            import zlib
+            out["x-amz-checksum-crc32"] = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
         signed = {k.lower(): v for k, v in out.items()}
         out["Authorization"] = s.signer.authorization(method, path, qs, signed, payload, region, amz_date)
         return host, path, qs, out, f"{s.scheme}://{hostport}{path}"
