@@ -380,3 +380,36 @@ def test_a_put_over_https_carries_the_crc32_botocore_would_send(clean_env):
     if crc is None:   # sent as a trailer of an aws-chunked body
         crc = sent.body.read().split(b"x-amz-checksum-crc32:")[1].split(b"\r\n")[0]
     assert out["x-amz-checksum-crc32"].encode() == (crc if isinstance(crc, bytes) else crc.encode())
+
+
+def test_a_refused_certificate_is_not_retried_as_with_botocore(tmp_path):
+    """https to a server whose certificate the CA bundle does not vouch for: one failure,
+    not retried, saying SSL validation failed (botocore's SSLError)."""
+    import shutil
+    import ssl
+    import subprocess
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"https://127.0.0.1:{server.server_port}"
+        lean = LeanS3(resolve(url, None, "us-east-1")[0], 2, 2)
+        boto = botocore.session.Session().create_client("s3", endpoint_url=url, region_name="us-east-1", config=Config(
+            retries={"total_max_attempts": 1}, s3={"addressing_style": "path"}, connect_timeout=2, read_timeout=2))
+        fn = lambda c: c.head_object(Bucket="bkt", Key="k")   # noqa: E731
+        fn.clients = (lean, boto)
+        a, b = _both(fn)
+        ea, eb = from_boto(a, "s3://bkt/k", url), from_boto(b, "s3://bkt/k", url)
+        assert (ea.errno, retryable(a)) == (eb.errno, retryable(b)) == (5, False)
+        assert ea.message.startswith(f"s3://bkt/k: SSL validation failed for {url}/bkt/k")
+        assert eb.message.startswith(f"s3://bkt/k: SSL validation failed for {url}/bkt/k")
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -45,6 +45,13 @@ from ..errors import (ClientError, ConnectionClosedError, ConnectTimeoutError, E
 class ResponseParserError(LeanError):
     """An answer that is not what S3 sends (as botocore's ResponseParserError)."""
 
+
+class SSLError(LeanError):
+    """The endpoint's certificate was refused (as botocore's SSLError: not retried)."""
+
+    def __init__(self, endpoint_url: str, error: Exception):
+        super().__init__(f"SSL validation failed for {endpoint_url} {error}")
+
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 UNSIGNED = "UNSIGNED-PAYLOAD"
 
@@ -279,7 +286,7 @@ class LeanS3:
             pool = _local.pool = {}
         return pool
 
-    def _connect(self, host: str, url: str):
+    def _connect(self, key: tuple, host: str, url: str):
         if self.s.scheme == "https":
             conn = http.client.HTTPSConnection(host, self.s.port, timeout=self.connect_timeout, context=self._tls())
         else:
@@ -288,16 +295,19 @@ class LeanS3:
             conn.connect()
         except TimeoutError:
             raise ConnectTimeoutError(url) from None
-        except OSError:
+        except OSError as exc:
+            if type(exc).__module__ == "ssl":   # ssl.SSLError, ssl.SSLCertVerificationError
+                raise SSLError(url, exc) from None
             raise EndpointConnectionError(url) from None
         conn.sock.settimeout(self.read_timeout)
+        conn.lean_key = key
         return conn
 
     def _done(self, conn, resp) -> None:
         """A response is over: its connection serves the next request of this thread if
         the whole answer was read and neither side closes it."""
         if resp.isclosed() and not resp.will_close and conn.sock is not None:
-            self._pool()[(self._id, conn.host)] = conn
+            self._pool()[conn.lean_key] = conn
         else:
             conn.close()
 
@@ -316,7 +326,7 @@ class LeanS3:
             conn = None
         for fresh in ((False, True) if conn is not None else (True,)):
             if fresh:
-                conn = self._connect(host, url)
+                conn = self._connect(key, host, url)
             try:
                 conn.putrequest(method, f"{path}?{query}" if query else path, skip_host=True,
                                 skip_accept_encoding=True)
