@@ -24,15 +24,101 @@ BAD_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken"
 _CHANGED = {"PreconditionFailed", "412"}
 
 
+# --- what the lean S3 client (stores/http.py) raises -----------------------------------
+# The same shapes as botocore's exceptions (and, for the network ones, the same names and
+# texts, which messages quote), so that every errno, retry and message is the same whichever
+# client made the request, and deciding needs no import of botocore.
+
+class LeanError(Exception):
+    """A failure of a request made by the lean S3 client."""
+
+
+class ClientError(LeanError):
+    """An error answer: `response` as botocore's ClientError has it ({'Error': {'Code',
+    'Message', ...}, 'ResponseMetadata': {'HTTPStatusCode', 'HTTPHeaders'}})."""
+
+    def __init__(self, response: dict, operation_name: str):
+        error = response.get("Error", {})
+        super().__init__(f"An error occurred ({error.get('Code', 'Unknown')}) when calling the "
+                         f"{operation_name} operation: {error.get('Message', 'Unknown')}")
+        self.response = response
+        self.operation_name = operation_name
+
+
+class EndpointConnectionError(LeanError):
+    def __init__(self, endpoint_url: str):
+        super().__init__(f'Could not connect to the endpoint URL: "{endpoint_url}"')
+
+
+class ConnectTimeoutError(LeanError):
+    def __init__(self, endpoint_url: str):
+        super().__init__(f'Connect timeout on endpoint URL: "{endpoint_url}"')
+
+
+class ReadTimeoutError(LeanError):
+    def __init__(self, endpoint_url: str):
+        super().__init__(f'Read timeout on endpoint URL: "{endpoint_url}"')
+
+
+class ConnectionClosedError(LeanError):
+    def __init__(self, endpoint_url: str):
+        super().__init__("Connection was closed before we received a valid response from endpoint "
+                         f'URL: "{endpoint_url}".')
+
+
+class ResponseStreamingError(LeanError):
+    def __init__(self, error: Exception):
+        super().__init__(f"An error occurred while reading from response stream: {error!r}")
+
+
+def _boto():
+    """botocore.exceptions if botocore was imported, else None: then no exception can be
+    one of its, and nothing here imports it."""
+    import sys
+    return sys.modules.get("botocore.exceptions")
+
+
+def answer(exc: Exception) -> tuple[str, int] | None:
+    """(Error.Code, HTTP status) of an S3 error answer from either client, else None."""
+    b = _boto()
+    if isinstance(exc, ClientError) or (b is not None and isinstance(exc, b.ClientError)):
+        return (str(exc.response.get("Error", {}).get("Code", "")),
+                exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+    return None
+
+
+def network_kind(exc: Exception) -> str | None:
+    """'credentials' (none usable), 'unreachable' (no answer: refused, timed out, closed),
+    'timeout' (no bytes within the read timeout: also unreachable), 'stream' (the body
+    broke), 'other' (another client failure), or None (not a client failure)."""
+    if isinstance(exc, LeanError):
+        if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError)):
+            return "unreachable"
+        if isinstance(exc, ReadTimeoutError):
+            return "timeout"
+        if isinstance(exc, ResponseStreamingError):
+            return "stream"
+        return None if isinstance(exc, ClientError) else "other"
+    b = _boto()
+    if b is None or not isinstance(exc, b.BotoCoreError):
+        return None
+    if isinstance(exc, (b.NoCredentialsError, b.PartialCredentialsError)):
+        return "credentials"
+    if isinstance(exc, (b.EndpointConnectionError, b.ConnectTimeoutError, b.ConnectionClosedError)):
+        return "unreachable"
+    if isinstance(exc, b.ReadTimeoutError):
+        return "timeout"
+    if isinstance(exc, (b.ResponseStreamingError, b.IncompleteReadError)):
+        return "stream"
+    return "other"
+
+
 def from_boto(exc: Exception, what: str, endpoint: str) -> VfsError:
-    """Map a botocore exception raised while doing `what` (e.g. 's3://b/k') to a VfsError."""
-    # Imported here, not with the module: a run that makes no request never needs them.
-    from botocore.exceptions import (BotoCoreError, ClientError, ConnectionClosedError, ConnectTimeoutError,
-                                     EndpointConnectionError, NoCredentialsError, PartialCredentialsError,
-                                     ReadTimeoutError)
-    if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    """Map a client exception (botocore's or the lean client's) raised while doing `what`
+    (e.g. 's3://b/k') to a VfsError."""
+    found = answer(exc)
+    if found is not None:
+        code, status = found
         if code in _NOT_FOUND:
             return VfsError(E.ENOENT, f"{what}: not found")
         if code in BAD_CREDENTIALS:
@@ -45,13 +131,14 @@ def from_boto(exc: Exception, what: str, endpoint: str) -> VfsError:
         if status >= 500:
             return VfsError(E.EIO, f"{what}: server error from {endpoint} ({code or status})")
         return VfsError(E.EIO, f"{what}: {endpoint} answered {code or status}")
-    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+    kind = network_kind(exc)
+    if kind == "credentials":
         return VfsError(E.EIO, f"{what}: no usable AWS credentials found for {endpoint} ({exc})")
-    if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError)):
+    if kind == "unreachable":
         return VfsError(E.EIO, f"{what}: endpoint {endpoint} unreachable ({_reason(exc)})")
-    if isinstance(exc, ReadTimeoutError):
+    if kind == "timeout":
         return VfsError(E.EIO, f"{what}: endpoint {endpoint} timed out")
-    if isinstance(exc, BotoCoreError):
+    if kind is not None:
         return VfsError(E.EIO, f"{what}: {exc}")
     if isinstance(exc, OSError):
         return VfsError(exc.errno or E.EIO, f"{what}: {exc.strerror or exc}")

@@ -1,14 +1,18 @@
-"""S3 through botocore (the client boto3 wraps)."""
+"""S3 through the lean client (stores/http.py) where the configuration allows, else botocore
+(the client boto3 wraps). The lean one makes the hot requests (HEAD, GET, ListObjectsV2,
+PUT, DELETE, CopyObject); multipart uploads and ListBuckets always go through botocore,
+imported at their first use."""
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
 from dataclasses import dataclass
 from functools import cached_property
 
-from ..errors import VfsError, from_boto, without_userinfo
+from ..errors import VfsError, answer, from_boto, network_kind, without_userinfo
 from ..blocking import waiting
 from ..stats import Stats
 from .base import First, Listing, ObjectInfo
@@ -19,6 +23,8 @@ _SNAKE = {"PutObject": "put_object", "DeleteObject": "delete_object", "CopyObjec
           "CompleteMultipartUpload": "complete_multipart_upload", "AbortMultipartUpload": "abort_multipart_upload"}
 
 
+_LEAN_OPS = {"PutObject", "DeleteObject", "CopyObject"}   # the writes the lean client makes
+
 _CHUNK_RESUMABLE = 64 << 10    # a GET's body is kept chunk by chunk: a break loses less than this
 
 # Server answers worth asking again (S3 asks clients to back off and retry on these).
@@ -26,19 +32,8 @@ _RETRY_CODES = {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailab
                 "Throttling", "ThrottlingException", "RequestLimitExceeded", "BandwidthLimitExceeded"}
 
 
-def _botocore():
-    """botocore.exceptions, imported at first use: only a run that makes a request (and so
-    has imported botocore already) meets them, and the import is ~3 ms of every start-up."""
-    import botocore.exceptions
-    return botocore.exceptions
-
-
-def _retry_errors() -> tuple:
-    """Network failures worth another attempt: the server may be back, the connection was
-    reset, the body came short, nothing came within the read timeout."""
-    b = _botocore()
-    return (b.ConnectionClosedError, b.ConnectTimeoutError, b.EndpointConnectionError, b.ReadTimeoutError,
-            b.ResponseStreamingError, b.IncompleteReadError)
+log = logging.getLogger(__name__)
+_UNSET = object()
 
 
 @dataclass
@@ -61,11 +56,19 @@ class Network:
 
 
 def retryable(exc: Exception) -> bool:
-    if isinstance(exc, _botocore().ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    """Worth another attempt: a server answer asking for one (5xx, throttling), or a network
+    failure (refused, reset, timed out, a body cut short), from either client."""
+    found = answer(exc)
+    if found is not None:
+        code, status = found
         return code in _RETRY_CODES or status >= 500 or status == 429
-    return isinstance(exc, (*_retry_errors(), _ShortBody))
+    return isinstance(exc, _ShortBody) or network_kind(exc) in ("unreachable", "timeout", "stream")
+
+
+def _client_failure(exc: Exception) -> bool:
+    """A failure of a request (botocore's ClientError or BotoCoreError, the lean client's
+    twins, a short body), as opposed to a bug."""
+    return isinstance(exc, _ShortBody) or answer(exc) is not None or network_kind(exc) is not None
 
 
 class _ShortBody(Exception):
@@ -73,7 +76,9 @@ class _ShortBody(Exception):
 
 
 class S3Service:
-    """One botocore S3 client per process, shared by the bucket stores (it is thread-safe)."""
+    """One S3 client per process, shared by the bucket stores (thread-safe): `fast` for the
+    hot operations (the lean client when the configuration allows, else botocore's),
+    `client` (botocore's, made at first use) for the rest."""
 
     def __init__(self, endpoint_url: str | None, profile: str | None, region: str | None, stats: Stats,
                  network: Network | None = None):
@@ -85,6 +90,28 @@ class S3Service:
         self._args = (endpoint_url, profile, region)
         self._lock = threading.Lock()
         self._client = None
+        self._lean = _UNSET
+
+    @property
+    def lean(self):
+        """The lean client (stores/http.py), or None where botocore must make the requests
+        (OBJMOUNT_S3_CLIENT=botocore, credentials other than static keys, ...)."""
+        lean = self._lean
+        if lean is _UNSET:
+            with self._lock:
+                if self._lean is _UNSET:
+                    from .http import LeanS3, resolve
+                    settings, why = resolve(*self._args)
+                    self._lean = settings and LeanS3(settings, self.network.connect_timeout,
+                                                     self.network.read_timeout)
+                    log.debug("S3 requests: %s (%s)", "lean client" if settings else "botocore", why)
+                lean = self._lean
+        return lean
+
+    @property
+    def fast(self):
+        """The client for HEAD, GET, ListObjectsV2, PUT, DELETE and CopyObject."""
+        return self.lean or self.client
 
     @property
     def client(self):
@@ -115,6 +142,8 @@ class S3Service:
 
     @cached_property
     def endpoint(self) -> str:
+        if self.lean is not None:   # botocore's client.meta.endpoint_url
+            return without_userinfo(self.lean.s.endpoint_url)
         try:
             return without_userinfo(self.client.meta.endpoint_url)
         except Exception:
@@ -129,7 +158,9 @@ class S3Service:
             try:
                 with waiting():
                     return fn()
-            except (_botocore().ClientError, _botocore().BotoCoreError, _ShortBody) as exc:
+            except Exception as exc:
+                if not _client_failure(exc):
+                    raise
                 if attempt >= attempts or not retryable(exc):
                     raise self.failure(exc, what, attempt) from None
             finally:
@@ -211,7 +242,7 @@ class S3Store:
     def check_root(self) -> None:
         if self._root_checked:
             return
-        self._do("HeadBucket", "", lambda: self.service.client.head_bucket(Bucket=self.bucket))
+        self._do("HeadBucket", "", lambda: self.service.fast.head_bucket(Bucket=self.bucket))
         self._root_checked = True
 
     def probe(self, prefix: str = "") -> tuple[str, VfsError] | None:
@@ -220,14 +251,10 @@ class S3Store:
         None when the request worked or failed for another reason (denied, a 5xx) that the
         run itself will meet and report. A listing, not HeadBucket: a refused HEAD has no
         body to say why. Connection failures are not retried: this runs before the program."""
-        from botocore.exceptions import (ClientError, ConnectionClosedError, ConnectTimeoutError,
-                                         EndpointConnectionError, NoCredentialsError, PartialCredentialsError,
-                                         ReadTimeoutError)
-
         from ..errors import BAD_CREDENTIALS
 
         def listing():
-            return self.service.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
+            return self.service.fast.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
         try:
             self._do("ListObjectsV2", prefix, listing, attempts=1)
             return None
@@ -236,16 +263,18 @@ class S3Store:
         except Exception as exc:   # noqa: BLE001 - what botocore raises while building the client
             return "credentials", VfsError(5, f"s3://{self.bucket}: {exc}")
         err = self.service.failure(cause, f"s3://{self.bucket}/{prefix}") if cause else None
-        if isinstance(cause, ClientError):
-            code = str(cause.response.get("Error", {}).get("Code", ""))
+        found = answer(cause) if cause else None
+        if found is not None:
+            code = found[0]
             if code in BAD_CREDENTIALS:
                 return "credentials", err
             if code == "NoSuchBucket":
                 return "no-bucket", VfsError(2, f"s3://{self.bucket}: no such bucket at {self.endpoint}")
             return None
-        if isinstance(cause, (NoCredentialsError, PartialCredentialsError)):
+        kind = network_kind(cause) if cause else None
+        if kind == "credentials":
             return "credentials", err
-        if isinstance(cause, (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)):
+        if kind in ("unreachable", "timeout"):
             return "unreachable", err
         return None
 
@@ -258,9 +287,10 @@ class S3Store:
     def head(self, key: str) -> ObjectInfo | None:
         def head():
             try:
-                return self.service.client.head_object(Bucket=self.bucket, Key=key)
-            except _botocore().ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return self.service.fast.head_object(Bucket=self.bucket, Key=key)
+            except Exception as exc:
+                found = answer(exc)
+                if found is not None and found[0] in ("404", "NoSuchKey", "NotFound"):
                     return None
                 raise
         try:
@@ -279,7 +309,7 @@ class S3Store:
         kwargs["Bucket"] = self.bucket
         while True:
             page = self._do("ListObjectsV2", kwargs.get("Prefix", ""),
-                            lambda: self.service.client.list_objects_v2(**kwargs))
+                            lambda: self.service.fast.list_objects_v2(**kwargs))
             yield page
             if not page.get("IsTruncated"):
                 return
@@ -297,12 +327,18 @@ class S3Store:
 
     def has_prefix(self, prefix: str) -> bool:
         page = self._do("ListObjectsV2", prefix,
-                        lambda: self.service.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1))
+                        lambda: self.service.fast.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1))
         return page.get("KeyCount", 0) > 0
 
     # --- writes ------------------------------------------------------------------------
     def _call(self, op: str, key: str, sent: int = 0, **kwargs):
-        method = getattr(self.service.client, _SNAKE[op])
+        client = None
+        if op in _LEAN_OPS:
+            from .http import meta_ok
+            lean = self.service.lean
+            if lean is not None and meta_ok(kwargs.get("Metadata")):
+                client = lean
+        method = getattr(client or self.service.client, _SNAKE[op])
         return self._do(op, key, lambda: method(Bucket=self.bucket, Key=key, **kwargs), sent=sent)
 
     def put(self, key: str, body: bytes, metadata: dict[str, str], content_type: str | None = None) -> str:
@@ -390,10 +426,12 @@ class S3Store:
             if etag and not got:
                 kwargs["IfNoneMatch"] = etag
             try:
-                out = self.service.client.get_object(**kwargs)
-            except _botocore().ClientError as exc:
-                code = str(exc.response.get("Error", {}).get("Code", ""))
-                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                out = self.service.fast.get_object(**kwargs)
+            except Exception as exc:
+                found = answer(exc)
+                if found is None:
+                    raise
+                code, status = found
                 if got and (status == 412 or code == "PreconditionFailed"):  # changed meanwhile: start over
                     chunks.clear()
                     first.clear()
@@ -438,7 +476,7 @@ class S3Store:
             kwargs = {"Bucket": self.bucket, "Key": key, "Range": f"bytes={pos}-{end - 1}"}
             if etag:
                 kwargs["IfMatch"] = etag
-            body = self.service.client.get_object(**kwargs)["Body"]
+            body = self.service.fast.get_object(**kwargs)["Body"]
             try:
                 while pos < end:
                     chunk = body.read(min(_CHUNK_RESUMABLE, end - pos))
