@@ -25,7 +25,6 @@ OBJMOUNT_S3_CLIENT=botocore forces botocore.
 
 from __future__ import annotations
 
-import calendar
 import configparser
 import hashlib
 import hmac
