@@ -81,7 +81,7 @@ _REGION = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?$")
 
 def check_s3_settings(endpoint_url: str | None, profile: str | None, region: str | None) -> None:
     """Settings that can be judged without a request; a bad one is a UsageError (exit 2)
-    naming where it came from. The profile costs a botocore import, so only when one is set."""
+    naming where it came from."""
     from urllib.parse import urlsplit
 
     from vfs.errors import without_userinfo
@@ -107,15 +107,13 @@ def check_s3_settings(endpoint_url: str | None, profile: str | None, region: str
             import click
             raise click.UsageError(f"{source} {name!r} is not a valid region name (e.g. us-east-1)")
     if profile or os.environ.get("AWS_PROFILE"):
-        import botocore.session
-        from botocore.exceptions import BotoCoreError
+        from vfs.stores.http import profile_problem   # botocore's answer, without its import
         name = profile or os.environ["AWS_PROFILE"]
-        try:
-            botocore.session.Session(profile=name).get_scoped_config()
-        except BotoCoreError as exc:
+        problem = profile_problem(name)
+        if problem:
             import click
             source = "--profile" if profile else "AWS_PROFILE"
-            raise click.UsageError(f"{source} {name!r}: {exc}") from None
+            raise click.UsageError(f"{source} {name!r}: {problem}") from None
 
 
 def check_network_options(connect_timeout: float, read_timeout: float, retries: int) -> dict:

@@ -30,9 +30,9 @@ JOB = ("cd {w} && cat a.txt d/b.txt; ls . d; stat -c '%s %n' d/b.txt; "
        "mkdir e && rm d/b.txt; ls . d e")
 
 
-def _run(cache_dir, bucket, tmp_path, env: dict) -> tuple[subprocess.CompletedProcess, list[str]]:
+def _run(cache_dir, bucket, tmp_path, env: dict, options=()) -> tuple[subprocess.CompletedProcess, list[str]]:
     marker = tmp_path / f"modules-{len(list(tmp_path.iterdir()))}"
-    cmd = [sys.executable, "-c", WRAPPER, str(marker), "exec",
+    cmd = [sys.executable, "-c", WRAPPER, str(marker), "exec", *options,
            "--cache-dir", str(cache_dir), "-m", f"/w=s3://{bucket}", "--", "sh", "-c", JOB.format(w="/w")]
     environ = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), **env)
     proc = subprocess.run(cmd, capture_output=True, timeout=120, env=environ)
@@ -77,3 +77,20 @@ def test_botocore_still_makes_the_requests_when_asked_or_needed(cache_dir, s3, b
     assert proc.stdout == _local(tmp_path)
     assert _keys(s3, bucket) == ["a.txt", "d/moved.txt", "e/"]
     assert modules and all("botocore.client" in m for m in modules), modules
+
+
+def test_a_named_profile_with_static_keys_is_checked_and_used_without_botocore(cache_dir, s3, bucket, tmp_path):
+    """--profile is checked before the program runs (a missing one is a usage error, in
+    botocore's words: tests/vfs/test_lean_s3.py) without importing botocore."""
+    _fill(s3, bucket)
+    creds = tmp_path / "credentials"
+    creds.write_text("[bench]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    env = {"OBJMOUNT_S3_CLIENT": "", "AWS_SHARED_CREDENTIALS_FILE": str(creds)}
+    proc, modules = _run(cache_dir, bucket, tmp_path, env, ("--profile", "bench"))
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout == _local(tmp_path)
+    assert modules and all(m == "[]" for m in modules), modules
+    proc, modules = _run(cache_dir, bucket, tmp_path, env, ("--profile", "nosuch"))
+    assert proc.returncode == 2
+    assert "--profile 'nosuch': The config profile (nosuch) could not be found" in proc.stderr.decode()
+    assert modules and all(m == "[]" for m in modules), modules

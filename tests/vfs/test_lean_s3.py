@@ -16,7 +16,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
 from vfs.errors import answer, from_boto
-from vfs.stores.http import EMPTY_SHA256, LeanS3, Signer, canonical_query, resolve
+from vfs.stores.http import EMPTY_SHA256, LeanS3, Signer, canonical_query, profile_problem, resolve
 from vfs.stores.s3 import retryable
 
 KEY, SECRET = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -413,3 +413,22 @@ def test_a_refused_certificate_is_not_retried_as_with_botocore(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("credentials", ["[creds]\naws_access_key_id = a\naws_secret_access_key = b\n",
+                                         "[creds]\naws_access_key_id = a\n[broken\n", None])
+@pytest.mark.parametrize("name", ["good", "creds", "nosuch", "default"])
+def test_a_profile_is_judged_as_botocore_judges_it(tmp_path, monkeypatch, credentials, name):
+    import botocore.session
+    config = tmp_path / "config"
+    config.write_text("[profile good]\nregion = eu-west-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    if credentials is not None:
+        (tmp_path / "credentials").write_text(credentials)
+    try:
+        botocore.session.Session(profile=name).get_scoped_config()
+        expected = None
+    except Exception as exc:
+        expected = str(exc)
+    assert profile_problem(name) == expected

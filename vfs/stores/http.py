@@ -157,6 +157,28 @@ def _profile_sections(profile: str) -> tuple[dict | None, dict | None]:
     return config, creds
 
 
+def profile_problem(profile: str) -> str | None:
+    """What botocore would say of a named profile that it cannot use (its message), or
+    None: in neither the config file nor the shared credentials file, or a file that
+    cannot be parsed."""
+    try:
+        config, creds = _profile_sections(profile)
+    except ValueError:
+        for var, default in (("AWS_CONFIG_FILE", "~/.aws/config"), ("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials")):
+            path = os.path.expanduser(os.environ.get(var, default))
+            try:
+                parser = configparser.RawConfigParser()
+                parser.read(path)
+            except configparser.Error:
+                return f"Unable to parse config file: {path}"
+            except OSError:
+                continue
+        return "Unable to parse config file"
+    if config is None and creds is None:
+        return f"The config profile ({profile}) could not be found"
+    return None
+
+
 def resolve(endpoint_url: str | None, profile: str | None, region: str | None) -> tuple[Settings | None, str]:
     """The settings when this client gives botocore's answers for this configuration, and
     a line saying why (or why not)."""
