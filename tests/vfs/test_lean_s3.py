@@ -432,3 +432,274 @@ def test_a_profile_is_judged_as_botocore_judges_it(tmp_path, monkeypatch, creden
     except Exception as exc:
         expected = str(exc)
     assert profile_problem(name) == expected
+
+
+# --- review fixes: answers, client choice, configurations botocore resolves otherwise ----
+
+def _canned(raw: bytes):
+    """A server that answers every request with `raw` and closes; (server socket, URL)."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(8)
+
+    def run():
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            data = b""
+            while b"\r\n\r\n" not in data:
+                d = c.recv(65536)
+                if not d:
+                    break
+                data += d
+            if b"Content-Length: " in data:   # read the body too (a PUT's)
+                n = int(data.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+                while len(data.split(b"\r\n\r\n", 1)[1]) < n:
+                    data += c.recv(65536)
+            c.sendall(raw)
+            c.close()
+    threading.Thread(target=run, daemon=True).start()
+    return ls, f"http://127.0.0.1:{ls.getsockname()[1]}"
+
+
+def _raw(status, body):
+    return f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+
+
+@pytest.mark.parametrize("body", [
+    b"<?xml version='1.0'?><Error><Code>InternalError</Code><Message>We encountered an internal error.</Message>"
+    b"</Error>",
+    b"<ListBucketResult><Contents>",     # cut short: not XML
+])
+@pytest.mark.parametrize("op", ["list", "put", "delete", "copy"])
+def test_an_error_in_a_200_is_a_500_as_botocore_makes_it(clean_env, body, op):
+    ls, url = _canned(_raw("200 OK", body))
+    try:
+        lean = LeanS3(resolve(url, None, "us-east-1")[0], 2, 2)
+        boto = botocore.session.Session().create_client("s3", endpoint_url=url, region_name="us-east-1", config=Config(
+            retries={"total_max_attempts": 1}, s3={"addressing_style": "path"}))
+        fn = {"list": lambda c: c.list_objects_v2(Bucket="bkt"),
+              "put": lambda c: c.put_object(Bucket="bkt", Key="k", Body=b"x"),
+              "delete": lambda c: c.delete_object(Bucket="bkt", Key="k"),
+              "copy": lambda c: c.copy_object(Bucket="bkt", Key="k", CopySource={"Bucket": "bkt", "Key": "s"})}[op]
+        fn.clients = (lean, boto)
+        a, b = _both(fn)
+        assert a is not None and b is not None
+        assert answer(a) == answer(b) and answer(a)[1] == 500
+        ea, eb = from_boto(a, "s3://bkt/k", url), from_boto(b, "s3://bkt/k", url)
+        assert (ea.errno, ea.message, retryable(a)) == (eb.errno, eb.message, retryable(b))
+        assert retryable(a)
+    finally:
+        ls.close()
+
+
+@pytest.mark.parametrize("bucket,lean", [("plain-bucket", True), ("bkt--usw2-az1--x-s3", False),
+                                         ("arn:aws:s3:us-east-1:123456789012:accesspoint/ap", False)])
+def test_directory_buckets_and_arns_go_to_botocore(clean_env, bucket, lean):
+    from vfs.stats import Stats
+    from vfs.stores.s3 import S3Service, S3Store
+
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def __getattr__(self, name):
+            def call(**kwargs):
+                self.calls.append(name)
+                return {"ETag": '"e"', "ContentLength": 1, "Metadata": {}, "LastModified": None,
+                        "ResponseMetadata": {"HTTPHeaders": {}}}
+            return call
+
+    service = S3Service("http://127.0.0.1:9", None, "us-east-1", Stats())
+    assert service.lean is not None
+    assert (service.fast_for(bucket) is service.lean) == lean
+    fast, boto = Recorder(), Recorder()
+    service._lean, service._client = fast, boto
+    store = S3Store(service, bucket)
+    store.check_root()
+    store.put("k", b"x", {"mode": "644"})
+    store.delete("k")
+    used, unused = (fast, boto) if lean else (boto, fast)
+    assert used.calls == ["head_bucket", "put_object", "delete_object"] and not unused.calls
+
+
+def _write_aws(tmp_path, monkeypatch, credentials, config=""):
+    (tmp_path / "credentials").write_text(credentials)
+    (tmp_path / "config").write_text(config)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN",
+                "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_S3_DISABLE_EXPRESS_SESSION_AUTH"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_aws_default_profile_comes_before_aws_profile_as_in_botocore(clean_env, tmp_path):
+    _write_aws(tmp_path, clean_env, "[p1]\naws_access_key_id = P1KEY\naws_secret_access_key = S1\n"
+                                    "[p2]\naws_access_key_id = P2KEY\naws_secret_access_key = S2\n",
+               "[profile p1]\nregion = eu-west-1\n[profile p2]\nregion = ap-south-1\n")
+    clean_env.setenv("AWS_PROFILE", "p1")
+    clean_env.setenv("AWS_DEFAULT_PROFILE", "p2")
+    session = botocore.session.Session()
+    s, why = resolve(None, None, None)
+    assert s is not None, why
+    assert (s.signer.access_key, s.region) == (session.get_credentials().access_key,
+                                                session.get_config_variable("region")) == ("P2KEY", "ap-south-1")
+
+
+def test_web_identity_goes_to_botocore_unless_a_profile_is_given(clean_env, tmp_path):
+    _write_aws(tmp_path, clean_env, "[default]\naws_access_key_id = K\naws_secret_access_key = S\n"
+                                    "[p]\naws_access_key_id = PK\naws_secret_access_key = PS\n")
+    (tmp_path / "token").write_text("tok")
+    clean_env.setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/r")
+    clean_env.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(tmp_path / "token"))
+    assert botocore.session.Session().get_credentials().method == "assume-role-with-web-identity"
+    assert resolve(None, None, None)[0] is None
+    # an explicit profile: botocore ignores the variables
+    creds = botocore.session.Session(profile="p").get_credentials()
+    assert creds.method == "shared-credentials-file"
+    assert resolve(None, "p", None)[0].signer.access_key == creds.access_key == "PK"
+    clean_env.delenv("AWS_ROLE_ARN")
+    clean_env.delenv("AWS_WEB_IDENTITY_TOKEN_FILE")
+    assert resolve(None, None, None)[0] is not None
+    clean_env.setenv("AWS_S3_DISABLE_EXPRESS_SESSION_AUTH", "true")
+    assert resolve(None, None, None)[0] is None
+
+
+def test_the_credentials_files_section_is_part_of_the_profile_as_in_botocore(clean_env, tmp_path):
+    _write_aws(tmp_path, clean_env, "[default]\naws_access_key_id = K\naws_secret_access_key = S\nregion = eu-west-1\n"
+                                    "[dev]\naws_access_key_id = K\naws_secret_access_key = S\n"
+                                    "role_arn = arn:aws:iam::123456789012:role/r\nsource_profile = default\n")
+    clean_env.delenv("AWS_PROFILE", raising=False)
+    s, why = resolve(None, None, None)
+    assert s is not None, why
+    assert s.region == botocore.session.Session().get_config_variable("region") == "eu-west-1"
+    assert s.endpoint_url == "https://s3.eu-west-1.amazonaws.com"
+    assert botocore.session.Session(profile="dev").get_credentials().method == "assume-role"
+    assert resolve(None, "dev", None)[0] is None
+
+
+def test_an_ipv6_endpoint_with_a_port_is_reached(clean_env):
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_HEAD(self):
+            seen.append(self.headers["Host"])
+            self.send_response(200)
+            self.send_header("Content-Length", "5")
+            self.send_header("ETag", '"e"')
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    class Server(http.server.ThreadingHTTPServer):
+        address_family = socket.AF_INET6
+
+    try:
+        server = Server(("::1", 0), Handler)
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://[::1]:{server.server_port}"
+        lean = LeanS3(resolve(url, None, "us-east-1")[0], 2, 2)
+        assert lean.head_object(Bucket="bkt", Key="k")["ContentLength"] == 5
+        client, sent = _botocore_request(url, "us-east-1", lambda c: c.head_object(Bucket="bkt", Key="k"))
+        assert seen == [f"[::1]:{server.server_port}"]
+        _, _, _, out, lean_url = lean.prepare("HEAD", "bkt", "k", amz_date=sent.headers["X-Amz-Date"].decode())
+        assert (lean_url, out["Authorization"]) == (sent.url, sent.headers["Authorization"].decode())
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("metadata,ok", [
+    ({"mode": "644", "uid": "0"}, True),
+    ({"a": "x\ry"}, False), ({"a": "x\ny"}, False), ({"a": "x\x00y"}, False), ({"a\rb": "v"}, False),
+    ({"a b": "v"}, False), ({"a": "1", "A": "2"}, False), ({"é": "v"}, False),
+])
+def test_metadata_the_lean_client_cannot_send_as_botocore_goes_to_botocore(metadata, ok):
+    from vfs.stores.http import meta_ok
+    assert meta_ok(metadata) == ok
+
+
+def test_a_store_put_with_odd_metadata_is_botocores(s3, bucket):
+    """A value with CR, keys differing in case: the store's PUT gives botocore's outcome."""
+    from vfs.stats import Stats
+    from vfs.stores.s3 import S3Service, S3Store
+
+    def outcome(store, key, metadata):
+        try:
+            store.put(key, b"x", metadata)
+            return s3.head_object(Bucket=bucket, Key=key)["Metadata"]
+        except Exception as exc:   # noqa: BLE001
+            return type(exc).__name__, getattr(exc, "errno", None), str(exc).replace(key, "K")
+
+    service = S3Service(os.environ["AWS_ENDPOINT_URL"], None, None, Stats())
+    assert service.lean is not None
+    boto = S3Service(os.environ["AWS_ENDPOINT_URL"], None, None, Stats())
+    boto._lean = None
+    for i, metadata in enumerate(({"a": "x\ry"}, {"a": "1", "A": "2"})):
+        assert outcome(S3Store(service, bucket), f"l{i}", metadata) == \
+            outcome(S3Store(boto, bucket), f"b{i}", metadata), metadata
+
+
+def test_https_trusts_botocores_ca_bundle(clean_env, monkeypatch):
+    import ssl
+
+    from botocore.httpsession import where
+    clean_env.delenv("AWS_CA_BUNDLE", raising=False)
+    seen = []
+    real = ssl.create_default_context
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("cafile"))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(ssl, "create_default_context", spy)
+    LeanS3(resolve("https://s3.example.com", None, "us-east-1")[0], 1, 1)._tls()
+    assert seen == [where()]
+    clean_env.setenv("AWS_CA_BUNDLE", "/tmp/some-bundle.pem")
+    lean = LeanS3(resolve("https://s3.example.com", None, "us-east-1")[0], 1, 1)
+    assert lean.s.ca_bundle == "/tmp/some-bundle.pem"
+
+
+def test_connections_are_kept_with_descriptors_above_1024():
+    import resource
+    connections = []
+
+    class Keep(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_HEAD(self):
+            if not connections or connections[-1] != self.client_address:
+                connections.append(self.client_address)
+            self.send_response(200)
+            self.send_header("Content-Length", "5")
+            self.send_header("ETag", '"e"')
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip("cannot open 1100 descriptors")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200) if soft != resource.RLIM_INFINITY else soft, hard))
+    fillers = [open(os.devnull) for _ in range(1100)]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Keep)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        lean = LeanS3(resolve(f"http://127.0.0.1:{server.server_port}", None, "us-east-1")[0], 2, 2)
+        for _ in range(5):
+            assert lean.head_object(Bucket="bkt", Key="k")["ContentLength"] == 5
+        assert len(connections) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+        for f in fillers:
+            f.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -17,9 +17,13 @@ file), a region from --region, AWS_DEFAULT_REGION or the profile (else us-east-1
 botocore does for S3), and an endpoint from --endpoint-url, AWS_ENDPOINT_URL_S3 or
 AWS_ENDPOINT_URL (path-style addressing), or AWS's in the aws partition (virtual-hosted,
 path-style for a bucket name that cannot be a host name). Anything else (SSO, roles,
-credential_process, instance metadata, no credentials, proxies, FIPS or dual-stack
-endpoints, a CA bundle, endpoints or S3 settings in the config file) is left to botocore,
-as is everything but those operations (multipart uploads, ListBuckets).
+credential_process, instance metadata, web identity (AWS_ROLE_ARN,
+AWS_WEB_IDENTITY_TOKEN_FILE), no credentials, proxies, FIPS or dual-stack endpoints, a CA
+bundle in the config file, endpoints or S3 settings in the config file) is left to
+botocore, as is everything but those operations (multipart uploads, ListBuckets), and
+buckets botocore sends elsewhere (S3 Express directory buckets, ARNs: `lean_bucket`).
+https is verified against AWS_CA_BUNDLE, else botocore's default bundle (certifi's, else
+botocore's own cacert.pem), not the system's store.
 OBJMOUNT_S3_CLIENT=botocore forces botocore.
 """
 
@@ -113,12 +117,16 @@ _BOTOCORE_ENV = ("AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT", "AWS_S3_
                  "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "AWS_CREDENTIAL_EXPIRATION",
                  "AWS_S3_ADDRESSING_STYLE", "AWS_SIGV4A_SIGNING_REGION_SET", "AWS_AUTH_SCHEME_PREFERENCE",
                  "AWS_ACCOUNT_ID_ENDPOINT_MODE", "AWS_DISABLE_REQUEST_COMPRESSION",
+                 "AWS_S3_DISABLE_EXPRESS_SESSION_AUTH",
                  "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 # Keys of a config-file profile that change nothing here (anything else: botocore).
 _PLAIN_CONFIG = {"region", "output", "aws_access_key_id", "aws_secret_access_key", "aws_session_token",
                  "aws_security_token", "retry_mode", "max_attempts", "cli_pager", "cli_timestamp_format",
                  "cli_history", "cli_binary_format", "cli_auto_prompt", "cli_follow_urlparam", "parameter_validation",
                  "tcp_keepalive", "metadata_service_timeout", "metadata_service_num_attempts"}
+# Web identity (EKS IRSA): botocore assumes the role, unless a profile is given explicitly
+# (botocore then ignores these variables).
+_WEB_IDENTITY_ENV = ("AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
 _AWS_REGION = re.compile(r"^(us|eu|ap|sa|ca|me|af|il|mx)-[a-z]+-\d+$")
 _HOSTABLE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
@@ -132,7 +140,32 @@ class Settings:
         self.path_style, self.region, self.signer = path_style, region, signer
         self.endpoint_url = endpoint_url   # what botocore's client.meta.endpoint_url says
         self.how = how                     # where the credentials came from (for the log)
-        self.ca_bundle = os.environ.get("AWS_CA_BUNDLE") or None   # https: verify with this alone, as botocore
+        # https: verify with this alone, as botocore (None: botocore's default bundle)
+        self.ca_bundle = os.environ.get("AWS_CA_BUNDLE") or None
+
+
+def lean_bucket(bucket: str) -> bool:
+    """Whether requests about this bucket can be the lean client's: not an S3 Express
+    directory bucket (name ending --x-s3: its own endpoints and session auth) nor an ARN
+    (access points, Outposts, Object Lambda), which botocore sends elsewhere."""
+    return not bucket.endswith("--x-s3") and ":" not in bucket
+
+
+def default_ca_bundle() -> str | None:
+    """The CA bundle botocore verifies https with when AWS_CA_BUNDLE is not set: certifi's,
+    else the cacert.pem botocore ships (found without importing botocore)."""
+    try:
+        import certifi
+        return certifi.where()
+    except ImportError:
+        pass
+    import importlib.util
+    spec = importlib.util.find_spec("botocore")
+    if spec is not None and spec.origin:
+        path = os.path.join(os.path.dirname(spec.origin), "cacert.pem")
+        if os.path.isfile(path):
+            return path
+    return None
 
 
 def _profile_sections(profile: str) -> tuple[dict | None, dict | None]:
@@ -188,14 +221,21 @@ def resolve(endpoint_url: str | None, profile: str | None, region: str | None) -
     for var in _BOTOCORE_ENV:
         if os.environ.get(var):
             return None, f"{var} is set"
-    name = profile or os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE") or "default"
+    if not profile:
+        for var in _WEB_IDENTITY_ENV:
+            if os.environ.get(var):
+                return None, f"{var} is set"
+    # botocore's order: AWS_DEFAULT_PROFILE before AWS_PROFILE
+    name = profile or os.environ.get("AWS_DEFAULT_PROFILE") or os.environ.get("AWS_PROFILE") or "default"
     try:
         config, creds_section = _profile_sections(name)
     except ValueError as exc:
         return None, f"the AWS configuration cannot be read here ({exc})"
     if profile and config is None and creds_section is None:
         return None, f"no profile {profile!r}"
-    odd = sorted(set(config or {}) - _PLAIN_CONFIG)
+    # botocore merges the credentials file's section into the profile (its keys win)
+    merged = {**(config or {}), **(creds_section or {})}
+    odd = sorted(set(merged) - _PLAIN_CONFIG)
     if odd:
         return None, f"the profile sets {', '.join(odd)}"
     # Credentials, in botocore's order: the environment (unless --profile), then the
@@ -218,7 +258,7 @@ def resolve(endpoint_url: str | None, profile: str | None, region: str | None) -
                 break
     if signer is None:
         return None, "no static credentials"
-    region = region or os.environ.get("AWS_DEFAULT_REGION") or (config or {}).get("region") or "us-east-1"
+    region = region or os.environ.get("AWS_DEFAULT_REGION") or merged.get("region") or "us-east-1"
     url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     if url:
         parts = urlsplit(url)
@@ -297,7 +337,7 @@ class LeanS3:
     def _tls(self):
         if self._context is None:
             import ssl
-            self._context = ssl.create_default_context(cafile=self.s.ca_bundle)
+            self._context = ssl.create_default_context(cafile=self.s.ca_bundle or default_ca_bundle())
         return self._context
 
     # --- connections: one per thread (and host), kept alive ---------------------------
@@ -308,6 +348,8 @@ class LeanS3:
         return pool
 
     def _connect(self, key: tuple, host: str, url: str):
+        if host.startswith("["):   # an IPv6 address: bracketed in Host and URLs, not to connect
+            host = host[1:-1]
         if self.s.scheme == "https":
             conn = http.client.HTTPSConnection(host, self.s.port, timeout=self.connect_timeout, context=self._tls())
         else:
@@ -337,7 +379,10 @@ class LeanS3:
         conn = self._pool().pop(key, None)
         if conn is not None and conn.sock is not None:
             try:   # the server closed it while it was idle (or sent something unasked for)
-                if select.select([conn.sock], [], [], 0)[0]:
+                # poll, not select: select refuses descriptors >= 1024
+                poller = select.poll()
+                poller.register(conn.sock, select.POLLIN | select.POLLPRI)
+                if poller.poll(0):
                     conn.close()
                     conn = None
             except (OSError, ValueError):
@@ -425,10 +470,12 @@ class LeanS3:
             conn.close()
             raise ResponseStreamingError(exc) from None
         self._done(conn, resp)
-        if status >= 300 or (status == 200 and op == "CopyObject" and _root(data) == "Error"):
+        if status >= 300 or (status == 200 and _special_200_error(data)):
             error = _error(status, data)
-            if status == 200:   # CopyObject's error in a 200 (botocore makes it a 500)
+            if status == 200:   # an error in a 200, or a body cut short (botocore makes it a 500)
                 status = 500
+                if error.get("Code") == "200":
+                    error = {"Code": "500", "Message": http.client.responses[500]}
             response = {"Error": error, "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": lower}}
             if not redirected:
                 new = self._redirect(op, bucket, error, status, lower)
@@ -537,9 +584,17 @@ class LeanS3:
         return {"CopyObjectResult": result}
 
 
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]*$")       # a header name's characters (RFC 9110)
+_PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
+
+
 def meta_ok(metadata: dict | None) -> bool:
-    """User metadata this client can send as it is (botocore sends the rest its way)."""
-    return all(k.isascii() and str(v).isascii() and "\n" not in str(v) for k, v in (metadata or {}).items())
+    """User metadata this client can send as it is (botocore sends the rest its way): names
+    of header characters, printable ASCII values (no CR, LF or other control characters),
+    and no two names differing only in case (one header for S3, botocore's merge)."""
+    items = [(str(k), str(v)) for k, v in (metadata or {}).items()]
+    return (all(_TOKEN.match(k) and _PRINTABLE.match(v) for k, v in items)
+            and len({k.lower() for k, _ in items}) == len(items))
 
 
 def _meta_headers(metadata: dict | None) -> dict:
@@ -565,14 +620,19 @@ def _strip(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _root(data: bytes) -> str | None:
-    if not data.strip():
-        return None
-    from xml.etree.ElementTree import ParseError, fromstring
+def _special_200_error(data: bytes) -> bool:
+    """botocore's _looks_like_special_case_error for a 200 of an operation whose answer is
+    not a streamed body: a body that is an <Error> document, or not XML at all (cut short)."""
+    if not data:
+        return False
+    from xml.etree.ElementTree import ParseError, XMLParser
+    parser = XMLParser(encoding="utf-8")
     try:
-        return _strip(fromstring(data).tag)
+        parser.feed(data)
+        root = parser.close()
     except ParseError:
-        return None
+        return True
+    return root.tag == "Error"
 
 
 def _children(data: bytes) -> list[tuple[str, str]]:

@@ -113,6 +113,20 @@ class S3Service:
         """The client for HEAD, GET, ListObjectsV2, PUT, DELETE and CopyObject."""
         return self.lean or self.client
 
+    def lean_for(self, bucket: str):
+        """The lean client for requests about this bucket, or None (botocore's): S3 Express
+        directory buckets and ARNs need botocore's endpoints and auth."""
+        lean = self.lean
+        if lean is not None:
+            from .http import lean_bucket
+            if not lean_bucket(bucket):
+                return None
+        return lean
+
+    def fast_for(self, bucket: str):
+        """The client for HEAD, GET, ListObjectsV2, PUT, DELETE and CopyObject of this bucket."""
+        return self.lean_for(bucket) or self.client
+
     @property
     def client(self):
         with self._lock:
@@ -236,13 +250,18 @@ class S3Store:
     def endpoint(self) -> str:
         return self.service.endpoint
 
+    @property
+    def _fast(self):
+        """The client for this bucket's HEAD, GET and ListObjectsV2 (`S3Service.fast_for`)."""
+        return self.service.fast_for(self.bucket)
+
     def _do(self, op: str, key: str, fn, attempts: int | None = None, sent: int = 0):
         return self.service.call(op, f"s3://{self.bucket}/{key}", fn, attempts, sent)
 
     def check_root(self) -> None:
         if self._root_checked:
             return
-        self._do("HeadBucket", "", lambda: self.service.fast.head_bucket(Bucket=self.bucket))
+        self._do("HeadBucket", "", lambda: self._fast.head_bucket(Bucket=self.bucket))
         self._root_checked = True
 
     def probe(self, prefix: str = "") -> tuple[str, VfsError] | None:
@@ -254,7 +273,7 @@ class S3Store:
         from ..errors import BAD_CREDENTIALS
 
         def listing():
-            return self.service.fast.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
+            return self._fast.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
         try:
             self._do("ListObjectsV2", prefix, listing, attempts=1)
             return None
@@ -287,7 +306,7 @@ class S3Store:
     def head(self, key: str) -> ObjectInfo | None:
         def head():
             try:
-                return self.service.fast.head_object(Bucket=self.bucket, Key=key)
+                return self._fast.head_object(Bucket=self.bucket, Key=key)
             except Exception as exc:
                 found = answer(exc)
                 if found is not None and found[0] in ("404", "NoSuchKey", "NotFound"):
@@ -309,7 +328,7 @@ class S3Store:
         kwargs["Bucket"] = self.bucket
         while True:
             page = self._do("ListObjectsV2", kwargs.get("Prefix", ""),
-                            lambda: self.service.fast.list_objects_v2(**kwargs))
+                            lambda: self._fast.list_objects_v2(**kwargs))
             yield page
             if not page.get("IsTruncated"):
                 return
@@ -327,7 +346,7 @@ class S3Store:
 
     def has_prefix(self, prefix: str) -> bool:
         page = self._do("ListObjectsV2", prefix,
-                        lambda: self.service.fast.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1))
+                        lambda: self._fast.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1))
         return page.get("KeyCount", 0) > 0
 
     # --- writes ------------------------------------------------------------------------
@@ -335,7 +354,7 @@ class S3Store:
         client = None
         if op in _LEAN_OPS:
             from .http import meta_ok
-            lean = self.service.lean
+            lean = self.service.lean_for(self.bucket)
             if lean is not None and meta_ok(kwargs.get("Metadata")):
                 client = lean
         method = getattr(client or self.service.client, _SNAKE[op])
@@ -426,7 +445,7 @@ class S3Store:
             if etag and not got:
                 kwargs["IfNoneMatch"] = etag
             try:
-                out = self.service.fast.get_object(**kwargs)
+                out = self._fast.get_object(**kwargs)
             except Exception as exc:
                 found = answer(exc)
                 if found is None:
@@ -476,7 +495,7 @@ class S3Store:
             kwargs = {"Bucket": self.bucket, "Key": key, "Range": f"bytes={pos}-{end - 1}"}
             if etag:
                 kwargs["IfMatch"] = etag
-            body = self.service.fast.get_object(**kwargs)["Body"]
+            body = self._fast.get_object(**kwargs)["Body"]
             try:
                 while pos < end:
                     chunk = body.read(min(_CHUNK_RESUMABLE, end - pos))
