@@ -703,3 +703,27 @@ def test_connections_are_kept_with_descriptors_above_1024():
         for f in fillers:
             f.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.parametrize("status,body", [
+    ("404 Not Found", b"<html><body>Not Found</body></html>"),            # XML, not an <Error>
+    ("503 Service Unavailable", b"<html><body>busy</body></html>"),        # a 5xx's HTML page
+    ("503 Service Unavailable", b"<html><body>busy<hr></body></html>"),    # not XML
+    ("403 Forbidden", b"<Error><Message>no</Message></Error>"),            # no Code
+    ("400 Bad Request", b"<Error><Code>X</Code><RequestId>r</RequestId><Extra><A>1</A></Extra></Error>"),
+    ("200 OK", b"<Error><Message>no code</Message></Error>"),
+])
+def test_error_bodies_are_parsed_as_botocore_parses_them(clean_env, status, body):
+    ls, url = _canned(_raw(status, body))
+    try:
+        lean = LeanS3(resolve(url, None, "us-east-1")[0], 2, 2)
+        boto = botocore.session.Session().create_client("s3", endpoint_url=url, region_name="us-east-1", config=Config(
+            retries={"total_max_attempts": 1}, s3={"addressing_style": "path"}))
+        fn = lambda c: c.delete_object(Bucket="bkt", Key="k")   # noqa: E731
+        fn.clients = (lean, boto)
+        a, b = _both(fn)
+        assert a.response["Error"] == b.response["Error"]
+        ea, eb = from_boto(a, "s3://bkt/k", url), from_boto(b, "s3://bkt/k", url)
+        assert (ea.errno, ea.message, retryable(a)) == (eb.errno, eb.message, retryable(b))
+    finally:
+        ls.close()

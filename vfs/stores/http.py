@@ -471,11 +471,9 @@ class LeanS3:
             raise ResponseStreamingError(exc) from None
         self._done(conn, resp)
         if status >= 300 or (status == 200 and _special_200_error(data)):
-            error = _error(status, data)
-            if status == 200:   # an error in a 200, or a body cut short (botocore makes it a 500)
+            if status == 200:   # an error in a 200, or a body cut short: botocore makes it a 500
                 status = 500
-                if error.get("Code") == "200":
-                    error = {"Code": "500", "Message": http.client.responses[500]}
+            error = _error(status, data)
             response = {"Error": error, "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": lower}}
             if not redirected:
                 new = self._redirect(op, bucket, error, status, lower)
@@ -641,20 +639,50 @@ def _children(data: bytes) -> list[tuple[str, str]]:
 
 
 def _error(status: int, data: bytes) -> dict:
-    """An error answer's Error as botocore parses S3's: the body's <Error> fields, or for a
-    body-less answer (a HEAD's) the status and its reason."""
-    from xml.etree.ElementTree import ParseError, fromstring
-    if data.strip():
+    """An error answer's Error as botocore parses S3's (RestXMLParser._do_error_parse): an
+    <Error> document's fields (RequestId and HostId aside), '' Code and Message for another
+    XML document (its <Error> child's fields if it has one), or for a body-less or non-XML
+    answer the status and its reason (also a 5xx's HTML page: _is_generic_error_response)."""
+    if data and not (status >= 500 and data.strip().startswith(b"<html>")):
+        from xml.etree.ElementTree import ParseError, XMLParser
+        parser = XMLParser(encoding="utf-8")
         try:
-            root = fromstring(data)
-            if _strip(root.tag) == "Error":
-                error = {_strip(el.tag): el.text or "" for el in root if len(el) == 0}
-                if "Code" in error:
-                    error.setdefault("Message", "")
-                    return error
+            parser.feed(data)
+            root = parser.close()
         except ParseError:
-            pass
+            root = None
+        if root is not None:
+            parsed = _replace_nodes(_nodes(root))
+            if root.tag == "Error":
+                parsed.pop("RequestId", None)
+                parsed.pop("HostId", None)
+                return parsed
+            error = {"Message": "", "Code": ""}
+            if isinstance(parsed.get("Error"), dict):
+                error.update(parsed["Error"])
+            return error
     return {"Code": str(status), "Message": http.client.responses.get(status, "")}
+
+
+def _nodes(parent) -> dict:
+    """botocore's _build_name_to_xml_node: children by tag (repeated tags: a list)."""
+    if isinstance(parent, list):
+        parent = parent[0]
+    out: dict = {}
+    for item in parent:
+        key = _strip(item.tag)
+        if key in out:
+            out[key] = (out[key] if isinstance(out[key], list) else [out[key]]) + [item]
+        else:
+            out[key] = item
+    return out
+
+
+def _replace_nodes(parsed: dict) -> dict:
+    """botocore's _replace_nodes: leaves -> their text, the rest -> dicts."""
+    for key, value in parsed.items():
+        parsed[key] = _replace_nodes(_nodes(value)) if len(value) else value.text
+    return parsed
 
 
 def parse_listing(data: bytes) -> dict:
