@@ -451,9 +451,11 @@ class LeanS3:
         return host, path, qs, out, f"{s.scheme}://{hostport}{path}"
 
     def request(self, op: str, method: str, bucket: str, key: str | None = None, query: dict | None = None,
-                headers: dict | None = None, body: bytes = b"", stream: bool = False, redirected: bool = False):
+                headers: dict | None = None, body: bytes = b"", stream: bool = False, redirected: bool = False,
+                xml: bool = False):
         """One request; returns (status, headers (lower-case names), raw header pairs, body
-        bytes or a Body when `stream`). An answer >= 300 raises ClientError."""
+        bytes or a Body when `stream`, or its parsed XML root when `xml` and it is XML). An
+        answer >= 300 raises ClientError, as does a 200 that is an <Error> or not XML."""
         host, path, qs, out, url = self.prepare(method, bucket, key, query, headers, body)
         conn, resp = self._send(method, host, path, qs, out, body, url)
         pairs = resp.getheaders()
@@ -470,17 +472,20 @@ class LeanS3:
             conn.close()
             raise ResponseStreamingError(exc) from None
         self._done(conn, resp)
-        if status >= 300 or (status == 200 and _special_200_error(data)):
-            if status == 200:   # an error in a 200, or a body cut short: botocore makes it a 500
+        root = _xml_root(data) if status == 200 and data else None
+        if status >= 300 or (status == 200 and data and (root is None or root.tag == "Error")):
+            # an error in a 200, or a body cut short: botocore's _handle_200_error
+            if status == 200:   # botocore makes it a 500 (retried)
                 status = 500
             error = _error(status, data)
             response = {"Error": error, "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": lower}}
             if not redirected:
                 new = self._redirect(op, bucket, error, status, lower)
                 if new:
-                    return self.request(op, method, bucket, key, query, headers, body, stream, redirected=True)
+                    return self.request(op, method, bucket, key, query, headers, body, stream, redirected=True,
+                                        xml=xml)
             raise ClientError(response, op)
-        return status, lower, pairs, data
+        return status, lower, pairs, (root if xml and root is not None else data)
 
     def _redirect(self, op: str, bucket: str, error: dict, status: int, headers: dict) -> bool:
         """botocore's S3RegionRedirector: an answer saying the bucket is in another region
@@ -541,7 +546,7 @@ class LeanS3:
             query["max-keys"] = str(MaxKeys)
         if ContinuationToken is not None:
             query["continuation-token"] = ContinuationToken
-        _, _, _, data = self.request("ListObjectsV2", "GET", Bucket, query=query)
+        _, _, _, data = self.request("ListObjectsV2", "GET", Bucket, query=query, xml=True)
         try:
             return parse_listing(data)
         except (SyntaxError, ValueError) as exc:   # ParseError is a SyntaxError
@@ -570,7 +575,7 @@ class LeanS3:
             headers["Content-Type"] = ContentType
         if CopySourceIfMatch:
             headers["x-amz-copy-source-if-match"] = CopySourceIfMatch
-        _, _, _, data = self.request("CopyObject", "PUT", Bucket, Key, headers=headers)
+        _, _, _, data = self.request("CopyObject", "PUT", Bucket, Key, headers=headers, xml=True)
         result = {}
         try:
             fields = _children(data)
@@ -618,24 +623,27 @@ def _strip(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _special_200_error(data: bytes) -> bool:
-    """botocore's _looks_like_special_case_error for a 200 of an operation whose answer is
-    not a streamed body: a body that is an <Error> document, or not XML at all (cut short)."""
-    if not data:
-        return False
+def _xml_root(data: bytes):
+    """The body's XML root element, or None when it is not XML (parsed as botocore's
+    _looks_like_special_case_error does: a 200 whose body is not XML, or is an <Error>,
+    is an error)."""
     from xml.etree.ElementTree import ParseError, XMLParser
     parser = XMLParser(encoding="utf-8")
     try:
         parser.feed(data)
-        root = parser.close()
+        return parser.close()
     except ParseError:
-        return True
-    return root.tag == "Error"
+        return None
 
 
-def _children(data: bytes) -> list[tuple[str, str]]:
-    from xml.etree.ElementTree import fromstring
-    return [(_strip(el.tag), el.text or "") for el in fromstring(data)] if data.strip() else []
+def _children(data) -> list[tuple[str, str]]:
+    """The children of an XML root (an element, or bytes to parse) as (tag, text)."""
+    if isinstance(data, (bytes, bytearray)):
+        if not data.strip():
+            return []
+        from xml.etree.ElementTree import fromstring
+        data = fromstring(data)
+    return [(_strip(el.tag), el.text or "") for el in data]
 
 
 def _error(status: int, data: bytes) -> dict:
@@ -685,12 +693,15 @@ def _replace_nodes(parsed: dict) -> dict:
     return parsed
 
 
-def parse_listing(data: bytes) -> dict:
+def parse_listing(data) -> dict:
     """A ListObjectsV2 answer (encoding-type=url) as botocore's, with the fields used here:
     Contents (Key, Size, ETag, LastModified), CommonPrefixes (Prefix), KeyCount,
     IsTruncated, NextContinuationToken."""
-    from xml.etree.ElementTree import fromstring
-    root = fromstring(data)
+    if isinstance(data, (bytes, bytearray)):
+        from xml.etree.ElementTree import fromstring
+        root = fromstring(data)
+    else:   # already parsed (LeanS3.request(xml=True))
+        root = data
     url = False
     out: dict = {}
     contents, prefixes = [], []
