@@ -106,13 +106,14 @@ def check_s3_settings(endpoint_url: str | None, profile: str | None, region: str
         if not _REGION.match(name):
             import click
             raise click.UsageError(f"{source} {name!r} is not a valid region name (e.g. us-east-1)")
-    if profile or os.environ.get("AWS_PROFILE"):
+    # botocore's order: the option, then AWS_DEFAULT_PROFILE, then AWS_PROFILE
+    sources = [("--profile", profile)] if profile else [
+        (var, os.environ[var]) for var in ("AWS_DEFAULT_PROFILE", "AWS_PROFILE") if os.environ.get(var)][:1]
+    for source, name in sources:
         from vfs.stores.http import profile_problem   # botocore's answer, without its import
-        name = profile or os.environ["AWS_PROFILE"]
         problem = profile_problem(name)
         if problem:
             import click
-            source = "--profile" if profile else "AWS_PROFILE"
             raise click.UsageError(f"{source} {name!r}: {problem}") from None
 
 

@@ -114,13 +114,7 @@ class _Late:
 
 def end_tree(tracer: Tracer) -> int:
     """SIGKILL every traced process; returns how many there were."""
-    pids = tracer.traced()
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return len(pids)
+    return tracer.kill_all()
 
 
 class _Signals(SignalForwarder):

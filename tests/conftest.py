@@ -102,3 +102,20 @@ def recover(cache_dir):
         finally:
             again.close()
     return run
+
+
+@pytest.fixture(params=["python-loop", "quick-loop"])
+def loop(request, tmp_path_factory, monkeypatch):
+    """Run a tracer test with the Python loop alone, and with the quick loop in front
+    of it (tracer/quickloop.py): the runners in tests/tracer read QUICK_DIR."""
+    if request.param == "quick-loop":
+        from tracer import prefilter, quickloop
+        directory = tmp_path_factory.getbasetemp() / "quickloop"
+        try:
+            quickloop.load(directory)
+        except prefilter.PrefilterUnavailable as exc:
+            pytest.skip(str(exc))
+        monkeypatch.setenv("QUICK_DIR", str(directory))
+    else:
+        monkeypatch.delenv("QUICK_DIR", raising=False)
+    return request.param

@@ -14,6 +14,7 @@ without a compiler the Python loop does everything, as before.
 from __future__ import annotations
 
 import ctypes
+import os
 from pathlib import Path
 
 from . import kernel, prefilter
@@ -64,6 +65,7 @@ class QuickLoop:
         self._counts = lib.om_counts
         self.pending = lib.om_pending
         self.reset = lib.om_reset
+        self.ending = lib.om_ending
         self._stop = Stop()
         self._stop_ref = ctypes.byref(self._stop)
         self._log = (Entry * _LOG)()
@@ -71,7 +73,7 @@ class QuickLoop:
     def configure(self, roots: list[str], path_args: dict[int, int]) -> None:
         """Seccomp stops of the syscalls in `path_args` (nr -> index of its path argument)
         are resumed here when that path is absolute and plainly outside every root."""
-        blob = b"".join(r.encode() + b"\0" for r in roots) + b"\0"
+        blob = b"".join(os.fsencode(r) + b"\0" for r in roots) + b"\0"
         table = bytearray(512)
         for nr, index in path_args.items():
             if 0 <= nr < 512:

@@ -134,6 +134,7 @@ class Tracer:
         # thread group, scratch range held), until its exit stop.
         self._awaiting: dict[int, tuple[kernel.Regs, int, tuple[int, int] | None]] = {}
         self._stops = 0   # seccomp stops handled here (see stops)
+        self._ending = False   # kill_all: the tree is being killed
         # Parking (see park): threads whose stop a worker owns, and the ptrace requests
         # workers post to the tracing thread (the only thread the kernel takes them from).
         self._parked: dict[int, _Parked] = {}
@@ -154,15 +155,34 @@ class Tracer:
     def traced(self) -> set[int]:
         """Every traced process (thread group), and children whose first stop has
         not been seen yet. Safe to call from another thread (copies of the books)."""
-        due = self._quick.tids(0xFF & ~KNOWN & ~SPECIAL) if self._quick is not None else []
-        return set(list(self._groups)) | set(list(self._early)) | set(list(self._expected)) | set(due)
+        # the quick loop's: children due, and those born whose birth is not booked yet
+        tgid_of = dict(self._tgid_of)
+        known = [t for t in self._quick.tids(0xFF) if t not in tgid_of] if self._quick is not None else []
+        return set(list(self._groups)) | set(list(self._early)) | set(list(self._expected)) | set(known)
+
+    def kill_all(self) -> int:
+        """SIGKILL every traced process, and every child still to show up (its parent may
+        die before naming it); returns how many were killed."""
+        self._ending = True
+        if self._quick is not None:
+            self._quick.ending()
+        pids = self.traced()
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return len(pids)
 
     def pass_local_paths(self, roots: list[str], path_args: dict[int, int]) -> None:
         """Let seccomp stops of the calls in `path_args` (nr -> index of the path argument)
         whose path is absolute and lexically outside every root go on without the handler
         (with the quick loop; without it, the handler sees them all)."""
         if self._quick is not None:
-            self._quick.configure(roots, path_args)
+            try:
+                self._quick.configure(roots, path_args)
+            except ValueError as exc:   # too many roots for it: the handler sees them all
+                log.debug("local paths not passed by the quick loop: %s", exc)
 
     def _due(self) -> bool:
         """Children whose first stop is still to come (or to be resumed)."""
@@ -506,6 +526,8 @@ class Tracer:
         if tid in self._expected:
             self._expected.discard(tid)
             kernel.cont(tid)
+        elif self._ending:
+            os.kill(tid, signal.SIGKILL)   # its parent may be gone before naming it
         else:
             self._early.add(tid)  # resumed when the parent's fork event names it
 

@@ -65,3 +65,18 @@ def test_a_second_sigterm_ends_the_whole_traced_tree(tmp_path, cache_dir):
     assert "second SIGTERM" in err.decode()
     for pid in traced:
         assert not _alive(pid)
+
+
+def test_exec_returns_when_the_program_exits_while_what_it_left_is_forking(tmp_path, cache_dir):
+    """A background shell forking without pause when the program exits: a child whose
+    parent is killed before its fork event is reported must not keep the run waiting for
+    ever in its first stop (with the quick loop and with the Python loop)."""
+    for quick in ("1", "0"):
+        script = "( while :; do sleep 8 & sleep 8 & sleep 8 & done ) & sleep 0.3; exit 0"
+        done = subprocess.run(objmount_cmd("--cache-dir", str(cache_dir), "--", "sh", "-c", script),
+                              capture_output=True, text=True, env=dict(ENV, OBJMOUNT_QUICK_LOOP=quick), timeout=60)
+        assert done.returncode == 0, (quick, done.stderr)
+        assert "left running" in done.stderr
+    time.sleep(0.5)
+    left = subprocess.run(["pgrep", "-f", "sleep 8"], capture_output=True, text=True).stdout.split()
+    assert not [p for p in left if _alive(int(p))]

@@ -3,6 +3,7 @@ what a parent is told about its children, what survives an exec."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -79,3 +80,18 @@ def test_the_quick_loop_answers_as_the_python_loop_does(objmount, bucket):
     one, zero = (objmount(["sh", "-c", f"cd /objmount/s3/{bucket}/job-{q} && ls && cat all.txt log"]).text for q in "10")
     assert one == zero
     assert runs["1"].stats["syscalls"].get("openat", 0) == runs["0"].stats["syscalls"].get("openat", 0) > 0
+
+
+def test_the_quick_loop_takes_any_mount_table(objmount, tmp_path):
+    """More roots than the quick loop keeps (it then leaves every path to the handler),
+    and a mount path that is not UTF-8: the same answers as the Python loop, no crash."""
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "f").write_text("in the store\n")
+    many = [arg for i in range(70) for arg in ("-m", f"/mnt{i}=file://{store}")]
+    odd = os.fsdecode(b"/d\xffx")
+    for options, path in ((many, "/mnt66/f"), (("-m", f"{odd}=file://{store}"), f"{odd}/f")):
+        for quick in ("1", "0"):
+            run = objmount(["cat", path, "/etc/hostname"], *options, env={"OBJMOUNT_QUICK_LOOP": quick})
+            assert run.returncode == 0, run.stderr
+            assert run.text.startswith("in the store\n")

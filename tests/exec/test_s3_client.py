@@ -94,3 +94,13 @@ def test_a_named_profile_with_static_keys_is_checked_and_used_without_botocore(c
     assert proc.returncode == 2
     assert "--profile 'nosuch': The config profile (nosuch) could not be found" in proc.stderr.decode()
     assert modules and all(m == "[]" for m in modules), modules
+
+
+def test_aws_default_profile_comes_first_as_in_botocore(cache_dir, s3, bucket, tmp_path):
+    _fill(s3, bucket)
+    creds = tmp_path / "credentials"
+    creds.write_text("[bench]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    env = {"AWS_SHARED_CREDENTIALS_FILE": str(creds), "AWS_DEFAULT_PROFILE": "bench", "AWS_PROFILE": "nosuch"}
+    proc, _ = _run(cache_dir, bucket, tmp_path, env)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout == _local(tmp_path)

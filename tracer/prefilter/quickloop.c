@@ -111,6 +111,7 @@ static int change(int tid, unsigned set, unsigned clear) {
 static char roots_buf[8192];
 static unsigned char path_arg[512];   /* syscall nr -> 1 + index of its path argument; 0: never passed */
 static int on;                        /* configured: seccomp stops may be passed */
+static volatile int ending;           /* the tree is being killed: new children too */
 
 /* roots: "a\0b\0\0" (absolute, normalized); table: 512 bytes as path_arg. */
 EXPORT int om_configure(const char *roots_in, size_t size, const unsigned char *table) {
@@ -201,12 +202,18 @@ EXPORT int om_pending(void) {
     return pending;
 }
 
+/* The tree is being killed (om_ending): a child whose parent died before its fork
+ * event was reported would otherwise wait in its first stop for ever. */
+EXPORT void om_ending(void) {
+    ending = 1;
+}
+
 /* A new tracer: nothing traced, nothing logged or counted, no path passed. */
 EXPORT void om_reset(void) {
     pthread_mutex_lock(&lock);
     memset(keys, 0, sizeof keys);
     memset(flags_of, 0, sizeof flags_of);
-    live = pending = logged = on = 0;
+    live = pending = logged = on = ending = 0;
     memset(counts, 0, sizeof counts);
     memset(passed_nr, 0, sizeof passed_nr);
     pthread_mutex_unlock(&lock);
@@ -343,6 +350,8 @@ static int quick(int tid, int status, struct om_stop *out) {
         if (f & F_EXPECTED) {
             change(tid, 0, F_EXPECTED);
             ptrace(PTRACE_CONT, tid, 0, 0);
+        } else if (ending) {
+            kill(tid, SIGKILL);        /* its parent may be gone before naming it */
         } else {
             change(tid, F_EARLY, 0);   /* resumed when its parent's event names it */
         }
