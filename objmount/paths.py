@@ -15,6 +15,20 @@ from vfs.mounts import OBJMOUNT_ROOT, S3_ROOT
 
 NAME_MAX = 255      # the longest name a path component may have (ENAMETOOLONG past it)
 FD_LINK_PREFIXES = ("/proc/", "/dev/fd/")
+# Links to /proc/self/fd/0-2: a descriptor's name too (`cmd /dev/stdin < file`).
+STD_LINKS = {"/dev/stdin": "/dev/fd/0", "/dev/stdout": "/dev/fd/1", "/dev/stderr": "/dev/fd/2"}
+
+
+def fd_link_name(path: str) -> bool:
+    """A name that may lead to a descriptor (lexical.h's fd_link_name)."""
+    return path.startswith(FD_LINK_PREFIXES) or path in STD_LINKS
+
+
+def fd_link_form(raw: str) -> str:
+    """An absolute fd-link name as Supervisor.fd_link reads it: normalized, /dev/std*
+    as /dev/fd/N."""
+    path = normalize(raw) if needs_normalizing(raw) else raw
+    return STD_LINKS.get(path, path)
 
 
 @dataclass
@@ -123,9 +137,11 @@ def lexical_class(raw: str, roots, components: frozenset[str] | None = None) -> 
     """What `raw` says by itself about being virtual (see Lexical). `components`:
     root_components(roots), when the caller keeps it."""
     if raw.startswith("/"):
-        if raw.startswith(FD_LINK_PREFIXES):
+        if fd_link_name(raw):
             return Lexical.FD_LINK
         path = normalize(raw) if needs_normalizing(raw) else raw
+        if fd_link_name(path):
+            return Lexical.FD_LINK
         return Lexical.VIRTUAL if under_roots(path, roots) else Lexical.LOCAL
     if from_url(raw) is not None:
         return Lexical.VIRTUAL

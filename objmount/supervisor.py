@@ -386,7 +386,7 @@ class Supervisor:
         behind /proc/self/fd links, the directory a relative path starts from."""
         kind = paths.lexical_class(raw, self.roots, self._root_components)
         if kind is paths.Lexical.FD_LINK:
-            desc = self.fd_link(stop, raw)
+            desc = self.fd_link(stop, paths.fd_link_form(raw))
             if desc is not None:
                 return Target(True, desc.path)
             kind = paths.Lexical.VIRTUAL if paths.under_roots(paths.normalize(raw), self.roots) else paths.Lexical.LOCAL

@@ -4,6 +4,7 @@ paths: compared with a local directory, and stored as s3fs-fuse stores them."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import stat
 import sys
@@ -264,3 +265,23 @@ def test_ls_l_of_a_mount_root_is_quiet_and_its_xattrs_read_as_none(objmount, buc
     assert run.returncode == 0, run.stderr
     assert run.stderr == ""   # before: "ls: /m: No such file or directory" (llistxattr of the root)
     assert run.text == "[] []\n[] []\n"
+
+
+def test_a_virtual_file_read_through_its_descriptors_names(objmount, tmp_path):
+    """`cmd /dev/stdin < file`, //proc/self/fd/N, /dev/./fd/N: the object's bytes (the
+    supervisor reopens the object), never the bare cache file, with and without the fast
+    path and the quick loop."""
+    store = tmp_path / "store"
+    store.mkdir()
+    data = os.urandom(3 << 20)   # past the open's first window: the cache file starts sparse
+    (store / "big").write_bytes(data)
+    want = hashlib.md5(data).hexdigest()
+    job = ("exec 3</data/big; exec 0</data/big; md5sum /dev/stdin; cat //proc/self/fd/3 | md5sum; "
+           "cat /dev/./fd/3 | md5sum; md5sum /proc/self/fd/3")
+    for options in ((), ("--no-fast-path",)):
+        for quick in ("1", "0"):
+            cache = tmp_path / f"cache-{len(options)}-{quick}"   # a cold cache: the file is sparse
+            run = objmount(["sh", "-c", job], "--cache-dir", str(cache), "-m", f"/data=file://{store}", *options,
+                           env={"OBJMOUNT_QUICK_LOOP": quick})
+            assert run.returncode == 0, run.stderr
+            assert [line.split()[0] for line in run.text.splitlines()] == [want] * 4, (options, quick)

@@ -69,4 +69,13 @@ LEXICAL int needs_normalizing(const char *path) {
     return 0;
 }
 
+/* A name that leads to a descriptor (checked on the path as given and normalized):
+ * /proc/..., /dev/fd/..., and /dev/stdin, /dev/stdout, /dev/stderr (links to
+ * /proc/self/fd/0-2). The supervisor decides those: a virtual descriptor's must reopen
+ * the object, not the bare cache file. */
+LEXICAL int fd_link_name(const char *path) {
+    return starts(path, "/proc/") || starts(path, "/dev/fd/") || same(path, "/dev/stdin")
+        || same(path, "/dev/stdout") || same(path, "/dev/stderr");
+}
+
 #endif

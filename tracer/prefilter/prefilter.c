@@ -316,8 +316,13 @@ enum { LX_LOCAL = 0, LX_VIRTUAL = 1, LX_FD_LINK = 2, LX_RELATIVE = 3, LX_CLIMBS 
 static int lexical_class(const char *path) {
     if (path[0] == '/') {
         /* /proc/PID/fd/N and /dev/fd/N may name a virtual descriptor. */
-        if (starts(path, "/proc/") || starts(path, "/dev/fd/")) return LX_FD_LINK;
-        if (needs_normalizing(path)) return normalized_local(path) ? LX_LOCAL : LX_VIRTUAL;
+        if (fd_link_name(path)) return LX_FD_LINK;
+        if (needs_normalizing(path)) {
+            char norm[SMALL_PATH];
+            if (!normalize(path, norm, sizeof norm)) return LX_VIRTUAL;
+            if (fd_link_name(norm)) return LX_FD_LINK;
+            return under_root(norm) ? LX_VIRTUAL : LX_LOCAL;
+        }
         return under_root(path) ? LX_VIRTUAL : LX_LOCAL;
     }
     if (starts(path, "s3:/")) return LX_VIRTUAL;   /* s3://bucket/key, s3:/bucket/key */
@@ -395,7 +400,9 @@ static int decide(int dirfd, const char *path, int lookup) {
     if (!path[0] && dirfd != AT_FDCWD) return fd_is_local(dirfd);   /* AT_EMPTY_PATH */
     int cls = lexical_class(path);
     if (cls == LX_LOCAL) return 1;
-    if (cls == LX_FD_LINK && !fd_link_shape(path)) return normalized_local(path);
+    if (cls == LX_FD_LINK && !needs_normalizing(path) && starts(path, "/") && !starts(path, "/dev/std")
+        && !fd_link_shape(path))
+        return normalized_local(path);
     if (cls != LX_RELATIVE && cls != LX_CLIMBS) return 0;   /* a root's, or a descriptor's */
     int check_later = 0;
     if (dirfd == AT_FDCWD) {

@@ -260,9 +260,9 @@ static int read_path(int tid, unsigned long addr, char *buf, size_t cap) {
 static int plainly_local(const char *path) {
     static char norm[4096];
     if (path[0] != '/') return 0;
-    if (starts(path, "/proc/") || starts(path, "/dev/fd/")) return 0;   /* may name a virtual descriptor */
+    if (fd_link_name(path)) return 0;   /* may name a virtual descriptor */
     if (needs_normalizing(path)) {
-        if (!normalize(path, norm, sizeof norm)) return 0;
+        if (!normalize(path, norm, sizeof norm) || fd_link_name(norm)) return 0;
         path = norm;
     }
     return !under_root(path);
