@@ -56,7 +56,6 @@ class QuickLoop:
         self._take.argtypes = [ctypes.POINTER(Entry), ctypes.c_int]
         self._flags = lib.om_flags
         self._flags.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_uint]
-        self._test = lib.om_test
         self._list = lib.om_list
         self._list.argtypes = [ctypes.c_uint, ctypes.POINTER(ctypes.c_int), ctypes.c_int]
         self._announce = lib.om_announce
@@ -108,9 +107,6 @@ class QuickLoop:
 
     def forget(self, tid: int) -> None:
         self._flags(tid, 0, 0xFF)
-
-    def has(self, tid: int, flag: int) -> bool:
-        return bool(self._test(tid) & flag)
 
     def tids(self, mask: int) -> list[int]:
         n = self._list(mask, None, 0)

@@ -73,9 +73,12 @@ LEXICAL int needs_normalizing(const char *path) {
  * /proc/..., /dev/fd/..., and /dev/stdin, /dev/stdout, /dev/stderr (links to
  * /proc/self/fd/0-2). The supervisor decides those: a virtual descriptor's must reopen
  * the object, not the bare cache file. */
+LEXICAL int std_link(const char *path) {
+    return same(path, "/dev/stdin") || same(path, "/dev/stdout") || same(path, "/dev/stderr");
+}
+
 LEXICAL int fd_link_name(const char *path) {
-    return starts(path, "/proc/") || starts(path, "/dev/fd/") || same(path, "/dev/stdin")
-        || same(path, "/dev/stdout") || same(path, "/dev/stderr");
+    return starts(path, "/proc/") || starts(path, "/dev/fd/") || std_link(path);
 }
 
 #endif

@@ -378,10 +378,17 @@ static inline int configured(void) {
     return __atomic_load_n(&ready, __ATOMIC_ACQUIRE);
 }
 
-/* Supervisor.fd_link's shapes (split on '/'): /dev/fd/N and /proc/P/fd/N. Any other path
- * under /proc/ or /dev/fd/ the supervisor classifies as it does every absolute path
+/* Supervisor.fd_link's shapes (split on '/', after paths.fd_link_form: normalized, the
+ * /dev/std* links as /dev/fd/N): /dev/fd/N and /proc/P/fd/N. Any other path under /proc/
+ * or /dev/fd/ the supervisor classifies as it does every absolute path
  * (objmount/supervisor.py, classify): it is local unless it normalizes into a root. */
-static int fd_link_shape(const char *path) {
+static SLOW int fd_link_shape(const char *path) {
+    char norm[SMALL_PATH];
+    if (needs_normalizing(path)) {
+        if (!normalize(path, norm, sizeof norm)) return 1;   /* cannot tell: the supervisor decides */
+        path = norm;
+    }
+    if (std_link(path)) return 1;
     int slashes = 0;
     for (const char *c = path; *c; c++) slashes += *c == '/';
     if (starts(path, "/dev/fd/")) return slashes == 3;
@@ -400,9 +407,7 @@ static int decide(int dirfd, const char *path, int lookup) {
     if (!path[0] && dirfd != AT_FDCWD) return fd_is_local(dirfd);   /* AT_EMPTY_PATH */
     int cls = lexical_class(path);
     if (cls == LX_LOCAL) return 1;
-    if (cls == LX_FD_LINK && !needs_normalizing(path) && starts(path, "/") && !starts(path, "/dev/std")
-        && !fd_link_shape(path))
-        return normalized_local(path);
+    if (cls == LX_FD_LINK && !fd_link_shape(path)) return normalized_local(path);
     if (cls != LX_RELATIVE && cls != LX_CLIMBS) return 0;   /* a root's, or a descriptor's */
     int check_later = 0;
     if (dirfd == AT_FDCWD) {

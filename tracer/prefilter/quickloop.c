@@ -15,7 +15,8 @@
  * it reads before it handles anything else, so its books are as they would have been.
  *
  * All calls come from the tracing thread (ptrace takes requests from it alone), with the
- * GIL let go (ctypes); `om_special` may come from any thread, hence the lock. */
+ * GIL let go (ctypes), except `om_flags` and `om_list`, which may come from any thread
+ * (Tracer._mark, Tracer.traced): hence the lock. */
 
 #define _GNU_SOURCE
 #include <errno.h>
@@ -176,13 +177,6 @@ EXPORT int om_flags(int tid, unsigned set, unsigned clear) {
     int ok = change(tid, set, clear);
     pthread_mutex_unlock(&lock);
     return ok;
-}
-
-EXPORT int om_test(int tid) {
-    pthread_mutex_lock(&lock);
-    unsigned f = get(tid);
-    pthread_mutex_unlock(&lock);
-    return (int)f;
 }
 
 /* Tids with any of `mask` (up to max); returns how many there are in all. */
