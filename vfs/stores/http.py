@@ -521,13 +521,7 @@ class LeanS3:
 
     def get_object(self, Bucket: str, Key: str, Range: str | None = None, IfMatch: str | None = None,
                    IfNoneMatch: str | None = None) -> dict:
-        headers = {}
-        if Range:
-            headers["Range"] = Range
-        if IfMatch:
-            headers["If-Match"] = IfMatch
-        if IfNoneMatch:
-            headers["If-None-Match"] = IfNoneMatch
+        headers = _given({"Range": Range, "If-Match": IfMatch, "If-None-Match": IfNoneMatch})
         _, lower, pairs, body = self.request("GetObject", "GET", Bucket, Key, headers=headers, stream=True)
         out = _object(lower, pairs)
         if "content-range" in lower:
@@ -550,13 +544,11 @@ class LeanS3:
         try:
             return parse_listing(data)
         except (SyntaxError, ValueError) as exc:   # ParseError is a SyntaxError
-            raise ResponseParserError(f"Unable to parse response ({exc}), invalid XML received") from None
+            raise _unparsable(exc) from None
 
     def put_object(self, Bucket: str, Key: str, Body: bytes, Metadata: dict | None = None,
                    ContentType: str | None = None) -> dict:
-        headers = _meta_headers(Metadata)
-        if ContentType:
-            headers["Content-Type"] = ContentType
+        headers = {**_meta_headers(Metadata), **_given({"Content-Type": ContentType})}
         _, lower, _, _ = self.request("PutObject", "PUT", Bucket, Key, headers=headers, body=bytes(Body))
         return {"ETag": lower["etag"]} if "etag" in lower else {}
 
@@ -569,18 +561,14 @@ class LeanS3:
                     CopySourceIfMatch: str | None = None) -> dict:
         headers = _meta_headers(Metadata)
         headers["x-amz-copy-source"] = f"{CopySource['Bucket']}/{quote(CopySource['Key'], safe='/~')}"
-        if MetadataDirective:
-            headers["x-amz-metadata-directive"] = MetadataDirective
-        if ContentType:
-            headers["Content-Type"] = ContentType
-        if CopySourceIfMatch:
-            headers["x-amz-copy-source-if-match"] = CopySourceIfMatch
+        headers.update(_given({"x-amz-metadata-directive": MetadataDirective, "Content-Type": ContentType,
+                               "x-amz-copy-source-if-match": CopySourceIfMatch}))
         _, _, _, data = self.request("CopyObject", "PUT", Bucket, Key, headers=headers, xml=True)
         result = {}
         try:
             fields = _children(data)
         except SyntaxError as exc:
-            raise ResponseParserError(f"Unable to parse response ({exc}), invalid XML received") from None
+            raise _unparsable(exc) from None
         for el in fields:
             if el[0] in ("ETag", "LastModified"):
                 result[el[0]] = el[1] if el[0] == "ETag" else iso_date(el[1])
@@ -598,6 +586,16 @@ def meta_ok(metadata: dict | None) -> bool:
     items = [(str(k), str(v)) for k, v in (metadata or {}).items()]
     return (all(_TOKEN.match(k) and _PRINTABLE.match(v) for k, v in items)
             and len({k.lower() for k, _ in items}) == len(items))
+
+
+def _given(headers: dict) -> dict:
+    """The headers whose value is given (botocore sends no header for None or "")."""
+    return {name: value for name, value in headers.items() if value}
+
+
+def _unparsable(exc: Exception) -> Exception:
+    """botocore's error for an answer whose XML cannot be read."""
+    return ResponseParserError(f"Unable to parse response ({exc}), invalid XML received")
 
 
 def _meta_headers(metadata: dict | None) -> dict:
