@@ -13,6 +13,9 @@ misbehaves in that fault's way:
 A fault matches by method and a substring of the path (and, for GETs, only ranged ones
 if `ranged`), and applies to its first `times` matching requests after the first `skip`
 (an open's own GET, say).
+
+`rewrite(method, path, body) -> body`, if set, changes the server's answers (to play a
+server that spells things its own way).
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class FaultProxy:
         self.upstream = urlsplit(upstream)
         self.faults: list[Fault] = []
         self.seen: list[Seen] = []
+        self.rewrite = None   # (method, path, body) -> body
         self._lock = threading.Lock()
         self._stop = threading.Event()
         proxy = self
@@ -126,6 +130,8 @@ class FaultProxy:
             h.close_connection = True
             return
         status, headers, payload = self._forward(h, body)
+        if self.rewrite is not None:
+            payload = self.rewrite(h.command, h.path, payload)
         h.send_response_only(status)
         length = len(payload)
         for name, value in headers:

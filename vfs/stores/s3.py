@@ -215,6 +215,15 @@ def _total_size(content_range: str | None, length: int) -> int:
     return int(length)
 
 
+def _etag(value: str | None) -> str | None:
+    """An ETag in its quoted form (RFC 9110), however the server spelled it: versions are
+    compared by this string, and rclone serve s3 lists ETags bare while its HEAD and GET
+    quote them (a prefetched version then never matched the listed one)."""
+    if not value or value.startswith('"') or value.startswith('W/"'):
+        return value or None
+    return f'"{value}"'
+
+
 def _not_modified(key: str, etag: str, headers: dict) -> First:
     """A 304's headers: the ETag, and the metadata if the server sends it (S3 and rclone
     do, moto does not: then None, and the caller knows it from before)."""
@@ -227,7 +236,7 @@ def _not_modified(key: str, etag: str, headers: dict) -> First:
         mtime = 0.0
     if not metadata or not mtime:
         metadata = None
-    return First(ObjectInfo(key, -1, headers.get("etag", etag), mtime, metadata, headers.get("content-type")),
+    return First(ObjectInfo(key, -1, _etag(headers.get("etag", etag)), mtime, metadata, headers.get("content-type")),
                  not_modified=True)
 
 
@@ -320,7 +329,7 @@ class S3Store:
             raise
         if out is None:
             return None
-        return ObjectInfo(key, out["ContentLength"], out.get("ETag"), out["LastModified"].timestamp(),
+        return ObjectInfo(key, out["ContentLength"], _etag(out.get("ETag")), out["LastModified"].timestamp(),
                           out.get("Metadata", {}), out.get("ContentType"))
 
     def _pages(self, **kwargs):
@@ -339,7 +348,7 @@ class S3Store:
         prefixes: list[str] = []
         for page in self._pages(Prefix=prefix, Delimiter="/"):
             for obj in page.get("Contents", []):
-                objects.append(ObjectInfo(obj["Key"], obj["Size"], obj.get("ETag"),
+                objects.append(ObjectInfo(obj["Key"], obj["Size"], _etag(obj.get("ETag")),
                                           obj["LastModified"].timestamp(), None))
             prefixes.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
         return Listing(objects, prefixes)
@@ -362,7 +371,7 @@ class S3Store:
 
     def put(self, key: str, body: bytes, metadata: dict[str, str], content_type: str | None = None) -> str:
         extra = {"ContentType": content_type} if content_type else {}
-        etag = self._call("PutObject", key, len(body), Body=body, Metadata=metadata, **extra).get("ETag")
+        etag = _etag(self._call("PutObject", key, len(body), Body=body, Metadata=metadata, **extra).get("ETag"))
         if etag is None:
             info = self.head(key)
             etag = info.etag if info else None
@@ -381,7 +390,7 @@ class S3Store:
                 extra["ContentType"] = content_type
         if etag:
             extra["CopySourceIfMatch"] = etag
-        etag = self._call("CopyObject", dst, **extra).get("CopyObjectResult", {}).get("ETag")
+        etag = _etag(self._call("CopyObject", dst, **extra).get("CopyObjectResult", {}).get("ETag"))
         if etag is None:  # some servers (rclone serve s3) leave it out
             info = self.head(dst)
             etag = info.etag if info else None
@@ -413,7 +422,8 @@ class S3Store:
 
     def complete_multipart(self, key: str, upload_id: str, etags: list[str]) -> str:
         parts = [{"PartNumber": i + 1, "ETag": e} for i, e in enumerate(etags)]
-        return self._call("CompleteMultipartUpload", key, UploadId=upload_id, MultipartUpload={"Parts": parts})["ETag"]
+        return _etag(self._call("CompleteMultipartUpload", key, UploadId=upload_id,
+                                MultipartUpload={"Parts": parts})["ETag"])
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         try:
@@ -464,7 +474,7 @@ class S3Store:
                 raise
             if not first:
                 size = _total_size(out.get("ContentRange"), out.get("ContentLength", 0))
-                first.append(First(ObjectInfo(key, size, out.get("ETag"), out["LastModified"].timestamp(),
+                first.append(First(ObjectInfo(key, size, _etag(out.get("ETag")), out["LastModified"].timestamp(),
                                               out.get("Metadata", {}), out.get("ContentType"))))
             want = min(length, first[0].info.size)
             body = out["Body"]
