@@ -172,9 +172,8 @@ def _exec(mounts, cache_dir, cache_size, metadata_ttl, close_to_open, endpoint_u
         dir_markers=dir_markers,
         network_args=network,
     )
-    targets = [spec.split("=", 1)[0] for spec in mounts]
     try:
-        status, stats = run(list(command), table, targets, config, fd_base or default_fd_base(),
+        status, stats = run(list(command), table, table.targets, config, fd_base or default_fd_base(),
                             lib_dir=default_lib_dir() if fast_path else None, quick_dir=default_lib_dir())
     except TraceError as exc:
         log.error("%s", exc)

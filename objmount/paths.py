@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 
 from vfs.mounts import OBJMOUNT_ROOT, S3_ROOT
+from vfs.mounts import normalize as normalize   # the mount table's: mount points read alike
 
 NAME_MAX = 255      # the longest name a path component may have (ENAMETOOLONG past it)
 FD_LINK_PREFIXES = ("/proc/", "/dev/fd/")
@@ -68,20 +69,6 @@ def from_url(path: str) -> str | None:
     else:
         return None
     return S3_ROOT + "/" + rest if rest else S3_ROOT
-
-
-def normalize(path: str) -> str:
-    """Collapse '//', '.', '..' lexically; `path` must be absolute. '/..' is '/'."""
-    parts: list[str] = []
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(part)
-    return "/" + "/".join(parts)
 
 
 def join(base: str, path: str) -> str:

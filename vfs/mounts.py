@@ -11,6 +11,22 @@ S3_ROOT = "/objmount/s3"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,254}$")
 
 
+def normalize(path: str) -> str:
+    """Collapse '//', '.', '..' lexically; `path` must be absolute. '/..' is '/'. Unlike
+    os.path.normpath, a leading '//' is '/' too: the kernel reads it so, and so do the
+    path classifier (objmount/paths.py) and the C side (lexical.h)."""
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(part)
+    return "/" + "/".join(parts)
+
+
 @dataclass(frozen=True)
 class Location:
     """A virtual path inside a store. key '' is the store's root (bucket or prefix)."""
@@ -50,7 +66,7 @@ def parse_url(url: str) -> tuple[str, str]:
         path = url[7:]
         if not path.startswith("/"):
             raise ValueError(f"{url!r}: a file URL needs an absolute path (file:///dir)")
-        path = os.path.normpath(path)
+        path = normalize(path)
         if not os.path.isdir(path):
             raise ValueError(f"{url!r}: {path} is not a directory")
         return f"file://{path}", ""
@@ -71,9 +87,12 @@ class MountTable:
                 raise ValueError(f"--mount {spec!r}: expected TARGET=URL, e.g. /data=s3://bucket/prefix")
             if not target.startswith("/"):
                 raise ValueError(f"--mount {spec!r}: TARGET must be an absolute path")
-            target = os.path.normpath(target)
+            # as every path is compared with it (and as the fast path and the quick loop
+            # get it): '//data', '/data/', '/a/../data' are /data
+            target = normalize(target)
             if target == "/" or target == OBJMOUNT_ROOT or target.startswith(OBJMOUNT_ROOT + "/"):
-                raise ValueError(f"--mount {spec!r}: TARGET cannot be / or inside {OBJMOUNT_ROOT}")
+                reads = f" (it reads as {target})" if target != spec.partition("=")[0] else ""
+                raise ValueError(f"--mount {spec!r}: TARGET cannot be / or inside {OBJMOUNT_ROOT}{reads}")
             try:
                 store_url, prefix = parse_url(url)
             except ValueError as exc:

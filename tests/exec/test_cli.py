@@ -54,11 +54,26 @@ def test_stdin_stdout_env_and_cwd_pass_through(objmount, tmp_path):
 
 def test_malformed_mount_is_a_usage_error_before_anything_runs(objmount, tmp_path):
     marker = tmp_path / "ran"
-    for spec in ("nodelimiter", "relative=s3://bucket", "/data=ftp://host/x", "/data=s3://"):
+    for spec in ("nodelimiter", "relative=s3://bucket", "/data=ftp://host/x", "/data=s3://",
+                 # mount points that read as / or inside /objmount (a leading '//' included)
+                 "//=s3://bucket", "/a/..=s3://bucket", "//objmount/x=s3://bucket"):
         run = objmount(f"touch {marker}", "-m", spec)
         assert run.returncode == 2, (spec, run.stderr)
         assert "Error" in run.stderr
         assert not marker.exists()
+
+
+def test_a_mount_point_reads_as_the_kernel_reads_it(objmount, s3, bucket):
+    """'//data' (os.path.normpath keeps a leading '//'), '/data/', '/a/../data': the mount
+    is /data, for the supervisor, the fast path and the quick loop alike, and given twice
+    in two spellings it is refused as any mount given twice."""
+    s3.put_object(Bucket=bucket, Key="x", Body=b"hello\n")
+    script = "cat /data/x; cd /data && cat x && ls; cat //data/x"
+    for spec, options in (("//data", ()), ("//data", ("--no-fast-path",)), ("/data/", ()), ("/a/../data", ())):
+        run = objmount(script, "-m", f"{spec}=s3://{bucket}", *options)
+        assert (run.returncode, run.text) == (0, "hello\nhello\nx\nhello\n"), (spec, options, run.stderr)
+    run = objmount("true", "-m", f"/data=s3://{bucket}", "-m", f"//data/=s3://{bucket}")
+    assert run.returncode == 2 and "/data is given twice" in run.stderr
 
 
 def test_sigterm_to_objmount_reaches_the_program(tmp_path, cache_dir):

@@ -96,3 +96,18 @@ def test_other_tools_metadata_and_content_type_are_carried_for_rewrites():
     meta = from_object("s", "k", 1, None, 0.0, {"mode": "33188", "Origin": "x", "xattr": "%7B%7D"}, "text/html")
     assert meta.extra == (("origin", "x"),) and meta.content_type == "text/html"
     assert special_metadata(meta) == {"origin": "x", "xattr": "%7B%7D"}
+
+
+@pytest.mark.parametrize("target", ["/data", "//data", "///data", "/data/", "/data/.", "/a/../data", "/./data//"])
+def test_a_mount_point_reads_as_the_kernel_reads_it(target):
+    """os.path.normpath keeps a leading '//' (POSIX leaves it to the system): the kernel,
+    the path classifier and the C side all read it as '/'."""
+    table = MountTable.parse([f"{target}=s3://bucket/p"])
+    assert table.targets == ["/data"]
+    assert table.is_virtual("/data/x") and table.locate("/data/x").key == "p/x"
+
+
+@pytest.mark.parametrize("target", ["//", "/..", "/a/..", "//objmount", "/objmount/../objmount/s3/b"])
+def test_a_mount_point_that_reads_as_the_root_or_the_namespace_is_refused(target):
+    with pytest.raises(ValueError, match="cannot be / or inside /objmount"):
+        MountTable.parse([f"{target}=s3://bucket"])
