@@ -532,20 +532,36 @@ class Supervisor:
         number the kernel chose) and make sure its number stops in this process."""
         proc = self.proc(stop)
         proc.fds.install(fd, desc, cloexec)
-        if fd >= self.fd_base or fd in proc.watched:
-            return  # the main filter stops it, or an extra filter already does
-        lo, hi = watch_block(fd, proc.fd_filters, self.fd_base)
-        result = stop.install_filter(self.filter.program_for_fds(lo, hi, index=proc.fd_filters))
-        if result == 0:
+        if fd >= self.fd_base:
+            return  # the main filter stops it, in every process
+        if fd not in proc.watched:   # else an extra filter already does
+            lo, hi = watch_block(fd, proc.fd_filters, self.fd_base)
+            result = stop.install_filter(self.filter.program_for_fds(lo, hi, index=proc.fd_filters))
+            if result != 0:
+                log.warning("cannot watch fd %d in pid %d (%s): fetching %s whole", fd, stop.tgid,
+                            os.strerror(-result) if result < 0 else f"thread {result}", desc.path)
+                self._unwatched(desc)
+                return
             proc.fd_filters += 1
             proc.watched.update(range(lo, hi))
-            return
-        # No filter (the kernel's limit, or a seccomp policy of the program's own): its
-        # reads, writes and close will not stop, so the whole object must be in place,
-        # and the whole file goes up when the description is released (the number
-        # reused by another virtual open, exec for close-on-exec, or the process's end).
-        log.warning("cannot watch fd %d in pid %d (%s): fetching %s whole", fd, stop.tgid,
-                    os.strerror(-result) if result < 0 else f"thread {result}", desc.path)
+        if proc.fds.users > 1:
+            # The table is shared with another process (clone(CLONE_FILES) without
+            # CLONE_THREAD): seccomp filters are per process, and one that does not stop
+            # on this number cannot be given a filter now (it is running).
+            other = next((p.tgid for p in self.procs.procs.values()
+                          if p.fds is proc.fds and p is not proc and fd not in p.watched), None)
+            if other is not None:
+                log.debug("fd %d of pid %d is not watched in pid %d, which shares its table: fetching %s whole",
+                          fd, stop.tgid, other, desc.path)
+                self._unwatched(desc)
+
+    @staticmethod
+    def _unwatched(desc: OpenDescription) -> None:
+        """A virtual description some process reaches without stopping: its reads,
+        writes and close go straight to the cache file, so the whole object must be in
+        place, and the whole file goes up when the description is released (the number
+        reused by another virtual open, exec for close-on-exec, or the last process
+        sharing the table ending)."""
         if desc.file is not None:
             if desc.file.writable:
                 desc.file.mark_untracked()

@@ -603,7 +603,7 @@ class Tracer:
     def _bookkeep_event(self, tid: int, event: int) -> None:
         if event in (kernel.PTRACE_EVENT_FORK, kernel.PTRACE_EVENT_VFORK, kernel.PTRACE_EVENT_CLONE):
             child = kernel.geteventmsg(tid)
-            self._born(tid, child, self._clone_flags(tid, event))
+            self._born(tid, child, self._clone_flags(tid))
             if self._quick is not None:
                 self._quick.announce(child)
             elif child in self._early:
@@ -636,9 +636,11 @@ class Tracer:
         self.scratch.pop(tgid, None)
         self._call(self.handler.on_exec, tgid)
 
-    def _clone_flags(self, tid: int, event: int) -> int:
-        if event == kernel.PTRACE_EVENT_FORK:
-            return 0
+    def _clone_flags(self, tid: int) -> int:
+        """The clone flags of the call that made the event. A fork event is not always a
+        fork: clone/clone3 with SIGCHLD as exit signal and no CLONE_THREAD/CLONE_VFORK
+        is reported as one, and may share the descriptor table (CLONE_FILES) or the cwd
+        (CLONE_FS) all the same: the registers say which call it was."""
         regs = kernel.getregs(tid)
         nr = regs.orig_rax
         if nr == SYS_clone:
@@ -647,7 +649,7 @@ class Tracer:
             return int.from_bytes(kernel.vm_read(tid, regs.rdi, 8), "little")
         if nr == SYS_vfork:
             return CLONE_VM | CLONE_VFORK
-        return 0
+        return 0   # fork
 
     def _on_gone(self, tid: int, status: int) -> None:
         if self._quick is not None:

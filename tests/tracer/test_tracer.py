@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -48,6 +49,7 @@ RUNNER = textwrap.dedent('''
     status = t.run()
     print(json.dumps({"status": status, "spawns": len(h.spawns), "execs": len(h.execs),
                       "exits": len(h.exits), "paths": h.paths, "stops": t.stops,
+                      "flags": [flags for _, _, flags in h.spawns],
                       "passed": t.passed()}), file=sys.stderr)
 ''')
 
@@ -92,6 +94,23 @@ def test_follows_fork_vfork_threads_and_exec(tmp_path):
     assert report["spawns"] >= 3          # thread, subprocess (vfork/clone), fork
     assert report["execs"] >= 3           # python itself, cat, cat
     assert report["exits"] >= 3
+
+
+def test_a_fork_event_of_clone_carries_its_sharing_flags(tmp_path):
+    """clone/clone3 with SIGCHLD and no CLONE_THREAD is reported as a fork event: the
+    handler is told the flags all the same (CLONE_FILES, CLONE_FS), by either loop."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc not installed")
+    probe = tmp_path / "clone_probe"
+    source = os.path.join(os.path.dirname(os.path.dirname(__file__)), "exec", "clone_probe.c")
+    subprocess.run(["gcc", "-O2", "-o", str(probe), source], check=True)
+    (tmp_path / "root" / "dir").mkdir(parents=True)
+    (tmp_path / "root" / "big.bin").write_bytes(b"x" * 1000)
+    (tmp_path / "root" / "dir" / "f").write_text("hello from dir\n")
+    proc, report = trace(tmp_path, str(probe), str(tmp_path / "root"))
+    assert proc.returncode == 0 and proc.stdout.count("hello from dir") == 2, proc.stdout
+    files, fs, thread = 0x400, 0x200, 0x10000
+    assert [f & (files | fs | thread) for f in report["flags"]] == [files, files, fs] * 2
 
 
 def test_exit_status_and_signal_death_are_reported(tmp_path):

@@ -315,8 +315,9 @@ static int seccomp_stop(int tid, struct om_stop *out) {
     return 1;
 }
 
-static unsigned long clone_flags(int tid, int event) {
-    if (event == EV_FORK) return 0;
+/* The clone flags of the call that made a fork, vfork or clone event (tracer.py's
+ * _clone_flags): a fork event may be a clone/clone3 with SIGCHLD that shares files or fs. */
+static unsigned long clone_flags(int tid) {
     struct user_regs_struct r;
     if (ptrace(PTRACE_GETREGS, tid, 0, &r) != 0) return 0;
     if (r.orig_rax == NR_clone) return r.rdi;
@@ -358,7 +359,7 @@ static int quick(int tid, int status, struct om_stop *out) {
         if (event == EV_FORK || event == EV_VFORK || event == EV_CLONE) {
             unsigned long child = 0;
             if (live >= SLOTS / 2 - 1 || ptrace(PTRACE_GETEVENTMSG, tid, 0, &child) != 0) return 0;
-            unsigned long flags = clone_flags(tid, event);
+            unsigned long flags = clone_flags(tid);
             note(event, tid, (int)child, flags);
             announce((int)child);
             ptrace(PTRACE_CONT, tid, 0, 0);
