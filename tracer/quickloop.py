@@ -43,6 +43,7 @@ class Stop(ctypes.Structure):
 
 
 _LOG = 512
+FULL = object()   # wait(): the log is full (quickloop.c's om_wait returned 2)
 
 
 class QuickLoop:
@@ -82,12 +83,15 @@ class QuickLoop:
 
     def wait(self, block: bool) -> tuple[int, int, kernel.Regs | None] | None:
         """The next status for Python: (tid, status, a seccomp stop's registers or None);
-        None when there is none now (or the log is to be read); ChildProcessError when
-        nothing is left to wait for."""
+        None when there is none now (or the log is to be read before blocking); FULL when
+        the log is full: read it and wait again at once (statuses may be waiting);
+        ChildProcessError when nothing is left to wait for."""
         got = self._wait(1 if block else 0, self._stop_ref)
         if got == 1:
             s = self._stop
             return s.tid, s.status, kernel.Regs.from_buffer_copy(s.regs) if s.has_regs else None
+        if got == 2:
+            return FULL
         if got < 0:
             raise ChildProcessError(ctypes.get_errno(), "no child processes")
         return None

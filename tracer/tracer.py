@@ -22,7 +22,7 @@ from typing import Callable, Protocol
 
 from . import kernel
 from .syscalls import name_of
-from .quickloop import EXEC, GONE, KNOWN, SPECIAL, QuickLoop
+from .quickloop import EXEC, FULL, GONE, KNOWN, SPECIAL, QuickLoop
 from .stop import RESTARTS, ScratchArea, SyscallInterrupted, SyscallStop, TraceeGone, _step, restore_args
 
 log = logging.getLogger("tracer")
@@ -297,7 +297,13 @@ class Tracer:
             tid, status = os.waitpid(-1, kernel.WALL | (0 if block else os.WNOHANG))
             return (tid, status, None) if tid else None
         try:
-            return self._quick.wait(block)
+            while True:
+                got = self._quick.wait(block)
+                if got is not FULL:
+                    return got
+                # Its log full, the quick loop stopped with statuses maybe waiting whose
+                # SIGCHLD _drain took already: "none now" would leave run() asleep in poll.
+                self._book_quick()
         finally:
             self._book_quick()
 

@@ -388,9 +388,10 @@ static int quick(int tid, int status, struct om_stop *out) {
 }
 
 /* Wait for stops and answer what needs no decision. Returns 1 with a status for Python
- * in *out; 0 when there is none now (block == 0), or when the log should be read first
- * (it fills up, or nothing else is waiting); -1 with errno ECHILD when nothing is left
- * to wait for. */
+ * in *out; 0 when there is none now (block == 0), or when the log should be read before
+ * blocking (nothing else is waiting); 2 when the log is full: read it and call again at
+ * once, statuses may be waiting (their SIGCHLD may be taken already: the caller must not
+ * sleep on it); -1 with errno ECHILD when nothing is left to wait for. */
 EXPORT int om_wait(int block, struct om_stop *out) {
     for (;;) {
         int status;
@@ -412,6 +413,6 @@ EXPORT int om_wait(int block, struct om_stop *out) {
             out->status = status;
             return 1;
         }
-        if (logged > LOG_SIZE - 4) return 0;
+        if (logged > LOG_SIZE - 4) return 2;
     }
 }
