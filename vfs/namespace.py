@@ -44,7 +44,7 @@ from . import meta as metas
 from .blocking import waiting
 from .errors import VfsError
 from .meta import Kind, Meta
-from .mounts import OBJMOUNT_ROOT, S3_ROOT, MountTable
+from .mounts import OBJMOUNT_ROOT, S3_ROOT, MountTable, normalize
 from .times import RunTimes
 
 log = logging.getLogger("vfs.namespace")
@@ -60,10 +60,9 @@ class _Entry:
 
 def link_target_path(link: str, target: str) -> str:
     """Where symlink `link` (absolute) leads: `target` from the link's directory,
-    normalized lexically (objmount/paths.py's join, which the vfs cannot import; the
-    tests hold the two to the same answers)."""
-    joined = posixpath.normpath(posixpath.join(posixpath.dirname(link), target))
-    return joined[1:] if joined.startswith("//") else joined
+    normalized lexically (objmount/paths.py's join; the tests hold the two to the same
+    answers)."""
+    return normalize(posixpath.join(posixpath.dirname(link), target))
 
 
 class Namespace:
