@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
+from exec_support import REPO, objmount_cmd
 
 
 @dataclass
@@ -32,10 +31,6 @@ class Run:
     @property
     def bytes_received(self) -> int:
         return self.stats.get("vfs", {}).get("bytes_received", 0)
-
-
-def objmount_cmd(*options: str) -> list[str]:
-    return [sys.executable, "-m", "objmount", "exec", *options]
 
 
 @pytest.fixture

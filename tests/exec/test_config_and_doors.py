@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, objmount_cmd
+from exec_support import REPO, objmount_cmd
 
 NOBODY = 65534
 

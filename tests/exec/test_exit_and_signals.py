@@ -8,7 +8,7 @@ import signal
 import subprocess
 import time
 
-from conftest import REPO, objmount_cmd
+from exec_support import REPO, objmount_cmd
 
 ENV = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 

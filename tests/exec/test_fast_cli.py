@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from exec_support import REPO
 
 from objmount import cli
 

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import REPO, objmount_cmd
+from exec_support import REPO, objmount_cmd
 
 KiB = 1024
 SIZE = 100 * KiB   # above the size files are fetched ahead from with close-to-open (64 KiB)

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, objmount_cmd
+from exec_support import REPO, objmount_cmd
 
 pytestmark = pytest.mark.skipif(not (shutil.which("fakeroot") and shutil.which("faketime")),
                                 reason="fakeroot and faketime not installed")

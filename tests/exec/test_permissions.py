@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-from conftest import REPO
+from exec_support import REPO
 
 PROBE = str(REPO / "tests" / "probe" / "perm_probe.py")
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from exec_support import REPO
 
 # objmount's own entry point, with an exit handler (objmount runs them before it leaves)
 # that writes down the botocore modules loaded by then.

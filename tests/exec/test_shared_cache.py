@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import REPO, objmount_cmd
+from exec_support import REPO, objmount_cmd
 
 MiB = 1024 * 1024
 

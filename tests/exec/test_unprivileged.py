@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from exec_support import REPO
 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv not installed")

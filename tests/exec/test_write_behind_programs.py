@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO
+from exec_support import REPO
 
 MiB = 1024 * 1024
 
