@@ -45,6 +45,7 @@ from .blocking import waiting
 from .errors import VfsError
 from .meta import Kind, Meta
 from .mounts import OBJMOUNT_ROOT, S3_ROOT, MountTable, normalize
+from .stores.base import Below
 from .times import RunTimes
 
 log = logging.getLogger("vfs.namespace")
@@ -266,10 +267,13 @@ class Namespace:
             self.remember(path, meta, asked)
         return meta
 
-    def _directory(self, store, marker: str) -> Meta:
-        """A directory's Meta: its marker's attributes, or an implicit directory's."""
+    def _directory(self, store, marker: str, below: Below = Below.MARKED) -> Meta:
+        """A directory's Meta: its marker's attributes, or an implicit directory's
+        (`below`: what a look below it said; UNMARKED: no marker to ask about)."""
         if not marker:  # a bucket root: no key to hold attributes (see root_attrs)
             return self.root_attrs.get(store.url) or metas.directory(store.id, "")
+        if below is Below.UNMARKED:
+            return metas.directory(store.id, marker)
         info = store.head(marker)
         if info is None:
             return metas.directory(store.id, marker)
@@ -288,13 +292,13 @@ class Namespace:
             return self._directory(store, loc.dir_key)
         key = loc.key
         head = self._pool.submit(store.head, key)
-        prefix = self._pool.submit(store.has_prefix, loc.dir_key)
+        prefix = self._pool.submit(store.look_below, loc.dir_key)
         with waiting():
-            info, is_dir = head.result(), prefix.result()
-        if is_dir:
+            info, below = head.result(), prefix.result()
+        if below is not Below.NOTHING:
             if info is not None:
                 self._warn_shadow(store.url, key)
-            return self._directory(store, loc.dir_key)
+            return self._directory(store, loc.dir_key, below)
         if info is None:
             return None
         meta = metas.from_object(store.id, key, info.size, info.etag, info.mtime, info.metadata, info.content_type)
@@ -415,21 +419,21 @@ class Namespace:
         key = loc.key
         is_object = known is not None and known.kind is not Kind.DIR
         candidate = known if is_object else self._versions.get(path)
-        prefix = None if is_object else self._pool.submit(store.has_prefix, loc.dir_key)
+        prefix = None if is_object else self._pool.submit(store.look_below, loc.dir_key)
         try:
             got = self.first(store, key, candidate)
         finally:
-            is_dir = False
+            below = Below.NOTHING
             if prefix is not None:   # (no LIST asked: nothing to wait for, the lock kept)
                 with waiting():
-                    is_dir = prefix.result()
-        if is_dir:
+                    below = prefix.result()
+        if below is not Below.NOTHING:
             if got is not None:
                 self._warn_shadow(store.url, key)
-            return self._directory(store, loc.dir_key)
+            return self._directory(store, loc.dir_key, below)
         if got is None:  # no such object: a directory now, perhaps (the LIST not asked yet)
-            if prefix is None and store.has_prefix(loc.dir_key):
-                return self._directory(store, loc.dir_key)
+            if prefix is None and (below := store.look_below(loc.dir_key)) is not Below.NOTHING:
+                return self._directory(store, loc.dir_key, below)
             return None
         if not got.not_modified:
             return self._from_get(store, key, got)

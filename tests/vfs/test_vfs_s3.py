@@ -56,6 +56,57 @@ def test_directory_markers_make_empty_directories(vfs, s3, bucket):
     assert vfs.listdir(f"/objmount/s3/{bucket}/empty") == []
 
 
+def heads_of(proxy) -> list[str]:
+    return [s.path.split("?")[0] for s in proxy.requests("HEAD")]
+
+
+@pytest.fixture
+def watched(s3_server, monkeypatch):
+    """The bucket behind a proxy that records every request (tests/faultproxy.py)."""
+    from faultproxy import FaultProxy
+    proxy = FaultProxy(s3_server)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    yield proxy
+    proxy.close()
+
+
+@pytest.mark.parametrize("marked", [False, True])
+@pytest.mark.parametrize("how", ["stat", "open"])
+def test_a_directory_marker_is_asked_for_only_where_the_listing_says_it_may_be(watched, cache_dir, s3, bucket,
+                                                                               marked, how):
+    """A first look at a directory lists one key below it: the least key below 'd/' is
+    the marker 'd/' itself if there is one, so an implicit directory (keys, no marker)
+    costs no HEAD of 'd/' (a round trip), and a marked one still shows its attributes."""
+    s3.put_object(Bucket=bucket, Key="d/f", Body=b"x")
+    if marked:
+        s3.put_object(Bucket=bucket, Key="d/", Body=b"", Metadata={"mode": str(0o40700)})
+    v = Vfs(MountTable.parse([]), VfsConfig(cache_dir=cache_dir, metadata_ttl=30))
+    try:
+        path = f"/objmount/s3/{bucket}/d"
+        if how == "stat":
+            meta = v.lookup(path, attrs=True)
+        else:
+            with pytest.raises(VfsError) as info:   # an open for reading asks with a GET of 'd'
+                v.open(path, os.O_RDONLY)
+            assert info.value.errno == errno.EISDIR
+            meta = v.lookup(path, attrs=True)
+        assert meta.kind is Kind.DIR
+        assert meta.mode & 0o7777 == (0o700 if marked else 0o755)
+        assert (f"/{bucket}/d/" in heads_of(watched)) == marked
+    finally:
+        v.close()
+
+
+def test_a_probed_bucket_is_not_asked_about_again(watched, cache_dir, s3, bucket):
+    v = Vfs(MountTable.parse([]), VfsConfig(cache_dir=cache_dir, metadata_ttl=30))
+    try:
+        assert v.store(f"s3://{bucket}").probe("") is None
+        assert v.lookup(f"/objmount/s3/{bucket}", attrs=True).kind is Kind.DIR
+        assert heads_of(watched) == []    # the probe's listing said the bucket is there
+    finally:
+        v.close()
+
+
 def test_missing_paths_and_buckets_are_enoent_and_cached(vfs, s3, bucket):
     for path in (f"/objmount/s3/{bucket}/nope", "/objmount/s3/no-such-bucket-x1/k"):
         with pytest.raises(VfsError) as info:

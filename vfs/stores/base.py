@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,6 +33,14 @@ class Listing:
     prefixes: list[str]         # common prefixes ('prefix/sub/')
 
 
+class Below(enum.Enum):
+    """What a one-key listing of a prefix ('dir/') says about it."""
+    NOTHING = 0     # no key below it: no directory
+    UNMARKED = 1    # keys below it, and the prefix itself is no key: an implicit directory
+    MARKED = 2      # keys below it, its marker ('dir/') among them or perhaps (a listing
+                    # not in key order cannot say): the marker holds the attributes
+
+
 class Store(Protocol):
     url: str        # 's3://bucket' or 'file:///dir'
     id: str         # stable identity for cache keys
@@ -45,7 +54,8 @@ class Store(Protocol):
     def list(self, prefix: str) -> Listing:
         """One level below `prefix` (which is '' or ends in '/'), all pages."""
 
-    def has_prefix(self, prefix: str) -> bool: ...
+    def look_below(self, prefix: str) -> Below:
+        """One cheap look at the keys below `prefix` (which ends in '/')."""
 
     def get_first(self, key: str, length: int, etag: str | None = None, ranged: bool = True) -> First | None:
         """One GET of bytes [0, length) with the object's ETag, size and metadata; None

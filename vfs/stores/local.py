@@ -9,7 +9,7 @@ import stat
 from ..errors import VfsError
 from ..meta import format_time, parse_time
 from ..stats import Stats
-from .base import First, Listing, ObjectInfo
+from .base import Below, First, Listing, ObjectInfo
 
 
 class LocalStore:
@@ -73,9 +73,10 @@ class LocalStore:
             raise self._fail(exc, prefix) from None
         return Listing(objects, prefixes)
 
-    def has_prefix(self, prefix: str) -> bool:
+    def look_below(self, prefix: str) -> Below:
         self.stats.request("ListObjectsV2")
-        return os.path.isdir(self._path(prefix.rstrip("/")))
+        # a directory's attributes are its own: its "marker" is always there
+        return Below.MARKED if os.path.isdir(self._path(prefix.rstrip("/"))) else Below.NOTHING
 
     # --- writes: the directory is the store, so each is one local operation ------------
     supports_multipart = False

@@ -15,7 +15,7 @@ from functools import cached_property
 from ..errors import VfsError, answer, from_boto, network_kind, without_userinfo
 from ..blocking import waiting
 from ..stats import Stats
-from .base import First, Listing, ObjectInfo
+from .base import Below, First, Listing, ObjectInfo
 
 _SNAKE = {"PutObject": "put_object", "DeleteObject": "delete_object", "CopyObject": "copy_object",
           "CreateMultipartUpload": "create_multipart_upload", "UploadPart": "upload_part",
@@ -285,6 +285,7 @@ class S3Store:
             return self._fast.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
         try:
             self._do("ListObjectsV2", prefix, listing, attempts=1)
+            self._root_checked = True   # a listing answered: the bucket is there (no HeadBucket later)
             return None
         except VfsError as exc:
             cause = exc.__context__
@@ -353,10 +354,18 @@ class S3Store:
             prefixes.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
         return Listing(objects, prefixes)
 
-    def has_prefix(self, prefix: str) -> bool:
+    def look_below(self, prefix: str) -> Below:
         page = self._do("ListObjectsV2", prefix,
                         lambda: self._fast.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1))
-        return page.get("KeyCount", 0) > 0
+        first = page.get("Contents") or []
+        if page.get("KeyCount", len(first)) == 0 and not first:
+            return Below.NOTHING
+        # Listings come in key order, and 'dir/' is the least key below 'dir/': the one
+        # key asked for is the marker if there is one. A directory bucket's listings are
+        # not in order (S3 Express), so there the marker may still be there.
+        if self.bucket.endswith("--x-s3") or (first and first[0].get("Key") == prefix):
+            return Below.MARKED
+        return Below.UNMARKED
 
     # --- writes ------------------------------------------------------------------------
     def _call(self, op: str, key: str, sent: int = 0, **kwargs):
