@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from exec_support import REPO, objmount_cmd
+from exec_support import REPO, compile_c, objmount_cmd
 
 
 @dataclass
@@ -57,10 +56,7 @@ def objmount(cache_dir, tmp_path):
 def static_cat(tmp_path_factory) -> Path:
     """A statically linked program that copies files to stdout with raw read(2)s and
     reports errors as 'errno=N'."""
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc not installed")
-    src = tmp_path_factory.mktemp("static") / "scat.c"
-    src.write_text(r'''
+    out = compile_c(tmp_path_factory.mktemp("static") / "scat", r'''
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -76,11 +72,9 @@ int main(int argc, char **argv) {
     }
     return 0;
 }
-''')
-    out = src.with_suffix("")
-    result = subprocess.run(["gcc", "-static", "-O2", "-o", str(out), str(src)], capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.skip(f"static linking unavailable: {result.stderr.strip()[:200]}")
+''', "-static", "-O2", optional=True)
+    if out is None:
+        pytest.skip("static linking unavailable")
     return out
 
 

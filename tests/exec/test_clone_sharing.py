@@ -6,11 +6,11 @@ sees of the child's open, close and chdir must be what it sees on a local direct
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from exec_support import compile_c
 
 HERE = Path(__file__).parent
 BIG = os.urandom(5 * 1024 * 1024 + 123)   # several MiB: read while it is still being fetched
@@ -18,11 +18,7 @@ BIG = os.urandom(5 * 1024 * 1024 + 123)   # several MiB: read while it is still 
 
 @pytest.fixture(scope="session")
 def clone_probe(tmp_path_factory) -> Path:
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc not installed")
-    out = tmp_path_factory.mktemp("clone") / "clone_probe"
-    subprocess.run(["gcc", "-O2", "-Wall", "-o", str(out), str(HERE / "clone_probe.c")], check=True)
-    return out
+    return compile_c(tmp_path_factory.mktemp("clone") / "clone_probe", HERE / "clone_probe.c", "-O2", "-Wall")
 
 
 @pytest.mark.parametrize("loop", ["quick-loop", "python-loop"])

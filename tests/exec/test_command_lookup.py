@@ -5,10 +5,10 @@ supervisor give, for local and virtual paths."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 
 import pytest
+from exec_support import compile_c
 
 PROBE = r"""
 #define _GNU_SOURCE
@@ -33,12 +33,7 @@ int main(int argc, char **argv) {
 
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory):
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc not installed")
-    d = tmp_path_factory.mktemp("eaccess")
-    (d / "probe.c").write_text(PROBE)
-    subprocess.run(["gcc", "-O2", "-o", str(d / "probe"), str(d / "probe.c")], check=True, capture_output=True)
-    return d / "probe"
+    return compile_c(tmp_path_factory.mktemp("eaccess") / "probe", PROBE, "-O2")
 
 
 def _tree(root):

@@ -13,6 +13,7 @@ import sys
 import tarfile
 
 import pytest
+from exec_support import compile_c
 
 PROBE = r'''
 import fcntl, json, os, sys
@@ -233,10 +234,7 @@ int main(int argc, char **argv) {
 def test_without_a_filter_the_file_is_fetched_and_uploaded_whole(objmount, s3, bucket, tmp_path):
     """When no filter can be added for a number, its reads and writes do not stop: the
     object is fetched whole at the open, and the file goes up whole."""
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc not installed")
-    (tmp_path / "nf.c").write_text(NO_MORE_FILTERS)
-    subprocess.run(["gcc", "-O2", "-o", str(tmp_path / "nf"), str(tmp_path / "nf.c")], check=True)
+    compile_c(tmp_path / "nf", NO_MORE_FILTERS, "-O2")
     data = os.urandom(3_000_000)
     s3.put_object(Bucket=bucket, Key="in.bin", Body=data)
     v = f"/objmount/s3/{bucket}"
@@ -272,15 +270,7 @@ int main(int argc, char **argv) {
 
 @pytest.fixture(scope="session")
 def raw_open(tmp_path_factory):
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc not installed")
-    src = tmp_path_factory.mktemp("raw") / "raw_open.c"
-    src.write_text(RAW_OPEN)
-    out = src.with_suffix("")
-    result = subprocess.run(["gcc", "-O2", "-o", str(out), str(src)], capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.skip(f"cannot build: {result.stderr.strip()[:200]}")
-    return out
+    return compile_c(tmp_path_factory.mktemp("raw") / "raw_open", RAW_OPEN, "-O2")
 
 
 def test_a_virtual_open_gives_the_argument_registers_back(objmount, s3, bucket, raw_open, tmp_path):

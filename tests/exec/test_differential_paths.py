@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from exec_support import compile_c
 
 PROBES = Path(__file__).resolve().parents[1] / "probe"
 
@@ -73,11 +73,7 @@ def test_readlinkat_of_an_empty_path_reads_the_link_the_descriptor_names(differe
 @pytest.fixture(scope="module")
 def path_probe(tmp_path_factory):
     """tests/probe/path_probe.c built: bad pointers and empty paths, through libc and raw."""
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc not installed")
-    exe = tmp_path_factory.mktemp("path_probe") / "path_probe"
-    subprocess.run(["gcc", "-O1", "-Wall", "-o", str(exe), str(PROBES / "path_probe.c")], check=True)
-    return exe
+    return compile_c(tmp_path_factory.mktemp("path_probe") / "path_probe", PROBES / "path_probe.c", "-O1", "-Wall")
 
 
 @pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "no-fast-path"])

@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import subprocess
 import sys
 
 import pytest
+from exec_support import compile_c
 
 PY = os.path.realpath(sys.executable)   # the real interpreter, not a pyenv shell shim
 
@@ -297,11 +297,7 @@ int main(void) {
 def test_path_calls_in_a_signal_handler_on_a_small_stack_do_not_overflow(objmount, tmp_path):
     """open() is async-signal-safe; programs call it on small alternate stacks. The
     library's frames must fit there on every branch."""
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc not installed")
-    src = tmp_path / "altstack.c"
-    src.write_text(ALTSTACK_PROGRAM)
-    subprocess.run(["gcc", "-O1", "-o", str(tmp_path / "altstack"), str(src)], check=True)
+    compile_c(tmp_path / "altstack", ALTSTACK_PROGRAM, "-O1")
     run = objmount([str(tmp_path / "altstack")])
     assert run.returncode == 0, run.stderr
     assert run.text == "ok\n"
@@ -329,11 +325,7 @@ int main(int argc, char **argv) {
 def test_a_vfork_childs_chdir_does_not_move_its_parent(objmount, tree, tmp_path):
     """The library asks the kernel for the cwd each time: a vfork child shares its
     parent's memory, so a remembered answer would be the child's."""
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc not installed")
-    src = tmp_path / "vfork.c"
-    src.write_text(VFORK_CHDIR_PROGRAM)
-    subprocess.run(["gcc", "-O1", "-o", str(tmp_path / "vfork"), str(src)], check=True)
+    compile_c(tmp_path / "vfork", VFORK_CHDIR_PROGRAM, "-O1")
     run = objmount([str(tmp_path / "vfork"), "/data/dir"], "-m", f"/data=s3://{tree}")
     assert run.returncode == 0, run.stderr
     assert run.text == "alpha\n"

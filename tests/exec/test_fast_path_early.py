@@ -9,6 +9,7 @@ import shutil
 import subprocess
 
 import pytest
+from exec_support import compile_c
 
 # Every call's result (or errno) is printed, from the library's constructor and from main.
 LIB = r'''
@@ -85,16 +86,9 @@ int main(void) {
 @pytest.fixture(scope="module")
 def early_prog(tmp_path_factory):
     """A program linked with a library whose constructor calls in before the fast path's."""
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler")
     d = tmp_path_factory.mktemp("early")
-    (d / "lib.c").write_text(LIB)
-    (d / "main.c").write_text(MAIN)
-    subprocess.run([cc, "-shared", "-fPIC", "-o", str(d / "libearly.so"), str(d / "lib.c")], check=True)
-    subprocess.run([cc, "-o", str(d / "early"), str(d / "main.c"), f"-L{d}", "-learly", f"-Wl,-rpath,{d}"],
-                   check=True)
-    return d / "early"
+    compile_c(d / "libearly.so", LIB, "-shared", "-fPIC")
+    return compile_c(d / "early", MAIN, f"-L{d}", "-learly", f"-Wl,-rpath,{d}")
 
 
 @pytest.fixture

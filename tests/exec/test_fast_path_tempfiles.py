@@ -4,10 +4,10 @@ so each is checked for its shape), and a local template's open no longer stops."
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
+from exec_support import compile_c
 
 PROBE = r'''
 #define _GNU_SOURCE
@@ -85,13 +85,7 @@ int main(int argc, char **argv) {
 
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory):
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler")
-    d = tmp_path_factory.mktemp("mkstemp")
-    (d / "probe.c").write_text(PROBE)
-    subprocess.run([cc, "-O0", "-o", str(d / "probe"), str(d / "probe.c")], check=True)
-    return d / "probe"
+    return compile_c(tmp_path_factory.mktemp("mkstemp") / "probe", PROBE, "-O0")
 
 
 def test_temporary_files_answer_the_same_with_and_without_the_fast_path(objmount, s3, bucket, probe, tmp_path):

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from exec_support import compile_c
 
 HERE = Path(__file__).parent
 COUNT = 240
@@ -22,18 +23,11 @@ def body(i: int) -> bytes:
 
 @pytest.fixture(scope="session")
 def c_probes(tmp_path_factory) -> dict[str, Path]:
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc not installed")
     out = tmp_path_factory.mktemp("signal_probe")
-    built = {}
-    for kind, extra in (("dynamic", []), ("static", ["-static"])):
-        exe = out / f"probe-{kind}"
-        done = subprocess.run(["gcc", "-O2", "-pthread", *extra, "-o", str(exe), str(HERE / "signal_probe.c")],
-                              capture_output=True, text=True)
-        if done.returncode == 0:
-            built[kind] = exe
-        elif kind == "dynamic":
-            pytest.fail(done.stderr)
+    built = {"dynamic": compile_c(out / "probe-dynamic", HERE / "signal_probe.c", "-O2", "-pthread")}
+    static = compile_c(out / "probe-static", HERE / "signal_probe.c", "-O2", "-pthread", "-static", optional=True)
+    if static is not None:
+        built["static"] = static
     return built
 
 

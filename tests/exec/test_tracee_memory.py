@@ -5,10 +5,10 @@ stack may end and another's begin."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 
 import pytest
+from exec_support import compile_c
 
 LOW_STACK = r'''
 #include <fcntl.h>
@@ -37,10 +37,7 @@ int main(int argc, char **argv) {
 
 
 def test_a_rewritten_path_does_not_land_below_the_stack(objmount, s3, bucket, tmp_path):
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc not installed")
-    (tmp_path / "low.c").write_text(LOW_STACK)
-    subprocess.run(["gcc", "-O2", "-o", str(tmp_path / "low"), str(tmp_path / "low.c")], check=True)
+    compile_c(tmp_path / "low", LOW_STACK, "-O2")
     s3.put_object(Bucket=bucket, Key="hello.txt", Body=b"hello\n")
     local = tmp_path / "hello.txt"
     local.write_bytes(b"hello\n")
