@@ -4,6 +4,7 @@ botocore's, its addresses botocore's, its answers and failures the same as botoc
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import os
@@ -22,6 +23,17 @@ from vfs.stores.s3 import retryable
 KEY, SECRET = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 DATE = "20130524T000000Z"
 HOST = "examplebucket.s3.amazonaws.com"
+
+
+@contextlib.contextmanager
+def serving(server):
+    """`server` (an http.server) answers on a thread of its own for the block."""
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _auth(method, path, query, headers, payload):
@@ -304,17 +316,13 @@ def test_a_connection_the_server_closed_while_idle_is_opened_again():
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OneShot)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(server):
         url = f"http://127.0.0.1:{server.server_port}"
         lean = LeanS3(resolve(url, None, None)[0], 2, 2)
         for _ in range(3):
             out = lean.head_object(Bucket="bkt", Key="k")
             assert out["ContentLength"] == 5 and out["LastModified"].timestamp() == 1796100744
         assert len(connections) == 3 and len(set(connections)) == 3
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_bucket_in_another_region_is_followed_there_as_botocore_does():
@@ -349,8 +357,7 @@ def test_a_bucket_in_another_region_is_followed_there_as_botocore_does():
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Regional)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(server):
         url = f"http://127.0.0.1:{server.server_port}"
         lean = LeanS3(resolve(url, None, "us-east-1")[0], 2, 2)
         boto = botocore.session.Session().create_client("s3", endpoint_url=url, region_name="us-east-1", config=Config(
@@ -361,9 +368,6 @@ def test_a_bucket_in_another_region_is_followed_there_as_botocore_does():
             assert client.head_object(Bucket="bkt", Key="k")["ContentLength"] == 5
             assert client.get_object(Bucket="bkt", Key="k")["Body"].read() == b"hello"
             assert seen == [("HEAD", "us-east-1"), ("HEAD", "eu-west-1"), ("GET", "eu-west-1")], client
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_put_over_https_carries_the_crc32_botocore_would_send(clean_env):
@@ -397,8 +401,7 @@ def test_a_refused_certificate_is_not_retried_as_with_botocore(tmp_path):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(server):
         url = f"https://127.0.0.1:{server.server_port}"
         lean = LeanS3(resolve(url, None, "us-east-1")[0], 2, 2)
         boto = botocore.session.Session().create_client("s3", endpoint_url=url, region_name="us-east-1", config=Config(
@@ -410,9 +413,6 @@ def test_a_refused_certificate_is_not_retried_as_with_botocore(tmp_path):
         assert (ea.errno, retryable(a)) == (eb.errno, retryable(b)) == (5, False)
         assert ea.message.startswith(f"s3://bkt/k: SSL validation failed for {url}/bkt/k")
         assert eb.message.startswith(f"s3://bkt/k: SSL validation failed for {url}/bkt/k")
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.mark.parametrize("credentials", ["[creds]\naws_access_key_id = a\naws_secret_access_key = b\n",
@@ -603,8 +603,7 @@ def test_an_ipv6_endpoint_with_a_port_is_reached(clean_env):
         server = Server(("::1", 0), Handler)
     except OSError:
         pytest.skip("no IPv6 loopback")
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(server):
         url = f"http://[::1]:{server.server_port}"
         lean = LeanS3(resolve(url, None, "us-east-1")[0], 2, 2)
         assert lean.head_object(Bucket="bkt", Key="k")["ContentLength"] == 5
@@ -612,9 +611,6 @@ def test_an_ipv6_endpoint_with_a_port_is_reached(clean_env):
         assert seen == [f"[::1]:{server.server_port}"]
         _, _, _, out, lean_url = lean.prepare("HEAD", "bkt", "k", amz_date=sent.headers["X-Amz-Date"].decode())
         assert (lean_url, out["Authorization"]) == (sent.url, sent.headers["Authorization"].decode())
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.mark.parametrize("metadata,ok", [
@@ -691,15 +687,13 @@ def test_connections_are_kept_with_descriptors_above_1024():
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200) if soft != resource.RLIM_INFINITY else soft, hard))
     fillers = [open(os.devnull) for _ in range(1100)]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Keep)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        lean = LeanS3(resolve(f"http://127.0.0.1:{server.server_port}", None, "us-east-1")[0], 2, 2)
-        for _ in range(5):
-            assert lean.head_object(Bucket="bkt", Key="k")["ContentLength"] == 5
-        assert len(connections) == 1
+        with serving(server):
+            lean = LeanS3(resolve(f"http://127.0.0.1:{server.server_port}", None, "us-east-1")[0], 2, 2)
+            for _ in range(5):
+                assert lean.head_object(Bucket="bkt", Key="k")["ContentLength"] == 5
+            assert len(connections) == 1
     finally:
-        server.shutdown()
-        server.server_close()
         for f in fillers:
             f.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
