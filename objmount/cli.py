@@ -173,7 +173,7 @@ def _exec(mounts, cache_dir, cache_size, metadata_ttl, close_to_open, endpoint_u
         network_args=network,
     )
     try:
-        status, stats = run(list(command), table, table.targets, config, fd_base or default_fd_base(),
+        status, stats = run(list(command), table, config, fd_base or default_fd_base(),
                             lib_dir=default_lib_dir() if fast_path else None, quick_dir=default_lib_dir())
     except TraceError as exc:
         log.error("%s", exc)

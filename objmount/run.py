@@ -269,7 +269,7 @@ class _DeferredVfs:
             self.made.end_operation()
 
 
-def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: VfsSettings,
+def run(argv: list[str], mounts: MountTable, config: VfsSettings,
         fd_base: int, lib_dir: Path | None = None, quick_dir: Path | None = None) -> tuple[int, dict]:
     """Run argv to completion; returns (wait status of the command, stats).
     lib_dir: where the fast-path library is built and kept; None turns it off.
@@ -305,7 +305,7 @@ def run(argv: list[str], mounts: MountTable, mount_targets: list[str], config: V
                 held = exc.message
             if held:
                 log.warning("%s", held)
-        late.target = Supervisor(vfs, mounts, mount_targets, trap, pid, os.getcwd())
+        late.target = Supervisor(vfs, mounts, trap, pid, os.getcwd())
         forwarder.start(pid)
         status = tracer.run()
     except BaseException:

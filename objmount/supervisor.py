@@ -40,8 +40,7 @@ _QUIET_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EINVAL, errno.
 
 
 class Supervisor:
-    def __init__(self, vfs: Vfs, mounts, mount_targets: list[str], syscall_filter: SyscallFilter,
-                 root_pid: int, cwd: str):
+    def __init__(self, vfs: Vfs, mounts, syscall_filter: SyscallFilter, root_pid: int, cwd: str):
         self.vfs = vfs
         self.mounts = mounts
         self.filter = syscall_filter
