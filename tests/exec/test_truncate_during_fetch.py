@@ -1,4 +1,4 @@
-"""A truncation while a fetch of the same file is still on its way (found with fsx).
+"""A truncation while a fetch of the same file is still on its way (found while running fsx).
 
 Reading the start of a large file starts readahead in the background; a program that then
 cuts the file short and grows it again (fsx does this all the time) must see zeros in the
