@@ -1,6 +1,6 @@
 """Clones and dedupes (FICLONE, FICLONERANGE, FIDEDUPERANGE) naming a virtual descriptor
-fail with EOPNOTSUPP, whatever filesystem holds the cache (found with fsx, whose clone and
-dedupe ops ran on an XFS cache).
+fail with EOPNOTSUPP, whatever filesystem holds the cache (found while running fsx on an
+XFS cache).
 
 On a cache filesystem with reflinks (XFS, btrfs) the kernel cloned the cache files
 themselves: `cp` (coreutils 9 tries FICLONE first) of a virtual file to a local one on the
