@@ -9,6 +9,7 @@ misbehaves in that fault's way:
     status  an error answer (`status`, S3 error `code`) instead of forwarding
     stall   `at` bytes of the body (None: nothing at all, not even headers), then silence
             for `seconds` (or until the proxy stops, or the test sets `release`)
+    pause   as stall, but then the rest of the body: a slow answer, not a broken one
 
 A fault matches by method and a substring of the path (and, for GETs, only ranged ones
 if `ranged`), and applies to its first `times` matching requests after the first `skip`
@@ -32,7 +33,7 @@ from urllib.parse import urlsplit
 
 @dataclass
 class Fault:
-    kind: str                      # reset | short | status | stall
+    kind: str                      # reset | short | status | stall | pause
     method: str | None = None      # GET, PUT, HEAD, ... (None: any)
     path: str = ""                 # substring of the request path (with query)
     times: int = 1                 # how many matching requests it breaks
@@ -150,6 +151,10 @@ class FaultProxy:
         cut = len(payload) // 2 if fault.at is None else min(fault.at, len(payload))
         h.wfile.write(payload[:cut])
         h.wfile.flush()
+        if fault.kind == "pause":
+            self._stall(fault)
+            h.wfile.write(payload[cut:])
+            h.wfile.flush()
         h.close_connection = True
         if fault.kind == "reset":
             h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -159,6 +159,10 @@ class SyscallFilter:
     # and dirfd is an ordinary descriptor below the base, the call acts on that local
     # descriptor (fstat is newfstatat(fd, "", AT_EMPTY_PATH)) and need not stop.
     local_fd_flag: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    # Syscalls that also stop when one argument's low word is one of some values,
+    # whatever their descriptors: (argument index, values). ioctl's clone requests, whose
+    # descriptors BPF cannot see (one sits in memory), and whose other requests need not stop.
+    arg_values: dict[int, tuple[int, frozenset[int]]] = field(default_factory=dict)
     # Syscalls made from this instruction address never stop, in any filter: the
     # in-process prefilter issues the calls it has found to be local from there.
     trusted_ip: int | None = None
@@ -173,6 +177,10 @@ class SyscallFilter:
                 return False
         if nr in self.always:
             return True
+        if nr in self.arg_values:
+            index, values = self.arg_values[nr]
+            if args[index] & 0xFFFFFFFF in values:
+                return True
         return any(self.fd_base <= (args[i] & 0xFFFFFFFF) < 0x80000000 for i in self.fd_args.get(nr, ()))
 
     def program(self) -> bytes:
@@ -190,6 +198,9 @@ class SyscallFilter:
             allow,  # x32 ABI is not intercepted
         )
         fd_only = {nr: idx for nr, idx in self.fd_args.items() if nr not in self.always}
+        for nr in self.arg_values:
+            if nr not in self.always:
+                fd_only.setdefault(nr, ())
         nrs = sorted(set(self.always) | set(fd_only))
         blocks = {nr: asm.label() for nr in nrs}
         allowed = asm.label()
@@ -213,6 +224,11 @@ class SyscallFilter:
             elif nr in self.always:
                 asm.insn(trace)
             else:
+                if nr in self.arg_values:
+                    index, values = self.arg_values[nr]
+                    asm.insn(_insn(_LD_W_ABS, 0, 0, _off_arg_low(index)))
+                    for value in sorted(values):
+                        asm.insn(_insn(_JEQ_K, 0, 1, value), trace)
                 for i in fd_only[nr]:
                     asm.insn(
                         _insn(_LD_W_ABS, 0, 0, _off_arg_low(i)),

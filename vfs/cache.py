@@ -169,12 +169,16 @@ class Item:
             fn(*args)
 
     def write(self, offset: int, data: bytes) -> None:
-        """Write fetched bytes (making room in a full cache once)."""
+        """Write fetched bytes (making room in a full cache once). Bytes at or past `size`
+        are dropped: a truncation removed them while they were on their way."""
         self._with_room(len(data), self._write, offset, data)
 
     def _write(self, offset: int, data: bytes) -> None:
         view = memoryview(data)
         with self._fd_lock:
+            view = view[:max(0, self.size - offset)]   # checked under the lock cut() takes
+            if not view:
+                return
             if self.fd < 0:
                 self.fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
             while view:
@@ -189,6 +193,7 @@ class Item:
         src = os.open(self.base.path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             with self._fd_lock:
+                end = min(end, self.size)   # as _write: nothing past a truncation
                 if self.fd < 0:
                     self.fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
                 while start < end:
@@ -198,6 +203,14 @@ class Item:
                     start += n
         finally:
             os.close(src)
+
+    def cut(self, size: int) -> None:
+        """Nothing past `size` comes from the bucket any more (a truncation). Under the lock
+        fetched bytes are written with: a fetch still running when the program truncates
+        would otherwise write the old bytes past the new end, after the kernel cut the file
+        (its size back up, and those bytes inside a later extension that must be zeros)."""
+        with self._fd_lock, self.cond:
+            self.size = min(self.size, size)
 
     def close_fd(self) -> None:
         """Drop our writable descriptor: exec of a file open for writing fails (ETXTBSY)."""

@@ -243,13 +243,18 @@ class Fetcher:
             for gap in gaps:
                 item.inflight.remove(gap)
             for s, e in done:
-                item.present.add(s, e)
+                item.present.add(s, min(e, item.size))
             item.cond.notify_all()
         if error is not None:
             log.debug("first bytes of %s not kept: %s", item.path, error)
 
     def _fetch(self, store, key, etag, item: Item, start: int, end: int, local: bool = False,
                link: Link | None = None) -> None:
+        if start >= item.size:  # cut off by a truncation while queued: nothing of it is wanted
+            with item.cond:
+                item.inflight.remove((start, end))
+                item.cond.notify_all()
+            return
         published = [start]   # present up to here
         written = [start]
         began = time.monotonic()
@@ -257,7 +262,7 @@ class Fetcher:
         def publish() -> None:
             s, e = published[0], written[0]
             with item.cond:
-                item.present.add(s, e)
+                item.present.add(s, min(e, item.size))  # not what a truncation cut meanwhile
                 if any(ws < e and s < we for ws, we in self._waiting.get(id(item), ())):
                     item.cond.notify_all()
             published[0] = e
@@ -288,7 +293,7 @@ class Fetcher:
                 link.ended()
         with item.cond:
             item.inflight.remove((start, end))
-            item.present.add(published[0], written[0])
+            item.present.add(published[0], min(written[0], item.size))
             if error is not None:
                 item.errors.append((start, end, error))
             item.cond.notify_all()

@@ -107,13 +107,13 @@ class OpenFile:
         `writer` as for will_write."""
         item = self.item
         current = os.stat(item.path).st_size
+        if size < item.size:
+            item.truncated = True  # the previous version's bytes past `size` are gone
+        item.cut(size)  # nothing past here comes from the bucket again, fetches in flight included
         with item.cond:
-            if size < item.size:
-                item.truncated = True  # the previous version's bytes past `size` are gone
             if size < current:
                 item.dirty.remove(size, 1 << 62)
                 item.present.remove(size, 1 << 62)
-            item.size = min(item.size, size)  # nothing past here comes from the bucket again
             if size > current:
                 item.present.add(current, size)
                 item.dirty.add(current, size)
@@ -611,6 +611,11 @@ class Files:
             else:
                 etag = upload(store, key, str(item.path), size, dirty, previous, metadata, fetch_previous)
             item.meta_dirty = False
+            with waiting(), item.cond:
+                # A fetch of the previous version past a truncation writes nothing while the
+                # size is below it (Item.write): it must end before the size goes back up.
+                while any(e > item.size for _, e in item.inflight):
+                    item.cond.wait(timeout=1.0)
             self.cache.note_version(store.id, key, {"etag": etag, "size": size, "mtime": time.time(),
                                                     "metadata": metadata, "content_type": None})
             with item.cond:

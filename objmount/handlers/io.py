@@ -13,7 +13,7 @@ from vfs import VfsError
 
 from .. import permissions as perm
 from ..linux import POSIX_FADV_WILLNEED, RWF_APPEND, SYS
-from .registry import fd_syscall, on_demand_syscall
+from .registry import fd_syscall, on_demand_syscall, value_syscall
 
 
 def file_position(tid: int, fd: int) -> int:
@@ -262,3 +262,35 @@ def on_readahead(sup, stop) -> None:
         if stop.nr == SYS.readahead or stop.arg(3) == POSIX_FADV_WILLNEED:
             length = stop.arg(2) or max(file.meta.size - stop.arg(1), 0)
             file.ensure(stop.arg(1), length)
+
+
+# --- reflinks: the kernel would share blocks of the cache files behind our back ----------
+FICLONE = 0x40049409         # ioctl(dest, FICLONE, src)
+FICLONERANGE = 0x4020940D    # ioctl(dest, FICLONERANGE, {s64 src_fd, u64 src_offset, src_length, dest_offset})
+FIDEDUPERANGE = 0xC0189436   # ioctl(src, FIDEDUPERANGE, {u64 offset, length; u16 count; ...; {s64 dest_fd, ...}[count]})
+
+
+@value_syscall("ioctl", 1, {FICLONE, FICLONERANGE, FIDEDUPERANGE})
+def on_clone_ioctl(sup, stop) -> None:
+    """A clone or dedupe naming a virtual descriptor on either side fails with EOPNOTSUPP,
+    as on a filesystem without reflinks (cp falls back to copy_file_range or read/write).
+    On a cache filesystem with reflinks (XFS, btrfs) the kernel would otherwise clone the
+    cache files themselves: the holes of bytes not fetched yet into the copy (zeros where
+    data is), and into a virtual file bytes it never records as written (never uploaded).
+    The descriptors are all read, since BPF cannot see the ones in memory."""
+    request, arg = stop.arg(1) & 0xFFFFFFFF, stop.arg(2)
+    fds = [stop.arg(0)]
+    try:
+        if request == FICLONE:
+            fds.append(arg)
+        elif request == FICLONERANGE:
+            fds.append(struct.unpack("<Q", stop.read(arg, 8))[0])
+        else:
+            count = min(struct.unpack("<H", stop.read(arg + 16, 2))[0], 127)   # the kernel's limit
+            data = stop.read(arg + 24, 32 * count)
+            fds += [struct.unpack_from("<Q", data, 32 * i)[0] for i in range(len(data) // 32)]
+    except OSError:
+        return  # unreadable argument: the kernel answers EFAULT
+    # the kernel takes each descriptor's low word (an int)
+    if any(sup.desc(stop, fd & 0xFFFFFFFF) is not None for fd in fds if fd & 0xFFFFFFFF < 1 << 31):
+        stop.fail(errno.EOPNOTSUPP)

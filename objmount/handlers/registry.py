@@ -67,6 +67,7 @@ ALWAYS: set[int] = set()
 FD_ARGS: dict[int, tuple[int, ...]] = {}
 ALWAYS_FD_ARGS: dict[int, tuple[int, ...]] = {}   # always-stopping calls' descriptor arguments
 LOCAL_FD_FLAG: dict[int, tuple[int, int, int]] = {}
+ARG_VALUES: dict[int, tuple[int, frozenset[int]]] = {}
 
 
 def path_syscall(*names: str):
@@ -112,6 +113,16 @@ def fd_syscall(**fd_arg_indexes: tuple[int, ...]):
     return register
 
 
+def value_syscall(name: str, index: int, values: set[int]):
+    """Handlers of a call that stops whenever argument `index` is one of `values`, whatever
+    its descriptors (see SyscallFilter.arg_values)."""
+    def register(fn: HandlerFn) -> HandlerFn:
+        HANDLERS[NR[name]] = fn
+        ARG_VALUES[NR[name]] = (index, frozenset(values))
+        return fn
+    return register
+
+
 def no_stop_on_local_fd(name: str, dirfd: int, flags: int, flag: int) -> None:
     """`name` with `flag` set acts on its dirfd when that is a local descriptor: such
     calls need not stop (see SyscallFilter.local_fd_flag)."""
@@ -120,7 +131,7 @@ def no_stop_on_local_fd(name: str, dirfd: int, flags: int, flag: int) -> None:
 
 def syscall_filter(fd_base: int) -> SyscallFilter:
     return SyscallFilter(always=set(ALWAYS), fd_args=dict(FD_ARGS), fd_base=fd_base,
-                         local_fd_flag=dict(LOCAL_FD_FLAG))
+                         local_fd_flag=dict(LOCAL_FD_FLAG), arg_values=dict(ARG_VALUES))
 
 
 def local_pass() -> dict[int, int]:

@@ -203,3 +203,22 @@ def test_syscalls_no_filter_cares_about_are_decided_by_number_alone():
             loads: list = []
             assert run_bpf(prog, NR[name], (5,) * 6, ip=ip + 8, loads=loads) == SECCOMP_RET_ALLOW
             assert set(loads) <= {0, 4}, (name, loads)   # seccomp_data.nr and .arch only
+
+
+def test_argument_values_stop_a_call_whatever_its_descriptors():
+    """ioctl's clone requests stop on any descriptor (one of them sits in memory); its
+    other requests only on a virtual descriptor, here none (no fd_args)."""
+    ficlone, ficlonerange, tcgets = 0x40049409, 0x4020940D, 0x5401
+    f = SyscallFilter(always={NR["openat"]}, fd_args={NR["read"]: (0,)}, fd_base=512,
+                      arg_values={NR["ioctl"]: (1, frozenset({ficlone, ficlonerange}))})
+    prog = f.program()
+    assert run_bpf(prog, NR["ioctl"], (3, ficlone, 4, 0, 0, 0)) == SECCOMP_RET_TRACE
+    assert run_bpf(prog, NR["ioctl"], (3, 2**32 + ficlonerange, 0x7FFD0000, 0, 0, 0)) == SECCOMP_RET_TRACE
+    assert run_bpf(prog, NR["ioctl"], (600, tcgets, 0x7FFD0000, 0, 0, 0)) == SECCOMP_RET_ALLOW
+    rng = random.Random(5)
+    values = [ficlone, ficlonerange, tcgets, 0, 2**32 + ficlone, 2**64 - 1]
+    for _ in range(2000):
+        nr = NR[rng.choice(["ioctl", "read", "openat", "getpid"])]
+        args = tuple(rng.choice(values + EDGES) if rng.random() < 0.8 else rng.getrandbits(64) for _ in range(6))
+        want = SECCOMP_RET_TRACE if f.traps(nr, args) else SECCOMP_RET_ALLOW
+        assert run_bpf(prog, nr, args) == want, (nr, args)
