@@ -1,11 +1,13 @@
-"""Shared fixtures: a real S3 server (moto) on 127.0.0.1, a client, fresh buckets."""
+"""Shared fixtures: a real S3 server (moto, or rclone: OBJMOUNT_TEST_SERVER) on 127.0.0.1, a client, fresh buckets."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -19,13 +21,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+SERVER = os.environ.get("OBJMOUNT_TEST_SERVER", "moto")   # moto | rclone (rclone serve s3)
+
+
+def only_moto(reason: str):
+    """Skip a test under another server, for a limitation of that server (the reason says which)."""
+    return pytest.mark.skipif(SERVER != "moto", reason=f"{SERVER}: {reason}")
+
+
 @pytest.fixture(scope="session")
 def s3_server():
-    """moto's S3 server in its own process (so traced programs and boto3 in the tests
-    reach it over HTTP like a real endpoint). Stopped at the end of the session."""
+    """An S3 server in its own process (so traced programs and boto3 in the tests reach it
+    over HTTP like a real endpoint): moto's, or `rclone serve s3` over a temporary
+    directory with OBJMOUNT_TEST_SERVER=rclone. Stopped at the end of the session."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    root = None
+    if SERVER == "rclone":
+        root = tempfile.mkdtemp(prefix="objmount-rclone-")
+        argv = ["rclone", "serve", "s3", "--auth-key", "testing,testing", "--addr", f"127.0.0.1:{port}", root]
+    elif SERVER == "moto":
+        argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    else:
+        raise RuntimeError(f"OBJMOUNT_TEST_SERVER={SERVER!r}: moto or rclone")
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
     while True:
@@ -35,7 +53,7 @@ def s3_server():
         except OSError:
             if proc.poll() is not None or time.time() > deadline:
                 proc.kill()
-                raise RuntimeError("moto server did not start")
+                raise RuntimeError(f"{SERVER} server did not start")
             time.sleep(0.1)
     yield url
     proc.terminate()
@@ -44,6 +62,8 @@ def s3_server():
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    if root:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
