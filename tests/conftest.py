@@ -24,9 +24,21 @@ def _free_port() -> int:
 SERVER = os.environ.get("OBJMOUNT_TEST_SERVER", "moto")   # moto | rclone (rclone serve s3)
 
 
-def only_moto(reason: str):
-    """Skip a test under another server, for a limitation of that server (the reason says which)."""
-    return pytest.mark.skipif(SERVER != "moto", reason=f"{SERVER}: {reason}")
+def pytest_configure(config):
+    config.addinivalue_line("markers", "not_rclone(reason): needs what rclone serve s3 does not do; "
+                                       "skipped with OBJMOUNT_TEST_SERVER=rclone, giving the reason")
+
+
+def pytest_runtest_setup(item):
+    mark = item.get_closest_marker("not_rclone")
+    if mark is not None and SERVER == "rclone":
+        pytest.skip(f"rclone serve s3: {mark.args[0]}")
+
+
+@pytest.fixture(scope="session")
+def s3_server_name() -> str:
+    """moto or rclone: for the odd test that asks less of rclone (say why where it does)."""
+    return SERVER
 
 
 @pytest.fixture(scope="session")

@@ -33,11 +33,12 @@ def vfs(proxy, cache_dir):
     v.close()
 
 
-def test_a_server_ignoring_if_match_gives_an_error_not_a_mix_of_versions(proxy, vfs, s3, bucket):
+def test_a_server_ignoring_if_match_gives_an_error_not_a_mix_of_versions(proxy, vfs, s3, bucket, s3_server_name):
     """rclone serve s3 answers a ranged GET with If-Match of a replaced version with the
     new version's bytes: the answer's ETag says so, and the read fails (ESTALE), as
     with S3's 412."""
-    proxy.ignored = {"if-match"}
+    if s3_server_name != "rclone":   # rclone does it itself (and checks the signature, which covers it)
+        proxy.ignored = {"if-match"}
     s3.put_object(Bucket=bucket, Key="f", Body=os.urandom(256 * KiB))
     path = f"/objmount/s3/{bucket}/f"
     f = vfs.open(path)                                 # the first window, of the version
