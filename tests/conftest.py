@@ -94,9 +94,17 @@ def aws_env(s3_server):
     os.environ.update(saved)
 
 
+def _lower_metadata(parsed, **_):
+    if isinstance(parsed, dict) and isinstance(parsed.get("Metadata"), dict):
+        parsed["Metadata"] = {k.lower(): v for k, v in parsed["Metadata"].items()}
+
+
 @pytest.fixture
 def s3(s3_server):
-    return boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    # User metadata names as S3 spells them (lower case): rclone serve s3 capitalizes them ('Mode').
+    client.meta.events.register("after-call.s3", _lower_metadata)
+    return client
 
 
 @pytest.fixture
