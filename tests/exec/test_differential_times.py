@@ -21,6 +21,7 @@ def _times(md: dict) -> tuple:
     return tuple(parse_time(md.get(k)) for k in ("atime", "mtime", "ctime"))
 
 
+@pytest.mark.not_rclone("no dir/ markers there (--no-dir-markers): a directory's attributes last for the run only")
 @pytest.mark.parametrize("mount", ["bucket", "file"])
 def test_times_are_set_and_kept_to_the_nanosecond(differential, mount):
     differential(
