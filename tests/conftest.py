@@ -1,11 +1,13 @@
-"""Shared fixtures: a real S3 server (moto) on 127.0.0.1, a client, fresh buckets."""
+"""Shared fixtures: a real S3 server (moto, or rclone: OBJMOUNT_TEST_SERVER) on 127.0.0.1, a client, fresh buckets."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -19,13 +21,41 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+SERVER = os.environ.get("OBJMOUNT_TEST_SERVER", "moto")   # moto | rclone (rclone serve s3)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "not_rclone(reason): needs what rclone serve s3 does not do; "
+                                       "skipped with OBJMOUNT_TEST_SERVER=rclone, giving the reason")
+
+
+def pytest_runtest_setup(item):
+    mark = item.get_closest_marker("not_rclone")
+    if mark is not None and SERVER == "rclone":
+        pytest.skip(f"rclone serve s3: {mark.args[0]}")
+
+
+@pytest.fixture(scope="session")
+def s3_server_name() -> str:
+    """moto or rclone: for the odd test that asks less of rclone (say why where it does)."""
+    return SERVER
+
+
 @pytest.fixture(scope="session")
 def s3_server():
-    """moto's S3 server in its own process (so traced programs and boto3 in the tests
-    reach it over HTTP like a real endpoint). Stopped at the end of the session."""
+    """An S3 server in its own process (so traced programs and boto3 in the tests reach it
+    over HTTP like a real endpoint): moto's, or `rclone serve s3` over a temporary
+    directory with OBJMOUNT_TEST_SERVER=rclone. Stopped at the end of the session."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    root = None
+    if SERVER == "rclone":
+        root = tempfile.mkdtemp(prefix="objmount-rclone-")
+        argv = ["rclone", "serve", "s3", "--auth-key", "testing,testing", "--addr", f"127.0.0.1:{port}", root]
+    elif SERVER == "moto":
+        argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    else:
+        raise RuntimeError(f"OBJMOUNT_TEST_SERVER={SERVER!r}: moto or rclone")
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
     while True:
@@ -35,7 +65,7 @@ def s3_server():
         except OSError:
             if proc.poll() is not None or time.time() > deadline:
                 proc.kill()
-                raise RuntimeError("moto server did not start")
+                raise RuntimeError(f"{SERVER} server did not start")
             time.sleep(0.1)
     yield url
     proc.terminate()
@@ -44,6 +74,8 @@ def s3_server():
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    if root:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -62,9 +94,17 @@ def aws_env(s3_server):
     os.environ.update(saved)
 
 
+def _lower_metadata(parsed, **_):
+    if isinstance(parsed, dict) and isinstance(parsed.get("Metadata"), dict):
+        parsed["Metadata"] = {k.lower(): v for k, v in parsed["Metadata"].items()}
+
+
 @pytest.fixture
 def s3(s3_server):
-    return boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    # User metadata names as S3 spells them (lower case): rclone serve s3 capitalizes them ('Mode').
+    client.meta.events.register("after-call.s3", _lower_metadata)
+    return client
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ if `ranged`), and applies to its first `times` matching requests after the first
 (an open's own GET, say).
 
 `rewrite(method, path, body) -> body`, if set, changes the server's answers (to play a
-server that spells things its own way).
+server that spells things its own way); `ignored` names request headers (lower case) that
+are not forwarded (to play a server that ignores them, e.g. {"if-match"}).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class FaultProxy:
         self.faults: list[Fault] = []
         self.seen: list[Seen] = []
         self.rewrite = None   # (method, path, body) -> body
+        self.ignored: set[str] = set()   # request headers not forwarded
         self._lock = threading.Lock()
         self._stop = threading.Event()
         proxy = self
@@ -172,7 +174,8 @@ class FaultProxy:
     def _forward(self, h, body: bytes):
         conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=60)
         try:
-            headers = {k: v for k, v in h.headers.items() if k.lower() not in ("connection", "transfer-encoding")}
+            headers = {k: v for k, v in h.headers.items()
+                       if k.lower() not in ("connection", "transfer-encoding") and k.lower() not in self.ignored}
             headers["Content-Length"] = str(len(body))
             conn.request(h.command, h.path, body=body, headers=headers)
             resp = conn.getresponse()

@@ -88,8 +88,9 @@ class Namespace:
         # Attributes of bucket-root mounts set in this run: a bucket root has no key to keep them.
         self.root_attrs: dict[str, Meta] = {}
         self._warned: set[str] = set()
-        # Directories that exist for this run only (their marker could not be written).
-        self.local_dirs: set[str] = set()
+        # Directories that exist for this run only (their marker could not be written):
+        # path -> Meta, with the mode and owner mkdir and chmod/chown gave (times: self.times).
+        self.local_dirs: dict[str, Meta] = {}
         # (store, key, known Meta | None) -> First | None: the open's GET (Files.first_window)
         self.first = None
         # path -> the last exact Meta seen (any age): a 304 without metadata is that version
@@ -152,7 +153,7 @@ class Namespace:
         """What is known of `path` without asking the bucket; None: nothing fresh (or it
         is known not to exist)."""
         if path in self.local_dirs:
-            return metas.directory("local", path)
+            return self.local_dirs[path]
         entry = self._fresh(self._attrs, path)
         if entry is not None:
             return entry.value
@@ -182,7 +183,7 @@ class Namespace:
         open reads the file: if the bucket is asked, it is with the GET of the first
         bytes (the open's revalidation, see the module)."""
         if path in self.local_dirs:
-            return metas.directory("local", path)
+            return self.local_dirs[path]
         if recheck_missing and not self.close_to_open:
             self._await(path)  # an open: a prefetch's answer on its way serves it
         entry = self._fresh(self._attrs, path)
@@ -490,8 +491,7 @@ class Namespace:
             asked = time.monotonic()   # a listing is as old as its (first) request
             entries = self._list(path)
             self._lists[path] = _Entry(entries, asked + self.ttl)
-        local = {posixpath.basename(d): metas.directory("local", d) for d in self.local_dirs
-                 if posixpath.dirname(d) == path}
+        local = {posixpath.basename(d): m for d, m in self.local_dirs.items() if posixpath.dirname(d) == path}
         return sorted({**entries, **local}.items())
 
     def _list(self, path: str) -> dict[str, Meta]:

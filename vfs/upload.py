@@ -106,7 +106,9 @@ def _multipart(store, key, path, size, dirty, previous: Previous, metadata, fetc
     head = store.head(key)
     if head is None or head.size != size:
         raise VfsError(errno.EIO, f"{key}: uploaded object has size {head.size if head else None}, expected {size}")
-    return etag
+    # The version as HEAD, GET and LIST will name it: rclone serve s3 answers the completion
+    # with an S3-style 'md5-N' ETag but then names the object by its plain MD5.
+    return head.etag or etag
 
 
 def _multipart_once(store, key, path, size, dirty, previous, metadata, fetch_previous, workers, copy: bool) -> str:

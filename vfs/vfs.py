@@ -223,8 +223,9 @@ class Vfs:
                                os.getgid() if gid is None else gid, now)
         made = metas.from_marker(store.id, loc.dir_key, None, now / 1e9, md)
         self.entries_changed(path)
+        local = dataclasses.replace(metas.directory("local", path), mode=made.mode, uid=made.uid, gid=made.gid)
         if store.url in self._marker_refused or not self.config.dir_markers:
-            self.ns.local_dirs.add(path)
+            self.ns.local_dirs[path] = local
             self.ns.update(path, made, empty_dir=True)
             return
         try:
@@ -235,7 +236,7 @@ class Vfs:
             self._marker_refused.add(store.url)
             log.warning("%s: the server refused a directory marker (%s); empty directories made "
                         "now last for this run only", store.url, exc.message)
-            self.ns.local_dirs.add(path)
+            self.ns.local_dirs[path] = local
         self.ns.update(path, made, empty_dir=True)
 
     def rmdir(self, path: str) -> None:
@@ -245,7 +246,7 @@ class Vfs:
         if self.listdir(path):
             raise VfsError(errno.ENOTEMPTY, f"{path}: directory not empty")
         if path in self.ns.local_dirs:
-            self.ns.local_dirs.discard(path)
+            del self.ns.local_dirs[path]
         else:
             store.delete(loc.key + "/")
         self.ns.forget(path)
@@ -401,9 +402,11 @@ class Vfs:
         self.times.forget(path)  # what this run knew of its times is stored now (or pending)
         if self.files.set_pending_attrs(loc.store_url, loc.key, new):
             return  # being written: the attributes go up with the data
-        if path in self.ns.local_dirs:
+        if path in self.ns.local_dirs:   # a directory of this run only: nowhere to keep attributes
+            self.ns.local_dirs[path] = dataclasses.replace(self.ns.local_dirs[path], mode=new["mode"],
+                                                           uid=new["uid"], gid=new["gid"])
             self.times.touch(path, **{k: new[k] for k in ("mtime_ns", "atime_ns", "ctime_ns")})
-            return  # a directory of this run only: nowhere to keep attributes
+            return
         md = metas.to_metadata(new["mode"], new["uid"], new["gid"], new["mtime_ns"],
                                atime_ns=new["atime_ns"], ctime_ns=new["ctime_ns"])
         # Keep what else the metadata says (extended attributes, a device number).

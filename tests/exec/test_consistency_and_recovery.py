@@ -159,7 +159,8 @@ class _NoPartCopy(http.server.BaseHTTPRequestHandler):
             return
         host, port = self.upstream.split(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=60)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+        # Host as sent: it is signed (rclone serve s3 checks signatures, moto does not)
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
         conn.request(self.command, self.path, body=body, headers=headers)
         resp = conn.getresponse()
         data = resp.read()

@@ -21,6 +21,7 @@ def _times(md: dict) -> tuple:
     return tuple(parse_time(md.get(k)) for k in ("atime", "mtime", "ctime"))
 
 
+@pytest.mark.not_rclone("no dir/ markers there (--no-dir-markers): a directory's attributes last for the run only")
 @pytest.mark.parametrize("mount", ["bucket", "file"])
 def test_times_are_set_and_kept_to_the_nanosecond(differential, mount):
     differential(
@@ -33,6 +34,7 @@ def test_times_are_set_and_kept_to_the_nanosecond(differential, mount):
     )
 
 
+@pytest.mark.not_rclone("no dir/ markers there (--no-dir-markers): a directory keeps no object of its own")
 def test_set_times_are_stored_as_s3fs_stores_them(differential, s3, bucket):
     def stored():
         f = s3.head_object(Bucket=bucket, Key="f")["Metadata"]
@@ -213,6 +215,7 @@ def test_reads_update_atime_as_relatime_does(differential):
     )
 
 
+@pytest.mark.not_rclone("no dir/ markers there (--no-dir-markers): a directory keeps no object of its own")
 @pytest.mark.parametrize("mount", ["bucket", "prefix", "file"])
 def test_the_mount_root_changes_with_its_entries(differential, mount):
     differential(
@@ -222,6 +225,7 @@ def test_the_mount_root_changes_with_its_entries(differential, mount):
     )
 
 
+@pytest.mark.not_rclone("no dir/ markers there (--no-dir-markers): a directory keeps no object of its own")
 def test_fstat_of_an_open_directory_sees_its_entries_change(differential):
     differential(
         [["mkdir", "d"], ["utime", "d", 2 * NS, 3 * NS], ["open", "d", "RDONLY|DIRECTORY"], ["fstat", "a"],

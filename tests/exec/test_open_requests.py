@@ -65,6 +65,7 @@ def test_an_object_changed_since_it_was_cached_is_read_anew(objmount, s3, bucket
     assert run.text == "new version\n"
 
 
+@pytest.mark.not_rclone("a dir/ marker above keys is refused (InternalError)")
 def test_empty_objects_directories_and_symlinks_open_as_before(objmount, s3, bucket):
     s3.put_object(Bucket=bucket, Key="empty", Body=b"")
     s3.put_object(Bucket=bucket, Key="dir/inner", Body=b"inner\n")

@@ -58,6 +58,7 @@ def _keys(s3, bucket):
     return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
 
 
+@pytest.mark.not_rclone("no dir/ markers there (--no-dir-markers): a directory keeps no object of its own")
 def test_a_run_with_static_credentials_never_imports_botocore(cache_dir, s3, bucket, tmp_path):
     _fill(s3, bucket)
     proc, modules = _run(cache_dir, bucket, tmp_path, {"OBJMOUNT_S3_CLIENT": ""})
@@ -68,6 +69,7 @@ def test_a_run_with_static_credentials_never_imports_botocore(cache_dir, s3, buc
     assert modules and all(m == "[]" for m in modules), modules
 
 
+@pytest.mark.not_rclone("no dir/ markers there (--no-dir-markers): a directory keeps no object of its own")
 @pytest.mark.parametrize("env", [{"OBJMOUNT_S3_CLIENT": "botocore"}, {"AWS_USE_DUALSTACK_ENDPOINT": "false"}])
 def test_botocore_still_makes_the_requests_when_asked_or_needed(cache_dir, s3, bucket, tmp_path, env):
     """OBJMOUNT_S3_CLIENT=botocore, or a setting the lean client leaves to botocore."""

@@ -80,6 +80,7 @@ def _delete_versions(s3, bucket) -> None:
         s3.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
 
 
+@pytest.mark.not_rclone("no bucket versioning (PutBucketVersioning: NotImplemented)")
 def test_two_writers_and_a_reader_share_one_cache_and_every_byte_is_right(s3, bucket, cache_dir, request):
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     original = os.urandom(SIZE)

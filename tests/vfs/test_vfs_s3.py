@@ -19,6 +19,11 @@ def vfs(cache_dir):
     v.close()
 
 
+def lower(metadata: dict) -> dict:
+    """User metadata as S3 spells its names (rclone serve s3 capitalizes them: 'Mode')."""
+    return {k.lower(): v for k, v in metadata.items()}
+
+
 def read_cache(f, start, end) -> bytes:
     with open(f.cache_path, "rb") as fh:
         fh.seek(start)
@@ -43,6 +48,7 @@ def test_listing_reads_every_page(vfs, s3, bucket):
     assert vfs.stats()["requests"]["ListObjectsV2"] >= 2
 
 
+@pytest.mark.not_rclone("a directory tree: no key 'a' beside keys 'a/...'")
 def test_key_that_is_also_a_prefix_is_a_directory(vfs, s3, bucket):
     s3.put_object(Bucket=bucket, Key="a", Body=b"file")
     s3.put_object(Bucket=bucket, Key="a/b", Body=b"inner")
@@ -73,10 +79,12 @@ def watched(s3_server, monkeypatch):
 @pytest.mark.parametrize("marked", [False, True])
 @pytest.mark.parametrize("how", ["stat", "open"])
 def test_a_directory_marker_is_asked_for_only_where_the_listing_says_it_may_be(watched, cache_dir, s3, bucket,
-                                                                               marked, how):
+                                                                               marked, how, s3_server_name):
     """A first look at a directory lists one key below it: the least key below 'd/' is
     the marker 'd/' itself if there is one, so an implicit directory (keys, no marker)
     costs no HEAD of 'd/' (a round trip), and a marked one still shows its attributes."""
+    if marked and s3_server_name == "rclone":
+        pytest.skip("rclone serve s3: stores a dir/ marker as a file: no keys below it")
     s3.put_object(Bucket=bucket, Key="d/f", Body=b"x")
     if marked:
         s3.put_object(Bucket=bucket, Key="d/", Body=b"", Metadata={"mode": str(0o40700)})
@@ -218,4 +226,4 @@ def test_recovery_of_a_hard_linked_file_updates_every_name(vfs, s3, bucket, reco
     for key in ("a", "b"):
         obj = s3.get_object(Bucket=bucket, Key=key)
         assert obj["Body"].read() == b"AFTERe"
-        assert obj["Metadata"]["objmount-links"] == "a,b"
+        assert lower(obj["Metadata"])["objmount-links"] == "a,b"

@@ -189,8 +189,9 @@ def test_attributes_changed_while_writing_reach_the_object(vfs, s3, bucket):
     vfs.setattr(path, mode=0o600, mtime_ns=1_000_000_000 * 10**9)
     f.close()
     head = s3.head_object(Bucket=bucket, Key="attrs")
-    assert int(head["Metadata"]["mode"]) & 0o7777 == 0o600
-    assert float(head["Metadata"]["mtime"]) == 1_000_000_000
+    metadata = {k.lower(): v for k, v in head["Metadata"].items()}   # rclone serve s3 says 'Mode'
+    assert int(metadata["mode"]) & 0o7777 == 0o600
+    assert float(metadata["mtime"]) == 1_000_000_000
     assert sha(body(s3, bucket, "attrs")) == sha(data)
 
 
@@ -218,6 +219,7 @@ def test_a_killed_supervisor_leaves_no_upload_behind(vfs, s3, bucket, recover):
     f.item.write_behind = None
 
 
+@pytest.mark.not_rclone("no UploadPartCopy (answers 200 with an empty part)")
 def test_an_existing_object_updated_in_place_keeps_part_copies(vfs, s3, bucket):
     old = os.urandom(4 * PART)
     s3.put_object(Bucket=bucket, Key="old", Body=old)

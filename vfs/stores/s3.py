@@ -5,6 +5,7 @@ imported at their first use."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import random
 import threading
@@ -224,6 +225,12 @@ def _etag(value: str | None) -> str | None:
     return f'"{value}"'
 
 
+def _same_version(answered: str | None, expected: str) -> bool:
+    """Whether an answer's ETag names the version asked for with If-Match (an answer
+    without one is taken at its word)."""
+    return not answered or _etag(answered) == _etag(expected)
+
+
 def _not_modified(key: str, etag: str, headers: dict) -> First:
     """A 304's headers: the ETag, and the metadata if the server sends it (S3 and rclone
     do, moto does not: then None, and the caller knows it from before)."""
@@ -416,7 +423,10 @@ class S3Store:
         out = self._call("UploadPartCopy", key, UploadId=upload_id, PartNumber=number,
                          CopySource={"Bucket": self.bucket, "Key": key},
                          CopySourceRange=f"bytes={start}-{end - 1}", **extra)
-        return out["CopyPartResult"]["ETag"]
+        etag = out.get("CopyPartResult", {}).get("ETag")
+        if not etag:   # rclone serve s3 answers 200 with no result, having stored an empty part
+            raise VfsError(errno.EOPNOTSUPP, f"s3://{self.bucket}/{key}: UploadPartCopy answered without an ETag")
+        return etag
 
     def part_sizes(self, key: str, upload_id: str) -> dict[int, int]:
         """Every part's size (ListParts answers 1,000 parts a page)."""
@@ -481,6 +491,11 @@ class S3Store:
                 if ranged and not got and (status == 416 or code == "InvalidRange"):
                     return _EMPTY
                 raise
+            if got and not _same_version(out.get("ETag"), first[0].info.etag):   # If-Match ignored
+                out["Body"].close()
+                chunks.clear()
+                first.clear()
+                return get(ranged)
             if not first:
                 size = _total_size(out.get("ContentRange"), out.get("ContentLength", 0))
                 first.append(First(ObjectInfo(key, size, _etag(out.get("ETag")), out["LastModified"].timestamp(),
@@ -514,7 +529,11 @@ class S3Store:
             kwargs = {"Bucket": self.bucket, "Key": key, "Range": f"bytes={pos}-{end - 1}"}
             if etag:
                 kwargs["IfMatch"] = etag
-            body = self._fast.get_object(**kwargs)["Body"]
+            out = self._fast.get_object(**kwargs)
+            body = out["Body"]
+            if etag and not _same_version(out.get("ETag"), etag):
+                body.close()   # a server that ignores If-Match (rclone serve s3): never mix versions
+                raise VfsError(errno.ESTALE, f"s3://{self.bucket}/{key}: object changed while reading")
             try:
                 while pos < end:
                     chunk = body.read(min(_CHUNK_RESUMABLE, end - pos))

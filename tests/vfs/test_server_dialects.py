@@ -1,0 +1,97 @@
+"""Answers other S3 servers give where moto answers like S3, played on moto by a proxy
+(tests/faultproxy.py): each is what `rclone serve s3` does (OBJMOUNT_TEST_SERVER=rclone
+runs the whole suite on it)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+
+import pytest
+
+from vfs import MountTable, Vfs, VfsConfig, VfsError
+
+KiB, MiB = 1024, 1024 * 1024
+PART = 5 * MiB
+
+
+@pytest.fixture
+def proxy(s3_server, monkeypatch):
+    from faultproxy import FaultProxy
+    p = FaultProxy(s3_server)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", p.url)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def vfs(proxy, cache_dir):
+    v = Vfs(MountTable.parse([]), VfsConfig(cache_dir=cache_dir, metadata_ttl=30, first_window=64 * KiB,
+                                            write_behind_part=PART))
+    yield v
+    v.close()
+
+
+def test_a_server_ignoring_if_match_gives_an_error_not_a_mix_of_versions(proxy, vfs, s3, bucket, s3_server_name):
+    """rclone serve s3 answers a ranged GET with If-Match of a replaced version with the
+    new version's bytes: the answer's ETag says so, and the read fails (ESTALE), as
+    with S3's 412."""
+    if s3_server_name != "rclone":   # rclone does it itself (and checks the signature, which covers it)
+        proxy.ignored = {"if-match"}
+    s3.put_object(Bucket=bucket, Key="f", Body=os.urandom(256 * KiB))
+    path = f"/objmount/s3/{bucket}/f"
+    f = vfs.open(path)                                 # the first window, of the version
+    s3.put_object(Bucket=bucket, Key="f", Body=os.urandom(256 * KiB))
+    try:
+        with pytest.raises(VfsError) as exc:
+            f.ensure_all()
+        assert exc.value.errno == errno.ESTALE
+        assert proxy.requests("GET", "/f")             # it did ask, without the If-Match
+    finally:
+        f.close()
+        vfs.end_operation()
+
+
+def test_a_part_copy_answered_without_an_etag_is_not_used(proxy, vfs, s3, bucket):
+    """rclone serve s3 answers UploadPartCopy 200 with no CopyPartResult (it stored an
+    empty part): the upload falls back to sending every part, and the object is right."""
+    proxy.rewrite = lambda method, path, body: (b"" if method == "PUT" and "partNumber=" in path else body)
+    old = os.urandom(4 * PART)
+    s3.put_object(Bucket=bucket, Key="old", Body=old)
+    f = vfs.open(f"/objmount/s3/{bucket}/old", os.O_WRONLY)
+    f.will_write(len(old), 4, writer=1)
+    with open(f.cache_path, "r+b") as fh:
+        fh.seek(len(old))
+        fh.write(b"tail")
+    f.close()
+    assert s3.get_object(Bucket=bucket, Key="old")["Body"].read() == old + b"tail"
+    assert vfs.stats()["requests"].get("UploadPartCopy", 0) >= 1
+    assert vfs.stats()["requests"].get("UploadPart", 0) >= 4
+
+
+def test_a_multipart_object_is_known_by_the_etag_its_head_gives(proxy, vfs, s3, bucket):
+    """rclone serve s3 answers CompleteMultipartUpload with an 'md5-N' ETag but names the
+    object by its plain MD5 in HEAD, GET and LIST: the version written is recorded under
+    the latter, so opening it again is answered from the cache (a 304), not fetched."""
+    proxy.rewrite = lambda method, path, body: (
+        re.sub(rb"<ETag>.*?</ETag>", b"<ETag>&quot;0123456789abcdef0123456789abcdef-4&quot;</ETag>", body)
+        if method == "POST" and "uploadId=" in path else body)
+    data = os.urandom(4 * PART + 1)
+    path = f"/objmount/s3/{bucket}/big"
+    f = vfs.open(path, os.O_WRONLY | os.O_CREAT)
+    f.will_write(0, len(data), writer=1)
+    with open(f.cache_path, "r+b") as fh:
+        fh.write(data)
+    f.close()
+    assert s3.head_object(Bucket=bucket, Key="big")["ContentLength"] == len(data)
+    before = vfs.stats()["bytes_received"]
+    f = vfs.open(path)
+    try:
+        f.ensure_all()
+        with open(f.cache_path, "rb") as fh:
+            assert fh.read(len(data)) == data
+    finally:
+        f.close()
+        vfs.end_operation()
+    assert vfs.stats()["bytes_received"] == before
