@@ -106,9 +106,31 @@ def _multipart(store, key, path, size, dirty, previous: Previous, metadata, fetc
     head = store.head(key)
     if head is None or head.size != size:
         raise VfsError(errno.EIO, f"{key}: uploaded object has size {head.size if head else None}, expected {size}")
-    # The version as HEAD, GET and LIST will name it: rclone serve s3 answers the completion
-    # with an S3-style 'md5-N' ETag but then names the object by its plain MD5.
-    return head.etag or etag
+    return version_written(etag, head.etag, path, size)
+
+
+def version_written(completed: str, headed: str | None, path: str, size: int) -> str:
+    """The ETag of the version a multipart upload wrote: its completion's, unless the
+    server names it otherwise in the HEAD after it (rclone serve s3 answers 'md5-N', then
+    names the object by its plain MD5): that name is ours only if it is our bytes' MD5.
+    Else another client wrote the key since, or our bytes are not all here to tell: its
+    version is not taken for ours (the next open reads what is there)."""
+    if not headed or headed == completed:
+        return completed
+    if headed.strip('"') == _md5_of(path, size):
+        return headed
+    return completed
+
+
+def _md5_of(path: str, size: int) -> str:
+    import hashlib
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        left = size
+        while left > 0 and (chunk := f.read(min(left, 8 << 20))):
+            digest.update(chunk)
+            left -= len(chunk)
+    return digest.hexdigest()
 
 
 def _multipart_once(store, key, path, size, dirty, previous, metadata, fetch_previous, workers, copy: bool) -> str:
