@@ -34,3 +34,14 @@ def read():
             f.close()
             vfs.end_operation()
     return read
+
+
+@pytest.fixture
+def proxy(s3_server, monkeypatch):
+    """The bucket behind a proxy of ours (tests/faultproxy.py) that records every request
+    and can play faults or another server's answers; the Vfs made after it talks to it."""
+    from faultproxy import FaultProxy
+    p = FaultProxy(s3_server)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", p.url)
+    yield p
+    p.close()

@@ -22,17 +22,13 @@ def received(vfs) -> int:
 
 
 @pytest.fixture
-def bare_etags(s3_server, monkeypatch):
+def bare_etags(proxy):
     """The bucket behind a proxy whose listings give ETags without their quotes, as
     rclone serve s3 does (its HEAD and GET answers quote them)."""
-    from faultproxy import FaultProxy
-    proxy = FaultProxy(s3_server)
     proxy.rewrite = lambda method, path, body: (
         re.sub(rb"<ETag>(?:&quot;|&#34;|\")(.*?)(?:&quot;|&#34;|\")</ETag>", rb"<ETag>\1</ETag>", body)
         if "list-type=2" in path else body)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-    yield proxy
-    proxy.close()
+    return proxy
 
 
 @pytest.fixture(params=["quoted", "bare"])

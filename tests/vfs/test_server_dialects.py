@@ -16,15 +16,6 @@ PART = 5 * MiB
 
 
 @pytest.fixture
-def proxy(s3_server, monkeypatch):
-    from faultproxy import FaultProxy
-    p = FaultProxy(s3_server)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", p.url)
-    yield p
-    p.close()
-
-
-@pytest.fixture
 def vfs(proxy, cache_dir):
     v = Vfs(MountTable.parse([]), VfsConfig(cache_dir=cache_dir, metadata_ttl=30, first_window=64 * KiB,
                                             write_behind_part=PART))

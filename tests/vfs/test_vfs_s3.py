@@ -66,19 +66,9 @@ def heads_of(proxy) -> list[str]:
     return [s.path.split("?")[0] for s in proxy.requests("HEAD")]
 
 
-@pytest.fixture
-def watched(s3_server, monkeypatch):
-    """The bucket behind a proxy that records every request (tests/faultproxy.py)."""
-    from faultproxy import FaultProxy
-    proxy = FaultProxy(s3_server)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-    yield proxy
-    proxy.close()
-
-
 @pytest.mark.parametrize("marked", [False, True])
 @pytest.mark.parametrize("how", ["stat", "open"])
-def test_a_directory_marker_is_asked_for_only_where_the_listing_says_it_may_be(watched, cache_dir, s3, bucket,
+def test_a_directory_marker_is_asked_for_only_where_the_listing_says_it_may_be(proxy, cache_dir, s3, bucket,
                                                                                marked, how, s3_server_name):
     """A first look at a directory lists one key below it: the least key below 'd/' is
     the marker 'd/' itself if there is one, so an implicit directory (keys, no marker)
@@ -100,17 +90,17 @@ def test_a_directory_marker_is_asked_for_only_where_the_listing_says_it_may_be(w
             meta = v.lookup(path, attrs=True)
         assert meta.kind is Kind.DIR
         assert meta.mode & 0o7777 == (0o700 if marked else 0o755)
-        assert (f"/{bucket}/d/" in heads_of(watched)) == marked
+        assert (f"/{bucket}/d/" in heads_of(proxy)) == marked
     finally:
         v.close()
 
 
-def test_a_probed_bucket_is_not_asked_about_again(watched, cache_dir, s3, bucket):
+def test_a_probed_bucket_is_not_asked_about_again(proxy, cache_dir, s3, bucket):
     v = Vfs(MountTable.parse([]), VfsConfig(cache_dir=cache_dir, metadata_ttl=30))
     try:
         assert v.store(f"s3://{bucket}").probe("") is None
         assert v.lookup(f"/objmount/s3/{bucket}", attrs=True).kind is Kind.DIR
-        assert heads_of(watched) == []    # the probe's listing said the bucket is there
+        assert heads_of(proxy) == []    # the probe's listing said the bucket is there
     finally:
         v.close()
 
