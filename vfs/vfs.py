@@ -326,6 +326,8 @@ class Vfs:
             if target.kind is Kind.DIR and self.listdir(new):
                 raise VfsError(errno.ENOTEMPTY, f"{new}: directory not empty")
         if meta.kind is Kind.DIR:
+            if target is not None:  # the empty directory replaced: its marker goes first, so
+                store.delete(new_loc.key + "/")   # the one moved onto its key stays
             self._rename_dir(store, old, new, loc.key, new_loc.key)
         else:
             # A listing says nothing of hard links: ask the bucket about a listed name, so
@@ -346,8 +348,6 @@ class Vfs:
             etag = store.copy(loc.key, new_loc.key, self._changed_metadata(old, meta), content_type=meta.content_type)
             store.delete(loc.key)
             self.files.renamed(store, loc.key, new_loc.key, new)
-        if target is not None and target.kind is Kind.DIR:
-            store.delete(new_loc.key + "/")
         self.ns.forget(old)
         self.ns.forget(new)
         self.ns.remember(old, None)

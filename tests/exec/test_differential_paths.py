@@ -115,3 +115,17 @@ def test_a_relative_path_into_a_root_from_above_it(objmount, s3, bucket, tmp_pat
     run = objmount(["sh", "-c", script], "-m", f"{tmp_path}/in/=s3://{bucket}", *(() if fast_path else ("--no-fast-path",)))
     assert run.returncode == 0, run.stderr
     assert run.text == "in the bucket\n" * 5
+
+
+def test_a_directory_renamed_onto_an_empty_one_keeps_its_marker(differential, s3, bucket):
+    """rename(x, y) over an empty directory y: x's marker becomes y's, and stays (the
+    replaced directory's marker was deleted after the move, leaving an empty directory
+    gone and a full one without its mode)."""
+    steps = [["stat", "y", False], ["listdir", "y"], ["stat", "b", False], ["listdir", "b"], ["listdir"]]
+    differential(
+        [["mkdir", "x"], ["mkdir", "y"], ["rename", "x", "y"], ["mkdir", "a", 0o700], ["put", "a/f", "data"],
+         ["mkdir", "b"], ["rename", "a", "b"], *steps],
+        steps,   # a new run: what the bucket kept
+    )
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
+    assert {"y/", "b/", "b/f"} <= keys
