@@ -11,6 +11,7 @@ from exec_support import compile_c
 PROBES = Path(__file__).resolve().parents[1] / "probe"
 
 LONG_NAME = "n" * 256
+MAX_NAME = "m" * 255
 LONG_PATH = "/".join(["d" * 200] * 21)   # over PATH_MAX
 
 
@@ -32,6 +33,15 @@ def test_names_and_paths_over_the_limits_are_enametoolong(differential):
     differential(
         [["put", LONG_NAME, "x"], ["stat", LONG_NAME], ["mkdir", LONG_NAME], ["stat", LONG_PATH],
          ["open", LONG_PATH, "WRONLY|CREAT"], ["listdir"]],
+    )
+
+
+def test_the_name_length_statfs_announces_is_the_one_taken(differential):
+    """pathconf(_PC_NAME_MAX) says 255, as ext4: programs that size names by it (pjdfstest
+    does) make names that work, not 1024-byte ones refused with ENAMETOOLONG."""
+    differential(
+        [["namemax"], ["mkdir", "d"], ["namemax", "d"], ["put", MAX_NAME, "x"], ["stat", MAX_NAME],
+         ["rename", MAX_NAME, "d/" + MAX_NAME], ["listdir", "d"]],
     )
 
 

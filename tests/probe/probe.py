@@ -277,6 +277,11 @@ class Probe:
     def listdir(self, path="."):
         return sorted(os.listdir(self.p(path)))
 
+    def namemax(self, path="."):
+        """The longest name the filesystem says it takes: statvfs's f_namemax and
+        pathconf(_PC_NAME_MAX) (which glibc reads from statfs's f_namelen)."""
+        return [os.statvfs(self.p(path)).f_namemax, os.pathconf(self.p(path), "PC_NAME_MAX")]
+
     def dtypes(self, path="."):
         """[name, d_type] of each entry as readdir gives it (0 DT_UNKNOWN, 1 DT_FIFO,
         4 DT_DIR, 8 DT_REG, 10 DT_LNK, 12 DT_SOCK)."""
