@@ -436,9 +436,25 @@ class Vfs:
             return None
         return self.store(loc.store_url), loc
 
+    @staticmethod
+    def check_size(cache_path: str, size: int) -> None:
+        """EFBIG, as the kernel's truncate, for a size past the largest file the cache's
+        filesystem holds, before anything is recorded: lseek refuses (EINVAL) exactly the
+        offsets over that limit, and changes nothing."""
+        fd = os.open(cache_path, os.O_RDONLY)
+        try:
+            os.lseek(fd, size, os.SEEK_SET)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise VfsError(errno.EFBIG, f"{size}: past the largest file size") from None
+            raise
+        finally:
+            os.close(fd)
+
     def truncate(self, path: str, size: int) -> None:
         handle = self.open(path, os.O_WRONLY)
         try:
+            self.check_size(handle.cache_path, size)
             handle.set_size(size)
             os.truncate(handle.cache_path, size)
         finally:
