@@ -177,3 +177,8 @@ show("ftruncate suid", lambda: ftrunc(p("open", "suid-ftrunc")))
 show("bind in ro", lambda: bind(p("ro", "sock")))
 show("bind in w", lambda: bind(p("w", "sock")))
 show("connect to root's socket", lambda: connect(p("open", "sock")))
+# The search permission of the directory holding the last name, for the calls that do not
+# follow it (lchown) and for a link's old name.
+show("lchown nosearch/f", lambda: os.chown(p("nosearch", "f"), -1, -1, follow_symlinks=False))
+show("link from nosearch", lambda: os.link(p("nosearch", "f"), p("w", "from-nosearch")))
+
