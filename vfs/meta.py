@@ -114,9 +114,29 @@ def decode_links(value: str | None) -> tuple[str, ...]:
     return tuple(unquote(k) for k in value.split(",") if k)
 
 
-def inode(store_id: str, key: str) -> int:
-    digest = hashlib.blake2b(f"{store_id}\0{key}".encode(), digest_size=8).digest()
+def _hashed_inode(text: str) -> int:
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
     return (int.from_bytes(digest, "little") & (2**63 - 1)) or 1
+
+
+# A rename moves a name, not the file: the renamed object keeps its inode number under its
+# new key, and the key it left gets a new one (a file created there later is another file).
+# For the run only (storing a number in the metadata would give every copy another tool
+# makes the same inode). Module-wide, as inode() is: (store id, key) -> number.
+_moved_inodes: dict[tuple[str, str], int] = {}
+_generation = iter(range(1, 1 << 62))
+
+
+def inode(store_id: str, key: str) -> int:
+    moved = _moved_inodes.get((store_id, key))
+    return moved if moved is not None else _hashed_inode(f"{store_id}\0{key}")
+
+
+def inode_moved(store_id: str, old_key: str, new_key: str) -> None:
+    """The object at old_key (without a trailing '/') now is new_key's."""
+    number = inode(store_id, old_key)
+    _moved_inodes[(store_id, new_key)] = number
+    _moved_inodes[(store_id, old_key)] = _hashed_inode(f"{store_id}\0{old_key}\0{next(_generation)}")
 
 
 def _num(metadata: dict[str, str], name: str, parse=int):

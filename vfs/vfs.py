@@ -347,6 +347,7 @@ class Vfs:
             self.files.keep_readable(store, loc.key, meta)
             etag = store.copy(loc.key, new_loc.key, self._changed_metadata(old, meta), content_type=meta.content_type)
             store.delete(loc.key)
+            metas.inode_moved(store.id, loc.key, new_loc.key)
             self.files.renamed(store, loc.key, new_loc.key, new)
         self.ns.forget(old)
         self.ns.forget(new)
@@ -378,7 +379,10 @@ class Vfs:
             dest = moved[key] = new_key + key[len(old_key):]
             store.copy(key, dest, None)
             store.delete(key)
+            if key != old_key + "/":   # the directory's own number moves below, marker or not
+                metas.inode_moved(store.id, key.rstrip("/"), dest.rstrip("/"))
             self.ns.forget(old + key[len(old_key):].rstrip("/"))
+        metas.inode_moved(store.id, old_key, new_key)
         if not store.list_all(new_key + "/"):
             store.put(new_key + "/", b"", metas.to_metadata(metas.DEFAULT_DIR_MODE, os.getuid(), os.getgid(),
                                                             time.time_ns()), metas.DIR_CONTENT_TYPE)

@@ -139,3 +139,18 @@ def test_a_directory_renamed_onto_an_empty_one_keeps_its_marker(differential, s3
     )
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
     assert {"y/", "b/", "b/f"} <= keys
+
+
+def test_a_renamed_file_or_directory_keeps_its_inode_number(differential):
+    """A rename moves the name, not the file: st_ino follows it (find, tar and rsync pair
+    files by it; pjdfstest checks it after every rename), and a new file at the old name is
+    another file. Within the run (numbers are not stored)."""
+    differential(
+        [["put", "f", "x"], ["inode", "f", "f"], ["open", "f", "RDONLY"], ["rename", "f", "g"],
+         ["inode_is", "g", "f"], ["inode_is", "a", "f"], ["put", "f", "new"], ["inode_is", "f", "f"],
+         ["put", "h", "y"], ["rename", "g", "h"], ["inode_is", "h", "f"],
+         ["mkdir", "d"], ["put", "d/in", "z"], ["symlink", "h", "d/l"], ["inode", "d", "d"], ["inode", "d/in", "in"],
+         ["inode", "d/l", "l"], ["mkdir", "e"], ["rename", "d", "e"], ["inode_is", "e", "d"],
+         ["inode_is", "e/in", "in"], ["inode_is", "e/l", "l"], ["mkdir", "d"], ["inode_is", "d", "d"],
+         ["rename", "e", "d"], ["inode_is", "d", "d"], ["inode_is", "d/in", "in"], ["listdir", "d"]],
+    )

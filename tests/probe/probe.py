@@ -176,6 +176,16 @@ class Probe:
         self.marks[name] = (st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns)
         return "ok"
 
+    def inode(self, path, name):
+        """Remember the inode number of `path` (not followed) as `name`; `inode_is` compares."""
+        self.marks[name] = os.lstat(self.p(path)).st_ino
+        return "ok"
+
+    def inode_is(self, path, name):
+        """Whether `path` (or descriptor `path` when it names one) has inode `name`'s."""
+        st = os.fstat(self.fds[path]) if path in self.fds else os.lstat(self.p(path))
+        return st.st_ino == self.marks[name]
+
     def since(self, path, name, follow=True):
         """For atime, mtime, ctime of `path`: "same", "later" or "earlier" than snapshot `name`."""
         st = (os.stat if follow else os.lstat)(self.p(path))
