@@ -259,6 +259,7 @@ class Vfs:
             raise VfsError(errno.EISDIR, f"{path}: is a directory")
         if self.files.removing(store, loc.key, path, meta):
             store.delete(loc.key)
+        metas.inode_released(store.id, loc.key)
         self.ns.update(path, None)
         self.entries_changed(path)
 
@@ -293,6 +294,7 @@ class Vfs:
         self._parent_dir(new)
         self._flush_path(old)
         self.files.linked(store, old, old_loc.key, loc.key)
+        metas.inode_linked(store.id, old_loc.key, loc.key)
         self.ns.forget(new)
         self.ns.forget(old)  # its ctime and st_nlink changed
         self.times.changed(old)

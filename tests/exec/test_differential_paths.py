@@ -144,7 +144,8 @@ def test_a_directory_renamed_onto_an_empty_one_keeps_its_marker(differential, s3
 def test_a_renamed_file_or_directory_keeps_its_inode_number(differential):
     """A rename moves the name, not the file: st_ino follows it (find, tar and rsync pair
     files by it; pjdfstest checks it after every rename), and a new file at the old name is
-    another file. Within the run (numbers are not stored)."""
+    another file; the names of a hard-linked file share it. Within the run (numbers are not
+    stored)."""
     differential(
         [["put", "f", "x"], ["inode", "f", "f"], ["open", "f", "RDONLY"], ["rename", "f", "g"],
          ["inode_is", "g", "f"], ["inode_is", "a", "f"], ["put", "f", "new"], ["inode_is", "f", "f"],
@@ -152,5 +153,9 @@ def test_a_renamed_file_or_directory_keeps_its_inode_number(differential):
          ["mkdir", "d"], ["put", "d/in", "z"], ["symlink", "h", "d/l"], ["inode", "d", "d"], ["inode", "d/in", "in"],
          ["inode", "d/l", "l"], ["mkdir", "e"], ["rename", "d", "e"], ["inode_is", "e", "d"],
          ["inode_is", "e/in", "in"], ["inode_is", "e/l", "l"], ["mkdir", "d"], ["inode_is", "d", "d"],
-         ["rename", "e", "d"], ["inode_is", "d", "d"], ["inode_is", "d/in", "in"], ["listdir", "d"]],
+         ["rename", "e", "d"], ["inode_is", "d", "d"], ["inode_is", "d/in", "in"], ["listdir", "d"],
+         # hard links: one number for all names; a name unlinked, then made again, is another file
+         ["put", "k", "k"], ["inode", "k", "k"], ["link", "k", "k2"], ["inode_is", "k2", "k"],
+         ["rename", "k", "k3"], ["inode_is", "k3", "k"], ["unlink", "k2"], ["inode_is", "k3", "k"],
+         ["put", "k2", "other"], ["inode_is", "k2", "k"], ["put", "k", "other"], ["inode_is", "k", "k"]],
     )
