@@ -6,6 +6,8 @@ import os
 import stat
 import struct
 
+from .paths import NAME_MAX
+
 # A device number of our own so that st_dev tells virtual files from local ones
 # (find -xdev, cp's same-file checks, tar's hard-link detection).
 VIRTUAL_DEV_MAJOR = 0
@@ -76,7 +78,9 @@ def pack_dirent(ino: int, next_pos: int, dtype: int, name: bytes) -> bytes:
 
 def pack_statfs() -> bytes:
     # struct statfs: f_type, f_bsize, f_blocks, f_bfree, f_bavail, f_files, f_ffree,
-    # f_fsid[2], f_namelen, f_frsize, f_flags, f_spare[4]
+    # f_fsid[2], f_namelen, f_frsize, f_flags, f_spare[4]. f_namelen is the NAME_MAX that
+    # lookups enforce (paths.py), as ext4's: pathconf(_PC_NAME_MAX) reads it, and a program
+    # sizing names by it must not make names refused with ENAMETOOLONG.
     big = 1 << 40
     return struct.pack("<qqQQQQQiiqqq4q", 0x4F4D5346, 4096, big // 4096, big // 4096, big // 4096,
-                       1 << 30, 1 << 30, 0, 0, 1024, 4096, 0, 0, 0, 0, 0)
+                       1 << 30, 1 << 30, 0, 0, NAME_MAX, 4096, 0, 0, 0, 0, 0)

@@ -322,9 +322,11 @@ class Files:
         mode = attrs.get("mode", base.mode if base else metas.DEFAULT_FILE_MODE)
         keys = self.links.group(store.url, key)
         times = _times(attrs, base)
+        # the number the file had at open: a rename moves it along (meta.inode_moved)
+        ino = base.ino if base and base.ino else metas.inode(store.id, key)
         return Meta(Kind.FILE, size, mode, attrs.get("uid", base.uid if base else os.getuid()),
                     attrs.get("gid", base.gid if base else os.getgid()),
-                    times["mtime_ns"], item.previous_etag, None, metas.inode(store.id, key),
+                    times["mtime_ns"], item.previous_etag, None, ino,
                     xattr=attrs.get("xattr"), nlink=0 if item in self._unlinked else len(keys),
                     links=tuple(sorted(keys)) if len(keys) > 1 else (),
                     atime_ns=times["atime_ns"], ctime_ns=times["ctime_ns"])

@@ -114,9 +114,42 @@ def decode_links(value: str | None) -> tuple[str, ...]:
     return tuple(unquote(k) for k in value.split(",") if k)
 
 
-def inode(store_id: str, key: str) -> int:
-    digest = hashlib.blake2b(f"{store_id}\0{key}".encode(), digest_size=8).digest()
+def _hashed_inode(text: str) -> int:
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
     return (int.from_bytes(digest, "little") & (2**63 - 1)) or 1
+
+
+# A rename moves a name, not the file: the renamed object keeps its inode number under its
+# new key, and the key it left gets a new one (a file created there later is another file);
+# a hard link's new name takes the file's number, and a name unlinked gets a new one.
+# For the run only (storing a number in the metadata would give every copy another tool
+# makes the same inode). Module-wide, as inode() is: (store id, key) -> number.
+_moved_inodes: dict[tuple[str, str], int] = {}
+_carried: set[int] = set()   # the numbers other keys took (a key left with its own must change it)
+_generation = iter(range(1, 1 << 62))
+
+
+def inode(store_id: str, key: str) -> int:
+    moved = _moved_inodes.get((store_id, key))
+    return moved if moved is not None else _hashed_inode(f"{store_id}\0{key}")
+
+
+def inode_moved(store_id: str, old_key: str, new_key: str) -> None:
+    """The object at old_key (without a trailing '/') now is new_key's."""
+    inode_linked(store_id, old_key, new_key)
+    inode_released(store_id, old_key)
+
+
+def inode_linked(store_id: str, key: str, new_key: str) -> None:
+    """new_key is another name of key's file (link): one number for both, in this run."""
+    number = _moved_inodes[(store_id, new_key)] = inode(store_id, key)
+    _carried.add(number)
+
+
+def inode_released(store_id: str, key: str) -> None:
+    """The name key left its file (unlink, rename): a file made there later is another."""
+    if (store_id, key) in _moved_inodes or _hashed_inode(f"{store_id}\0{key}") in _carried:
+        _moved_inodes[(store_id, key)] = _hashed_inode(f"{store_id}\0{key}\0{next(_generation)}")
 
 
 def _num(metadata: dict[str, str], name: str, parse=int):

@@ -260,6 +260,7 @@ class Vfs:
             raise VfsError(errno.EISDIR, f"{path}: is a directory")
         if self.files.removing(store, loc.key, path, meta):
             store.delete(loc.key)
+        metas.inode_released(store.id, loc.key)
         self.ns.update(path, None)
         self.entries_changed(path)
 
@@ -294,6 +295,7 @@ class Vfs:
         self._parent_dir(new)
         self._flush_path(old)
         self.files.linked(store, old, old_loc.key, loc.key)
+        metas.inode_linked(store.id, old_loc.key, loc.key)
         self.ns.forget(new)
         self.ns.forget(old)  # its ctime and st_nlink changed
         self.times.changed(old)
@@ -327,6 +329,8 @@ class Vfs:
             if target.kind is Kind.DIR and self.listdir(new):
                 raise VfsError(errno.ENOTEMPTY, f"{new}: directory not empty")
         if meta.kind is Kind.DIR:
+            if target is not None:  # the empty directory replaced: its marker goes first, so
+                store.delete(new_loc.key + "/")   # the one moved onto its key stays
             self._rename_dir(store, old, new, loc.key, new_loc.key)
         else:
             # A listing says nothing of hard links: ask the bucket about a listed name, so
@@ -346,9 +350,8 @@ class Vfs:
             self.files.keep_readable(store, loc.key, meta)
             etag = store.copy(loc.key, new_loc.key, self._changed_metadata(old, meta), content_type=meta.content_type)
             store.delete(loc.key)
+            metas.inode_moved(store.id, loc.key, new_loc.key)
             self.files.renamed(store, loc.key, new_loc.key, new)
-        if target is not None and target.kind is Kind.DIR:
-            store.delete(new_loc.key + "/")
         self.ns.forget(old)
         self.ns.forget(new)
         self.ns.remember(old, None)
@@ -379,7 +382,10 @@ class Vfs:
             dest = moved[key] = new_key + key[len(old_key):]
             store.copy(key, dest, None)
             store.delete(key)
+            if key != old_key + "/":   # the directory's own number moves below, marker or not
+                metas.inode_moved(store.id, key.rstrip("/"), dest.rstrip("/"))
             self.ns.forget(old + key[len(old_key):].rstrip("/"))
+        metas.inode_moved(store.id, old_key, new_key)
         if not store.list_all(new_key + "/"):
             store.put(new_key + "/", b"", metas.to_metadata(metas.DEFAULT_DIR_MODE, os.getuid(), os.getgid(),
                                                             time.time_ns()), metas.DIR_CONTENT_TYPE)
@@ -439,9 +445,25 @@ class Vfs:
             return None
         return self.store(loc.store_url), loc
 
+    @staticmethod
+    def check_size(cache_path: str, size: int) -> None:
+        """EFBIG, as the kernel's truncate, for a size past the largest file the cache's
+        filesystem holds, before anything is recorded: lseek refuses (EINVAL) exactly the
+        offsets over that limit, and changes nothing."""
+        fd = os.open(cache_path, os.O_RDONLY)
+        try:
+            os.lseek(fd, size, os.SEEK_SET)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise VfsError(errno.EFBIG, f"{size}: past the largest file size") from None
+            raise
+        finally:
+            os.close(fd)
+
     def truncate(self, path: str, size: int) -> None:
         handle = self.open(path, os.O_WRONLY)
         try:
+            self.check_size(handle.cache_path, size)
             handle.set_size(size)
             os.truncate(handle.cache_path, size)
         finally:

@@ -66,8 +66,11 @@ def _resolve_parent(sup, target):
     parent = sup.resolve(type(target)(True, head or "/"), follow=True)
     if parent.virtual and sup.vfs.lookup(parent.path).kind is not Kind.DIR:
         raise VfsError(errno.ENOTDIR, f"{parent.path}: not a directory")
-    return type(target)(sup.mounts.is_virtual(parent.path + "/" + name), parent.path.rstrip("/") + "/" + name,
-                        target.wants_dir)
+    path = parent.path.rstrip("/") + "/" + name
+    virtual = sup.mounts.is_virtual(path)
+    if virtual:
+        sup.search(path)   # looking the last name up needs search on its directory (lchown, link's old name)
+    return type(target)(virtual, path, target.wants_dir)
 
 
 def _done(stop, fn, *args) -> None:

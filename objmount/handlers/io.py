@@ -220,6 +220,7 @@ def on_ftruncate(sup, stop) -> None:
     if length >= 1 << 63:
         stop.fail(errno.EINVAL)
         return
+    sup.vfs.check_size(desc.file.cache_path, length)   # EFBIG before the size is recorded
     _kill_setid(sup, stop, desc.file)
     desc.file.set_size(length, writer=stop.tid)
 

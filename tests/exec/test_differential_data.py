@@ -475,3 +475,14 @@ def test_renaming_listed_names_of_a_group_keeps_it(differential, s3, bucket):
         lists,
         [["stat", "b", False], ["stat", "e", False], ["cat", "b"], ["cat", "e"]],
     )
+
+
+def test_a_size_past_the_largest_file_is_efbig_and_changes_nothing(differential):
+    """truncate(path) past what the cache's filesystem holds (ext4: 16 TiB) says EFBIG, as
+    the kernel does, and the file keeps its size and bytes (it was an internal error: EIO)."""
+    huge = 999_999_999_999_999
+    differential(
+        [["put", "f", "data"], ["truncate", "f", huge], ["stat", "f", False], ["cat", "f"],
+         ["open", "f", "RDWR"], ["ftruncate", "a", huge], ["fstat", "a", False], ["close", "a"], ["cat", "f"]],
+        [["stat", "f", False], ["cat", "f"]],
+    )

@@ -11,6 +11,7 @@ from exec_support import compile_c
 PROBES = Path(__file__).resolve().parents[1] / "probe"
 
 LONG_NAME = "n" * 256
+MAX_NAME = "m" * 255
 LONG_PATH = "/".join(["d" * 200] * 21)   # over PATH_MAX
 
 
@@ -32,6 +33,15 @@ def test_names_and_paths_over_the_limits_are_enametoolong(differential):
     differential(
         [["put", LONG_NAME, "x"], ["stat", LONG_NAME], ["mkdir", LONG_NAME], ["stat", LONG_PATH],
          ["open", LONG_PATH, "WRONLY|CREAT"], ["listdir"]],
+    )
+
+
+def test_the_name_length_statfs_announces_is_the_one_taken(differential):
+    """pathconf(_PC_NAME_MAX) says 255, as ext4: programs that size names by it (pjdfstest
+    does) make names that work, not 1024-byte ones refused with ENAMETOOLONG."""
+    differential(
+        [["namemax"], ["mkdir", "d"], ["namemax", "d"], ["put", MAX_NAME, "x"], ["stat", MAX_NAME],
+         ["rename", MAX_NAME, "d/" + MAX_NAME], ["listdir", "d"]],
     )
 
 
@@ -115,3 +125,37 @@ def test_a_relative_path_into_a_root_from_above_it(objmount, s3, bucket, tmp_pat
     run = objmount(["sh", "-c", script], "-m", f"{tmp_path}/in/=s3://{bucket}", *(() if fast_path else ("--no-fast-path",)))
     assert run.returncode == 0, run.stderr
     assert run.text == "in the bucket\n" * 5
+
+
+def test_a_directory_renamed_onto_an_empty_one_keeps_its_marker(differential, s3, bucket):
+    """rename(x, y) over an empty directory y: x's marker becomes y's, and stays (the
+    replaced directory's marker was deleted after the move, leaving an empty directory
+    gone and a full one without its mode)."""
+    steps = [["stat", "y", False], ["listdir", "y"], ["stat", "b", False], ["listdir", "b"], ["listdir"]]
+    differential(
+        [["mkdir", "x"], ["mkdir", "y"], ["rename", "x", "y"], ["mkdir", "a", 0o700], ["put", "a/f", "data"],
+         ["mkdir", "b"], ["rename", "a", "b"], *steps],
+        steps,   # a new run: what the bucket kept
+    )
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
+    assert {"y/", "b/", "b/f"} <= keys
+
+
+def test_a_renamed_file_or_directory_keeps_its_inode_number(differential):
+    """A rename moves the name, not the file: st_ino follows it (find, tar and rsync pair
+    files by it; pjdfstest checks it after every rename), and a new file at the old name is
+    another file; the names of a hard-linked file share it. Within the run (numbers are not
+    stored)."""
+    differential(
+        [["put", "f", "x"], ["inode", "f", "f"], ["open", "f", "RDONLY"], ["rename", "f", "g"],
+         ["inode_is", "g", "f"], ["inode_is", "a", "f"], ["put", "f", "new"], ["inode_is", "f", "f"],
+         ["put", "h", "y"], ["rename", "g", "h"], ["inode_is", "h", "f"],
+         ["mkdir", "d"], ["put", "d/in", "z"], ["symlink", "h", "d/l"], ["inode", "d", "d"], ["inode", "d/in", "in"],
+         ["inode", "d/l", "l"], ["mkdir", "e"], ["rename", "d", "e"], ["inode_is", "e", "d"],
+         ["inode_is", "e/in", "in"], ["inode_is", "e/l", "l"], ["mkdir", "d"], ["inode_is", "d", "d"],
+         ["rename", "e", "d"], ["inode_is", "d", "d"], ["inode_is", "d/in", "in"], ["listdir", "d"],
+         # hard links: one number for all names; a name unlinked, then made again, is another file
+         ["put", "k", "k"], ["inode", "k", "k"], ["link", "k", "k2"], ["inode_is", "k2", "k"],
+         ["rename", "k", "k3"], ["inode_is", "k3", "k"], ["unlink", "k2"], ["inode_is", "k3", "k"],
+         ["put", "k2", "other"], ["inode_is", "k2", "k"], ["put", "k", "other"], ["inode_is", "k", "k"]],
+    )

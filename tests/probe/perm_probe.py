@@ -177,3 +177,23 @@ show("ftruncate suid", lambda: ftrunc(p("open", "suid-ftrunc")))
 show("bind in ro", lambda: bind(p("ro", "sock")))
 show("bind in w", lambda: bind(p("w", "sock")))
 show("connect to root's socket", lambda: connect(p("open", "sock")))
+# The search permission of the directory holding the last name, for the calls that do not
+# follow it (lchown) and for a link's old name.
+show("lchown nosearch/f", lambda: os.chown(p("nosearch", "f"), -1, -1, follow_symlinks=False))
+show("link from nosearch", lambda: os.link(p("nosearch", "f"), p("w", "from-nosearch")))
+
+
+def relative_to(directory, name):
+    """A lookup relative to a directory descriptor opened by this (unprivileged) process."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.utime(name, dir_fd=fd)
+        f = os.open(name, os.O_RDONLY, dir_fd=fd)
+        data = os.read(f, 100).decode().strip()
+        os.close(f)
+        return [mode_of(p("open", name)), data]
+    finally:
+        os.close(fd)
+
+
+show("lookups relative to an opened directory", lambda: relative_to(p("open"), "rw"))

@@ -176,6 +176,16 @@ class Probe:
         self.marks[name] = (st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns)
         return "ok"
 
+    def inode(self, path, name):
+        """Remember the inode number of `path` (not followed) as `name`; `inode_is` compares."""
+        self.marks[name] = os.lstat(self.p(path)).st_ino
+        return "ok"
+
+    def inode_is(self, path, name):
+        """Whether `path` (or descriptor `path` when it names one) has inode `name`'s."""
+        st = os.fstat(self.fds[path]) if path in self.fds else os.lstat(self.p(path))
+        return st.st_ino == self.marks[name]
+
     def since(self, path, name, follow=True):
         """For atime, mtime, ctime of `path`: "same", "later" or "earlier" than snapshot `name`."""
         st = (os.stat if follow else os.lstat)(self.p(path))
@@ -276,6 +286,11 @@ class Probe:
 
     def listdir(self, path="."):
         return sorted(os.listdir(self.p(path)))
+
+    def namemax(self, path="."):
+        """The longest name the filesystem says it takes: statvfs's f_namemax and
+        pathconf(_PC_NAME_MAX) (which glibc reads from statfs's f_namelen)."""
+        return [os.statvfs(self.p(path)).f_namemax, os.pathconf(self.p(path), "PC_NAME_MAX")]
 
     def dtypes(self, path="."):
         """[name, d_type] of each entry as readdir gives it (0 DT_UNKNOWN, 1 DT_FIFO,

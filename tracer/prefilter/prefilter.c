@@ -257,7 +257,14 @@ static SLOW int dir_is_deferred(int dirfd) {
     unsigned long st[18];   /* the kernel's struct stat: st_dev, st_ino first */
     if (!defer_cwd[0]) return 0;
     if (!stand_in[1]) {
-        if (direct(NR_newfstatat, AT_FDCWD, (long)defer_cwd, (long)st, 0, 0) != 0) return 0;   /* none yet: nothing open on it */
+        long r = direct(NR_newfstatat, AT_FDCWD, (long)defer_cwd, (long)st, 0, 0);
+        if (r == -ENOENT) return 0;   /* none yet: nothing open on it */
+        if (r != 0) {
+            /* EACCES: a process that dropped privileges, shut out of the private cache the
+             * stand-in lies in; its descriptor's path still tells (as local_from_base). */
+            char buf[SMALL_PATH];
+            return base_dir(dirfd, buf, sizeof buf) && same(buf, defer_cwd);
+        }
         stand_in[0] = st[0];
         stand_in[1] = st[1];
     }
