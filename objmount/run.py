@@ -17,6 +17,7 @@ from vfs.mounts import OBJMOUNT_ROOT
 from vfs.stats import Stats
 
 from .handlers import local_pass, syscall_filter
+from .paths import normalize, roots_of, under_roots
 from .supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -159,6 +160,14 @@ def _with_fast_path(env: dict[str, str], trap, mounts: MountTable, config: VfsSe
                 library = prefilter.build(prefilter.private_dir())
             except prefilter.UnsafeLocation as exc:
                 log.debug("fast-path library only loadable by us: %s", exc)
+        if _hidden(library, mounts):
+            # Under a mount (-m /tmp=...): the loader would look for it in the bucket and
+            # print an error in every program. Kept somewhere no mount covers, or not used.
+            library = _outside_mounts(mounts)
+            if library is None:
+                log.warning("fast path off, every path syscall stops: each place its library "
+                            "could be kept is under a mount")
+                return env
         env = prefilter.environ(env, library, [OBJMOUNT_ROOT, *mounts.targets], fd_base,
                                 defer_cwd=str(placeholder_dir(config.cache_dir)),
                                 defer_fds_under=str(config.cache_dir))
@@ -167,6 +176,28 @@ def _with_fast_path(env: dict[str, str], trap, mounts: MountTable, config: VfsSe
         return env
     trap.trusted_ip = prefilter.TRUSTED_IP
     return env
+
+
+def _hidden(library: Path, mounts: MountTable) -> bool:
+    """Whether programs would look for `library` in a bucket (it is under a mount)."""
+    roots = roots_of(mounts.targets)
+    return any(under_roots(normalize(p), roots) for p in (str(library), os.path.realpath(library)))
+
+
+def _outside_mounts(mounts: MountTable) -> Path | None:
+    """The fast-path library built in a directory of ours that no mount covers, or None."""
+    name = f"objmount-prefilter-{os.geteuid()}"
+    for place in (prefilter.private_dir(), Path("/var/tmp") / name, Path("/dev/shm") / name):
+        try:
+            if _hidden(place, mounts):
+                continue
+            library = prefilter.build(place)
+        except (prefilter.UnsafeLocation, OSError) as exc:
+            log.debug("fast-path library not kept in %s: %s", place, exc)
+            continue
+        if prefilter.readable_by_all(library) and not _hidden(library, mounts):
+            return library
+    return None
 
 
 def _quick_loop(lib_dir: Path | None):

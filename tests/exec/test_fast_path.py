@@ -329,3 +329,16 @@ def test_a_vfork_childs_chdir_does_not_move_its_parent(objmount, tree, tmp_path)
     run = objmount([str(tmp_path / "vfork"), "/data/dir"], "-m", f"/data=s3://{tree}")
     assert run.returncode == 0, run.stderr
     assert run.text == "alpha\n"
+
+
+def test_a_mount_over_the_librarys_directory_keeps_the_fast_path(objmount, s3, bucket):
+    """-m /tmp=...: the library, kept in /tmp/objmount-prefilter-UID when the home is
+    private, would be looked for in the bucket (ld.so printed an error in every program):
+    it is kept where no mount covers it."""
+    s3.put_object(Bucket=bucket, Key="x", Body=b"hello\n")
+    run = objmount(["sh", "-c", "cat /tmp/x; ls /tmp; for i in 1 2 3 4 5; do test -e /etc/hostname; done"],
+                   "-m", f"/tmp=s3://{bucket}")
+    assert run.returncode == 0, run.stderr
+    assert run.text == "hello\nx\n"
+    assert "cannot be preloaded" not in run.stderr and "fast path off" not in run.stderr
+    assert run.stats["syscalls"].get("newfstatat", 0) < 5   # the shell's tests ran in the library
