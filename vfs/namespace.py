@@ -148,6 +148,15 @@ class Namespace:
         self._lists.pop(path, None)
         self._lists.pop(posixpath.dirname(path), None)
 
+    def forget_below(self, path: str) -> None:
+        """What is known of `path` and every name below it (a directory moved away: a
+        directory holding files has no key of its own, so no key names it)."""
+        below = path + "/"
+        for table in (self._attrs, self._made, self._lists):
+            for p in [p for p in table if p.startswith(below)]:
+                table.pop(p, None)
+        self.forget(path)
+
     # --- lookups -----------------------------------------------------------------------
     def peek(self, path: str) -> Meta | None:
         """What is known of `path` without asking the bucket; None: nothing fresh (or it

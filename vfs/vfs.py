@@ -332,6 +332,7 @@ class Vfs:
             if target is not None:  # the empty directory replaced: its marker goes first, so
                 store.delete(new_loc.key + "/")   # the one moved onto its key stays
             self._rename_dir(store, old, new, loc.key, new_loc.key)
+            self._move_run_dirs(old, new)
         else:
             # A listing says nothing of hard links: ask the bucket about a listed name, so
             # a name moving out of (or replacing a name of) a group updates the group.
@@ -364,6 +365,15 @@ class Vfs:
         self.entries_changed(old)
         self.times.entries_changed(posixpath.dirname(new))
 
+    def _move_run_dirs(self, old: str, new: str) -> None:
+        """Directories of this run only (no marker: Namespace.local_dirs) at or below `old`
+        are at `new` now; an empty one replaced at `new` is gone."""
+        dirs = self.ns.local_dirs
+        dirs.pop(new, None)
+        for path in [p for p in dirs if p == old or p.startswith(old + "/")]:
+            dirs[new + path[len(old):]] = dirs.pop(path)
+            self.ns.forget(path)
+
     def _changed_metadata(self, path: str, meta: Meta) -> dict[str, str] | None:
         """The metadata of an object whose ctime changes now (a rename copies it anyway),
         or None (keep what is stored) when its metadata was not read."""
@@ -378,13 +388,23 @@ class Vfs:
     def _rename_dir(self, store, old: str, new: str, old_key: str, new_key: str) -> None:
         moving = self.files.flush_below(store, old, old_key, new, new_key)
         moved = {}
+        markers = []
         for key in store.list_all(old_key + "/"):
             dest = moved[key] = new_key + key[len(old_key):]
             store.copy(key, dest, None)
-            store.delete(key)
+            if key.endswith("/"):
+                markers.append(key)   # deleted once what they hold is gone (below)
+            else:
+                store.delete(key)
             if key != old_key + "/":   # the directory's own number moves below, marker or not
                 metas.inode_moved(store.id, key.rstrip("/"), dest.rstrip("/"))
             self.ns.forget(old + key[len(old_key):].rstrip("/"))
+        # Deepest first: a store whose directories are real ones (file://) removes one only
+        # when it is empty; deleted before its contents, the old directory stayed behind.
+        for key in sorted(markers, key=len, reverse=True):
+            store.delete(key)
+        store.moved_away(old_key + "/")
+        self.ns.forget_below(old)
         metas.inode_moved(store.id, old_key, new_key)
         if not store.list_all(new_key + "/"):
             store.put(new_key + "/", b"", metas.to_metadata(metas.DEFAULT_DIR_MODE, os.getuid(), os.getgid(),

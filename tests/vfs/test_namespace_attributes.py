@@ -119,6 +119,28 @@ def test_a_name_seen_missing_is_asked_again_when_rechecked(make_vfs, s3, bucket)
     assert vfs.lookup(f"{b}/d/new").size == 3 and "new" in dict(vfs.listdir(f"{b}/d"))
 
 
+def test_a_directory_of_this_run_only_moves_with_a_rename(cache_dir, bucket):
+    """With no dir/ markers, a renamed directory of this run keeps its mode under its new
+    name (with what it holds), and its old name is gone; it stayed listed, and the new
+    name showed 0755."""
+    vfs = Vfs(MountTable.parse([f"/w=s3://{bucket}"]), VfsConfig(cache_dir=cache_dir, dir_markers=False))
+    try:
+        vfs.mkdir("/w/a", 0o700)
+        vfs.mkdir("/w/a/in", 0o711)
+        vfs.mkdir("/w/c", 0o750)
+        vfs.mkdir("/w/gone", 0o755)
+        vfs.rename("/w/a", "/w/b")
+        vfs.rename("/w/c", "/w/gone")      # onto an empty directory of this run
+        assert {n: m.mode for n, m in vfs.listdir("/w")} == {"b": stat.S_IFDIR | 0o700, "gone": stat.S_IFDIR | 0o750}
+        assert {n: m.mode for n, m in vfs.listdir("/w/b")} == {"in": stat.S_IFDIR | 0o711}
+        for old in ("/w/a", "/w/a/in", "/w/c"):
+            with pytest.raises(VfsError) as exc:
+                vfs.lookup(old)
+            assert exc.value.errno == errno.ENOENT
+    finally:
+        vfs.close()
+
+
 def test_a_directory_of_this_run_only_keeps_its_mode_and_owner_for_the_run(cache_dir, bucket):
     """With no dir/ markers (--no-dir-markers, for rclone serve s3), mkdir's mode and a
     later chmod/chown last for the run, as the times do: they were 0755 and the running

@@ -54,6 +54,10 @@ class Store(Protocol):
     def list(self, prefix: str) -> Listing:
         """One level below `prefix` (which is '' or ends in '/'), all pages."""
 
+    def moved_away(self, prefix: str) -> None:
+        """Everything below `prefix` was moved elsewhere: a store whose directories are
+        real ones removes those left empty (S3 has nothing to do)."""
+
     def look_below(self, prefix: str) -> Below:
         """One cheap look at the keys below `prefix` (which ends in '/')."""
 

@@ -73,6 +73,16 @@ class LocalStore:
             raise self._fail(exc, prefix) from None
         return Listing(objects, prefixes)
 
+    def moved_away(self, prefix: str) -> None:
+        """The directories below and at `prefix` that a directory's rename emptied (its
+        keys moved one by one; a directory holding files has no key of its own)."""
+        base = self._path(prefix.rstrip("/"))
+        for dirpath, _, _ in sorted(os.walk(base), key=lambda w: len(w[0]), reverse=True):
+            try:
+                os.rmdir(dirpath)
+            except OSError:
+                pass   # not empty: something arrived meanwhile, or it was never moved
+
     def look_below(self, prefix: str) -> Below:
         self.stats.request("ListObjectsV2")
         # a directory's attributes are its own: its "marker" is always there

@@ -361,6 +361,9 @@ class S3Store:
             prefixes.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
         return Listing(objects, prefixes)
 
+    def moved_away(self, prefix: str) -> None:
+        pass   # a prefix without keys is gone by itself
+
     def look_below(self, prefix: str) -> Below:
         page = self._do("ListObjectsV2", prefix,
                         lambda: self._fast.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1))
