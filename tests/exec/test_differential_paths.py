@@ -127,6 +127,7 @@ def test_a_relative_path_into_a_root_from_above_it(objmount, s3, bucket, tmp_pat
     assert run.text == "in the bucket\n" * 5
 
 
+@pytest.mark.not_rclone("no dir/ markers there (--no-dir-markers): a directory's mode lasts for the run only")
 def test_a_directory_renamed_onto_an_empty_one_keeps_its_marker(differential, s3, bucket):
     """rename(x, y) over an empty directory y: x's marker becomes y's, and stays (the
     replaced directory's marker was deleted after the move, leaving an empty directory
