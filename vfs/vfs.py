@@ -223,7 +223,8 @@ class Vfs:
                                os.getgid() if gid is None else gid, now)
         made = metas.from_marker(store.id, loc.dir_key, None, now / 1e9, md)
         self.entries_changed(path)
-        local = dataclasses.replace(metas.directory("local", path), mode=made.mode, uid=made.uid, gid=made.gid)
+        local = dataclasses.replace(metas.directory("local", path), mode=made.mode, uid=made.uid, gid=made.gid,
+                                    ino=made.ino)   # the key's number: a name made again after a rename is new
         if store.url in self._marker_refused or not self.config.dir_markers:
             self.ns.local_dirs[path] = local
             self.ns.update(path, made, empty_dir=True)

@@ -156,3 +156,18 @@ def test_a_directory_of_this_run_only_keeps_its_mode_and_owner_for_the_run(cache
         assert {n: m.mode for n, m in vfs.listdir("/w")} == {"p": stat.S_IFDIR | 0o750, "shut": stat.S_IFDIR | 0o700}
     finally:
         vfs.close()
+
+
+def test_a_directory_of_this_run_only_made_again_after_a_rename_is_a_new_one(cache_dir, bucket):
+    """With no dir/ markers: the renamed directory keeps its inode number, and one made
+    again at the old name has another (it had the old one: numbered by path, not key)."""
+    vfs = Vfs(MountTable.parse([f"/w=s3://{bucket}"]), VfsConfig(cache_dir=cache_dir, dir_markers=False))
+    try:
+        vfs.mkdir("/w/d", 0o755)
+        first = vfs.lookup("/w/d").ino
+        vfs.rename("/w/d", "/w/e")
+        assert vfs.lookup("/w/e").ino == first
+        vfs.mkdir("/w/d", 0o755)
+        assert vfs.lookup("/w/d").ino not in (first, 0)
+    finally:
+        vfs.close()
