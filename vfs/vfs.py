@@ -223,8 +223,9 @@ class Vfs:
                                os.getgid() if gid is None else gid, now)
         made = metas.from_marker(store.id, loc.dir_key, None, now / 1e9, md)
         self.entries_changed(path)
-        local = dataclasses.replace(metas.directory("local", path), mode=made.mode, uid=made.uid, gid=made.gid,
-                                    ino=made.ino)   # the key's number: a name made again after a rename is new
+        # numbered by its key, as a marked one (a name made again after a rename is new)
+        local = dataclasses.replace(metas.directory(store.id, loc.dir_key), mode=made.mode, uid=made.uid,
+                                    gid=made.gid)
         if store.url in self._marker_refused or not self.config.dir_markers:
             self.ns.local_dirs[path] = local
             self.ns.update(path, made, empty_dir=True)
@@ -368,12 +369,12 @@ class Vfs:
 
     def _move_run_dirs(self, old: str, new: str) -> None:
         """Directories of this run only (no marker: Namespace.local_dirs) at or below `old`
-        are at `new` now; an empty one replaced at `new` is gone."""
+        are at `new` now; an empty one replaced at `new` is gone. (What was known of their
+        old names _rename_dir forgot.)"""
         dirs = self.ns.local_dirs
         dirs.pop(new, None)
         for path in [p for p in dirs if p == old or p.startswith(old + "/")]:
             dirs[new + path[len(old):]] = dirs.pop(path)
-            self.ns.forget(path)
 
     def _changed_metadata(self, path: str, meta: Meta) -> dict[str, str] | None:
         """The metadata of an object whose ctime changes now (a rename copies it anyway),
@@ -399,13 +400,12 @@ class Vfs:
                 store.delete(key)
             if key != old_key + "/":   # the directory's own number moves below, marker or not
                 metas.inode_moved(store.id, key.rstrip("/"), dest.rstrip("/"))
-            self.ns.forget(old + key[len(old_key):].rstrip("/"))
         # Deepest first: a store whose directories are real ones (file://) removes one only
         # when it is empty; deleted before its contents, the old directory stayed behind.
         for key in sorted(markers, key=len, reverse=True):
             store.delete(key)
         store.moved_away(old_key + "/")
-        self.ns.forget_below(old)
+        self.ns.forget_below(old)   # every name below, keyed or not (a directory holding files has no key)
         metas.inode_moved(store.id, old_key, new_key)
         if not store.list_all(new_key + "/"):
             store.put(new_key + "/", b"", metas.to_metadata(metas.DEFAULT_DIR_MODE, os.getuid(), os.getgid(),
