@@ -186,8 +186,7 @@ def _hidden(library: Path, mounts: MountTable) -> bool:
 
 def _outside_mounts(mounts: MountTable) -> Path | None:
     """The fast-path library built in a directory of ours that no mount covers, or None."""
-    name = f"objmount-prefilter-{os.geteuid()}"
-    for place in (prefilter.private_dir(), Path("/var/tmp") / name, Path("/dev/shm") / name):
+    for place in prefilter.private_dirs():
         try:
             if _hidden(place, mounts):
                 continue

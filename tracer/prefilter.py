@@ -141,8 +141,15 @@ def private_dir() -> Path:
     safe. Per user, so it is reused by later runs (and checked like the usual one). In the
     temporary directory, not XDG_RUNTIME_DIR: that one is 0700, and programs running as
     other users must be able to load the library."""
+    return private_dirs()[0]
+
+
+def private_dirs() -> tuple[Path, ...]:
+    """private_dir(), then the other places such a directory can be made, in order (for a
+    run whose mounts cover the first: the loader would look for the library in a bucket)."""
     import tempfile
-    return Path(tempfile.gettempdir()) / f"objmount-prefilter-{os.geteuid()}"
+    name = f"objmount-prefilter-{os.geteuid()}"
+    return Path(tempfile.gettempdir()) / name, Path("/var/tmp") / name, Path("/dev/shm") / name
 
 
 def environ(env: dict[str, str], library: Path, roots: list[str], fd_base: int,
