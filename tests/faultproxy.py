@@ -16,7 +16,9 @@ if `ranged`), and applies to its first `times` matching requests after the first
 (an open's own GET, say).
 
 `rewrite(method, path, body) -> body`, if set, changes the server's answers (to play a
-server that spells things its own way); `ignored` names request headers (lower case) that
+server that spells things its own way); `route(method, path) -> path`, if set, changes the
+path a request is forwarded to (to play a server that stores keys its own way; the
+server must not check signatures: moto); `ignored` names request headers (lower case) that
 are not forwarded (to play a server that ignores them, e.g. {"if-match"}).
 """
 
@@ -66,6 +68,7 @@ class FaultProxy:
         self.faults: list[Fault] = []
         self.seen: list[Seen] = []
         self.rewrite = None   # (method, path, body) -> body
+        self.route = None     # (method, path) -> the path forwarded
         self.ignored: set[str] = set()   # request headers not forwarded
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -177,7 +180,8 @@ class FaultProxy:
             headers = {k: v for k, v in h.headers.items()
                        if k.lower() not in ("connection", "transfer-encoding") and k.lower() not in self.ignored}
             headers["Content-Length"] = str(len(body))
-            conn.request(h.command, h.path, body=body, headers=headers)
+            path = h.path if self.route is None else self.route(h.command, h.path)
+            conn.request(h.command, path, body=body, headers=headers)
             resp = conn.getresponse()
             payload = resp.read()
             return resp.status, resp.getheaders(), payload

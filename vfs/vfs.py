@@ -27,6 +27,7 @@ from .namespace import Namespace
 from .predict import Predictor
 from .times import own_ctime
 from .stats import Stats
+from .stores.base import Below
 from .stores.local import LocalStore
 from .stores.s3 import Network, S3Service, S3Store
 
@@ -66,9 +67,11 @@ class Vfs:
         self.fetcher = Fetcher(workers=config.fetch_workers, block=config.random_block)
         self._s3 = S3Service(config.endpoint_url, config.profile, config.region, self._stats, config.network)
         self._stores: dict[str, object] = {}
-        # Stores whose server refused a directory marker: mkdir there makes a directory
-        # for this run only (Namespace.local_dirs).
+        # Stores whose server refused a directory marker, or kept one as no marker: mkdir
+        # there makes a directory for this run only (Namespace.local_dirs). Stores where a
+        # marker was seen kept: put_marker.
         self._marker_refused: set[str] = set()
+        self._marker_kept: set[str] = set()
         self._lock = threading.Lock()
         self.ns = Namespace(mounts, self.store, config.metadata_ttl, config.close_to_open)
         self.files = Files(config, self.cache, self.fetcher, self.ns, self._stats)
@@ -226,20 +229,39 @@ class Vfs:
         # numbered by its key, as a marked one (a name made again after a rename is new)
         local = dataclasses.replace(metas.directory(store.id, loc.dir_key), mode=made.mode, uid=made.uid,
                                     gid=made.gid)
-        if store.url in self._marker_refused or not self.config.dir_markers:
+        if not self.config.dir_markers or not self.put_marker(store, loc.dir_key, md):
             self.ns.local_dirs[path] = local
-            self.ns.update(path, made, empty_dir=True)
-            return
+        self.ns.update(path, made, empty_dir=True)
+
+    def put_marker(self, store, dir_key: str, md: dict[str, str]) -> bool:
+        """Write the marker `dir_key` ('dir/'). False when this store keeps no markers: the
+        caller keeps the directory, or its attributes, for this run (Namespace.local_dirs)."""
+        if store.url in self._marker_refused:
+            return False
         try:
-            store.put(loc.dir_key, b"", md, metas.DIR_CONTENT_TYPE)
+            store.put(dir_key, b"", md, metas.DIR_CONTENT_TYPE)
         except VfsError as exc:
             if exc.errno != errno.EIO:
                 raise
+            self._no_markers(store, f"it refused one: {exc.message}")
+            return False
+        if store.url not in self._marker_kept:
+            # Some servers take 'dir/' for a file named 'dir' (rclone serve s3 over a local
+            # directory): nothing could be written below it then. The first marker is looked
+            # for where a listing shows it, and removed if it is not there.
+            if store.look_below(dir_key) is not Below.MARKED:
+                store.delete(dir_key)
+                self._no_markers(store, f"it did not keep {dir_key} as a directory marker (a listing "
+                                        "below it shows nothing)")
+                return False
+            self._marker_kept.add(store.url)
+        return True
+
+    def _no_markers(self, store, why: str) -> None:
+        if store.url not in self._marker_refused:
             self._marker_refused.add(store.url)
-            log.warning("%s: the server refused a directory marker (%s); empty directories made "
-                        "now last for this run only", store.url, exc.message)
-            self.ns.local_dirs[path] = local
-        self.ns.update(path, made, empty_dir=True)
+            log.warning("%s: no directory markers on this server (%s); directories made and "
+                        "directory attributes changed now last for this run only", store.url, why)
 
     def rmdir(self, path: str) -> None:
         store, loc = self._writable_store(path)
@@ -407,9 +429,10 @@ class Vfs:
         store.moved_away(old_key + "/")
         self.ns.forget_below(old)   # every name below, keyed or not (a directory holding files has no key)
         metas.inode_moved(store.id, old_key, new_key)
-        if not store.list_all(new_key + "/"):
-            store.put(new_key + "/", b"", metas.to_metadata(metas.DEFAULT_DIR_MODE, os.getuid(), os.getgid(),
-                                                            time.time_ns()), metas.DIR_CONTENT_TYPE)
+        if not store.list_all(new_key + "/") and old not in self.ns.local_dirs:
+            md = metas.to_metadata(metas.DEFAULT_DIR_MODE, os.getuid(), os.getgid(), time.time_ns())
+            if not self.put_marker(store, new_key + "/", md):
+                self.ns.local_dirs[old] = metas.directory(store.id, new_key + "/")   # moved to new after
         for key, moved_key, moved_path in moving:
             self.files.moved(store, key, moved_key, moved_path)
         self.links.keys_moved(store, moved, new)
@@ -430,9 +453,9 @@ class Vfs:
         if self.files.set_pending_attrs(loc.store_url, loc.key, new):
             return  # being written: the attributes go up with the data
         if path in self.ns.local_dirs:   # a directory of this run only: nowhere to keep attributes
-            self.ns.local_dirs[path] = dataclasses.replace(self.ns.local_dirs[path], mode=new["mode"],
-                                                           uid=new["uid"], gid=new["gid"])
-            self.times.touch(path, **{k: new[k] for k in ("mtime_ns", "atime_ns", "ctime_ns")})
+            # its times too (this run's times only move forward: a time set into the past
+            # would not show)
+            self.ns.local_dirs[path] = dataclasses.replace(self.ns.local_dirs[path], **new)
             return
         md = metas.to_metadata(new["mode"], new["uid"], new["gid"], new["mtime_ns"],
                                atime_ns=new["atime_ns"], ctime_ns=new["ctime_ns"])
@@ -445,7 +468,8 @@ class Vfs:
         if meta.kind is Kind.DIR:
             changed = dataclasses.replace(meta, **new, exact=True)
             if loc.dir_key:
-                store.put(loc.dir_key, b"", md, metas.DIR_CONTENT_TYPE)
+                if not self.put_marker(store, loc.dir_key, md):
+                    self.ns.local_dirs[path] = changed   # no markers here: kept for the run
             else:  # a bucket root has no key to keep attributes in: they last for the run
                 if store.url not in self.ns.root_attrs:
                     log.warning("%s: the attributes of a bucket root cannot be stored; they last for this run",

@@ -131,7 +131,9 @@ class Xattrs:
             md[KEY] = encoded
         md["ctime"] = metas.format_time(now)
         if meta.kind is Kind.DIR:
-            store.put(loc.dir_key, b"", md, metas.DIR_CONTENT_TYPE)
+            if not self.vfs.put_marker(store, loc.dir_key, md):
+                raise VfsError(errno.EOPNOTSUPP, f"{path}: this server keeps no directory markers, so no "
+                                                 "directory attributes")
             self.vfs.ns.update(path, dataclasses.replace(meta, ctime_ns=now))
         else:  # every name of a hard-link group gets them
             etag = self.vfs.links.copy_to_group(store, path, loc.key, md, meta.etag, {"xattr": encoded, "ctime_ns": now})

@@ -34,6 +34,15 @@ def test_times_are_set_and_kept_to_the_nanosecond(differential, mount):
     )
 
 
+def test_a_directory_of_this_run_only_takes_the_times_it_is_given(differential):
+    """--no-dir-markers (or a server that keeps no markers): a directory's attributes live
+    in the run; times set into the past showed the mkdir's time."""
+    differential(
+        [["mkdir", "d"], ["utime", "d", M, A], ["stat", "d"], ["chmod", "d", 0o700], ["stat", "d"],
+         ["utime", ".", A, M], ["stat", "."]],
+        mount="prefix", options=("--no-dir-markers",))
+
+
 @pytest.mark.not_rclone("no dir/ markers there (--no-dir-markers): a directory keeps no object of its own")
 def test_set_times_are_stored_as_s3fs_stores_them(differential, s3, bucket):
     def stored():

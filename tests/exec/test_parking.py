@@ -115,7 +115,8 @@ def test_processes_on_the_same_objects_at_once_get_exact_bytes(objmount, s3, obj
            + d + "/exit.bin; cat " + d + "/exit.bin > exit.out")
     run = objmount(cmd, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    assert run.stderr == ""
+    # (a server that keeps no directory markers, rclone, gets the one line saying so)
+    assert [line for line in run.stderr.splitlines() if "no directory markers" not in line] == []
     for i in range(8):
         assert (tmp_path / f"r{i}.out").read_bytes() == BIG
         data = (tmp_path / f"in{i}").read_bytes()
