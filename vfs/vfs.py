@@ -175,6 +175,7 @@ class Vfs:
             parent = self.lookup(posixpath.dirname(path))
             if parent.kind is not Kind.DIR:
                 raise VfsError(errno.ENOTDIR, f"{posixpath.dirname(path)}: not a directory")
+            self.key_fits(store, loc.key, path)
             handle = self.files.create(store, loc, path, mode, uid, gid, flags)
             self.entries_changed(path)
             return handle
@@ -217,10 +218,21 @@ class Vfs:
             raise VfsError(errno.EROFS, f"{path}: only objects inside a bucket can be changed")
         return store, loc
 
+    @staticmethod
+    def key_fits(store, key: str, path: str) -> None:
+        """A name is refused when it is made if its key is longer than the store takes
+        (S3: 1,024 bytes; moto takes more): else the file would fail only at its close,
+        when a program no longer looks (ENAMETOOLONG, as a shorter PATH_MAX would say)."""
+        limit = getattr(store, "max_key", None)
+        size = len(key.encode("utf-8", "surrogateescape"))
+        if limit is not None and size > limit:
+            raise VfsError(errno.ENAMETOOLONG, f"{path}: its key would be {size} bytes; {store.url} takes {limit}")
+
     def mkdir(self, path: str, mode: int, uid: int | None = None, gid: int | None = None) -> None:
         store, loc = self._writable_store(path)
         self._must_not_exist(path)
         self._parent_dir(path)
+        self.key_fits(store, loc.dir_key, path)
         now = time.time_ns()
         md = metas.to_metadata(stat.S_IFDIR | (mode & 0o7777), os.getuid() if uid is None else uid,
                                os.getgid() if gid is None else gid, now)
@@ -292,6 +304,7 @@ class Vfs:
         store, loc = self._writable_store(path)
         self._must_not_exist(path)
         self._parent_dir(path)
+        self.key_fits(store, loc.key, path)
         md = metas.to_metadata(metas.SYMLINK_MODE, os.getuid() if uid is None else uid,
                                os.getgid() if gid is None else gid, time.time_ns())
         data = os.fsencode(target)
@@ -317,6 +330,7 @@ class Vfs:
             raise VfsError(errno.EPERM, f"{old}: hard links to directories are not allowed")
         self._must_not_exist(new)
         self._parent_dir(new)
+        self.key_fits(store, loc.key, new)
         self._flush_path(old)
         self.files.linked(store, old, old_loc.key, loc.key)
         metas.inode_linked(store.id, old_loc.key, loc.key)
@@ -353,11 +367,10 @@ class Vfs:
             if target.kind is Kind.DIR and self.listdir(new):
                 raise VfsError(errno.ENOTEMPTY, f"{new}: directory not empty")
         if meta.kind is Kind.DIR:
-            if target is not None:  # the empty directory replaced: its marker goes first, so
-                store.delete(new_loc.key + "/")   # the one moved onto its key stays
-            self._rename_dir(store, old, new, loc.key, new_loc.key)
+            self._rename_dir(store, old, new, loc.key, new_loc.key, replacing=target is not None)
             self._move_run_dirs(old, new)
         else:
+            self.key_fits(store, new_loc.key, new)
             # A listing says nothing of hard links: ask the bucket about a listed name, so
             # a name moving out of (or replacing a name of) a group updates the group.
             if not meta.exact:
@@ -409,11 +422,15 @@ class Vfs:
         md.update(metas.special_metadata(meta))
         return md
 
-    def _rename_dir(self, store, old: str, new: str, old_key: str, new_key: str) -> None:
+    def _rename_dir(self, store, old: str, new: str, old_key: str, new_key: str, replacing: bool) -> None:
         moving = self.files.flush_below(store, old, old_key, new, new_key)
+        keys = store.list_all(old_key + "/")
+        self.key_fits(store, new_key + max(keys, key=lambda k: len(k.encode("utf-8", "surrogateescape")), default=old_key + "/")[len(old_key):], new)
+        if replacing:   # the empty directory replaced: its marker goes first, so the one
+            store.delete(new_key + "/")   # moved onto its key stays
         moved = {}
         markers = []
-        for key in store.list_all(old_key + "/"):
+        for key in keys:
             dest = moved[key] = new_key + key[len(old_key):]
             store.copy(key, dest, None)
             if key.endswith("/"):

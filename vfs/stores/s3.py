@@ -248,6 +248,8 @@ def _not_modified(key: str, etag: str, headers: dict) -> First:
 
 
 class S3Store:
+    max_key = 1024   # bytes of UTF-8: S3 refuses longer keys (Vfs.key_fits)
+
     def __init__(self, service: S3Service, bucket: str):
         self.service = service
         self.bucket = bucket
