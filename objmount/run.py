@@ -175,7 +175,20 @@ def _with_fast_path(env: dict[str, str], trap, mounts: MountTable, config: VfsSe
         log.warning("fast path off, every path syscall stops: %s", exc)
         return env
     trap.trusted_ip = prefilter.TRUSTED_IP
+    trap.constant_paths = _loader_rules(library.parent, [OBJMOUNT_ROOT, *mounts.targets])
     return env
+
+
+def _loader_rules(where: Path, targets: list[str]) -> dict[int, list[tuple[int, int, int]]]:
+    """The filter's rules for the dynamic loader's constant paths (tracer/loader.py), each
+    unless a mount covers its path."""
+    from tracer import loader
+    roots = roots_of(targets)
+    rules: dict[int, list[tuple[int, int, int]]] = {}
+    for site in loader.sites(where):
+        if not under_roots(normalize(site.path), roots):
+            rules.setdefault(site.nr, []).append((site.index, site.distance, site.page_offset))
+    return rules
 
 
 def _hidden(library: Path, mounts: MountTable) -> bool:

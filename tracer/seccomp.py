@@ -38,6 +38,10 @@ FD_PROBE_BIAS = 1024   # above every real errno, so never mistaken for EBADF
 
 # classic BPF opcodes
 _LD_W_ABS = 0x20
+_AND_K = 0x54
+_SUB_X = 0x1C
+_TAX = 0x07
+_JEQ_X = 0x1D
 _JEQ_K = 0x15
 _JGE_K = 0x35
 _JSET_K = 0x45
@@ -135,6 +139,26 @@ def _trusted(ip: int | None) -> list[bytes]:
     ]
 
 
+def _constant_path(index: int, distance: int, page_offset: int) -> list[bytes]:
+    """Let a call through when its path argument `index` lies `distance` bytes below the
+    instruction that makes it (in the same 4 GiB), the instruction at `page_offset` in its
+    page: a constant string of a known image (tracer/loader.py)."""
+    rest = [
+        _insn(_LD_W_ABS, 0, 0, _OFF_IP_LOW),
+        _insn(_AND_K, 0, 0, 0xFFF),
+        _insn(_JEQ_K, 0, 10, page_offset),     # no: past the ALLOW
+        _insn(_LD_W_ABS, 0, 0, _off_arg_low(index) + 4),
+        _insn(_TAX, 0, 0, 0),
+        _insn(_LD_W_ABS, 0, 0, _OFF_IP_HIGH),
+        _insn(_JEQ_X, 0, 6, 0),               # another 4 GiB: past the ALLOW
+        _insn(_LD_W_ABS, 0, 0, _off_arg_low(index)),
+        _insn(_TAX, 0, 0, 0),
+        _insn(_LD_W_ABS, 0, 0, _OFF_IP_LOW),
+        _insn(_SUB_X, 0, 0, 0),
+    ]
+    return rest + [_insn(_JEQ_K, 0, 1, distance & 0xFFFFFFFF), _ALLOW]
+
+
 def _extra_prologue(trusted_ip: int | None) -> list[bytes]:
     """Start of an extra filter: other ABIs and the trusted address pass, the syscall
     number is loaded."""
@@ -166,11 +190,21 @@ class SyscallFilter:
     # Syscalls made from this instruction address never stop, in any filter: the
     # in-process prefilter issues the calls it has found to be local from there.
     trusted_ip: int | None = None
+    # Path syscalls that need not stop when their path is a known constant (the dynamic
+    # loader's, tracer/loader.py): nr -> [(path argument index, distance, page offset)],
+    # as _constant_path tests them.
+    constant_paths: dict[int, list[tuple[int, int, int]]] = field(default_factory=dict)
 
     def traps(self, nr: int, args: tuple[int, ...], ip: int | None = None) -> bool:
         """The same decision as the BPF program, for tests and for the supervisor itself."""
         if ip is not None and ip == self.trusted_ip:
             return False
+        if ip is not None:
+            for index, distance, page_offset in self.constant_paths.get(nr, ()):
+                arg = args[index]
+                if (ip & 0xFFF == page_offset and ip >> 32 == arg >> 32
+                        and (ip - arg) & 0xFFFFFFFF == distance & 0xFFFFFFFF):
+                    return False
         if nr in self.local_fd_flag:
             dirfd_i, flags_i, flag = self.local_fd_flag[nr]
             if args[flags_i] & 0xFFFFFFFF & flag and (args[dirfd_i] & 0xFFFFFFFF) < self.fd_base:
@@ -210,6 +244,8 @@ class SyscallFilter:
         for nr in nrs:
             asm.at(blocks[nr])
             asm.insn(*_trusted(self.trusted_ip))
+            for rule in self.constant_paths.get(nr, ()):
+                asm.insn(*_constant_path(*rule))
             if nr in self.local_fd_flag:
                 dirfd_i, flags_i, flag = self.local_fd_flag[nr]
                 asm.insn(

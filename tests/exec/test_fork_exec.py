@@ -95,3 +95,17 @@ def test_the_quick_loop_takes_any_mount_table(objmount, tmp_path):
             run = objmount(["cat", path, "/etc/hostname"], *options, env={"OBJMOUNT_QUICK_LOOP": quick})
             assert run.returncode == 0, run.stderr
             assert run.text.startswith("in the store\n")
+
+
+def test_the_loaders_constant_paths_do_not_stop_unless_a_mount_covers_them(objmount, tmp_path):
+    """ld.so's access("/etc/ld.so.preload") and openat("/etc/ld.so.cache") pass the filter
+    (tracer/loader.py): none of the ten programs' starts stops on them. With /etc mounted
+    they are virtual paths and stop, as any other."""
+    loop = "for i in 1 2 3 4 5 6 7 8 9 10; do /bin/true; done"
+    plain = objmount(loop)
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stats["syscalls"].get("access", 0) == 0
+    (tmp_path / "etc").mkdir()
+    covered = objmount(loop, "-m", f"/etc=file://{tmp_path}/etc")
+    assert covered.returncode == 0, covered.stderr
+    assert covered.stats["syscalls"].get("access", 0) >= 10

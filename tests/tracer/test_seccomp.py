@@ -16,10 +16,21 @@ def run_bpf(program: bytes, nr: int, args: tuple[int, ...], arch: int = AUDIT_AR
     """Run `program`; `loads` (if given) collects the seccomp_data offsets it read."""
     insns = [struct.unpack_from("<HBBI", program, i) for i in range(0, len(program), 8)]
     data = struct.pack("<iIQ6Q", nr, arch, ip, *args)
-    pc, acc = 0, 0
+    pc, acc, x = 0, 0, 0
     for _ in range(10_000):
         code, jt, jf, k = insns[pc]
-        if code == 0x20:
+        if code == 0x07:   # TAX
+            x = acc
+            pc += 1
+        elif code == 0x54:   # AND K
+            acc &= k
+            pc += 1
+        elif code == 0x1C:   # SUB X
+            acc = (acc - x) & 0xFFFFFFFF
+            pc += 1
+        elif code == 0x1D:   # JEQ X
+            pc += 1 + (jt if acc == x else jf)
+        elif code == 0x20:
             if loads is not None:
                 loads.append(k)
             acc = struct.unpack_from("<I", data, k)[0]
@@ -222,3 +233,40 @@ def test_argument_values_stop_a_call_whatever_its_descriptors():
         args = tuple(rng.choice(values + EDGES) if rng.random() < 0.8 else rng.getrandbits(64) for _ in range(6))
         want = SECCOMP_RET_TRACE if f.traps(nr, args) else SECCOMP_RET_ALLOW
         assert run_bpf(prog, nr, args) == want, (nr, args)
+
+
+# The loader's constant paths (tracer/loader.py): as measured on a Debian 12 ld.so.
+LOADER_RULES = {NR["access"]: [(0, -39097, 0x9E7)], NR["openat"]: [(1, -34196, 0xB1D)]}
+WITH_LOADER = SyscallFilter(always={NR["openat"], NR["access"], NR["stat"]}, constant_paths=LOADER_RULES)
+
+
+def test_a_loader_constant_path_passes_and_nothing_else_does():
+    program = WITH_LOADER.program()
+    base = 0x7F3A_1234_5000
+    ip = base + 0xB1D
+    string = ip + 34196
+    cases = [
+        (NR["openat"], (0xFFFFFF9C, string, 0, 0, 0, 0), ip, False),          # ld.so's own call
+        (NR["openat"], (0xFFFFFF9C, string + 1, 0, 0, 0, 0), ip, True),       # another pointer
+        (NR["openat"], (0xFFFFFF9C, string, 0, 0, 0, 0), ip + 1, True),     # another site
+        (NR["openat"], (0xFFFFFF9C, string + 2**32, 0, 0, 0, 0), ip, True),   # another 4 GiB
+        (NR["openat"], (string, 0xFFFFFF9C, 0, 0, 0, 0), ip, True),           # the wrong argument
+        (NR["stat"], (string, 0, 0, 0, 0, 0), ip, True),                      # no rule for stat
+        (NR["access"], (base + 0x9E7 + 39097, 4, 0, 0, 0, 0), base + 0x9E7, False),
+        (NR["access"], (base + 0x9E7 + 39097, 4, 0, 0, 0, 0), base + 0x9E8, True),
+    ]
+    for nr, args, at, stops in cases:
+        assert WITH_LOADER.traps(nr, args, ip=at) is stops, (nr, args, hex(at))
+        assert run_bpf(program, nr, args, ip=at) == (SECCOMP_RET_TRACE if stops else SECCOMP_RET_ALLOW)
+
+
+def test_the_loader_rule_matches_the_python_model_on_random_calls():
+    program = WITH_LOADER.program()
+    rng = random.Random(11)
+    for _ in range(3000):
+        nr = rng.choice([NR["openat"], NR["access"], NR["stat"]])
+        ip = rng.choice([0x7F00_0000_0B1D, 0x7FFF_FFFF_F9E7, rng.getrandbits(47)])
+        arg = rng.choice([ip + 34196, ip + 39097, ip - 34196, rng.getrandbits(48), (ip + 34196) ^ (1 << 32)])
+        args = tuple(arg if i == rng.randrange(2) else rng.getrandbits(64) for i in range(6))
+        want = SECCOMP_RET_TRACE if WITH_LOADER.traps(nr, args, ip=ip) else SECCOMP_RET_ALLOW
+        assert run_bpf(program, nr, args, ip=ip) == want
