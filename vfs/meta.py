@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import enum
-import hashlib
 import os
 import stat
 import time
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
+
+try:   # CPython's own BLAKE2: importing hashlib loads OpenSSL's libcrypto first (~2 ms a start)
+    from _blake2 import blake2b
+except ImportError:
+    from hashlib import blake2b
 
 DEFAULT_FILE_MODE = stat.S_IFREG | 0o644
 DEFAULT_DIR_MODE = stat.S_IFDIR | 0o755
@@ -115,7 +119,7 @@ def decode_links(value: str | None) -> tuple[str, ...]:
 
 
 def _hashed_inode(text: str) -> int:
-    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    digest = blake2b(text.encode(), digest_size=8).digest()
     return (int.from_bytes(digest, "little") & (2**63 - 1)) or 1
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import atexit
 import errno
-import hashlib
 import os
 import shutil
 import stat
@@ -34,6 +33,11 @@ from .. import permissions as perm
 from ..linux import SYS
 from .changes import _path, _resolve_parent, umask_of
 from .registry import always_syscall, path_syscall
+
+try:   # CPython's own BLAKE2: importing hashlib loads OpenSSL's libcrypto first (~2 ms a start)
+    from _blake2 import blake2b
+except ImportError:
+    from hashlib import blake2b
 
 AF_UNIX = 1
 SUN_PATH_MAX = 108
@@ -61,7 +65,7 @@ class RunNodes:
         return self._dir
 
     def real(self, kind: str, path: str) -> str:
-        return os.path.join(self.dir, kind + hashlib.blake2b(os.fsencode(path), digest_size=8, key=self._key).hexdigest())
+        return os.path.join(self.dir, kind + blake2b(os.fsencode(path), digest_size=8, key=self._key).hexdigest())
 
     def socket(self, path: str, creds) -> str:
         """Where the real socket of a bind at `path` goes: the kernel creates it with the
