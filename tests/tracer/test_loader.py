@@ -35,3 +35,13 @@ def test_the_sites_are_measured_once_per_loader(tmp_path, monkeypatch):
 
 def test_no_loader_no_sites(tmp_path):
     assert loader.sites(tmp_path, loader=str(tmp_path / "no-such-ld.so")) == []
+
+
+def test_a_probe_that_does_not_end_is_given_up_and_killed(tmp_path):
+    slow = tmp_path / "slow"
+    slow.write_text("#!/bin/sh\nexec sleep 30\n")
+    slow.chmod(0o755)
+    with pytest.raises(OSError):
+        loader.measure(str(slow), timeout=0.3)
+    assert loader.sites(tmp_path, program=str(slow)) == []   # and a run goes on without rules,
+    assert loader.sites(tmp_path) == []                       # not trying again at every start
