@@ -57,6 +57,10 @@ class VfsConfig:
 
 
 
+def _key_size(key: str) -> int:
+    return len(key.encode("utf-8", "surrogateescape"))
+
+
 class Vfs:
     def __init__(self, mounts: MountTable, config: VfsConfig):
         self.mounts = mounts
@@ -224,7 +228,7 @@ class Vfs:
         (S3: 1,024 bytes; moto takes more): else the file would fail only at its close,
         when a program no longer looks (ENAMETOOLONG, as a shorter PATH_MAX would say)."""
         limit = getattr(store, "max_key", None)
-        size = len(key.encode("utf-8", "surrogateescape"))
+        size = _key_size(key)
         if limit is not None and size > limit:
             raise VfsError(errno.ENAMETOOLONG, f"{path}: its key would be {size} bytes; {store.url} takes {limit}")
 
@@ -425,7 +429,8 @@ class Vfs:
     def _rename_dir(self, store, old: str, new: str, old_key: str, new_key: str, replacing: bool) -> None:
         moving = self.files.flush_below(store, old, old_key, new, new_key)
         keys = store.list_all(old_key + "/")
-        self.key_fits(store, new_key + max(keys, key=lambda k: len(k.encode("utf-8", "surrogateescape")), default=old_key + "/")[len(old_key):], new)
+        longest = max(keys, key=_key_size, default=old_key + "/")
+        self.key_fits(store, new_key + longest[len(old_key):], new)   # before anything moves
         if replacing:   # the empty directory replaced: its marker goes first, so the one
             store.delete(new_key + "/")   # moved onto its key stays
         moved = {}
