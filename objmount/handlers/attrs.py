@@ -104,6 +104,9 @@ def desc_meta(desc, sup=None):
 
 
 def _access(sup, stop, mode: int, flags: int) -> None:
+    # do_faccessat refuses these before it looks at the path (for root too)
+    if mode & 0xFFFFFFFF & ~7 or flags & 0xFFFFFFFF & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        raise VfsError(errno.EINVAL, f"access: invalid mode {mode:#o} or flags {flags:#x}")
     meta = _lookup(sup, stop, follow=not flags & AT_SYMLINK_NOFOLLOW,
                    empty_ok=bool(flags & AT_EMPTY_PATH))
     if meta is None:

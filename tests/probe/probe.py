@@ -85,7 +85,9 @@ class Probe:
         self.maps: dict[str, mmap.mmap] = {}
         self.marks: dict[str, int] = {}
 
-    def p(self, path: str) -> str:
+    def p(self, path) -> str:
+        if isinstance(path, dict):  # {"fd": NAME}: the /proc/self/fd link of descriptor NAME
+            return f"/proc/self/fd/{self.fds[path['fd']]}"
         return path if path.startswith("/") else os.path.join(self.root, path)
 
     # --- descriptors --------------------------------------------------------------------
@@ -333,6 +335,23 @@ class Probe:
 
     def access(self, path, mode):
         return os.access(self.p(path), mode)
+
+    def faccessat(self, path, mode, flags=0):
+        """faccessat2(2) itself (os.access hides the errno): "ok" or the errno."""
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.syscall(439, -100, os.fsencode(self.p(path)), mode, flags) != 0:
+            return {"errno": errno.errorcode[ctypes.get_errno()]}
+        return "ok"
+
+    def become(self, uid, gid, groups):
+        """Take effective ids (uid, gid) and supplementary `groups` (root can, and can come back
+        with become(0, 0, [0]))."""
+        os.seteuid(0)
+        os.setgroups(groups)
+        os.setegid(gid)
+        os.seteuid(uid)
+        return "ok"
 
     def mkfifo(self, path, mode=0o644):
         os.mkfifo(self.p(path), mode)

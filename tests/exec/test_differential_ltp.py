@@ -1,0 +1,46 @@
+"""Cases the Linux Test Project's syscall tests (testcases/kernel/syscalls, run by hand with
+TMPDIR on a virtual directory) found answered otherwise than by the kernel: the same probe
+on a local directory and under objmount."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="changes its ids: needs root")
+
+
+def test_access_with_an_invalid_mode_or_flag_is_einval(differential):
+    """access04: the kernel refuses a mode outside R_OK|W_OK|X_OK (and unknown faccessat2
+    flags) with EINVAL before it looks at the path, for root too."""
+    differential(
+        [["put", "f", "x"], ["faccessat", "f", -1], ["faccessat", "f", 8], ["faccessat", "f", 7],
+         ["faccessat", "f", 4, 0x4], ["faccessat", "missing", -1], ["faccessat", "f", 0]],
+    )
+
+
+@root_only
+def test_chmod_by_the_owner_outside_the_group_clears_setgid_of_a_directory_too(differential):
+    """chmod05: setattr_prepare drops S_ISGID when the caller is not in the file's group and
+    lacks CAP_FSETID, for a directory as for a file."""
+    # (through descriptors opened before: the test's local directory is not searchable by others)
+    differential(
+        [["mkdir", "d", 0o777], ["put", "f", "x"], ["chown", "d", 65534, 4242], ["chown", "f", 65534, 4242],
+         ["open", "d", "RDONLY|DIRECTORY", 0, "d"], ["open", "f", "RDONLY", 0, "f"],
+         ["become", 65534, 65534, [65534]],
+         ["fchmod", "d", 0o3777], ["fchmod", "f", 0o2755],
+         ["become", 0, 0, [0]], ["stat", "d", False], ["stat", "f", False],
+         ["chmod", "d", 0o2755], ["stat", "d", False]],   # root keeps it
+    )
+
+
+def test_chmod_through_the_proc_link_of_an_o_path_symlink_descriptor(differential):
+    """chmod09: /proc/self/fd/N of an O_PATH|O_NOFOLLOW descriptor names the symlink itself;
+    chmod of it is EOPNOTSUPP and leaves the file it points to alone; open of it is ELOOP."""
+    differential(
+        [["put", "f", "x"], ["chmod", "f", 0o644], ["symlink", "f", "l"], ["open", "l", "PATH|NOFOLLOW", 0, "s"],
+         ["chmod", {"fd": "s"}, 0], ["stat", "f", False], ["lstat", "l", False],
+         ["stat", {"fd": "s"}, False], ["open", {"fd": "s"}, "RDONLY", 0, "r"],
+         ["open", "f", "PATH", 0, "p"], ["chmod", {"fd": "p"}, 0o600], ["stat", "f", False]],
+    )
