@@ -123,9 +123,9 @@ def may_chmod(meta, creds: Creds) -> int:
 
 def chmod_mode(meta, mode: int, creds: Creds) -> int:
     """The mode chmod stores: a non-root caller outside the file's group loses S_ISGID
-    (setattr_prepare)."""
+    (setattr_prepare), for a directory as for a file."""
     mode &= 0o7777
-    if not creds.root and not _is_dir(meta) and not creds.in_group(meta.gid):
+    if not creds.root and not creds.in_group(meta.gid):
         mode &= ~stat.S_ISGID
     return mode
 

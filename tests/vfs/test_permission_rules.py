@@ -99,6 +99,8 @@ def test_setid_bits():
     assert chmod_mode(f(0o644, gid=5), 0o2755, ALICE) == 0o755    # not in the file's group
     assert chmod_mode(f(0o644, gid=50), 0o2755, ALICE) == 0o2755
     assert chmod_mode(f(0o644, gid=5), 0o2755, ROOT) == 0o2755
+    assert chmod_mode(d(0o755, gid=5), 0o3777, ALICE) == 0o1777   # a directory too (setattr_prepare)
+    assert chmod_mode(d(0o755, gid=50), 0o3777, ALICE) == 0o3777
 
 
 def test_new_owner_and_setgid_directory():
