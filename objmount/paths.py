@@ -39,6 +39,7 @@ class Target:
     path: str          # absolute, normalized
     wants_dir: bool = False
     dots: str = ""     # "." or "..": the path's last component as written (rmdir, rename refuse them)
+    exact: bool = False  # a descriptor's /proc/self/fd link: names that very file (a symlink too), never followed
 
 
 class Lexical(enum.IntEnum):

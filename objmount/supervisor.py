@@ -387,7 +387,7 @@ class Supervisor:
         if kind is paths.Lexical.FD_LINK:
             desc = self.fd_link(stop, paths.fd_link_form(raw))
             if desc is not None:
-                return Target(True, desc.path)
+                return Target(True, desc.path, exact=True)
             kind = paths.Lexical.VIRTUAL if paths.under_roots(paths.normalize(raw), self.roots) else paths.Lexical.LOCAL
         if kind is paths.Lexical.LOCAL:
             return None
@@ -444,8 +444,10 @@ class Supervisor:
     def resolve(self, target: Target, follow: bool = True, sure: bool = True, **how) -> Target:
         """Follow virtual symlinks; the result may be local (a link pointing out). See
         Namespace.resolve for `sure` and `how` (attrs, recheck_missing). The caller must
-        be allowed to search every virtual directory above the result (EACCES)."""
-        path = self.vfs.resolve(target.path, follow_last=follow, sure=sure, **how)
+        be allowed to search every virtual directory above the result (EACCES). A
+        descriptor's link (/proc/self/fd/N) is not followed further: the kernel's magic link
+        ends at the file the descriptor names, an O_PATH|O_NOFOLLOW symlink included."""
+        path = self.vfs.resolve(target.path, follow_last=follow and not target.exact, sure=sure, **how)
         virtual = self.mounts.is_virtual(path)
         if virtual:
             self.search(path)
