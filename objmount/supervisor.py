@@ -75,6 +75,9 @@ class Supervisor:
             return
         name = name_of(stop.nr)
         self.counts[name] = self.counts.get(name, 0) + 1
+        if not stop.at_exit and registry.bad_flags(stop):
+            stop.fail(errno.EINVAL)   # refused before any path is read, as the kernel does
+            return
         if not self.lock.acquire(blocking=False):
             # A worker is busy with the shared state: it is decided there, not waited for.
             self._park(stop, handler, None)

@@ -44,3 +44,29 @@ def test_chmod_through_the_proc_link_of_an_o_path_symlink_descriptor(differentia
          ["stat", {"fd": "s"}, False], ["open", {"fd": "s"}, "RDONLY", 0, "r"],
          ["open", "f", "PATH", 0, "p"], ["chmod", {"fd": "p"}, 0o600], ["stat", "f", False]],
     )
+
+
+# x86_64 syscall numbers and flags (the probe's raw `syscall` step)
+NR = {"unlinkat": 263, "linkat": 265, "fchownat": 260, "utimensat": 280, "newfstatat": 262, "statx": 332,
+      "renameat2": 316, "fchmodat2": 452}
+AT_FDCWD = -100
+
+
+def test_unknown_flags_of_the_at_calls_are_einval(differential):
+    """fchmodat02, fchmodat2_02 and the like: every *at call refuses flags it does not know
+    with EINVAL (before it looks at the path), virtual path or not."""
+    differential(
+        [["put", "f", "x"], ["mkdir", "d"],
+         ["syscall", NR["fchmodat2"], AT_FDCWD, "f", 0o600, -1], ["syscall", NR["fchmodat2"], AT_FDCWD, "f", 0o600, 1],
+         ["syscall", NR["fchownat"], AT_FDCWD, "f", 0, 0, 0x1], ["syscall", NR["fchownat"], AT_FDCWD, "f", 0, 0, -1],
+         ["syscall", NR["utimensat"], AT_FDCWD, "f", 0, 0x2], ["syscall", NR["newfstatat"], AT_FDCWD, "f", {"buf": 256}, 0x8],
+         ["syscall", NR["statx"], AT_FDCWD, "f", 0x1, 0x7ff, {"buf": 256}],
+         ["syscall", NR["statx"], AT_FDCWD, "f", 0x6000, 0x7ff, {"buf": 256}],
+         ["syscall", NR["statx"], AT_FDCWD, "f", 0, 0x80000000, {"buf": 256}],
+         ["syscall", NR["linkat"], AT_FDCWD, "f", AT_FDCWD, "g", 0x1],
+         ["syscall", NR["unlinkat"], AT_FDCWD, "f", 0x1], ["syscall", NR["unlinkat"], AT_FDCWD, "d", 0x201],
+         ["syscall", NR["renameat2"], AT_FDCWD, "f", AT_FDCWD, "h", 0x8],
+         ["syscall", NR["renameat2"], AT_FDCWD, "f", AT_FDCWD, "d", 0x3],
+         ["stat", "f", False], ["listdir"], ["stat", "d", False]],
+    )
+

@@ -344,6 +344,31 @@ class Probe:
             return {"errno": errno.errorcode[ctypes.get_errno()]}
         return "ok"
 
+    def syscall(self, nr, *args):
+        """A raw syscall (x86_64 number): an int argument as is, a str a path (relative to
+        ROOT), {"fdnum": NAME} a descriptor's number, {"buf": N} an N-byte buffer. Returns
+        the result or the errno."""
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        keep = []
+        values = []
+        for a in args:
+            if isinstance(a, str):
+                keep.append(ctypes.create_string_buffer(os.fsencode(self.p(a))))
+                values.append(ctypes.cast(keep[-1], ctypes.c_void_p))
+            elif isinstance(a, dict) and "fdnum" in a:
+                values.append(ctypes.c_long(self.fds[a["fdnum"]]))
+            elif isinstance(a, dict) and "buf" in a:
+                keep.append(ctypes.create_string_buffer(a["buf"]))
+                values.append(ctypes.cast(keep[-1], ctypes.c_void_p))
+            else:
+                values.append(ctypes.c_long(a))
+        rc = libc.syscall(ctypes.c_long(nr), *values)
+        if rc < 0:
+            return {"errno": errno.errorcode[ctypes.get_errno()]}
+        return rc
+
     def become(self, uid, gid, groups):
         """Take effective ids (uid, gid) and supplementary `groups` (root can, and can come back
         with become(0, 0, [0]))."""
