@@ -93,7 +93,12 @@ def desc_meta(desc, sup=None):
     if desc.file is not None:
         meta = desc.file.current_meta()
     else:
-        if sup is not None and desc.is_dir and not desc.meta.exact:
+        # (a directory's or an O_PATH descriptor's) attributes changed since the open, by
+        # this descriptor or by a path, are known without asking: fstat shows them
+        known = sup.vfs.ns.peek(desc.path) if sup is not None else None
+        if known is not None and known.exact and known.kind is desc.meta.kind:
+            desc.meta = known
+        elif sup is not None and desc.is_dir and not desc.meta.exact:
             try:
                 desc.meta = sup.vfs.lookup(desc.path, attrs=True)
             except VfsError:

@@ -70,3 +70,14 @@ def test_unknown_flags_of_the_at_calls_are_einval(differential):
          ["stat", "f", False], ["listdir"], ["stat", "d", False]],
     )
 
+
+def test_fstat_of_a_directory_descriptor_shows_changes_made_since_its_open(differential):
+    """fchmod04: fstat of a directory's descriptor after fchmod (or chmod, chown of its
+    path) describes the directory as it is now, as does an O_PATH descriptor's."""
+    differential(
+        [["mkdir", "d", 0o755], ["open", "d", "RDONLY|DIRECTORY", 0, "d"], ["fstat", "d", False],
+         ["fchmod", "d", 0o1777], ["fstat", "d", False], ["chmod", "d", 0o700], ["fstat", "d", False],
+         ["chown", "d", 12, 34], ["fstat", "d", False],
+         ["put", "f", "x"], ["open", "f", "PATH", 0, "p"], ["chmod", "f", 0o600], ["fstat", "p", False],
+         ["open", "d", "PATH|DIRECTORY", 0, "q"], ["chmod", "d", 0o750], ["fstat", "q", False], ["fstat", "d", False]],
+    )
