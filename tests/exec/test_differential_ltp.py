@@ -81,3 +81,33 @@ def test_fstat_of_a_directory_descriptor_shows_changes_made_since_its_open(diffe
          ["put", "f", "x"], ["open", "f", "PATH", 0, "p"], ["chmod", "f", 0o600], ["fstat", "p", False],
          ["open", "d", "PATH|DIRECTORY", 0, "q"], ["chmod", "d", 0o750], ["fstat", "q", False], ["fstat", "d", False]],
     )
+
+
+LEASE_PROBE = r"""
+import fcntl, os, sys, time
+path = sys.argv[1]
+open(path, "w").close()
+fd = os.open(path, os.O_RDONLY)
+try:
+    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    print("lease taken")
+except OSError as exc:
+    print("lease:", os.strerror(exc.errno))
+t = time.monotonic()
+if os.fork() == 0:
+    os.close(os.open(path, os.O_WRONLY))   # breaks a lease: waits for its holder
+    os._exit(0)
+os.wait()
+print("writer waited", "long" if time.monotonic() - t > 3 else "not")
+"""
+
+
+def test_no_lease_on_a_virtual_file(objmount, tmp_path):
+    """fcntl33: a lease would sit on the cache file, and objmount's own open of it for the
+    child's write would wait for the holder (lease-break-time, 45 s), which waits for
+    objmount: F_SETLEASE is EINVAL, as on a filesystem without leases."""
+    store = tmp_path / "store"
+    store.mkdir()
+    run = objmount(["python3", "-c", LEASE_PROBE, "/w/f"], "-m", f"/w=file://{store}", timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.text.splitlines() == ["lease: Invalid argument", "writer waited not"], run.stderr
