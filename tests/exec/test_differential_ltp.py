@@ -111,3 +111,24 @@ def test_no_lease_on_a_virtual_file(objmount, tmp_path):
     run = objmount(["python3", "-c", LEASE_PROBE, "/w/f"], "-m", f"/w=file://{store}", timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.text.splitlines() == ["lease: Invalid argument", "writer waited not"], run.stderr
+
+
+def test_a_file_not_uploaded_yet_is_no_directory_either(differential):
+    """futimesat01: a file this run created and still holds open (not in the bucket yet),
+    used as a directory — a path through it, or its descriptor as the dirfd of an *at
+    call — is ENOTDIR, as a file in the bucket is; it was ENOENT."""
+    F = {"fdnum": "a"}
+    differential(
+        [["open", "f", "RDWR|CREAT", 0o600, "a"], ["stat", "f/x"], ["open", "f/x", "WRONLY|CREAT", 0o644, "b"],
+         ["mkdir", "f/d"],
+         ["syscall", NR["newfstatat"], F, {"rel": "x"}, {"buf": 256}, 0],
+         ["syscall", 257, F, {"rel": "x"}, 0],                       # openat
+         ["syscall", 257, F, {"rel": "x"}, 0o101, 0o644],            # openat O_CREAT|O_WRONLY
+         ["syscall", NR["utimensat"], F, {"rel": "x"}, 0, 0],
+         ["syscall", 261, F, {"rel": "x"}, 0],                       # futimesat
+         ["syscall", 258, F, {"rel": "x"}, 0o755],                   # mkdirat
+         ["syscall", NR["unlinkat"], F, {"rel": "x"}, 0],
+         ["syscall", 267, F, {"rel": "x"}, {"buf": 64}, 64],         # readlinkat
+         ["syscall", NR["statx"], F, {"rel": "x"}, 0, 0x7ff, {"buf": 256}],
+         ["listdir"]],
+    )

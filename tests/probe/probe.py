@@ -347,7 +347,7 @@ class Probe:
     def syscall(self, nr, *args):
         """A raw syscall (x86_64 number): an int argument as is, a str a path (relative to
         ROOT), {"fdnum": NAME} a descriptor's number, {"buf": N} an N-byte buffer. Returns
-        the result or the errno."""
+        the result or the errno. {"rel": PATH} is a path passed as written."""
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
         libc.syscall.restype = ctypes.c_long
@@ -356,6 +356,9 @@ class Probe:
         for a in args:
             if isinstance(a, str):
                 keep.append(ctypes.create_string_buffer(os.fsencode(self.p(a))))
+                values.append(ctypes.cast(keep[-1], ctypes.c_void_p))
+            elif isinstance(a, dict) and "rel" in a:   # a path as given (relative to a dirfd)
+                keep.append(ctypes.create_string_buffer(os.fsencode(a["rel"])))
                 values.append(ctypes.cast(keep[-1], ctypes.c_void_p))
             elif isinstance(a, dict) and "fdnum" in a:
                 values.append(ctypes.c_long(self.fds[a["fdnum"]]))
