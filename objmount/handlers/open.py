@@ -26,6 +26,7 @@ O_DIRECTORY = 0o200000
 O_NOFOLLOW = 0o400000
 O_CLOEXEC = 0o2000000
 O_PATH = 0o10000000
+O_NOATIME = 0o1000000
 
 
 @path_syscall("open")
@@ -92,6 +93,7 @@ def _open(sup, stop, flags: int) -> None:
             raise VfsError(errno.EISDIR, f"{target.path}: is a directory")
         if not flags & O_PATH:
             sup.allow(perm.permission(meta, perm.R_OK, sup.creds(stop)), target.path)
+            _noatime(sup, stop, flags, meta, target.path)
         desc = OpenDescription(target.path, is_dir=True, meta=meta, path_only=bool(flags & O_PATH))
         local = sup.vfs.placeholder_dir
     else:
@@ -107,6 +109,7 @@ def _open(sup, stop, flags: int) -> None:
             return
         creds = sup.creds(stop)
         sup.allow(perm.permission(meta, _wanted(flags), creds), target.path)
+        _noatime(sup, stop, flags, meta, target.path)
         _open_file(sup, stop, flags, target.path, None)
         if flags & O_TRUNC and (mode := perm.write_kills_setid(meta, creds)) is not None:
             # A truncating open clears set-id bits, as a truncate does; a plain open for
@@ -118,6 +121,12 @@ def _open(sup, stop, flags: int) -> None:
                 sup.report(exc)
         return
     _finish(sup, stop, flags, desc, local)
+
+
+def _noatime(sup, stop, flags: int, meta, path: str) -> None:
+    """O_NOATIME is for the file's owner (or CAP_FOWNER) only: EPERM (may_open)."""
+    if flags & O_NOATIME and not perm.is_owner(meta, sup.creds(stop)):
+        sup.allow(errno.EPERM, path)
 
 
 def stop_mode(stop, flags: int) -> int:

@@ -5,6 +5,10 @@ on a local directory and under objmount."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 
 import pytest
 
@@ -132,3 +136,41 @@ def test_a_file_not_uploaded_yet_is_no_directory_either(differential):
          ["syscall", NR["statx"], F, {"rel": "x"}, 0, 0x7ff, {"buf": 256}],
          ["listdir"]],
     )
+
+
+NOATIME_PROBE = r"""
+import os, sys
+top = sys.argv[1]
+for name, uid in (("mine", 65534), ("roots", 0)):
+    with open(os.path.join(top, name), "w") as f:
+        f.write("x")
+    os.chmod(os.path.join(top, name), 0o644)
+    os.chown(os.path.join(top, name), uid, 65534)
+os.mkdir(os.path.join(top, "d"))
+os.setgroups([])
+os.setgid(65534)
+os.setuid(65534)
+for name in ("mine", "roots", "d"):
+    try:
+        os.close(os.open(os.path.join(top, name), os.O_RDONLY | os.O_NOATIME))
+        print(name, "ok")
+    except OSError as exc:
+        print(name, os.strerror(exc.errno))
+"""
+
+
+@root_only
+def test_o_noatime_is_for_the_owner_only(objmount, tmp_path):
+    """open02: O_NOATIME by a caller who neither owns the file nor is root is EPERM."""
+    local = tempfile.mkdtemp(prefix="objmount-noatime-")   # searchable by uid 65534 on the way down
+    try:
+        os.chmod(local, 0o755)
+        native = subprocess.run([sys.executable, "-c", NOATIME_PROBE, local], capture_output=True, text=True)
+    finally:
+        shutil.rmtree(local)
+    assert native.returncode == 0, native.stderr
+    store = tmp_path / "store"
+    store.mkdir()
+    run = objmount([sys.executable, "-c", NOATIME_PROBE, "/w"], "-m", f"/w=file://{store}")
+    assert run.returncode == 0, run.stderr
+    assert run.text == native.stdout == "mine ok\nroots Operation not permitted\nd Operation not permitted\n"
