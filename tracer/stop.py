@@ -167,6 +167,11 @@ class SyscallStop:
     def write(self, addr: int, data: bytes) -> None:
         kernel.vm_write(self.tid, addr, data)
 
+    def write_out(self, addr: int, data: bytes) -> None:
+        """Fill the call's output buffer (a stat, a listing, a value): memory the program
+        cannot write makes the call fail with EFAULT (kernel.BadAddress)."""
+        kernel.vm_write(self.tid, addr, data, force=False)
+
     def push(self, data: bytes) -> int:
         """Copy data into the tracee for this syscall and return its address; valid
         until the syscall returns. It goes into a scratch area the tracer maps once per

@@ -39,7 +39,7 @@ def _lookup(sup, stop, follow: bool, empty_ok: bool = False, exact: bool = False
 
 
 def _emit(stop, buf_index: int, data: bytes) -> None:
-    stop.write(stop.arg(buf_index), data)
+    stop.write_out(stop.arg(buf_index), data)
     stop.skip(0)
 
 
@@ -143,7 +143,7 @@ def _readlink(sup, stop, buf_index: int) -> None:
         desc = sup.fd_link(stop, raw) if raw.startswith(("/proc/", "/dev/fd/")) else None
         if desc is not None:  # /proc/self/fd/N of a virtual descriptor names the virtual path
             data = os.fsencode(desc.path)[: stop.arg(buf_index + 1)]
-            stop.write(stop.arg(buf_index), data)
+            stop.write_out(stop.arg(buf_index), data)
             stop.skip(len(data))
             return
         dirfd = sup.path_dirfd(stop) if not raw else None
@@ -169,7 +169,7 @@ def _give_link(sup, stop, path: str, meta, buf_index: int) -> None:
         return
     sup.vfs.accessed(path, meta)  # reading a link is an access: its atime
     data = os.fsencode(meta.target)[: stop.arg(buf_index + 1)]
-    stop.write(stop.arg(buf_index), data)
+    stop.write_out(stop.arg(buf_index), data)
     stop.skip(len(data))
 
 

@@ -49,7 +49,7 @@ def _getdents(sup, stop, pack) -> None:
         return
     desc.dir_pos = pos
     if out:
-        stop.write(stop.arg(1), bytes(out))
+        stop.write_out(stop.arg(1), bytes(out))
     stop.skip(len(out))
 
 
@@ -137,5 +137,5 @@ def on_getcwd(sup, stop) -> None:
     if len(data) > stop.arg(1):
         stop.fail(errno.ERANGE)
         return
-    stop.write(stop.arg(0), data)
+    stop.write_out(stop.arg(0), data)
     stop.skip(len(data))

@@ -131,7 +131,7 @@ def _answer(stop, buf_index: int, data: bytes) -> None:
         return
     if data:
         try:
-            stop.write(stop.arg(buf_index), data)
+            stop.write_out(stop.arg(buf_index), data)
         except OSError:
             stop.fail(errno.EFAULT)
             return

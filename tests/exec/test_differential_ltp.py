@@ -174,3 +174,23 @@ def test_o_noatime_is_for_the_owner_only(objmount, tmp_path):
     run = objmount([sys.executable, "-c", NOATIME_PROBE, "/w"], "-m", f"/w=file://{store}")
     assert run.returncode == 0, run.stderr
     assert run.text == native.stdout == "mine ok\nroots Operation not permitted\nd Operation not permitted\n"
+
+
+def test_an_output_buffer_the_program_cannot_write_is_efault(differential):
+    """fstat03: stat, fstat, statx, readlink, getdents, statfs into a NULL or read-only
+    buffer are EFAULT, as the kernel's copy_to_user answers (they were EIO, with an
+    "internal error" line; a read-only page was even written, through /proc/PID/mem)."""
+    differential(
+        [["put", "f", "x"], ["mkdir", "d"], ["symlink", "f", "l"], ["open", "f", "RDONLY", 0, "a"],
+         ["open", "d", "RDONLY|DIRECTORY", 0, "d"],
+         ["syscall", 5, {"fdnum": "a"}, 0],                     # fstat(fd, NULL)
+         ["syscall", 4, "f", 0],                                # stat
+         ["syscall", 6, "l", 1],                                # lstat into 0x1
+         ["syscall", 4, "f", {"readonly": 1}],
+         ["syscall", NR["newfstatat"], AT_FDCWD, "f", 0, 0],
+         ["syscall", NR["statx"], AT_FDCWD, "f", 0, 0x7ff, {"readonly": 1}],
+         ["syscall", 89, "l", 0, 64],                           # readlink
+         ["syscall", 217, {"fdnum": "d"}, {"readonly": 1}, 4096],   # getdents64
+         ["syscall", 137, "f", 0],                              # statfs
+         ["stat", "f", False]],
+    )

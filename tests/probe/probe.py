@@ -346,7 +346,8 @@ class Probe:
 
     def syscall(self, nr, *args):
         """A raw syscall (x86_64 number): an int argument as is, a str a path (relative to
-        ROOT), {"fdnum": NAME} a descriptor's number, {"buf": N} an N-byte buffer. Returns
+        ROOT), {"fdnum": NAME} a descriptor's number, {"buf": N} an N-byte buffer, {"readonly": 1}
+        a read-only page. Returns
         the result or the errno. {"rel": PATH} is a path passed as written."""
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
@@ -360,6 +361,11 @@ class Probe:
             elif isinstance(a, dict) and "rel" in a:   # a path as given (relative to a dirfd)
                 keep.append(ctypes.create_string_buffer(os.fsencode(a["rel"])))
                 values.append(ctypes.cast(keep[-1], ctypes.c_void_p))
+            elif isinstance(a, dict) and "readonly" in a:   # a page the program may read, not write
+                libc.mmap.restype = ctypes.c_void_p
+                libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                                      ctypes.c_int, ctypes.c_long]
+                values.append(ctypes.c_void_p(libc.mmap(None, 4096, 1, 0x22, -1, 0)))  # PROT_READ, PRIVATE|ANON
             elif isinstance(a, dict) and "fdnum" in a:
                 values.append(ctypes.c_long(self.fds[a["fdnum"]]))
             elif isinstance(a, dict) and "buf" in a:
