@@ -194,3 +194,16 @@ def test_an_output_buffer_the_program_cannot_write_is_efault(differential):
          ["syscall", 137, "f", 0],                              # statfs
          ["stat", "f", False]],
     )
+
+
+@pytest.mark.parametrize("mount", ["bucket", "file"])
+def test_a_symlink_loop_in_the_directories_of_a_path_is_eloop(differential, mount):
+    """mkdirat02: t/t -> ../t, and t/t/t/... long enough to go through more than 40 links
+    is ELOOP. A file:// store answered the whole key by the local filesystem, which went
+    through the store's real symlink itself (EEXIST, and 'both an object and a prefix')."""
+    steps = [["mkdir", "t"], ["symlink", "../t", "t/t"], ["put", "t/t/t/new", "x"], ["listdir", "t"],
+             ["listdir", "t/t/t"], ["cat", "t/t/new"]]
+    for n in (41, 42, 43, 44):
+        path = "/".join(["t"] * n)
+        steps += [["lstat", path, False], ["mkdir", path], ["put", path + "/f", "y"]]
+    differential(steps, mount=mount)
