@@ -207,3 +207,34 @@ def test_a_symlink_loop_in_the_directories_of_a_path_is_eloop(differential, moun
         path = "/".join(["t"] * n)
         steps += [["lstat", path, False], ["mkdir", path], ["put", path + "/f", "y"]]
     differential(steps, mount=mount)
+
+
+SYS_IO = {"read": 0, "write": 1, "pread64": 17, "pwrite64": 18, "readv": 19, "writev": 20, "preadv": 295,
+          "pwritev": 296, "preadv2": 327, "pwritev2": 328}
+
+
+def test_invalid_offsets_and_iovecs_are_einval_and_change_nothing(differential):
+    """pwrite02, writev01, pwritev02, pwritev202: a negative offset, an iov_len that is
+    negative as ssize_t, an iovcnt over 1024 or negative are EINVAL (they were ENOSPC: the
+    range was reserved in the cache first, and the file's close then failed too); the file
+    is untouched and still uploads."""
+    A = {"fdnum": "a"}
+    ok = [["abc", 3]]
+    differential(
+        [["open", "f", "RDWR|CREAT", 0o644, "a"], ["write", "a", "0123456789"],
+         ["syscall", SYS_IO["pwrite64"], A, {"rel": "xyz"}, 3, -1],
+         ["syscall", SYS_IO["pwrite64"], A, {"rel": "xyz"}, 3, -4096],
+         ["syscall", SYS_IO["pread64"], A, {"buf": 8}, 3, -1],
+         ["syscall", SYS_IO["writev"], A, {"iov": [["abc", -1]]}, 1],
+         ["syscall", SYS_IO["writev"], A, {"iov": ok}, -1],
+         ["syscall", SYS_IO["writev"], A, {"iov": ok}, 1025],
+         ["syscall", SYS_IO["readv"], A, {"iov": ok}, -1],
+         ["syscall", SYS_IO["pwritev"], A, {"iov": [["abc", -1]]}, 1, 0, 0],
+         ["syscall", SYS_IO["pwritev"], A, {"iov": ok}, 1, -1, 0],
+         ["syscall", SYS_IO["pwritev"], A, {"iov": ok}, 1, -5, 0],
+         ["syscall", SYS_IO["pwritev2"], A, {"iov": ok}, 1, -5, 0, 0],
+         ["syscall", SYS_IO["pwritev2"], A, {"iov": ok}, 1, -1, 0, 0],   # -1: the descriptor's offset
+         ["syscall", SYS_IO["preadv"], A, {"iov": ok}, 1, -1, 0],
+         ["fstat", "a", False], ["close", "a"], ["cat", "f"]],
+        [["cat", "f"]],
+    )

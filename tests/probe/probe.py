@@ -347,7 +347,7 @@ class Probe:
     def syscall(self, nr, *args):
         """A raw syscall (x86_64 number): an int argument as is, a str a path (relative to
         ROOT), {"fdnum": NAME} a descriptor's number, {"buf": N} an N-byte buffer, {"readonly": 1}
-        a read-only page. Returns
+        a read-only page, {"iov": [[DATA, LEN], ...]} an iovec array. Returns
         the result or the errno. {"rel": PATH} is a path passed as written."""
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
@@ -361,6 +361,15 @@ class Probe:
             elif isinstance(a, dict) and "rel" in a:   # a path as given (relative to a dirfd)
                 keep.append(ctypes.create_string_buffer(os.fsencode(a["rel"])))
                 values.append(ctypes.cast(keep[-1], ctypes.c_void_p))
+            elif isinstance(a, dict) and "iov" in a:   # struct iovec[]: [[data, iov_len], ...]
+                class Iovec(ctypes.Structure):
+                    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+                vec = (Iovec * max(len(a["iov"]), 1))()
+                for i, (data, n) in enumerate(a["iov"]):
+                    keep.append(ctypes.create_string_buffer(data_of(data)))
+                    vec[i] = Iovec(ctypes.cast(keep[-1], ctypes.c_void_p), n & 0xFFFFFFFFFFFFFFFF)
+                keep.append(vec)
+                values.append(ctypes.cast(vec, ctypes.c_void_p))
             elif isinstance(a, dict) and "readonly" in a:   # a page the program may read, not write
                 libc.mmap.restype = ctypes.c_void_p
                 libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
