@@ -137,6 +137,10 @@ def on_faccessat2(sup, stop) -> None:
 
 
 def _readlink(sup, stop, buf_index: int) -> None:
+    size = stop.arg(buf_index + 1) & 0xFFFFFFFF
+    if size == 0 or size & 0x80000000:   # an int: do_readlinkat refuses <= 0 first
+        stop.fail(errno.EINVAL)
+        return
     addr = sup.path_addr(stop)
     if addr:
         raw = sup.read_path(stop, addr)

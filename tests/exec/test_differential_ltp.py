@@ -238,3 +238,14 @@ def test_invalid_offsets_and_iovecs_are_einval_and_change_nothing(differential):
          ["fstat", "a", False], ["close", "a"], ["cat", "f"]],
         [["cat", "f"]],
     )
+
+
+def test_readlink_with_no_room_is_einval(differential):
+    """readlink03, readlinkat02: a buffer size of 0 or negative is EINVAL, before the path
+    is looked at; a buffer at an address that cannot be written is EFAULT."""
+    differential(
+        [["put", "f", "x"], ["symlink", "f", "l"],
+         ["syscall", 89, "l", {"buf": 8}, 0], ["syscall", 89, "l", {"buf": 8}, -1],
+         ["syscall", 89, "missing", {"buf": 8}, 0], ["syscall", 89, "l", -1, 64],
+         ["syscall", 267, AT_FDCWD, "l", {"buf": 8}, 0], ["syscall", 89, "l", {"buf": 8}, 8]],
+    )
