@@ -5,10 +5,13 @@ is skipped with its result; a local path passes to the kernel untouched."""
 from __future__ import annotations
 
 import errno
+import resource
+import signal
 import stat
 import struct
 import time
 
+from tracer import kernel
 from vfs import Kind, VfsError
 
 from .. import permissions as perm
@@ -368,6 +371,22 @@ def on_utimes(sup, stop) -> None:
     _utime(sup, stop, path, atime_ns, mtime_ns, explicit=times != 0)
 
 
+def _file_size_limit(stop, path: str, size: int, length: int) -> None:
+    """Growing a file past the caller's RLIMIT_FSIZE: SIGXFSZ and EFBIG, as the kernel's
+    inode_newsize_ok (objmount truncates the cache file with its own limits)."""
+    if length <= size:
+        return
+    try:
+        limit = resource.prlimit(stop.tgid, resource.RLIMIT_FSIZE)[0]
+    except OSError:
+        return
+    if limit != resource.RLIM_INFINITY and length > limit:
+        kernel.tgkill(stop.tgid, stop.tid, signal.SIGXFSZ)
+        exc = VfsError(errno.EFBIG, f"{path}: {length} past the file size limit {limit}")
+        exc.quiet = True   # the program's own limit: no log line
+        raise exc
+
+
 @path_syscall("truncate")
 def on_truncate(sup, stop) -> None:
     path = _path(sup, stop, follow=True)
@@ -378,6 +397,7 @@ def on_truncate(sup, stop) -> None:
         meta = sup.vfs.lookup(path)
         creds = sup.creds(stop)
         sup.allow(perm.permission(meta, perm.W_OK, creds) if meta.kind is Kind.FILE else errno.EISDIR, path)
+        _file_size_limit(stop, path, meta.size, length)
         _done(stop, sup.vfs.truncate, path, length)
         if (mode := perm.write_kills_setid(meta, creds)) is not None:
             sup.vfs.setattr(path, mode)

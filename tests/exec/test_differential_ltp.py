@@ -249,3 +249,36 @@ def test_readlink_with_no_room_is_einval(differential):
          ["syscall", 89, "missing", {"buf": 8}, 0], ["syscall", 89, "l", -1, 64],
          ["syscall", 267, AT_FDCWD, "l", {"buf": 8}, 0], ["syscall", 89, "l", {"buf": 8}, 8]],
     )
+
+
+FSIZE_PROBE = r"""
+import os, resource, signal, sys
+got = []
+signal.signal(signal.SIGXFSZ, lambda *a: got.append("SIGXFSZ"))
+d = sys.argv[1]
+resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+with open(d + "/f", "wb") as f:
+    f.write(b"x" * 500)
+for length in (800, 3000, 200):
+    try:
+        os.truncate(d + "/f", length)
+        print(length, "ok", os.stat(d + "/f").st_size, got)
+    except OSError as exc:
+        print(length, os.strerror(exc.errno), os.stat(d + "/f").st_size, got)
+"""
+
+
+def test_truncate_past_the_file_size_limit_is_efbig(objmount, tmp_path):
+    """truncate03: truncate(path) growing a file past the caller's RLIMIT_FSIZE is EFBIG
+    with SIGXFSZ (objmount truncated the cache file under its own, unlimited, limit)."""
+    local = tmp_path / "local"
+    local.mkdir()
+    native = subprocess.run([sys.executable, "-c", FSIZE_PROBE, str(local)], capture_output=True, text=True)
+    assert native.returncode == 0, native.stderr
+    store = tmp_path / "store"
+    store.mkdir()
+    run = objmount([sys.executable, "-c", FSIZE_PROBE, "/w"], "-m", f"/w=file://{store}")
+    assert run.returncode == 0, run.stderr
+    assert run.text == native.stdout
+    assert "3000 File too large 800 ['SIGXFSZ']" in run.text
+    assert (store / "f").stat().st_size == 200
