@@ -282,3 +282,31 @@ def test_truncate_past_the_file_size_limit_is_efbig(objmount, tmp_path):
     assert run.text == native.stdout
     assert "3000 File too large 800 ['SIGXFSZ']" in run.text
     assert (store / "f").stat().st_size == 200
+
+
+def _how(flags: int, mode: int = 0, resolve: int = 0, extra: bytes = b"") -> dict:
+    import struct
+    return {"bytes": (struct.pack("<QQQ", flags, mode, resolve) + extra).hex()}
+
+
+def test_openat2_checks_its_open_how_and_resolve_restrictions(differential):
+    """openat202, openat203: openat2 refuses a malformed open_how (EINVAL, E2BIG) and the
+    RESOLVE_* restrictions hold on virtual paths: a symlink with RESOLVE_NO_SYMLINKS is
+    ELOOP, leaving the starting directory with RESOLVE_BENEATH is EXDEV ('..', a symlink
+    out). They were ignored: the file opened."""
+    R = {"fdnum": "r"}
+    O_CREAT, O_NOFOLLOW, O_PATH = 0o100, 0o400000, 0o10000000
+    NO_SYMLINKS, BENEATH, CACHED, NO_XDEV = 0x04, 0x08, 0x20, 0x01
+    steps = [["mkdir", "d"], ["put", "d/f", "x"], ["put", "top", "t"], ["symlink", "f", "d/l"],
+             ["symlink", "../top", "d/up"], ["open", "d", "RDONLY|DIRECTORY", 0, "r"]]
+    for how, size in [(_how(0), 24), (_how(0), 16), (_how(0, extra=bytes(8)), 32), (_how(0, extra=b"\1" + bytes(7)), 32),
+                      (_how(1 << 40), 24), (_how(0, 0o644), 24), (_how(O_CREAT, 0o10644), 24), (_how(0, 0, 0x40), 24),
+                      (_how(0, 0, BENEATH | 0x10), 24), (_how(O_CREAT, 0o644, CACHED), 24)]:
+        steps.append(["syscall", 437, R, {"rel": "f"}, how, size])
+    for path, flags, resolve in [("f", 0, NO_SYMLINKS), ("l", 0, NO_SYMLINKS), ("l", O_PATH | O_NOFOLLOW, NO_SYMLINKS),
+                                 ("l", 0, BENEATH), ("up", 0, BENEATH), ("../top", 0, BENEATH),
+                                 ("./f", 0, BENEATH), ("f", 0, CACHED),
+                                 ("f", 0, NO_XDEV), ("up", 0, NO_XDEV)]:
+        steps.append(["syscall", 437, R, {"rel": path}, _how(flags, 0o644 if flags & O_CREAT else 0, resolve), 24])
+    steps.append(["listdir", "d"])
+    differential(steps)

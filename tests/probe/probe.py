@@ -347,7 +347,8 @@ class Probe:
     def syscall(self, nr, *args):
         """A raw syscall (x86_64 number): an int argument as is, a str a path (relative to
         ROOT), {"fdnum": NAME} a descriptor's number, {"buf": N} an N-byte buffer, {"readonly": 1}
-        a read-only page, {"iov": [[DATA, LEN], ...]} an iovec array. Returns
+        a read-only page, {"iov": [[DATA, LEN], ...]} an iovec array,
+        {"bytes": HEX} a buffer holding those bytes. Returns
         the result or the errno. {"rel": PATH} is a path passed as written."""
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
@@ -377,6 +378,9 @@ class Probe:
                 values.append(ctypes.c_void_p(libc.mmap(None, 4096, 1, 0x22, -1, 0)))  # PROT_READ, PRIVATE|ANON
             elif isinstance(a, dict) and "fdnum" in a:
                 values.append(ctypes.c_long(self.fds[a["fdnum"]]))
+            elif isinstance(a, dict) and "bytes" in a:   # a buffer holding these bytes (hex)
+                keep.append(ctypes.create_string_buffer(bytes.fromhex(a["bytes"]), len(a["bytes"]) // 2))
+                values.append(ctypes.cast(keep[-1], ctypes.c_void_p))
             elif isinstance(a, dict) and "buf" in a:
                 keep.append(ctypes.create_string_buffer(a["buf"]))
                 values.append(ctypes.cast(keep[-1], ctypes.c_void_p))
