@@ -130,7 +130,8 @@ def _two_paths(sup, stop, follow_old=False, empty_old=False):
     """The virtual (old, new) paths of a rename or link; None when the kernel answers (both
     local, rewritten if they needed resolving) or the call failed. empty_old: linkat's
     AT_EMPTY_PATH, an empty old path names the file open on its dirfd."""
-    old_t, new_t = sup.path_arg(stop, 0), sup.path_arg(stop, 1)
+    old_t, new_t = (t if t is None or not t.walk else sup.walk_dots(t) for t in (sup.path_arg(stop, 0),
+                                                                                 sup.path_arg(stop, 1)))
     # A null or empty path is the kernel's EFAULT or ENOENT, whatever the other path is;
     # target() leaves them to the kernel, which must not make them EXDEV here.
     if old_t is None and empty_old and sup.path_empty(stop, 0):

@@ -310,3 +310,17 @@ def test_openat2_checks_its_open_how_and_resolve_restrictions(differential):
         steps.append(["syscall", 437, R, {"rel": path}, _how(flags, 0o644 if flags & O_CREAT else 0, resolve), 24])
     steps.append(["listdir", "d"])
     differential(steps)
+
+
+def test_dotdot_steps_back_from_where_a_name_leads(differential):
+    """(found beside openat202) 'l/..' where l is a symlink to d/sub is d, as the kernel
+    walks it, not '.': the lexical reading read and wrote another directory's files. A
+    '..' after a missing name is ENOENT, after a file ENOTDIR."""
+    differential(
+        [["mkdir", "d"], ["mkdir", "d/sub"], ["put", "d/f", "in d"], ["put", "f", "at root"], ["symlink", "d/sub", "l"],
+         ["cat", "l/../f"], ["put", "l/../new", "y"], ["mkdir", "l/../made"], ["stat", "l/..", False],
+         ["rename", "l/../new", "l/../renamed"], ["unlink", "l/../renamed"],
+         ["stat", "d/x/../f", False], ["cat", "d/x/../f"], ["put", "d/x/../g", "y"], ["stat", "d/f/../f", False],
+         ["open", "d", "RDONLY|DIRECTORY", 0, "d"], ["syscall", 262, {"fdnum": "d"}, {"rel": "../l/../f"}, {"buf": 256}, 0],
+         ["listdir", "d"], ["listdir", "."]],
+    )
