@@ -5,6 +5,7 @@ is skipped with its result; a local path passes to the kernel untouched."""
 from __future__ import annotations
 
 import errno
+import os
 import resource
 import signal
 import stat
@@ -126,6 +127,37 @@ def on_symlink(sup, stop) -> None:
 
 
 # --- rename and link --------------------------------------------------------------------
+def _local_lookup(sup, stop, n: int, target) -> None:
+    """Raise what the kernel's lookup of the n-th path (a local one) would: EBADF or
+    ENOTDIR for its dirfd, ENOENT/ENOTDIR for the old name or the new name's directory."""
+    if target is not None:
+        full = target.path
+    else:
+        raw = sup.read_path(stop, sup.path_addr(stop, n))
+        dirfd = sup.path_dirfd(stop, n)
+        if raw.startswith("/"):
+            full = raw
+        else:
+            base = f"/proc/{stop.tid}/cwd" if dirfd is None or dirfd == -100 else f"/proc/{stop.tid}/fd/{dirfd}"
+            try:
+                if not stat.S_ISDIR(os.stat(base).st_mode):
+                    raise _quiet(errno.ENOTDIR, f"descriptor {dirfd}: not a directory")
+            except FileNotFoundError:
+                raise _quiet(errno.EBADF, f"descriptor {dirfd}: not open") from None
+            full = base + "/" + raw
+    try:
+        os.lstat(full if n == 0 else os.path.dirname(full.rstrip("/")) or "/")
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG):
+            raise _quiet(exc.errno, f"{full}: {exc.strerror}") from None
+
+
+def _quiet(err: int, message: str) -> VfsError:
+    exc = VfsError(err, message)
+    exc.quiet = True   # the kernel's answer about a local name: no log line
+    return exc
+
+
 def _two_paths(sup, stop, follow_old=False, empty_old=False):
     """The virtual (old, new) paths of a rename or link; None when the kernel answers (both
     local, rewritten if they needed resolving) or the call failed. empty_old: linkat's
@@ -151,6 +183,9 @@ def _two_paths(sup, stop, follow_old=False, empty_old=False):
     old_virtual = old is not None and old.virtual
     new_virtual = new is not None and new.virtual
     if old_virtual != new_virtual:
+        # The kernel looks both names up before it compares their filesystems: the local
+        # one's lookup errors (a bad or non-directory dirfd, a missing name) come first.
+        _local_lookup(sup, stop, 0 if new_virtual else 1, old if new_virtual else new)
         stop.fail(errno.EXDEV)  # across filesystems: mv and friends copy instead
         return None
     if not old_virtual:

@@ -324,3 +324,23 @@ def test_dotdot_steps_back_from_where_a_name_leads(differential):
          ["open", "d", "RDONLY|DIRECTORY", 0, "d"], ["syscall", 262, {"fdnum": "d"}, {"rel": "../l/../f"}, {"buf": 256}, 0],
          ["listdir", "d"], ["listdir", "."]],
     )
+
+
+def test_a_link_between_local_and_virtual_names_fails_on_the_local_lookup_first(differential, tmp_path):
+    """linkat01: linkat/renameat with one name virtual and the other relative to a local
+    descriptor that is no directory (ENOTDIR) or not open (EBADF), or naming nothing
+    (ENOENT), answers that, as the kernel's lookups come before its EXDEV (which a local
+    directory cannot show: both names are on one filesystem there)."""
+    local = tmp_path / "elsewhere"
+    local.mkdir()
+    (local / "here").write_text("x")
+    differential(
+        [["put", "f", "x"], ["open", str(local), "RDONLY|DIRECTORY", 0, "l"], ["open", str(local / "here"), "RDONLY", 0, "h"],
+         ["syscall", NR["linkat"], {"fdnum": "h"}, {"rel": "x"}, AT_FDCWD, "g", 0],     # ENOTDIR
+         ["syscall", NR["linkat"], 999, {"rel": "x"}, AT_FDCWD, "g", 0],                 # EBADF
+         ["syscall", NR["linkat"], {"fdnum": "l"}, {"rel": "missing"}, AT_FDCWD, "g", 0],  # ENOENT
+         ["syscall", NR["linkat"], AT_FDCWD, "f", {"fdnum": "h"}, {"rel": "x"}, 0],      # ENOTDIR
+         ["syscall", NR["linkat"], AT_FDCWD, "f", 999, {"rel": "x"}, 0],                  # EBADF
+         ["syscall", NR["linkat"], AT_FDCWD, "f", {"fdnum": "l"}, {"rel": "no/x"}, 0],    # ENOENT
+         ["listdir"]],
+    )
