@@ -294,7 +294,11 @@ FICLONERANGE = 0x4020940D    # ioctl(dest, FICLONERANGE, {s64 src_fd, u64 src_of
 FIDEDUPERANGE = 0xC0189436   # ioctl(src, FIDEDUPERANGE, {u64 offset, length; u16 count; ...; {s64 dest_fd, ...}[count]})
 
 
-@value_syscall("ioctl", 1, {FICLONE, FICLONERANGE, FIDEDUPERANGE})
+FS_IOC_SETFLAGS = 0x40086602     # chattr: immutable, append-only, ...
+FS_IOC_FSSETXATTR = 0x401C5820   # the same flags, xfs's way
+
+
+@value_syscall("ioctl", 1, {FICLONE, FICLONERANGE, FIDEDUPERANGE, FS_IOC_SETFLAGS, FS_IOC_FSSETXATTR})
 def on_clone_ioctl(sup, stop) -> None:
     """A clone or dedupe naming a virtual descriptor on either side fails with EOPNOTSUPP,
     as on a filesystem without reflinks (cp falls back to copy_file_range or read/write).
@@ -303,6 +307,13 @@ def on_clone_ioctl(sup, stop) -> None:
     data is), and into a virtual file bytes it never records as written (never uploaded).
     The descriptors are all read, since BPF cannot see the ones in memory."""
     request, arg = stop.arg(1) & 0xFFFFFFFF, stop.arg(2)
+    if request in (FS_IOC_SETFLAGS, FS_IOC_FSSETXATTR):
+        # No inode flags on objects: they would land on the cache file (an immutable one
+        # objmount could no longer fill, evict or replace) and never reach the bucket. A
+        # filesystem without them answers ENOTTY.
+        if sup.desc(stop, stop.sarg(0)) is not None:
+            stop.fail(errno.ENOTTY)
+        return
     fds = [stop.arg(0)]
     try:
         if request == FICLONE:

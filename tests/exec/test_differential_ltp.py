@@ -344,3 +344,29 @@ def test_a_link_between_local_and_virtual_names_fails_on_the_local_lookup_first(
          ["syscall", NR["linkat"], AT_FDCWD, "f", {"fdnum": "l"}, {"rel": "no/x"}, 0],    # ENOENT
          ["listdir"]],
     )
+
+
+CHATTR_PROBE = r"""
+import fcntl, os, struct, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+try:
+    fcntl.ioctl(fd, 0x40086602, struct.pack("l", 0x10))   # FS_IOC_SETFLAGS, FS_IMMUTABLE_FL
+    print("set")
+except OSError as exc:
+    print("set:", os.strerror(exc.errno))
+os.write(fd, b"still writable\n")
+os.close(fd)
+print(open(sys.argv[1]).read(), end="")
+"""
+
+
+def test_inode_flags_are_not_set_on_the_cache_file(objmount, tmp_path):
+    """setxattr03: chattr +i through a virtual descriptor (FS_IOC_SETFLAGS) made the cache
+    file itself immutable (objmount could no longer fill, evict or replace it, and the flag
+    never reached the bucket): ENOTTY, as a filesystem without inode flags answers."""
+    store = tmp_path / "store"
+    store.mkdir()
+    run = objmount([sys.executable, "-c", CHATTR_PROBE, "/w/f"], "-m", f"/w=file://{store}")
+    assert run.returncode == 0, run.stderr
+    assert run.text == "set: Inappropriate ioctl for device\nstill writable\n"
+    assert (store / "f").read_text() == "still writable\n"
