@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import os
-import resource
 import signal
 import stat
 import struct
@@ -407,16 +406,27 @@ def on_utimes(sup, stop) -> None:
     _utime(sup, stop, path, atime_ns, mtime_ns, explicit=times != 0)
 
 
+def _fsize_limit(tgid: int) -> int | None:
+    """The process's soft RLIMIT_FSIZE (None: unlimited), from /proc/PID/limits: prlimit()
+    refuses a process whose effective uid is not ours (a program that dropped it)."""
+    try:
+        with open(f"/proc/{tgid}/limits", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Max file size"):
+                    soft = line[len("Max file size"):].split()[0]
+                    return None if soft == "unlimited" else int(soft)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def _file_size_limit(stop, path: str, size: int, length: int) -> None:
     """Growing a file past the caller's RLIMIT_FSIZE: SIGXFSZ and EFBIG, as the kernel's
     inode_newsize_ok (objmount truncates the cache file with its own limits)."""
     if length <= size:
         return
-    try:
-        limit = resource.prlimit(stop.tgid, resource.RLIMIT_FSIZE)[0]
-    except OSError:
-        return
-    if limit != resource.RLIM_INFINITY and length > limit:
+    limit = _fsize_limit(stop.tgid)
+    if limit is not None and length > limit:
         kernel.tgkill(stop.tgid, stop.tid, signal.SIGXFSZ)
         exc = VfsError(errno.EFBIG, f"{path}: {length} past the file size limit {limit}")
         exc.quiet = True   # the program's own limit: no log line

@@ -259,6 +259,9 @@ d = sys.argv[1]
 resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
 with open(d + "/f", "wb") as f:
     f.write(b"x" * 500)
+if os.geteuid() == 0:   # as LTP's truncate03: a process whose effective uid is not objmount's
+    os.chmod(d + "/f", 0o666)
+    os.seteuid(65534)
 for length in (800, 3000, 200):
     try:
         os.truncate(d + "/f", length)
@@ -271,9 +274,12 @@ for length in (800, 3000, 200):
 def test_truncate_past_the_file_size_limit_is_efbig(objmount, tmp_path):
     """truncate03: truncate(path) growing a file past the caller's RLIMIT_FSIZE is EFBIG
     with SIGXFSZ (objmount truncated the cache file under its own, unlimited, limit)."""
-    local = tmp_path / "local"
-    local.mkdir()
-    native = subprocess.run([sys.executable, "-c", FSIZE_PROBE, str(local)], capture_output=True, text=True)
+    local = tempfile.mkdtemp(prefix="objmount-fsize-")   # searchable by uid 65534 on the way down
+    try:
+        os.chmod(local, 0o755)
+        native = subprocess.run([sys.executable, "-c", FSIZE_PROBE, local], capture_output=True, text=True)
+    finally:
+        shutil.rmtree(local)
     assert native.returncode == 0, native.stderr
     store = tmp_path / "store"
     store.mkdir()
