@@ -33,7 +33,8 @@ def _getdents(sup, stop, pack) -> None:
         stop.fail(errno.ENOTDIR)
         return
     entries = _entries(sup, desc)
-    sup.vfs.accessed(desc.path, desc.meta)  # a listing is a read of the directory: atime
+    if not desc.noatime:
+        sup.vfs.accessed(desc.path, desc.meta)  # a listing is a read of the directory: atime
     room = stop.arg(2)
     out = bytearray()
     pos = desc.dir_pos

@@ -65,7 +65,8 @@ def _file(sup, stop, fd: int):
     desc = sup.desc(stop, fd)
     if desc is None or desc.file is None:
         return None
-    sup.vfs.accessed(desc.path, desc.file)
+    if not desc.noatime:
+        sup.vfs.accessed(desc.path, desc.file)
     return None if desc.file.complete else desc.file
 
 
@@ -130,7 +131,8 @@ def on_mmap(sup, stop) -> None:
     if desc is None or desc.file is None:
         return
     file = desc.file
-    sup.vfs.accessed(desc.path, file)
+    if not desc.noatime:
+        sup.vfs.accessed(desc.path, file)
     file.ensure(stop.arg(5), stop.arg(1))
     if stop.arg(3) & MAP_SHARED and stop.arg(2) & PROT_WRITE and file.writable:
         # Stores through the mapping are invisible to us: the mapped range counts as

@@ -173,7 +173,8 @@ def _open(sup, stop, flags: int, resolve_how: int = 0) -> None:
         if not flags & O_PATH:
             sup.allow(perm.permission(meta, perm.R_OK, sup.creds(stop)), target.path)
             _noatime(sup, stop, flags, meta, target.path)
-        desc = OpenDescription(target.path, is_dir=True, meta=meta, path_only=bool(flags & O_PATH))
+        desc = OpenDescription(target.path, is_dir=True, meta=meta, path_only=bool(flags & O_PATH),
+                               noatime=bool(flags & O_NOATIME))
         local = sup.vfs.placeholder_dir
     else:
         if flags & O_DIRECTORY or target.wants_dir:
@@ -233,7 +234,8 @@ def _open_file(sup, stop, flags: int, path: str, owner: tuple[int, int, int] | N
     """owner: (uid, gid, mode) of a file this open may create."""
     uid, gid, mode = owner or (None, None, 0o644)
     file = sup.vfs.open(path, flags & (O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC), mode, uid, gid)
-    desc = OpenDescription(path, is_dir=False, file=file, meta=file.meta, append=bool(flags & os.O_APPEND))
+    desc = OpenDescription(path, is_dir=False, file=file, meta=file.meta, append=bool(flags & os.O_APPEND),
+                           noatime=bool(flags & O_NOATIME))
     if flags & O_EXCL:  # the vfs made the file; the cache file exists already
         _set_flags(sup, stop, flags & ~O_EXCL)
     _finish(sup, stop, flags, desc, file.cache_path)

@@ -376,3 +376,18 @@ def test_inode_flags_are_not_set_on_the_cache_file(objmount, tmp_path):
     assert run.returncode == 0, run.stderr
     assert run.text == "set: Inappropriate ioctl for device\nstill writable\n"
     assert (store / "f").read_text() == "still writable\n"
+
+
+def test_reads_through_o_noatime_leave_atime_alone(differential):
+    """open12: a read through a descriptor opened with O_NOATIME (or given it by F_SETFL)
+    does not move atime; the same read through another descriptor does (relatime: the
+    atime is set before the mtime first)."""
+    old = 1_000_000_000 * 10**9
+    differential(
+        [["put", "f", "data"], ["utimensat", "f", old, old + 10**9],
+         ["open", "f", "RDONLY|NOATIME", 0, "n"], ["read", "n", 4], ["pread", "n", 2, 0], ["stat", "f"],
+         ["mmap_read", "n", 4], ["stat", "f"], ["close", "n"],
+         ["mkdir", "d"], ["utimensat", "d", old, old + 10**9], ["open", "d", "RDONLY|DIRECTORY|NOATIME", 0, "dd"],
+         ["listdir", "d"], ["stat", "d"], ["close", "dd"],
+         ["open", "f", "RDONLY", 0, "r"], ["read", "r", 4], ["stat", "f"]],
+    )
