@@ -89,7 +89,8 @@ def on_mkdir(sup, stop) -> None:
     if path is not None:
         path = path.rstrip("/") or "/"
         parent = sup.may_create(path)
-        uid, gid, mode = perm.new_owner(parent, stop.arg(2 if at else 1) & ~umask_of(stop.tid), True, sup.creds(stop))
+        uid, gid, mode = perm.new_owner(parent, stop.arg(2 if at else 1) & 0o1777, True, sup.creds(stop),
+                                        umask_of(stop.tid))  # vfs_mkdir keeps rwx and S_ISVTX only
         _done(stop, sup.vfs.mkdir, path, mode, uid, gid)
 
 

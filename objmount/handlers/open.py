@@ -156,7 +156,7 @@ def _open(sup, stop, flags: int, resolve_how: int = 0) -> None:
         if target.wants_dir:
             raise VfsError(errno.EISDIR, f"{target.path}: cannot create a directory with open")
         parent = sup.may_create(target.path)
-        owner = perm.new_owner(parent, stop_mode(stop, flags) & ~umask_of(stop.tid), False, sup.creds(stop))
+        owner = perm.new_owner(parent, stop_mode(stop, flags), False, sup.creds(stop), umask_of(stop.tid))
         _open_file(sup, stop, flags, target.path, owner)
         return
     if flags & O_CREAT and flags & O_EXCL:

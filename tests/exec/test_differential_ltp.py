@@ -391,3 +391,42 @@ def test_reads_through_o_noatime_leave_atime_alone(differential):
          ["listdir", "d"], ["stat", "d"], ["close", "dd"],
          ["open", "f", "RDONLY", 0, "r"], ["read", "r", 4], ["stat", "f"]],
     )
+
+
+SGID_PROBE = r"""
+import os, stat, sys
+top = sys.argv[1]
+d = os.path.join(top, "d")
+os.mkdir(d)
+os.chown(d, 65534, 4242)
+os.chmod(d, 0o2777)
+os.mkdir(os.path.join(top, "s"), 0o4777)          # mkdir drops S_ISUID
+os.setgroups([])
+os.setegid(65534)
+os.seteuid(65534)
+for mask in (0, 0o010):
+    os.umask(mask)
+    name = os.path.join(d, "f%o" % mask)
+    os.close(os.open(name, os.O_CREAT | os.O_WRONLY, 0o2777))
+    print(oct(stat.S_IMODE(os.stat(name).st_mode)))
+print(oct(stat.S_IMODE(os.stat(os.path.join(top, "s")).st_mode)))
+"""
+
+
+@root_only
+def test_a_new_file_in_a_setgid_directory_loses_setgid_whatever_the_umask(objmount, tmp_path):
+    """creat09 (CVE-2018-13405): a file a non-member creates with S_ISGID in a setgid
+    directory loses the bit, judged on the mode asked for before the umask (with umask
+    010 the bit stayed)."""
+    local = tempfile.mkdtemp(prefix="objmount-sgid-")   # searchable by uid 65534 on the way down
+    try:
+        os.chmod(local, 0o755)
+        native = subprocess.run([sys.executable, "-c", SGID_PROBE, local], capture_output=True, text=True)
+    finally:
+        shutil.rmtree(local)
+    assert native.returncode == 0, native.stderr
+    store = tmp_path / "store"
+    store.mkdir()
+    run = objmount([sys.executable, "-c", SGID_PROBE, "/w"], "-m", f"/w=file://{store}")
+    assert run.returncode == 0, run.stderr
+    assert run.text == native.stdout
