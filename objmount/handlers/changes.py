@@ -342,7 +342,7 @@ def _times_from_timespecs(stop, addr: int) -> tuple[int | None, int | None]:
     if addr == 0:
         now = time.time_ns()
         return now, now
-    times = struct.unpack("<qqqq", stop.read(addr, 32))
+    times = struct.unpack("<qqqq", stop.read_in(addr, 32))
     now = time.time_ns()
     out = []
     for sec, nsec in (times[0:2], times[2:4]):
@@ -362,7 +362,7 @@ def _times_from_timevals(stop, addr: int) -> tuple[int, int]:
     if addr == 0:
         now = time.time_ns()
         return now, now
-    times = struct.unpack("<qqqq", stop.read(addr, 32))
+    times = struct.unpack("<qqqq", stop.read_in(addr, 32))
     if not all(0 <= usec < 1_000_000 for usec in (times[1], times[3])):
         raise VfsError(errno.EINVAL, "utimes: tv_usec out of range")
     return times[0] * 1_000_000_000 + times[1] * 1000, times[2] * 1_000_000_000 + times[3] * 1000
@@ -384,7 +384,7 @@ def on_utimensat(sup, stop) -> None:
         path = _path(sup, stop, follow=not stop.arg(3) & AT_SYMLINK_NOFOLLOW)
     if path is not None:
         addr = stop.arg(2)
-        nsecs = struct.unpack("<8xq8xq", stop.read(addr, 32)) if addr else (UTIME_NOW, UTIME_NOW)
+        nsecs = struct.unpack("<8xq8xq", stop.read_in(addr, 32)) if addr else (UTIME_NOW, UTIME_NOW)
         if nsecs == (UTIME_OMIT, UTIME_OMIT):
             stop.skip(0)   # nothing to change, nothing checked
             return
@@ -400,7 +400,7 @@ def on_utimes(sup, stop) -> None:
         return
     times = stop.arg(2 if at else 1)
     if stop.nr == SYS.utime and times:  # utime(path, struct utimbuf {actime, modtime}): seconds
-        atime, mtime = struct.unpack("<qq", stop.read(times, 16))
+        atime, mtime = struct.unpack("<qq", stop.read_in(times, 16))
         atime_ns, mtime_ns = atime * 1_000_000_000, mtime * 1_000_000_000
     else:
         atime_ns, mtime_ns = _times_from_timevals(stop, times)

@@ -35,7 +35,7 @@ def _iov_total(stop, addr: int, count: int) -> int:
     than UIO_MAXIOV entries, a length negative as ssize_t) before anything is recorded."""
     if count > UIO_MAXIOV:
         raise VfsError(errno.EINVAL, f"iovec count {count} over {UIO_MAXIOV}")
-    data = stop.read(addr, 16 * count)
+    data = stop.read_in(addr, 16 * count)
     lengths = [struct.unpack_from("<Qq", data, 16 * i)[1] for i in range(len(data) // 16)]
     if any(n < 0 for n in lengths):
         raise VfsError(errno.EINVAL, "an iovec length over SSIZE_MAX")
@@ -56,7 +56,7 @@ def _offset_at(stop, ptr: int, fd: int) -> int:
     """An optional loff_t* argument: NULL means the descriptor's own offset."""
     if ptr == 0:
         return file_position(stop.tid, fd)
-    return struct.unpack("<q", stop.read(ptr, 8))[0]
+    return struct.unpack("<q", stop.read_in(ptr, 8))[0]
 
 
 def _file(sup, stop, fd: int):

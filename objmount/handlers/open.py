@@ -62,9 +62,7 @@ def on_openat2(sup, stop) -> None:
         raise _refused(errno.EINVAL, "openat2: open_how too small")
     if size > 4096:
         raise _refused(errno.E2BIG, "openat2: open_how over a page")
-    how = stop.read(stop.arg(2), size)
-    if len(how) < size:
-        raise _refused(errno.EFAULT, "openat2: open_how unreadable")
+    how = stop.read_in(stop.arg(2), size)
     if any(how[OPEN_HOW_SIZE_VER0:]):   # a newer struct's fields we do not know, set
         raise _refused(errno.E2BIG, "openat2: unknown open_how fields")
     flags, mode, resolve = struct.unpack_from("<QQQ", how)

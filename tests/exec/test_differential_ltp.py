@@ -430,3 +430,18 @@ def test_a_new_file_in_a_setgid_directory_loses_setgid_whatever_the_umask(objmou
     run = objmount([sys.executable, "-c", SGID_PROBE, "/w"], "-m", f"/w=file://{store}")
     assert run.returncode == 0, run.stderr
     assert run.text == native.stdout
+
+
+def test_an_input_structure_the_program_cannot_read_is_efault(differential):
+    """utimensat01: utimensat/utimes with times at an unreadable address, writev with its
+    iovecs there, openat2 with its open_how there are EFAULT (they were EIO, an 'internal
+    error': the short read was unpacked)."""
+    differential(
+        [["put", "f", "x"], ["open", "f", "RDWR", 0, "a"],
+         ["syscall", NR["utimensat"], AT_FDCWD, "f", 1, 0], ["syscall", 235, "f", 1],      # utimes
+         ["syscall", SYS_IO["writev"], {"fdnum": "a"}, 1, 1],
+         ["syscall", SYS_IO["pwritev"], {"fdnum": "a"}, 8, 1, 0, 0],
+         ["syscall", 437, AT_FDCWD, "f", 1, 24],                                           # openat2
+         ["syscall", 188, "f", {"rel": "user.x"}, 1, 4, 0],                               # setxattr
+         ["cat", "f"]],
+    )
