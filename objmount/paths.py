@@ -39,6 +39,11 @@ class Target:
     path: str          # absolute, normalized
     wants_dir: bool = False
     dots: str = ""     # "." or "..": the path's last component as written (rmdir, rename refuse them)
+    exact: bool = False  # a descriptor's /proc/self/fd link: names that very file (a symlink too), never followed
+    # The absolute path as written when it goes through '..' after a name (a/../b): the
+    # kernel steps back from what a/ resolves to (a symlink's target), and a/ must be a
+    # directory; Supervisor.walk_dots does it before `path` (lexically normalized) is used.
+    walk: str = ""
 
 
 class Lexical(enum.IntEnum):
@@ -74,6 +79,15 @@ def from_url(path: str) -> str | None:
 def join(base: str, path: str) -> str:
     """`path` from directory `base` (absolute), normalized."""
     return normalize(path if path.startswith("/") else base + "/" + path)
+
+
+def dotdot_walk(base: str, raw: str) -> str:
+    """`raw` from `base` as an absolute path with '.' and empty components dropped and
+    every '..' kept, when a '..' follows a name; else ''."""
+    parts = [p for p in (raw if raw.startswith("/") else base + "/" + raw).split("/") if p not in ("", ".")]
+    if not any(p == ".." and i > 0 and parts[i - 1] != ".." for i, p in enumerate(parts)):
+        return ""
+    return "/" + "/".join(parts)
 
 
 def wants_dir(path: str) -> bool:

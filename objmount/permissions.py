@@ -123,9 +123,9 @@ def may_chmod(meta, creds: Creds) -> int:
 
 def chmod_mode(meta, mode: int, creds: Creds) -> int:
     """The mode chmod stores: a non-root caller outside the file's group loses S_ISGID
-    (setattr_prepare)."""
+    (setattr_prepare), for a directory as for a file."""
     mode &= 0o7777
-    if not creds.root and not _is_dir(meta) and not creds.in_group(meta.gid):
+    if not creds.root and not creds.in_group(meta.gid):
         mode &= ~stat.S_ISGID
     return mode
 
@@ -180,11 +180,13 @@ def may_utime(meta, explicit: bool, creds: Creds) -> int:
     return permission(meta, W_OK, creds)
 
 
-def new_owner(parent, mode: int, is_dir: bool, creds: Creds) -> tuple[int, int, int]:
+def new_owner(parent, mode: int, is_dir: bool, creds: Creds, umask: int = 0) -> tuple[int, int, int]:
     """inode_init_owner: (uid, gid, mode) of a new object in `parent`: the caller's fsuid;
     the group of a setgid directory (a new directory inherits S_ISGID too), else the
     caller's fsgid; a new file in a setgid directory keeps S_ISGID only if the caller is
-    in that group (or root) and it is group-executable."""
+    in that group (or root) — when the mode asked for is group-executable, as judged
+    before the umask applies (vfs_prepare_mode strips first, since 6.0: a umask of 010
+    must not keep it)."""
     mode &= 0o7777
     uid, gid = creds.fsuid, creds.fsgid
     if parent is not None and parent.mode & stat.S_ISGID:
@@ -193,4 +195,4 @@ def new_owner(parent, mode: int, is_dir: bool, creds: Creds) -> tuple[int, int, 
             mode |= stat.S_ISGID
         elif mode & stat.S_ISGID and mode & stat.S_IXGRP and not creds.root and not creds.in_group(gid):
             mode &= ~stat.S_ISGID
-    return uid, gid, mode
+    return uid, gid, mode & ~(umask & 0o777)

@@ -26,6 +26,7 @@ class OpenDescription:
     dir_pos: int = 0            # index into entries for getdents
     append: bool = False        # O_APPEND: writes land at the end of the file
     path_only: bool = False     # O_PATH: names the file; fchmod, fchown, futimens say EBADF
+    noatime: bool = False       # O_NOATIME (open or F_SETFL): reads leave atime alone
     refs: int = 0               # descriptors and mappings that hold it
     maps: int = 0               # of which mappings
 

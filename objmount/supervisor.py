@@ -75,6 +75,9 @@ class Supervisor:
             return
         name = name_of(stop.nr)
         self.counts[name] = self.counts.get(name, 0) + 1
+        if not stop.at_exit and registry.bad_flags(stop):
+            stop.fail(errno.EINVAL)   # refused before any path is read, as the kernel does
+            return
         if not self.lock.acquire(blocking=False):
             # A worker is busy with the shared state: it is decided there, not waited for.
             self._park(stop, handler, None)
@@ -327,6 +330,8 @@ class Supervisor:
         target = self.path_arg(stop, n)
         if target is None:
             return None
+        if target.virtual and target.walk:
+            target = self.walk_dots(target)
         if target.virtual:
             target = resolve(target) if resolve is not None else self.resolve(target, **how)
         if not target.virtual:
@@ -387,13 +392,14 @@ class Supervisor:
         if kind is paths.Lexical.FD_LINK:
             desc = self.fd_link(stop, paths.fd_link_form(raw))
             if desc is not None:
-                return Target(True, desc.path)
+                return Target(True, desc.path, exact=True)
             kind = paths.Lexical.VIRTUAL if paths.under_roots(paths.normalize(raw), self.roots) else paths.Lexical.LOCAL
         if kind is paths.Lexical.LOCAL:
             return None
         if kind is paths.Lexical.VIRTUAL:
             url = paths.from_url(raw)
-            return Target(True, paths.normalize(url if url is not None else raw), paths.wants_dir(raw))
+            walk = paths.dotdot_walk("/", raw) if url is None and ".." in raw else ""
+            return Target(True, paths.normalize(url if url is not None else raw), paths.wants_dir(raw), walk=walk)
         proc = self.proc(stop)
         if dirfd == AT_FDCWD:
             base = proc.fs.vcwd
@@ -402,14 +408,17 @@ class Supervisor:
             base = desc.path if desc is not None else None
         if base is not None:  # relative to a virtual directory
             path = paths.join(base, raw)
-            return Target(paths.under_roots(path, self.roots), path, paths.wants_dir(raw))
+            walk = paths.dotdot_walk(base, raw) if ".." in raw else ""
+            return Target(paths.under_roots(path, self.roots) or bool(walk), path, paths.wants_dir(raw), walk=walk)
         if kind is paths.Lexical.RELATIVE:   # below a local directory: stays local
             return None
         local_base = self._local_base(stop, proc, dirfd)
         if local_base is None:
             return None
         path = paths.join(local_base, raw)
-        return Target(True, path, paths.wants_dir(raw)) if paths.under_roots(path, self.roots) else None
+        if not paths.under_roots(path, self.roots):
+            return None
+        return Target(True, path, paths.wants_dir(raw), walk=paths.dotdot_walk(local_base, raw) if ".." in raw else "")
 
     def fd_link(self, stop: SyscallStop, raw: str) -> OpenDescription | None:
         """The virtual description behind /proc/self/fd/N, /proc/PID/fd/N or /dev/fd/N:
@@ -441,11 +450,31 @@ class Supervisor:
     def rewrite(self, stop: SyscallStop, path_index: int, path: str) -> None:
         stop.set_arg(path_index, stop.push(paths.encode(path) + b"\0"))
 
+    def walk_dots(self, target: Target) -> Target:
+        """The path of a Target written with '..' after a name, as the kernel walks it:
+        each directory a '..' steps back from is resolved first (its symlinks followed;
+        ENOENT, ENOTDIR, ELOOP as it says) and the step goes to the parent of what it
+        resolved to, not of the name as written. May end local (a link pointing out)."""
+        cur = "/"
+        for part in target.walk.strip("/").split("/"):
+            if part != "..":
+                cur = cur.rstrip("/") + "/" + part
+                continue
+            if cur != "/" and self.mounts.is_virtual(cur):
+                real = self.vfs.resolve(cur, follow_last=True)
+                if self.mounts.is_virtual(real) and self.vfs.lookup(real).kind is not Kind.DIR:
+                    raise VfsError(errno.ENOTDIR, f"{cur}: not a directory")
+                cur = real
+            cur = paths.parent(cur)
+        return Target(self.mounts.is_virtual(cur), cur, target.wants_dir, target.dots, target.exact)
+
     def resolve(self, target: Target, follow: bool = True, sure: bool = True, **how) -> Target:
         """Follow virtual symlinks; the result may be local (a link pointing out). See
         Namespace.resolve for `sure` and `how` (attrs, recheck_missing). The caller must
-        be allowed to search every virtual directory above the result (EACCES)."""
-        path = self.vfs.resolve(target.path, follow_last=follow, sure=sure, **how)
+        be allowed to search every virtual directory above the result (EACCES). A
+        descriptor's link (/proc/self/fd/N) is not followed further: the kernel's magic link
+        ends at the file the descriptor names, an O_PATH|O_NOFOLLOW symlink included."""
+        path = self.vfs.resolve(target.path, follow_last=follow and not target.exact, sure=sure, **how)
         virtual = self.mounts.is_virtual(path)
         if virtual:
             self.search(path)

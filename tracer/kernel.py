@@ -165,12 +165,21 @@ def vm_read(pid: int, addr: int, size: int) -> bytes:
     return buf.raw[:n]
 
 
-def vm_write(pid: int, addr: int, data: bytes) -> None:
+class BadAddress(OSError):
+    """A syscall's output buffer the tracee could not have written itself: the call
+    fails with EFAULT, as the kernel's copy_to_user would."""
+
+
+def vm_write(pid: int, addr: int, data: bytes, force: bool = True) -> None:
+    """force: write into read-only mappings too (a path argument we rewrite in place);
+    without it, memory the tracee cannot write is BadAddress."""
     local = _IoVec(ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p), len(data))
     remote = _IoVec(addr, len(data))
     n = _libc.process_vm_writev(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
     if n == len(data):
         return
+    if not force:
+        raise BadAddress(14, f"cannot write {len(data)} bytes at {addr:#x} in pid {pid}")
     # process_vm_writev refuses read-only mappings; /proc/PID/mem writes with FOLL_FORCE.
     try:
         fd = os.open(f"/proc/{pid}/mem", os.O_WRONLY)

@@ -147,6 +147,17 @@ class SyscallStop:
     def read(self, addr: int, size: int) -> bytes:
         return kernel.vm_read(self.tid, addr, size)
 
+    def read_in(self, addr: int, size: int) -> bytes:
+        """Read the call's input structure (times, iovecs, an open_how, a value): memory
+        the program cannot read makes the call fail with EFAULT (kernel.BadAddress)."""
+        try:
+            data = kernel.vm_read(self.tid, addr, size) if size else b""
+        except OSError as exc:
+            raise kernel.BadAddress(14, f"cannot read {size} bytes at {addr:#x}: {exc.strerror}") from None
+        if len(data) < size:
+            raise kernel.BadAddress(14, f"cannot read {size} bytes at {addr:#x}")
+        return data
+
     def read_cstring(self, addr: int, limit: int = PATH_MAX) -> bytes:
         """Read a NUL-terminated string, one page at a time so an unmapped page after it
         cannot fail the read."""
@@ -166,6 +177,11 @@ class SyscallStop:
 
     def write(self, addr: int, data: bytes) -> None:
         kernel.vm_write(self.tid, addr, data)
+
+    def write_out(self, addr: int, data: bytes) -> None:
+        """Fill the call's output buffer (a stat, a listing, a value): memory the program
+        cannot write makes the call fail with EFAULT (kernel.BadAddress)."""
+        kernel.vm_write(self.tid, addr, data, force=False)
 
     def push(self, data: bytes) -> int:
         """Copy data into the tracee for this syscall and return its address; valid

@@ -692,6 +692,11 @@ class Tracer:
             return False
         except SyscallInterrupted:
             pass  # the kernel delivers the signal and restarts the call (or fails it)
+        except kernel.BadAddress:
+            if stop.at_exit:
+                stop.set_result(-errno.EFAULT)
+            else:
+                stop.fail(errno.EFAULT)
         except Exception as exc:
             if stop.park is not None and stop.park.gone is not None:
                 return False   # killed while a worker handled it: nothing to answer

@@ -97,6 +97,9 @@ class Namespace:
         self._versions: dict[str, Meta] = {}
         # dir path -> its listing while it is one this run made and keeps changing (see module)
         self._made: dict[str, dict] = {}
+        # path -> Meta of a file created in this run and not in the bucket yet, or None
+        # (Vfs._pending): such a file is no directory to walk through (ENOTDIR).
+        self.pending = lambda path: None
         # Times changed in this run and not stored (times.py): following a link reads it.
         self.times = RunTimes()
 
@@ -579,7 +582,12 @@ class Namespace:
             prefix = "/" + "/".join(parts[:i])
             if not self.mounts.is_virtual(prefix):
                 continue
-            meta = self.exact(prefix, self.lookup(prefix))  # ENOENT propagates: an ancestor is missing
+            try:
+                meta = self.exact(prefix, self.lookup(prefix))  # ENOENT propagates: an ancestor is missing
+            except VfsError as exc:
+                if exc.errno == errno.ENOENT and self.pending(prefix) is not None:
+                    raise VfsError(errno.ENOTDIR, f"{prefix}: not a directory") from None
+                raise
             if meta.kind is Kind.SYMLINK:
                 return self._follow(prefix, meta, "/".join(parts[i:]), follow_last, depth, **how)
             if meta.kind is not Kind.DIR:

@@ -64,13 +64,17 @@ def _fetch_clean(fetch_previous, dirty: RangeSet, start: int, end: int) -> None:
 def read_range(path: str, start: int, end: int) -> bytes:
     """[start, end) of a cache file; EIO if it is shorter (it never should be)."""
     fd = os.open(path, os.O_RDONLY)
+    chunks, at = [], start
     try:
-        data = os.pread(fd, end - start, start)
+        while at < end:   # one read moves at most MAX_RW_COUNT (~2 GiB)
+            chunk = os.pread(fd, end - at, at)
+            if not chunk:
+                raise VfsError(errno.EIO, f"{path}: cache file shorter than expected")
+            chunks.append(chunk)
+            at += len(chunk)
     finally:
         os.close(fd)
-    if len(data) != end - start:
-        raise VfsError(errno.EIO, f"{path}: cache file shorter than expected")
-    return data
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 MAX_COPY_PART = 5 * 1024 * MiB

@@ -78,6 +78,7 @@ class Vfs:
         self._marker_kept: set[str] = set()
         self._lock = threading.Lock()
         self.ns = Namespace(mounts, self.store, config.metadata_ttl, config.close_to_open)
+        self.ns.pending = self._pending
         self.files = Files(config, self.cache, self.fetcher, self.ns, self._stats)
         self.links = self.files.links  # hard-link groups (links.py)
         self.ns.first = self.files.first_window

@@ -39,7 +39,7 @@ def _lookup(sup, stop, follow: bool, empty_ok: bool = False, exact: bool = False
 
 
 def _emit(stop, buf_index: int, data: bytes) -> None:
-    stop.write(stop.arg(buf_index), data)
+    stop.write_out(stop.arg(buf_index), data)
     stop.skip(0)
 
 
@@ -93,7 +93,12 @@ def desc_meta(desc, sup=None):
     if desc.file is not None:
         meta = desc.file.current_meta()
     else:
-        if sup is not None and desc.is_dir and not desc.meta.exact:
+        # (a directory's or an O_PATH descriptor's) attributes changed since the open, by
+        # this descriptor or by a path, are known without asking: fstat shows them
+        known = sup.vfs.ns.peek(desc.path) if sup is not None else None
+        if known is not None and known.exact and known.kind is desc.meta.kind:
+            desc.meta = known
+        elif sup is not None and desc.is_dir and not desc.meta.exact:
             try:
                 desc.meta = sup.vfs.lookup(desc.path, attrs=True)
             except VfsError:
@@ -104,6 +109,9 @@ def desc_meta(desc, sup=None):
 
 
 def _access(sup, stop, mode: int, flags: int) -> None:
+    # do_faccessat refuses these before it looks at the path (for root too)
+    if mode & 0xFFFFFFFF & ~7 or flags & 0xFFFFFFFF & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        raise VfsError(errno.EINVAL, f"access: invalid mode {mode:#o} or flags {flags:#x}")
     meta = _lookup(sup, stop, follow=not flags & AT_SYMLINK_NOFOLLOW,
                    empty_ok=bool(flags & AT_EMPTY_PATH))
     if meta is None:
@@ -129,13 +137,17 @@ def on_faccessat2(sup, stop) -> None:
 
 
 def _readlink(sup, stop, buf_index: int) -> None:
+    size = stop.arg(buf_index + 1) & 0xFFFFFFFF
+    if size == 0 or size & 0x80000000:   # an int: do_readlinkat refuses <= 0 first
+        stop.fail(errno.EINVAL)
+        return
     addr = sup.path_addr(stop)
     if addr:
         raw = sup.read_path(stop, addr)
         desc = sup.fd_link(stop, raw) if raw.startswith(("/proc/", "/dev/fd/")) else None
         if desc is not None:  # /proc/self/fd/N of a virtual descriptor names the virtual path
             data = os.fsencode(desc.path)[: stop.arg(buf_index + 1)]
-            stop.write(stop.arg(buf_index), data)
+            stop.write_out(stop.arg(buf_index), data)
             stop.skip(len(data))
             return
         dirfd = sup.path_dirfd(stop) if not raw else None
@@ -161,7 +173,7 @@ def _give_link(sup, stop, path: str, meta, buf_index: int) -> None:
         return
     sup.vfs.accessed(path, meta)  # reading a link is an access: its atime
     data = os.fsencode(meta.target)[: stop.arg(buf_index + 1)]
-    stop.write(stop.arg(buf_index), data)
+    stop.write_out(stop.arg(buf_index), data)
     stop.skip(len(data))
 
 

@@ -5,10 +5,13 @@ is skipped with its result; a local path passes to the kernel untouched."""
 from __future__ import annotations
 
 import errno
+import os
+import signal
 import stat
 import struct
 import time
 
+from tracer import kernel
 from vfs import Kind, VfsError
 
 from .. import permissions as perm
@@ -86,7 +89,8 @@ def on_mkdir(sup, stop) -> None:
     if path is not None:
         path = path.rstrip("/") or "/"
         parent = sup.may_create(path)
-        uid, gid, mode = perm.new_owner(parent, stop.arg(2 if at else 1) & ~umask_of(stop.tid), True, sup.creds(stop))
+        uid, gid, mode = perm.new_owner(parent, stop.arg(2 if at else 1) & 0o1777, True, sup.creds(stop),
+                                        umask_of(stop.tid))  # vfs_mkdir keeps rwx and S_ISVTX only
         _done(stop, sup.vfs.mkdir, path, mode, uid, gid)
 
 
@@ -123,11 +127,43 @@ def on_symlink(sup, stop) -> None:
 
 
 # --- rename and link --------------------------------------------------------------------
+def _local_lookup(sup, stop, n: int, target) -> None:
+    """Raise what the kernel's lookup of the n-th path (a local one) would: EBADF or
+    ENOTDIR for its dirfd, ENOENT/ENOTDIR for the old name or the new name's directory."""
+    if target is not None:
+        full = target.path
+    else:
+        raw = sup.read_path(stop, sup.path_addr(stop, n))
+        dirfd = sup.path_dirfd(stop, n)
+        if raw.startswith("/"):
+            full = raw
+        else:
+            base = f"/proc/{stop.tid}/cwd" if dirfd is None or dirfd == -100 else f"/proc/{stop.tid}/fd/{dirfd}"
+            try:
+                if not stat.S_ISDIR(os.stat(base).st_mode):
+                    raise _quiet(errno.ENOTDIR, f"descriptor {dirfd}: not a directory")
+            except FileNotFoundError:
+                raise _quiet(errno.EBADF, f"descriptor {dirfd}: not open") from None
+            full = base + "/" + raw
+    try:
+        os.lstat(full if n == 0 else os.path.dirname(full.rstrip("/")) or "/")
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG):
+            raise _quiet(exc.errno, f"{full}: {exc.strerror}") from None
+
+
+def _quiet(err: int, message: str) -> VfsError:
+    exc = VfsError(err, message)
+    exc.quiet = True   # the kernel's answer about a local name: no log line
+    return exc
+
+
 def _two_paths(sup, stop, follow_old=False, empty_old=False):
     """The virtual (old, new) paths of a rename or link; None when the kernel answers (both
     local, rewritten if they needed resolving) or the call failed. empty_old: linkat's
     AT_EMPTY_PATH, an empty old path names the file open on its dirfd."""
-    old_t, new_t = sup.path_arg(stop, 0), sup.path_arg(stop, 1)
+    old_t, new_t = (t if t is None or not t.walk else sup.walk_dots(t) for t in (sup.path_arg(stop, 0),
+                                                                                 sup.path_arg(stop, 1)))
     # A null or empty path is the kernel's EFAULT or ENOENT, whatever the other path is;
     # target() leaves them to the kernel, which must not make them EXDEV here.
     if old_t is None and empty_old and sup.path_empty(stop, 0):
@@ -147,6 +183,9 @@ def _two_paths(sup, stop, follow_old=False, empty_old=False):
     old_virtual = old is not None and old.virtual
     new_virtual = new is not None and new.virtual
     if old_virtual != new_virtual:
+        # The kernel looks both names up before it compares their filesystems: the local
+        # one's lookup errors (a bad or non-directory dirfd, a missing name) come first.
+        _local_lookup(sup, stop, 0 if new_virtual else 1, old if new_virtual else new)
         stop.fail(errno.EXDEV)  # across filesystems: mv and friends copy instead
         return None
     if not old_virtual:
@@ -303,7 +342,7 @@ def _times_from_timespecs(stop, addr: int) -> tuple[int | None, int | None]:
     if addr == 0:
         now = time.time_ns()
         return now, now
-    times = struct.unpack("<qqqq", stop.read(addr, 32))
+    times = struct.unpack("<qqqq", stop.read_in(addr, 32))
     now = time.time_ns()
     out = []
     for sec, nsec in (times[0:2], times[2:4]):
@@ -323,7 +362,7 @@ def _times_from_timevals(stop, addr: int) -> tuple[int, int]:
     if addr == 0:
         now = time.time_ns()
         return now, now
-    times = struct.unpack("<qqqq", stop.read(addr, 32))
+    times = struct.unpack("<qqqq", stop.read_in(addr, 32))
     if not all(0 <= usec < 1_000_000 for usec in (times[1], times[3])):
         raise VfsError(errno.EINVAL, "utimes: tv_usec out of range")
     return times[0] * 1_000_000_000 + times[1] * 1000, times[2] * 1_000_000_000 + times[3] * 1000
@@ -345,7 +384,7 @@ def on_utimensat(sup, stop) -> None:
         path = _path(sup, stop, follow=not stop.arg(3) & AT_SYMLINK_NOFOLLOW)
     if path is not None:
         addr = stop.arg(2)
-        nsecs = struct.unpack("<8xq8xq", stop.read(addr, 32)) if addr else (UTIME_NOW, UTIME_NOW)
+        nsecs = struct.unpack("<8xq8xq", stop.read_in(addr, 32)) if addr else (UTIME_NOW, UTIME_NOW)
         if nsecs == (UTIME_OMIT, UTIME_OMIT):
             stop.skip(0)   # nothing to change, nothing checked
             return
@@ -361,11 +400,38 @@ def on_utimes(sup, stop) -> None:
         return
     times = stop.arg(2 if at else 1)
     if stop.nr == SYS.utime and times:  # utime(path, struct utimbuf {actime, modtime}): seconds
-        atime, mtime = struct.unpack("<qq", stop.read(times, 16))
+        atime, mtime = struct.unpack("<qq", stop.read_in(times, 16))
         atime_ns, mtime_ns = atime * 1_000_000_000, mtime * 1_000_000_000
     else:
         atime_ns, mtime_ns = _times_from_timevals(stop, times)
     _utime(sup, stop, path, atime_ns, mtime_ns, explicit=times != 0)
+
+
+def _fsize_limit(tgid: int) -> int | None:
+    """The process's soft RLIMIT_FSIZE (None: unlimited), from /proc/PID/limits: prlimit()
+    refuses a process whose effective uid is not ours (a program that dropped it)."""
+    try:
+        with open(f"/proc/{tgid}/limits", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Max file size"):
+                    soft = line[len("Max file size"):].split()[0]
+                    return None if soft == "unlimited" else int(soft)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _file_size_limit(stop, path: str, size: int, length: int) -> None:
+    """Growing a file past the caller's RLIMIT_FSIZE: SIGXFSZ and EFBIG, as the kernel's
+    inode_newsize_ok (objmount truncates the cache file with its own limits)."""
+    if length <= size:
+        return
+    limit = _fsize_limit(stop.tgid)
+    if limit is not None and length > limit:
+        kernel.tgkill(stop.tgid, stop.tid, signal.SIGXFSZ)
+        exc = VfsError(errno.EFBIG, f"{path}: {length} past the file size limit {limit}")
+        exc.quiet = True   # the program's own limit: no log line
+        raise exc
 
 
 @path_syscall("truncate")
@@ -378,6 +444,7 @@ def on_truncate(sup, stop) -> None:
         meta = sup.vfs.lookup(path)
         creds = sup.creds(stop)
         sup.allow(perm.permission(meta, perm.W_OK, creds) if meta.kind is Kind.FILE else errno.EISDIR, path)
+        _file_size_limit(stop, path, meta.size, length)
         _done(stop, sup.vfs.truncate, path, length)
         if (mode := perm.write_kills_setid(meta, creds)) is not None:
             sup.vfs.setattr(path, mode)

@@ -33,7 +33,8 @@ def _getdents(sup, stop, pack) -> None:
         stop.fail(errno.ENOTDIR)
         return
     entries = _entries(sup, desc)
-    sup.vfs.accessed(desc.path, desc.meta)  # a listing is a read of the directory: atime
+    if not desc.noatime:
+        sup.vfs.accessed(desc.path, desc.meta)  # a listing is a read of the directory: atime
     room = stop.arg(2)
     out = bytearray()
     pos = desc.dir_pos
@@ -49,7 +50,7 @@ def _getdents(sup, stop, pack) -> None:
         return
     desc.dir_pos = pos
     if out:
-        stop.write(stop.arg(1), bytes(out))
+        stop.write_out(stop.arg(1), bytes(out))
     stop.skip(len(out))
 
 
@@ -137,5 +138,5 @@ def on_getcwd(sup, stop) -> None:
     if len(data) > stop.arg(1):
         stop.fail(errno.ERANGE)
         return
-    stop.write(stop.arg(0), data)
+    stop.write_out(stop.arg(0), data)
     stop.skip(len(data))

@@ -11,6 +11,9 @@ from .registry import always_syscall, fd_syscall
 F_DUPFD = 0
 F_SETFD = 2
 F_DUPFD_CLOEXEC = 1030
+F_SETLEASE = 1024
+F_SETFL = 4
+O_NOATIME = 0o1000000
 FD_CLOEXEC = 1
 O_CLOEXEC = 0o2000000
 CLOSE_RANGE_UNSHARE = 2
@@ -86,6 +89,14 @@ def on_fcntl(sup, stop) -> None:
             sup.install(stop, new, desc, cmd == F_DUPFD_CLOEXEC)
     elif cmd == F_SETFD:
         fds.fds[fd].cloexec = bool(stop.arg(2) & FD_CLOEXEC)
+    elif cmd == F_SETFL and desc.noatime != bool(stop.arg(2) & O_NOATIME):
+        if stop.run() == 0:
+            desc.noatime = not desc.noatime
+    elif cmd == F_SETLEASE:
+        # A lease would be on the cache file, and objmount's own opens and truncations of
+        # it would wait for the holder, which waits for objmount: no leases, as on a
+        # filesystem without them (NFS, FUSE).
+        stop.fail(errno.EINVAL)
 
 
 @always_syscall("close_range")

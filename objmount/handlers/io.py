@@ -26,17 +26,37 @@ def file_position(tid: int, fd: int) -> int:
     return int(text.split(b"\n", 1)[0].split(b":", 1)[1])
 
 
+UIO_MAXIOV = 1024
+MAX_RW_COUNT = 0x7FFFF000   # the most one read or write moves (INT_MAX & PAGE_MASK)
+
+
 def _iov_total(stop, addr: int, count: int) -> int:
-    count = min(count, 1024)
-    data = stop.read(addr, 16 * count)
-    return sum(struct.unpack_from("<QQ", data, 16 * i)[1] for i in range(len(data) // 16))
+    """The bytes an iovec array asks for, refused as the kernel refuses it (EINVAL: more
+    than UIO_MAXIOV entries, a length negative as ssize_t) before anything is recorded."""
+    if count > UIO_MAXIOV:
+        raise VfsError(errno.EINVAL, f"iovec count {count} over {UIO_MAXIOV}")
+    data = stop.read_in(addr, 16 * count)
+    lengths = [struct.unpack_from("<Qq", data, 16 * i)[1] for i in range(len(data) // 16)]
+    if any(n < 0 for n in lengths):
+        raise VfsError(errno.EINVAL, "an iovec length over SSIZE_MAX")
+    return min(sum(lengths), MAX_RW_COUNT)
+
+
+def _position(offset: int, current_ok: bool = False) -> int | None:
+    """A pread/pwrite-family offset argument: negative is EINVAL (-1 with preadv2 and
+    pwritev2: None, the descriptor's own offset)."""
+    if offset >= 1 << 63:
+        if current_ok and offset == 0xFFFFFFFFFFFFFFFF:
+            return None
+        raise VfsError(errno.EINVAL, "negative file offset")
+    return offset
 
 
 def _offset_at(stop, ptr: int, fd: int) -> int:
     """An optional loff_t* argument: NULL means the descriptor's own offset."""
     if ptr == 0:
         return file_position(stop.tid, fd)
-    return struct.unpack("<q", stop.read(ptr, 8))[0]
+    return struct.unpack("<q", stop.read_in(ptr, 8))[0]
 
 
 def _file(sup, stop, fd: int):
@@ -45,7 +65,8 @@ def _file(sup, stop, fd: int):
     desc = sup.desc(stop, fd)
     if desc is None or desc.file is None:
         return None
-    sup.vfs.accessed(desc.path, desc.file)
+    if not desc.noatime:
+        sup.vfs.accessed(desc.path, desc.file)
     return None if desc.file.complete else desc.file
 
 
@@ -59,7 +80,7 @@ def on_read(sup, stop) -> None:
 @fd_syscall(pread64=(0,))
 def on_pread(sup, stop) -> None:
     if (file := _file(sup, stop, stop.sarg(0))) is not None:
-        file.ensure(stop.arg(3), stop.arg(2))
+        file.ensure(_position(stop.arg(3)), min(stop.arg(2), MAX_RW_COUNT))
 
 
 @fd_syscall(readv=(0,))
@@ -73,8 +94,8 @@ def on_readv(sup, stop) -> None:
 def on_preadv(sup, stop) -> None:
     fd = stop.sarg(0)
     if (file := _file(sup, stop, fd)) is not None:
-        offset = stop.arg(3)
-        if offset == 0xFFFFFFFFFFFFFFFF:  # preadv2 with -1: the current offset
+        offset = _position(stop.arg(3), current_ok=stop.nr == SYS.preadv2)
+        if offset is None:  # preadv2 with -1: the current offset
             offset = file_position(stop.tid, fd)
         file.ensure(offset, _iov_total(stop, stop.arg(1), stop.arg(2)))
 
@@ -110,7 +131,8 @@ def on_mmap(sup, stop) -> None:
     if desc is None or desc.file is None:
         return
     file = desc.file
-    sup.vfs.accessed(desc.path, file)
+    if not desc.noatime:
+        sup.vfs.accessed(desc.path, file)
     file.ensure(stop.arg(5), stop.arg(1))
     if stop.arg(3) & MAP_SHARED and stop.arg(2) & PROT_WRITE and file.writable:
         # Stores through the mapping are invisible to us: the mapped range counts as
@@ -154,6 +176,7 @@ def _will_write(sup, stop, fd: int, offset: int | None, length: int, length_arg:
     desc = sup.desc(stop, fd)
     if desc is None or desc.file is None or not desc.file.writable:
         return
+    length = min(length, MAX_RW_COUNT)   # the kernel moves no more in one call
     _kill_setid(sup, stop, desc.file)
     if offset is None:
         offset = os.stat(desc.file.cache_path).st_size if desc.append else file_position(stop.tid, fd)
@@ -188,8 +211,11 @@ def on_write(sup, stop) -> None:
 def on_pwrite(sup, stop) -> None:
     fd = stop.sarg(0)
     desc = sup.desc(stop, fd)
+    if desc is None or desc.file is None:
+        return
+    offset = _position(stop.arg(3))
     # Linux pwrite on an O_APPEND descriptor appends anyway.
-    _will_write(sup, stop, fd, None if desc is not None and desc.append else stop.arg(3), stop.arg(2))
+    _will_write(sup, stop, fd, None if desc.append else offset, stop.arg(2))
 
 
 @fd_syscall(writev=(0,))
@@ -205,10 +231,9 @@ def on_pwritev(sup, stop) -> None:
     desc = sup.desc(stop, fd)
     if desc is None:
         return
-    offset = stop.arg(3)
+    offset = _position(stop.arg(3), current_ok=stop.nr == SYS.pwritev2)
     append = desc.append or (stop.nr == SYS.pwritev2 and stop.arg(5) & RWF_APPEND)
-    _will_write(sup, stop, fd, None if append or offset == 0xFFFFFFFFFFFFFFFF else offset,
-                _iov_total(stop, stop.arg(1), stop.arg(2)))
+    _will_write(sup, stop, fd, None if append else offset, _iov_total(stop, stop.arg(1), stop.arg(2)))
 
 
 @fd_syscall(ftruncate=(0,))
@@ -271,7 +296,11 @@ FICLONERANGE = 0x4020940D    # ioctl(dest, FICLONERANGE, {s64 src_fd, u64 src_of
 FIDEDUPERANGE = 0xC0189436   # ioctl(src, FIDEDUPERANGE, {u64 offset, length; u16 count; ...; {s64 dest_fd, ...}[count]})
 
 
-@value_syscall("ioctl", 1, {FICLONE, FICLONERANGE, FIDEDUPERANGE})
+FS_IOC_SETFLAGS = 0x40086602     # chattr: immutable, append-only, ...
+FS_IOC_FSSETXATTR = 0x401C5820   # the same flags, xfs's way
+
+
+@value_syscall("ioctl", 1, {FICLONE, FICLONERANGE, FIDEDUPERANGE, FS_IOC_SETFLAGS, FS_IOC_FSSETXATTR})
 def on_clone_ioctl(sup, stop) -> None:
     """A clone or dedupe naming a virtual descriptor on either side fails with EOPNOTSUPP,
     as on a filesystem without reflinks (cp falls back to copy_file_range or read/write).
@@ -280,6 +309,13 @@ def on_clone_ioctl(sup, stop) -> None:
     data is), and into a virtual file bytes it never records as written (never uploaded).
     The descriptors are all read, since BPF cannot see the ones in memory."""
     request, arg = stop.arg(1) & 0xFFFFFFFF, stop.arg(2)
+    if request in (FS_IOC_SETFLAGS, FS_IOC_FSSETXATTR):
+        # No inode flags on objects: they would land on the cache file (an immutable one
+        # objmount could no longer fill, evict or replace) and never reach the bucket. A
+        # filesystem without them answers ENOTTY.
+        if sup.desc(stop, stop.sarg(0)) is not None:
+            stop.fail(errno.ENOTTY)
+        return
     fds = [stop.arg(0)]
     try:
         if request == FICLONE:

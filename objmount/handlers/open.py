@@ -26,6 +26,7 @@ O_DIRECTORY = 0o200000
 O_NOFOLLOW = 0o400000
 O_CLOEXEC = 0o2000000
 O_PATH = 0o10000000
+O_NOATIME = 0o1000000
 
 
 @path_syscall("open")
@@ -38,11 +39,83 @@ def on_openat(sup, stop) -> None:
     _open(sup, stop, flags=stop.arg(2))
 
 
+# openat2's struct open_how and what build_open_how/build_open_flags accept
+OPEN_HOW_SIZE_VER0 = 24
+VALID_OPEN_FLAGS = 0o37777777     # O_ACCMODE .. __O_TMPFILE: every flag the kernel defines
+O_TMPFILE_BIT = 0o20000000
+RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS = 0x01, 0x02, 0x04
+RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_CACHED = 0x08, 0x10, 0x20
+
+
+def _refused(err: int, message: str) -> VfsError:
+    exc = VfsError(err, message)
+    exc.quiet = True   # the kernel's answer to a malformed call: no log line
+    return exc
+
+
 @path_syscall("openat2")
 def on_openat2(sup, stop) -> None:
-    how = stop.read(stop.arg(2), 8)  # struct open_how starts with u64 flags
-    flags = struct.unpack("<Q", how)[0] if len(how) == 8 else 0
-    _open(sup, stop, flags=flags)
+    """RESOLVE_CACHED (io_uring's try without blocking) is honoured by resolving anyway,
+    as a filesystem with everything cached would."""
+    size = stop.arg(3)
+    if size < OPEN_HOW_SIZE_VER0:
+        raise _refused(errno.EINVAL, "openat2: open_how too small")
+    if size > 4096:
+        raise _refused(errno.E2BIG, "openat2: open_how over a page")
+    how = stop.read_in(stop.arg(2), size)
+    if any(how[OPEN_HOW_SIZE_VER0:]):   # a newer struct's fields we do not know, set
+        raise _refused(errno.E2BIG, "openat2: unknown open_how fields")
+    flags, mode, resolve = struct.unpack_from("<QQQ", how)
+    if flags & ~VALID_OPEN_FLAGS:
+        raise _refused(errno.EINVAL, f"openat2: unknown flags {flags:#o}")
+    if (mode & ~0o7777) if flags & (O_CREAT | O_TMPFILE_BIT) else mode:
+        raise _refused(errno.EINVAL, f"openat2: mode {mode:#o} with flags {flags:#o}")
+    if resolve & ~0x3F or resolve & RESOLVE_BENEATH and resolve & RESOLVE_IN_ROOT:
+        raise _refused(errno.EINVAL, f"openat2: resolve {resolve:#x}")
+    if resolve & RESOLVE_CACHED and flags & (O_TRUNC | O_CREAT | O_TMPFILE_BIT):
+        raise _refused(errno.EAGAIN, "openat2: RESOLVE_CACHED cannot create or truncate")
+    _open(sup, stop, flags=flags, resolve_how=resolve)
+
+
+def _restricted(sup, stop, target, resolve_how: int, flags: int, resolved_by):
+    """openat2's RESOLVE_* restrictions on a virtual path: the kernel refuses what crosses
+    them (ELOOP, EXDEV); objmount resolves the path itself, so it checks them here, from
+    the path as given, its base directory and the path symlinks led to."""
+    if resolve_how & RESOLVE_NO_MAGICLINKS and target.exact:
+        raise VfsError(errno.ELOOP, f"{target.path}: a /proc magic link with RESOLVE_NO_MAGICLINKS")
+    raw = sup.read_path(stop, stop.arg(1))
+    dirfd = stop.sarg(0)
+    proc = sup.proc(stop)
+    desc = proc.fds.get(dirfd) if dirfd != -100 else None
+    base = desc.path if desc is not None else (proc.fs.vcwd if dirfd == -100 else None)
+    if resolve_how & (RESOLVE_BENEATH | RESOLVE_IN_ROOT | RESOLVE_NO_XDEV):
+        beneath = resolve_how & (RESOLVE_BENEATH | RESOLVE_IN_ROOT)
+        if base is None or (beneath and raw.startswith("/")) or target.exact:
+            # from a local directory into a mount, an absolute path, a magic link
+            raise VfsError(errno.EXDEV, f"{target.path}: outside the starting directory")
+        depth = 0
+        for part in raw.split("/"):
+            depth += -1 if part == ".." else (part not in ("", "."))
+            if depth < 0 and beneath:
+                raise VfsError(errno.EXDEV, f"{target.path}: '..' above the starting directory")
+    path = resolved_by(target)
+    if resolve_how & RESOLVE_NO_SYMLINKS and path.path != target.path:
+        raise VfsError(errno.ELOOP, f"{target.path}: a symbolic link with RESOLVE_NO_SYMLINKS")
+    if resolve_how & (RESOLVE_BENEATH | RESOLVE_IN_ROOT | RESOLVE_NO_XDEV):
+        inside = base if resolve_how & (RESOLVE_BENEATH | RESOLVE_IN_ROOT) else _mount_of(sup, base)
+        if not (path.path == inside or path.path.startswith(inside.rstrip("/") + "/")):
+            # IN_ROOT would resolve an escaping link inside the root: refused, not emulated
+            raise VfsError(errno.EXDEV, f"{target.path}: resolves outside {inside}")
+    return path
+
+
+def _mount_of(sup, path: str) -> str:
+    """The mount root (or bucket root) a virtual path lies in."""
+    for target in sorted(sup.mounts.targets, key=len, reverse=True):
+        if path == target or path.startswith(target + "/"):
+            return target
+    parts = path.split("/")
+    return "/".join(parts[:4]) if len(parts) > 3 else path   # /objmount/s3/BUCKET
 
 
 @path_syscall("creat")
@@ -50,12 +123,17 @@ def on_creat(sup, stop) -> None:
     _open(sup, stop, flags=os.O_WRONLY | O_CREAT | O_TRUNC)
 
 
-def _open(sup, stop, flags: int) -> None:
+def _open(sup, stop, flags: int, resolve_how: int = 0) -> None:
     meta = None
     # an open that reads asks the bucket with the GET of the first bytes (vfs/namespace.py)
     reads = (flags & O_ACCMODE) != os.O_WRONLY and not flags & (O_TRUNC | O_PATH | O_DIRECTORY)
 
     def resolve(target):
+        if resolve_how:
+            return _restricted(sup, stop, target, resolve_how, flags, resolve_plain)
+        return resolve_plain(target)
+
+    def resolve_plain(target):
         try:
             # close-to-open for names too: one last seen missing may exist now
             return sup.resolve(target, follow=not flags & O_NOFOLLOW, recheck_missing=True, data=reads)
@@ -76,7 +154,7 @@ def _open(sup, stop, flags: int) -> None:
         if target.wants_dir:
             raise VfsError(errno.EISDIR, f"{target.path}: cannot create a directory with open")
         parent = sup.may_create(target.path)
-        owner = perm.new_owner(parent, stop_mode(stop, flags) & ~umask_of(stop.tid), False, sup.creds(stop))
+        owner = perm.new_owner(parent, stop_mode(stop, flags), False, sup.creds(stop), umask_of(stop.tid))
         _open_file(sup, stop, flags, target.path, owner)
         return
     if flags & O_CREAT and flags & O_EXCL:
@@ -92,7 +170,9 @@ def _open(sup, stop, flags: int) -> None:
             raise VfsError(errno.EISDIR, f"{target.path}: is a directory")
         if not flags & O_PATH:
             sup.allow(perm.permission(meta, perm.R_OK, sup.creds(stop)), target.path)
-        desc = OpenDescription(target.path, is_dir=True, meta=meta, path_only=bool(flags & O_PATH))
+            _noatime(sup, stop, flags, meta, target.path)
+        desc = OpenDescription(target.path, is_dir=True, meta=meta, path_only=bool(flags & O_PATH),
+                               noatime=bool(flags & O_NOATIME))
         local = sup.vfs.placeholder_dir
     else:
         if flags & O_DIRECTORY or target.wants_dir:
@@ -107,6 +187,7 @@ def _open(sup, stop, flags: int) -> None:
             return
         creds = sup.creds(stop)
         sup.allow(perm.permission(meta, _wanted(flags), creds), target.path)
+        _noatime(sup, stop, flags, meta, target.path)
         _open_file(sup, stop, flags, target.path, None)
         if flags & O_TRUNC and (mode := perm.write_kills_setid(meta, creds)) is not None:
             # A truncating open clears set-id bits, as a truncate does; a plain open for
@@ -118,6 +199,12 @@ def _open(sup, stop, flags: int) -> None:
                 sup.report(exc)
         return
     _finish(sup, stop, flags, desc, local)
+
+
+def _noatime(sup, stop, flags: int, meta, path: str) -> None:
+    """O_NOATIME is for the file's owner (or CAP_FOWNER) only: EPERM (may_open)."""
+    if flags & O_NOATIME and not perm.is_owner(meta, sup.creds(stop)):
+        sup.allow(errno.EPERM, path)
 
 
 def stop_mode(stop, flags: int) -> int:
@@ -145,7 +232,8 @@ def _open_file(sup, stop, flags: int, path: str, owner: tuple[int, int, int] | N
     """owner: (uid, gid, mode) of a file this open may create."""
     uid, gid, mode = owner or (None, None, 0o644)
     file = sup.vfs.open(path, flags & (O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC), mode, uid, gid)
-    desc = OpenDescription(path, is_dir=False, file=file, meta=file.meta, append=bool(flags & os.O_APPEND))
+    desc = OpenDescription(path, is_dir=False, file=file, meta=file.meta, append=bool(flags & os.O_APPEND),
+                           noatime=bool(flags & O_NOATIME))
     if flags & O_EXCL:  # the vfs made the file; the cache file exists already
         _set_flags(sup, stop, flags & ~O_EXCL)
     _finish(sup, stop, flags, desc, file.cache_path)

@@ -61,6 +61,38 @@ LOCAL_PASS = ("open", "openat", "creat", "stat", "lstat", "newfstatat", "statx",
 # Opens that change names with O_CREAT: where their flags are.
 OPEN_FLAGS = {"open": 1, "openat": 2}
 
+# The flags argument of *at calls and the bits each knows: the kernel refuses any other
+# with EINVAL before it looks at a path (an unlinkat with a stray bit must not unlink).
+_AT = {"nofollow": 0x100, "follow": 0x400, "removedir": 0x200, "eaccess": 0x200, "noauto": 0x800,
+       "empty": 0x1000, "sync_type": 0x6000}
+FLAG_MASKS: dict[str, tuple[int, int]] = {
+    "faccessat2": (3, _AT["eaccess"] | _AT["nofollow"] | _AT["empty"]),
+    "fchmodat2": (3, _AT["nofollow"] | _AT["empty"]),
+    "fchownat": (4, _AT["nofollow"] | _AT["empty"]),
+    "utimensat": (3, _AT["nofollow"] | _AT["empty"]),
+    "newfstatat": (3, _AT["nofollow"] | _AT["noauto"] | _AT["empty"] | _AT["sync_type"]),
+    "statx": (2, _AT["nofollow"] | _AT["noauto"] | _AT["empty"] | _AT["sync_type"]),
+    "linkat": (4, _AT["follow"] | _AT["empty"]),
+    "unlinkat": (2, _AT["removedir"]),
+    "renameat2": (4, 0x1 | 0x2 | 0x4),   # RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT
+    "execveat": (4, _AT["nofollow"] | _AT["empty"]),
+}
+FLAG_CHECKS: dict[int, tuple[int, int]] = {}
+
+
+def bad_flags(stop) -> bool:
+    """Whether the kernel would refuse this call's flags (or statx's mask) with EINVAL."""
+    check = FLAG_CHECKS.get(stop.nr)
+    if check is None:
+        return False
+    flags = stop.arg(check[0]) & 0xFFFFFFFF
+    if flags & ~check[1]:
+        return True
+    if stop.nr == NR["statx"]:   # both sync types at once; a reserved mask bit
+        return flags & _AT["sync_type"] == _AT["sync_type"] or bool(stop.arg(3) & 0x80000000)
+    return False
+
+
 HANDLERS: dict[int, HandlerFn] = {}
 PATH_ARGS: dict[int, tuple[tuple[int, int | None], ...]] = {}
 ALWAYS: set[int] = set()
@@ -77,6 +109,8 @@ def path_syscall(*names: str):
             HANDLERS[NR[name]] = fn
             ALWAYS.add(NR[name])
             PATH_ARGS[NR[name]] = PATH_LAYOUTS[name]
+            if name in FLAG_MASKS:
+                FLAG_CHECKS[NR[name]] = FLAG_MASKS[name]
         return fn
     return register
 

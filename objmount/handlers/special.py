@@ -110,7 +110,7 @@ def on_mknod(sup, stop) -> None:
     creds = sup.creds(stop)
     if kind in (stat.S_IFCHR, stat.S_IFBLK) and not creds.root:
         raise VfsError(errno.EPERM, f"{path}: only root makes device nodes")
-    uid, gid, perms = perm.new_owner(sup.may_create(path), mode & 0o7777 & ~umask_of(stop.tid), False, creds)
+    uid, gid, perms = perm.new_owner(sup.may_create(path), mode & 0o7777, False, creds, umask_of(stop.tid))
     if kind in (0, stat.S_IFREG):
         handle = sup.vfs.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, perms, uid, gid)
         handle.close()

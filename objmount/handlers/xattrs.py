@@ -104,7 +104,7 @@ def on_setxattr(sup, stop) -> None:
         if size > vx.SIZE_MAX:
             raise VfsError(errno.E2BIG, f"{name}: value larger than 64 KiB")
         try:
-            value = stop.read(stop.arg(2), size) if size else b""
+            value = stop.read_in(stop.arg(2), size) if size else b""
         except OSError:
             raise VfsError(errno.EFAULT, f"{name}: value in unmapped memory") from None
         if len(value) != size:
@@ -131,7 +131,7 @@ def _answer(stop, buf_index: int, data: bytes) -> None:
         return
     if data:
         try:
-            stop.write(stop.arg(buf_index), data)
+            stop.write_out(stop.arg(buf_index), data)
         except OSError:
             stop.fail(errno.EFAULT)
             return

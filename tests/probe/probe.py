@@ -85,7 +85,9 @@ class Probe:
         self.maps: dict[str, mmap.mmap] = {}
         self.marks: dict[str, int] = {}
 
-    def p(self, path: str) -> str:
+    def p(self, path) -> str:
+        if isinstance(path, dict):  # {"fd": NAME}: the /proc/self/fd link of descriptor NAME
+            return f"/proc/self/fd/{self.fds[path['fd']]}"
         return path if path.startswith("/") else os.path.join(self.root, path)
 
     # --- descriptors --------------------------------------------------------------------
@@ -333,6 +335,70 @@ class Probe:
 
     def access(self, path, mode):
         return os.access(self.p(path), mode)
+
+    def faccessat(self, path, mode, flags=0):
+        """faccessat2(2) itself (os.access hides the errno): "ok" or the errno."""
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.syscall(439, -100, os.fsencode(self.p(path)), mode, flags) != 0:
+            return {"errno": errno.errorcode[ctypes.get_errno()]}
+        return "ok"
+
+    def syscall(self, nr, *args):
+        """A raw syscall (x86_64 number): an int argument as is, a str a path (relative to
+        ROOT), {"fdnum": NAME} a descriptor's number, {"buf": N} an N-byte buffer, {"readonly": 1}
+        a read-only page, {"iov": [[DATA, LEN], ...]} an iovec array,
+        {"bytes": HEX} a buffer holding those bytes. Returns
+        the result or the errno. {"rel": PATH} is a path passed as written."""
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        keep = []
+        values = []
+        for a in args:
+            if isinstance(a, str):
+                keep.append(ctypes.create_string_buffer(os.fsencode(self.p(a))))
+                values.append(ctypes.cast(keep[-1], ctypes.c_void_p))
+            elif isinstance(a, dict) and "rel" in a:   # a path as given (relative to a dirfd)
+                keep.append(ctypes.create_string_buffer(os.fsencode(a["rel"])))
+                values.append(ctypes.cast(keep[-1], ctypes.c_void_p))
+            elif isinstance(a, dict) and "iov" in a:   # struct iovec[]: [[data, iov_len], ...]
+                class Iovec(ctypes.Structure):
+                    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+                vec = (Iovec * max(len(a["iov"]), 1))()
+                for i, (data, n) in enumerate(a["iov"]):
+                    keep.append(ctypes.create_string_buffer(data_of(data)))
+                    vec[i] = Iovec(ctypes.cast(keep[-1], ctypes.c_void_p), n & 0xFFFFFFFFFFFFFFFF)
+                keep.append(vec)
+                values.append(ctypes.cast(vec, ctypes.c_void_p))
+            elif isinstance(a, dict) and "readonly" in a:   # a page the program may read, not write
+                libc.mmap.restype = ctypes.c_void_p
+                libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                                      ctypes.c_int, ctypes.c_long]
+                values.append(ctypes.c_void_p(libc.mmap(None, 4096, 1, 0x22, -1, 0)))  # PROT_READ, PRIVATE|ANON
+            elif isinstance(a, dict) and "fdnum" in a:
+                values.append(ctypes.c_long(self.fds[a["fdnum"]]))
+            elif isinstance(a, dict) and "bytes" in a:   # a buffer holding these bytes (hex)
+                keep.append(ctypes.create_string_buffer(bytes.fromhex(a["bytes"]), len(a["bytes"]) // 2))
+                values.append(ctypes.cast(keep[-1], ctypes.c_void_p))
+            elif isinstance(a, dict) and "buf" in a:
+                keep.append(ctypes.create_string_buffer(a["buf"]))
+                values.append(ctypes.cast(keep[-1], ctypes.c_void_p))
+            else:
+                values.append(ctypes.c_long(a))
+        rc = libc.syscall(ctypes.c_long(nr), *values)
+        if rc < 0:
+            return {"errno": errno.errorcode[ctypes.get_errno()]}
+        return rc
+
+    def become(self, uid, gid, groups):
+        """Take effective ids (uid, gid) and supplementary `groups` (root can, and can come back
+        with become(0, 0, [0]))."""
+        os.seteuid(0)
+        os.setgroups(groups)
+        os.setegid(gid)
+        os.seteuid(uid)
+        return "ok"
 
     def mkfifo(self, path, mode=0o644):
         os.mkfifo(self.p(path), mode)

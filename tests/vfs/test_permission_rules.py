@@ -99,6 +99,8 @@ def test_setid_bits():
     assert chmod_mode(f(0o644, gid=5), 0o2755, ALICE) == 0o755    # not in the file's group
     assert chmod_mode(f(0o644, gid=50), 0o2755, ALICE) == 0o2755
     assert chmod_mode(f(0o644, gid=5), 0o2755, ROOT) == 0o2755
+    assert chmod_mode(d(0o755, gid=5), 0o3777, ALICE) == 0o1777   # a directory too (setattr_prepare)
+    assert chmod_mode(d(0o755, gid=50), 0o3777, ALICE) == 0o3777
 
 
 def test_new_owner_and_setgid_directory():
@@ -107,6 +109,9 @@ def test_new_owner_and_setgid_directory():
     assert new_owner(d(0o2775, gid=7), 0o755, True, ALICE) == (1000, 7, 0o2755)
     assert new_owner(d(0o2775, gid=7), 0o2755, False, ALICE) == (1000, 7, 0o755)  # not in group 7
     assert new_owner(d(0o2775, gid=50), 0o2755, False, ALICE) == (1000, 50, 0o2755)
+    # judged before the umask (creat09): 02777 with umask 010 is 0767, not 02767
+    assert new_owner(d(0o2777, gid=7), 0o2777, False, ALICE, 0o010) == (1000, 7, 0o767)
+    assert new_owner(d(0o2777, gid=50), 0o2777, False, ALICE, 0o010) == (1000, 50, 0o2767)
 
 
 def test_may_utime():

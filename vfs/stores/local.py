@@ -19,9 +19,31 @@ class LocalStore:
         self.id = self.url
         self.endpoint = self.url
         self.stats = stats
+        self._real_root = os.path.realpath(root)
 
-    def _path(self, key: str) -> str:
-        return os.path.join(self.root, key) if key else self.root
+    def _path(self, key: str, whole: bool = False) -> str:
+        """The local path of `key`. A key names what it says, as in S3: a symlink in the
+        directories above it (or in the directory itself, `whole`, for a prefix) is not
+        gone through (FileNotFoundError): the namespace follows virtual symlinks itself,
+        counting them (ELOOP), and none leads out of the store unseen."""
+        path = os.path.join(self.root, key) if key else self.root
+        above = (key if whole else key.rpartition("/")[0]).rstrip("/")
+        if above and not self._no_symlinks(above):
+            raise FileNotFoundError(errno.ENOENT, "a symbolic link above the key", path)
+        return path
+
+    def _no_symlinks(self, rel: str) -> bool:
+        """Whether the directory `rel` below the root is reached without a symlink (a
+        missing one: True, the operation itself finds it missing)."""
+        try:
+            fd = os.open(os.path.join(self.root, rel), os.O_PATH)
+        except OSError:
+            return True
+        try:
+            real = os.readlink(f"/proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
+        return real == os.path.join(self._real_root, rel)
 
     def _info(self, key: str, st: os.stat_result) -> ObjectInfo:
         metadata = {"mode": str(st.st_mode), "uid": str(st.st_uid), "gid": str(st.st_gid),
@@ -58,7 +80,7 @@ class LocalStore:
         self.stats.request("ListObjectsV2")
         objects, prefixes = [], []
         try:
-            with os.scandir(self._path(prefix.rstrip("/"))) as it:
+            with os.scandir(self._path(prefix.rstrip("/"), whole=True)) as it:
                 for entry in it:
                     key = prefix + entry.name
                     st = entry.stat(follow_symlinks=False)
@@ -76,7 +98,10 @@ class LocalStore:
     def moved_away(self, prefix: str) -> None:
         """The directories below and at `prefix` that a directory's rename emptied (its
         keys moved one by one; a directory holding files has no key of its own)."""
-        base = self._path(prefix.rstrip("/"))
+        try:
+            base = self._path(prefix.rstrip("/"), whole=True)
+        except FileNotFoundError:
+            return
         for dirpath, _, _ in sorted(os.walk(base), key=lambda w: len(w[0]), reverse=True):
             try:
                 os.rmdir(dirpath)
@@ -86,7 +111,11 @@ class LocalStore:
     def look_below(self, prefix: str) -> Below:
         self.stats.request("ListObjectsV2")
         # a directory's attributes are its own: its "marker" is always there
-        return Below.MARKED if os.path.isdir(self._path(prefix.rstrip("/"))) else Below.NOTHING
+        try:
+            path = self._path(prefix.rstrip("/"), whole=True)
+        except FileNotFoundError:
+            return Below.NOTHING
+        return Below.MARKED if os.path.isdir(path) else Below.NOTHING
 
     # --- writes: the directory is the store, so each is one local operation ------------
     supports_multipart = False
@@ -107,8 +136,8 @@ class LocalStore:
 
     def put(self, key: str, body: bytes, metadata: dict[str, str], content_type: str | None = None) -> str:
         self.stats.request("PutObject", sent=len(body))
-        path = self._path(key.rstrip("/"))
         try:
+            path = self._path(key.rstrip("/"))
             mode = int(metadata.get("mode", 0))
             if key.endswith("/") or stat.S_ISDIR(mode):
                 os.makedirs(path, exist_ok=True)
@@ -131,8 +160,8 @@ class LocalStore:
 
     def delete(self, key: str) -> None:
         self.stats.request("DeleteObject")
-        path = self._path(key.rstrip("/"))
         try:
+            path = self._path(key.rstrip("/"))
             if key.endswith("/"):
                 if os.path.isdir(path) and not os.listdir(path):
                     os.rmdir(path)
@@ -145,8 +174,8 @@ class LocalStore:
              content_type: str | None = None) -> str:
         self.stats.request("CopyObject")
         import shutil
-        s, d = self._path(src.rstrip("/")), self._path(dst.rstrip("/"))
         try:
+            s, d = self._path(src.rstrip("/")), self._path(dst.rstrip("/"))
             if s != d:
                 os.makedirs(os.path.dirname(d), exist_ok=True)
                 if os.path.islink(s):
@@ -164,7 +193,10 @@ class LocalStore:
             raise self._fail(exc, dst) from None
 
     def list_all(self, prefix: str) -> list[str]:
-        base = self._path(prefix.rstrip("/"))
+        try:
+            base = self._path(prefix.rstrip("/"), whole=True)
+        except FileNotFoundError:
+            return []
         keys = []
         for dirpath, dirnames, filenames in os.walk(base):
             rel = os.path.relpath(dirpath, self.root)
@@ -177,8 +209,8 @@ class LocalStore:
     def get_first(self, key: str, length: int, etag: str | None = None, ranged: bool = True) -> First | None:
         """As S3Store.get_first: one 'request' for the attributes and the first bytes."""
         self.stats.request("GetObject")
-        path = self._path(key)
         try:
+            path = self._path(key)
             st = os.lstat(path)
             if stat.S_ISDIR(st.st_mode):
                 return None  # directories are prefixes, as in S3
@@ -199,8 +231,8 @@ class LocalStore:
 
     def read(self, key: str, start: int, end: int, etag: str | None, sink) -> None:
         self.stats.request("GetObject")
-        path = self._path(key)
         try:
+            path = self._path(key)
             st = os.lstat(path)
             if stat.S_ISLNK(st.st_mode):
                 data = os.fsencode(os.readlink(path))[start:end]
