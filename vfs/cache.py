@@ -153,6 +153,7 @@ class Item:
         self.cond = threading.Condition()
         self.inflight: list[tuple[int, int]] = []   # ranges being fetched
         self.errors: list[tuple[int, int, Exception]] = []
+        self.refiling = 0           # our own metadata copies making a new version of it (files.py)
         self.opens = 0
         self.fd = -1
         self._fd_lock = threading.Lock()

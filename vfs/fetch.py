@@ -285,7 +285,14 @@ class Fetcher:
                 item.copy_from_base(start, end)
                 written[0] = end
             else:
-                store.read(key, start, end, etag, sink)
+                try:
+                    store.read(key, start, end, etag, sink)
+                except VfsError as exc:
+                    newer = _refiled(item, etag) if exc.errno == errno.ESTALE else None
+                    if newer is None:
+                        raise
+                    # our own metadata copy made that version, with the same bytes: ask for it
+                    store.read(key, written[0], end, newer, sink)
         except Exception as exc:  # reported to whoever waits on this range
             error = exc
         finally:
@@ -328,6 +335,17 @@ class Fetcher:
             with item.cond:
                 item.inflight.remove((task.start, task.end))
                 item.cond.notify_all()
+
+
+def _refiled(item: Item, etag: str | None) -> str | None:
+    """The version an item holds now if our own metadata copy re-filed it since a fetch
+    asked for `etag` (waiting for a copy under way to be filed: Files._reversioned); None
+    when it holds `etag` still (another client changed the object: ESTALE stands)."""
+    with waiting(), item.cond:
+        while item.refiling:
+            item.cond.wait(timeout=1.0)
+        newer = item.previous_etag
+    return newer if newer is not None and newer != etag else None
 
 
 def _local_parts(item: Item, parts: list[tuple[int, int]]) -> set[tuple[int, int]]:

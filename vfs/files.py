@@ -269,23 +269,33 @@ class Files:
             handle.meta = dataclasses.replace(meta, etag=new)
             handle._complete = False
 
-    def _reversioned(self, store, key: str, old: str | None, new: str | None, attrs: dict | None = None) -> None:
-        """We made version `new` of `key` with the bytes of `old` (a metadata copy): a
-        cache item open on `old` is filed under `new`, so its later fetches ask for the
-        version that exists now (file:// ETags include the mtime), and its descriptors'
-        fstat shows the new `attrs`."""
-        if old is None or new is None:
-            return
-        item = self.cache.items.get(self.cache.item_id(store.id, key, old))
+    def _reversioned(self, store, key: str, old: str | None, make, attrs: dict | None = None) -> str | None:
+        """We make a version of `key` with the bytes of `old` (a metadata copy: `make()`
+        makes it and returns its ETag): a cache item open on `old` is filed under the new
+        one, so its later fetches ask for the version that exists now (file:// ETags
+        include the mtime), and its descriptors' fstat shows the new `attrs`. A fetch of
+        the item that meets the new version before it is filed waits for the filing and
+        asks again (Item.refiling, Fetcher._fetch), instead of failing with ESTALE."""
+        item = self.cache.items.get(self.cache.item_id(store.id, key, old)) if old is not None else None
         if item is None or item.previous_etag != old or item.opens <= 0:
-            return
-        if old != new:
-            self._filed(item, store, key, new)
-        if attrs:
-            if item.attrs is not None:
-                item.attrs = dict(item.attrs, **attrs)
-            for handle in list(item.handles):
-                handle.meta = dataclasses.replace(handle.meta, etag=new, **attrs)
+            return make()
+        with item.cond:
+            item.refiling += 1
+        try:
+            new = make()
+            if new is not None:
+                if old != new:
+                    self._filed(item, store, key, new)
+                if attrs:
+                    if item.attrs is not None:
+                        item.attrs = dict(item.attrs, **attrs)
+                    for handle in list(item.handles):
+                        handle.meta = dataclasses.replace(handle.meta, etag=new, **attrs)
+        finally:
+            with item.cond:
+                item.refiling -= 1
+                item.cond.notify_all()
+        return new
 
     # --- what this run is ahead of the bucket with ----------------------------------------
     def entry(self, store_url: str, key: str):

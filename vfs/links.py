@@ -21,8 +21,9 @@ from .meta import Kind, Meta
 class LinkGroups:
     def __init__(self, ns, refile):
         self.ns = ns
-        # refile(store, key, old etag, new etag, attrs=None): we made version `new` of
-        # `key` with the bytes of `old`; open cache items of `old` are re-filed (files.py)
+        # refile(store, key, old etag, make, attrs=None) -> new etag: `make()` makes a
+        # version of `key` with the bytes of `old`; open cache items of `old` are re-filed
+        # (files.py)
         self._refile = refile
         # (store url, key) -> the keys of its hard-link group (one set shared by its names)
         self._groups: dict[tuple[str, str], frozenset[str]] = {}
@@ -95,7 +96,7 @@ class LinkGroups:
         if len(live) > 1:
             md[metas.LINKS_KEY] = metas.encode_links(live)
         for k in sorted(live, key=lambda k: k != source):  # the source first: it is read by the others
-            self._refile(store, k, infos[k].etag, store.copy(source, k, md))  # same bytes
+            self._refile(store, k, infos[k].etag, lambda: store.copy(source, k, md))  # same bytes
             if (p := self.path_of(path, key, k)) is not None:
                 self.ns.forget(p)
         self.set(store.url, live)
@@ -108,11 +109,11 @@ class LinkGroups:
         keys = self.group(store.url, key)
         if len(keys) > 1:
             md = dict(md, **{metas.LINKS_KEY: metas.encode_links(keys)})
-        new_etag = store.copy(key, key, md, content_type=content_type)
-        self._refile(store, key, etag, new_etag, attrs)
+        new_etag = self._refile(store, key, etag, lambda: store.copy(key, key, md, content_type=content_type), attrs)
         for other in keys - {key}:
             if (info := store.head(other)) is not None:
-                self._refile(store, other, info.etag, store.copy(key, other, md, content_type=content_type), attrs)
+                self._refile(store, other, info.etag, lambda: store.copy(key, other, md, content_type=content_type),
+                             attrs)
             if (p := self.path_of(path, key, other)) is not None:
                 self.ns.forget(p)
         return new_etag

@@ -183,3 +183,48 @@ class _Zeros:
         n = self.left if n is None or n < 0 else min(n, self.left)
         self.left -= n
         return b"\0" * n
+
+
+def test_a_fetch_that_meets_our_own_metadata_copy_asks_for_the_new_version(cache_dir, tmp_path):
+    """chmod/utimes make a new version with the same bytes (a file:// ETag holds the
+    mtime): a fetch of an open file that asks for the old version after that (queued
+    before it, or under way) gets the bytes of the new one, not ESTALE (a reader then
+    failed at a later read, now and then, in test_differential_data)."""
+    store_dir = tmp_path / "store"
+    store_dir.mkdir()
+    data = os.urandom(4 * MiB)
+    (store_dir / "f").write_bytes(data)
+    v = Vfs(MountTable.parse([f"/w=file://{store_dir}"]), VfsConfig(cache_dir=cache_dir, metadata_ttl=30))
+    try:
+        f = v.open("/w/f")
+        store = v.store(f"file://{store_dir}")
+        real_read, held, entered = store.read, threading.Event(), threading.Event()
+
+        def read(key, start, end, etag, sink):
+            if start >= 3 * MiB and not held.is_set():
+                entered.set()
+                assert held.wait(30)
+            return real_read(key, start, end, etag, sink)
+        store.read = read
+        got: list = []
+        reader = threading.Thread(target=lambda: got.append(_try(f.ensure, 3 * MiB, 4096)))
+        reader.start()
+        assert entered.wait(30)                      # the fetch asks for the version of the open...
+        v.setattr("/w/f", mtime_ns=10**18, atime_ns=10**18)   # ...which our utimes just replaced
+        held.set()
+        reader.join(30)
+        assert got == [None]
+        with open(f.cache_path, "rb") as fh:
+            fh.seek(3 * MiB)
+            assert fh.read(4096) == data[3 * MiB:3 * MiB + 4096]
+        f.close()
+    finally:
+        v.close()
+
+
+def _try(fn, *args):
+    try:
+        fn(*args)
+    except Exception as exc:  # noqa: BLE001 - the test compares it
+        return exc
+    return None
