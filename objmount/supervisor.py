@@ -382,7 +382,10 @@ class Supervisor:
             return paths.decode(stop.read_cstring(addr))
         except OSError as exc:
             if exc.errno in (errno.ENAMETOOLONG, errno.EFAULT):
-                raise VfsError(exc.errno, f"path argument at {addr:#x}: {os.strerror(exc.errno).lower()}") from None
+                err = VfsError(exc.errno, f"path argument at {addr:#x}: {os.strerror(exc.errno).lower()}")
+                # a path over PATH_MAX is an ordinary answer (programs probe the limit): no line
+                err.quiet = exc.errno == errno.ENAMETOOLONG
+                raise err from None
             raise
 
     def classify(self, stop: SyscallStop, raw: str, dirfd: int = AT_FDCWD) -> Target | None:

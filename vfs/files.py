@@ -209,6 +209,45 @@ class OpenFile:
             self._files.released(self)
 
 
+
+class _Writers(dict):
+    """(store url, key) -> (item, store, path), with the names of each item indexed: a
+    close looked for its item's names through every entry (20,000 files left open at exit,
+    as LTP's creat05 leaves them, took minutes: a scan per close)."""
+
+    def __init__(self):
+        super().__init__()
+        self._names: dict[int, set[tuple[str, str]]] = {}
+
+    def __setitem__(self, k, v) -> None:
+        old = dict.get(self, k)
+        if old is not None and old[0] is not v[0]:
+            self._unindex(k, old[0])
+        dict.__setitem__(self, k, v)
+        self._names.setdefault(id(v[0]), set()).add(k)
+
+    def __delitem__(self, k) -> None:
+        self._unindex(k, dict.__getitem__(self, k)[0])
+        dict.__delitem__(self, k)
+
+    def pop(self, k, *default):
+        if k in self:
+            v = dict.__getitem__(self, k)
+            del self[k]
+            return v
+        return dict.pop(self, k, *default)
+
+    def _unindex(self, k, item) -> None:
+        names = self._names.get(id(item))
+        if names is not None:
+            names.discard(k)
+            if not names:
+                del self._names[id(item)]
+
+    def names_of(self, item) -> list[tuple[str, str]]:
+        """The keys `item` is pending under (sorted, so that a choice among them is stable)."""
+        return sorted(self._names.get(id(item), ()))
+
 class Files:
     """Per-object write state: what is open for writing or not uploaded yet, and how it
     gets to the bucket. Names of one hard-link group (links.py) being written share one
@@ -223,7 +262,7 @@ class Files:
         self._stats = stats
         # (store url, key) -> (item, store, path) of files with changes not yet uploaded;
         # the names of one hard-link group map to the same item
-        self._writers: dict[tuple[str, str], tuple[Item, object, str]] = {}
+        self._writers: _Writers = _Writers()
         self.links = LinkGroups(ns, self._reversioned)
         # items open but without a name any more (unlinked or renamed over while open):
         # what is written through them goes nowhere, as on a local filesystem
@@ -487,9 +526,9 @@ class Files:
         entry = self._writers.get((url, handle._key))
         if entry is not None and entry[0] is item:
             return handle._key, handle.path
-        for (u, key), (other, _, path) in list(self._writers.items()):
-            if u == url and other is item:
-                return key, path  # its own name is gone; another name of its group is not
+        for u, key in self._writers.names_of(item):
+            if u == url:  # its own name is gone; another name of its group is not
+                return key, self._writers[(u, key)][2]
         return handle._key, handle.path
 
     # --- writes ---------------------------------------------------------------------
@@ -658,7 +697,7 @@ class Files:
         item.journaled = False
 
     def _drop_names(self, store_url: str, item: Item) -> None:
-        for k in [k for k, (other, _, _) in list(self._writers.items()) if other is item and k[0] == store_url]:
+        for k in [k for k in self._writers.names_of(item) if k[0] == store_url]:
             del self._writers[k]
 
     def released(self, handle: OpenFile) -> None:
@@ -714,12 +753,12 @@ class Files:
         pending = self._writers.pop((url, key), None)
         if pending is not None:
             item = pending[0]
-            if not any(other is item for other, _, _ in list(self._writers.values())):
+            if not self._writers.names_of(item):
                 # no name left: its data goes nowhere now; the descriptors keep the bytes
                 self._discard(item)
                 self._orphan(item)
             else:
-                remaining = next(k for k, (other, _, _) in list(self._writers.items()) if other is item)
+                remaining = min(self._writers.names_of(item))
                 self.cache.journal_update(item.id, key=remaining[1])
         return pending is None or pending[0].previous_etag is not None
 

@@ -113,6 +113,13 @@ def on_sendfile(sup, stop) -> None:
 def on_splice(sup, stop) -> None:
     """splice(fd_in, off_in*, fd_out, off_out*, len) and copy_file_range (same layout)."""
     fd = stop.sarg(0)
+    if stop.nr == SYS.copy_file_range and (sup.desc(stop, fd) is not None or sup.desc(stop, stop.sarg(2)) is not None):
+        # generic_copy_file_checks: a range that wraps past the largest offset is EOVERFLOW
+        length = stop.arg(4)
+        for ptr, desc_fd in ((stop.arg(1), fd), (stop.arg(3), stop.sarg(2))):
+            pos = _offset_at(stop, ptr, desc_fd)
+            if pos + length >= 1 << 64:   # loff_t + size_t: unsigned, as the kernel adds them
+                raise VfsError(errno.EOVERFLOW, "copy_file_range: the range wraps")
     if (file := _file(sup, stop, fd)) is not None:
         file.ensure(_offset_at(stop, stop.arg(1), fd), stop.arg(4))
     out = stop.sarg(2)

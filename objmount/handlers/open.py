@@ -166,7 +166,7 @@ def _open(sup, stop, flags: int, resolve_how: int = 0) -> None:
             return
         raise VfsError(errno.ELOOP, f"{target.path}: is a symbolic link")
     if meta.kind is Kind.DIR:
-        if writes:
+        if writes or flags & O_CREAT:   # do_open: O_CREAT on a directory is EISDIR
             raise VfsError(errno.EISDIR, f"{target.path}: is a directory")
         if not flags & O_PATH:
             sup.allow(perm.permission(meta, perm.R_OK, sup.creds(stop)), target.path)

@@ -445,3 +445,27 @@ def test_an_input_structure_the_program_cannot_read_is_efault(differential):
          ["syscall", 188, "f", {"rel": "user.x"}, 1, 4, 0],                               # setxattr
          ["cat", "f"]],
     )
+
+
+def test_open_creat_of_a_directory_and_a_wrapping_copy_range(differential):
+    """open11: open(O_CREAT) of an existing directory (or a symlink to one) is EISDIR (it
+    opened); copy_file_range02: a copy whose range wraps past the largest offset is
+    EOVERFLOW (it was EFBIG)."""
+    differential(
+        [["mkdir", "d"], ["symlink", "d", "l"], ["open", "d", "RDONLY|CREAT", 0o644, "a"],
+         ["open", "l", "RDONLY|CREAT", 0o644, "b"], ["open", "d", "RDONLY|CREAT|EXCL", 0o644, "c"],
+         ["put", "src", "0123456789"], ["open", "src", "RDONLY", 0, "s"], ["open", "dst", "WRONLY|CREAT", 0o644, "t"],
+         ["syscall", 326, {"fdnum": "s"}, 0, {"fdnum": "t"}, {"bytes": (2**63 - 2).to_bytes(8, "little").hex()}, -1, 0],
+         ["syscall", 326, {"fdnum": "s"}, 0, {"fdnum": "t"}, 0, 4, 0], ["close", "t"], ["cat", "dst"]],
+    )
+
+
+def test_a_path_over_path_max_is_answered_without_a_log_line(objmount, tmp_path):
+    """LTP's ENAMETOOLONG cases (access04, chmod06, creat06...) each printed 'objmount: path
+    argument at 0x...: file name too long' on the program's stderr; the kernel prints
+    nothing (a name over 255 bytes, or a bad pointer's EFAULT line, are as they were)."""
+    store = tmp_path / "store"
+    store.mkdir()
+    probe = "import os\ntry: os.stat('/w/' + 'a/' * 2100)\nexcept OSError as e: print(e.strerror)"
+    run = objmount([sys.executable, "-c", probe], "-m", f"/w=file://{store}")
+    assert run.text == "File name too long\n" and "too long" not in run.stderr, run.stderr
