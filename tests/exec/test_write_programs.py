@@ -233,6 +233,11 @@ def test_without_dir_markers_empty_directories_last_for_the_run(mounted):
     assert run.returncode == 0, run.stderr
     assert run.text == "y\nf\n"
     assert mounted.keys() == ["x/y/f"]
+    # renamed, an empty one stays this run's (its rename wrote a marker at the new name)
+    moved = mounted.run(f"mkdir {b}/e && mv {b}/e {b}/m && ls {b}", "--no-dir-markers")
+    assert moved.returncode == 0, moved.stderr
+    assert moved.text == "m\nx\n"
+    assert mounted.keys() == ["x/y/f"]
 
 
 def test_shared_mapping_writes_are_uploaded_at_munmap(mounted):
