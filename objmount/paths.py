@@ -120,6 +120,34 @@ def under_roots(path: str, roots) -> bool:
     return any(is_under(path, root) for root in roots)
 
 
+def pops_below_root(raw: str, roots) -> bool:
+    """Does a '..' of the absolute `raw` step back from a name strictly below a root
+    (`/v/l/../../f`)? Where it then leads depends on what that name is (a symlink, a file,
+    missing), not on its letters: the supervisor walks it (Supervisor.walk_dots). A '..'
+    from a root itself leads to its parent, as from a mount point. The fast path and the
+    quick loop ask the same (prefilter/lexical.h, pops_below_root)."""
+    parts: list[str] = []
+    for part in raw.split("/"):
+        if part in ("", "."):
+            continue
+        if part != "..":
+            parts.append(part)
+            continue
+        if parts:
+            prefix = "/" + "/".join(parts)
+            if any(prefix.startswith(root + "/") for root in roots):
+                return True
+            parts.pop()
+    return False
+
+
+def joined_virtual(base: str, raw: str, roots) -> bool:
+    """Must the relative `raw`, from the local directory `base`, go to the supervisor? When
+    it joins into a root, or a '..' of it steps back from a name below one
+    (prefilter.c's joined_local answers the opposite)."""
+    return under_roots(join(base, raw), roots) or pops_below_root(f"{base}/{raw}", roots)
+
+
 def root_components(roots) -> frozenset[str]:
     """The names a relative path could start with to walk into a root from a local
     directory above it ("objmount" from "/", "in" from "/data" for a root /data/in)."""
@@ -143,7 +171,9 @@ def lexical_class(raw: str, roots, components: frozenset[str] | None = None) -> 
         path = normalize(raw) if needs_normalizing(raw) else raw
         if fd_link_name(path):
             return Lexical.FD_LINK
-        return Lexical.VIRTUAL if under_roots(path, roots) else Lexical.LOCAL
+        if under_roots(path, roots) or ("/.." in raw and pops_below_root(raw, roots)):
+            return Lexical.VIRTUAL
+        return Lexical.LOCAL
     if from_url(raw) is not None:
         return Lexical.VIRTUAL
     if components is None:

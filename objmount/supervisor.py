@@ -418,9 +418,9 @@ class Supervisor:
         local_base = self._local_base(stop, proc, dirfd)
         if local_base is None:
             return None
-        path = paths.join(local_base, raw)
-        if not paths.under_roots(path, self.roots):
+        if not paths.joined_virtual(local_base, raw, self.roots):
             return None
+        path = paths.join(local_base, raw)
         return Target(True, path, paths.wants_dir(raw), walk=paths.dotdot_walk(local_base, raw) if ".." in raw else "")
 
     def fd_link(self, stop: SyscallStop, raw: str) -> OpenDescription | None:

@@ -35,6 +35,10 @@ LEXICAL = [
     ("/dev/stdin", Lexical.FD_LINK), ("/dev/stdout", Lexical.FD_LINK), ("/dev//stderr", Lexical.FD_LINK),
     ("/dev/stdinx", Lexical.LOCAL), ("/dev/std", Lexical.LOCAL),
     ("/objmount/ü", Lexical.VIRTUAL),
+    # a '..' from a name below a root: where it leads depends on that name (the supervisor walks it)
+    ("/data/in/l/../../x", Lexical.VIRTUAL), ("/data/in/a/b/../../../x", Lexical.VIRTUAL),
+    ("/objmount/s3/b/../../../usr", Lexical.VIRTUAL), ("/w/x/..", Lexical.VIRTUAL), ("/w/x/../..", Lexical.VIRTUAL),
+    ("/data/in/..", Lexical.LOCAL), ("/data/x/y/../..", Lexical.LOCAL), ("/w/../w/..", Lexical.LOCAL),
     ("", Lexical.RELATIVE), (".", Lexical.RELATIVE), ("./.", Lexical.RELATIVE), ("..", Lexical.CLIMBS),
     ("a", Lexical.RELATIVE), ("a/b", Lexical.RELATIVE), ("./a", Lexical.RELATIVE), ("...", Lexical.RELATIVE),
     ("..a", Lexical.RELATIVE), ("a/..", Lexical.CLIMBS), ("a/./..", Lexical.CLIMBS), ("a/../w", Lexical.CLIMBS),
@@ -49,8 +53,8 @@ LEXICAL = [
 # (base, relative path, whether the joined path is virtual with ROOTS)
 JOINED = [
     ("/", "objmount/s3", True), ("/", "./objmount", True), ("/", "objmountx", False), ("/data", "in/f", True),
-    ("/data", "inx", False), ("/data/x", "../in", True), ("/data/in", "..", False), ("/data/in/d", "../../x", False),
-    ("/data/in/d", "../..", False), ("/data/in/d", "..", True), ("/usr", "../objmount/s3", True),
+    ("/data", "inx", False), ("/data/x", "../in", True), ("/data/in", "..", False), ("/data/in/d", "../../x", True),
+    ("/data/in/d", "../..", True), ("/data/in/d", "..", True), ("/usr", "../objmount/s3", True),
     ("/usr", "../usr/bin", False), ("/", "w", True), ("/", "wx/..", False), ("/", "wx/../w/f", True),
     ("/a/b", "../../../../w", True), ("/tmp", "", False),
 ]
@@ -63,7 +67,7 @@ def test_lexical_class(path, expected):
 
 @pytest.mark.parametrize("base,path,virtual", JOINED)
 def test_joined_paths(base, path, virtual):
-    assert paths.under_roots(paths.join(base, path), ROOTS) is virtual
+    assert paths.joined_virtual(base, path, ROOTS) is virtual
 
 
 def test_normalize_join_and_the_last_component():

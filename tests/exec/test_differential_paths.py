@@ -160,3 +160,15 @@ def test_a_renamed_file_or_directory_keeps_its_inode_number(differential):
          ["rename", "k", "k3"], ["inode_is", "k3", "k"], ["unlink", "k2"], ["inode_is", "k3", "k"],
          ["put", "k2", "other"], ["inode_is", "k2", "k"], ["put", "k", "other"], ["inode_is", "k", "k"]],
     )
+
+
+def test_dotdot_that_climbs_out_of_a_root_from_below_it_is_walked(differential):
+    """An absolute path whose '..' steps back from a name below a root (`/v/l/../../f`)
+    lexically leaves the root, but where it leads depends on that name (a symlink, a
+    file, missing): the kernel walks it. It was classified local by its letters and the
+    kernel answered ENOENT (no /v here)."""
+    differential(
+        [["mkdir", "d"], ["mkdir", "d/sub"], ["symlink", "d/sub", "l"], ["put", "f", "x"],
+         ["cat", "l/../../f"], ["stat", "l/../../f"], ["open", "l/../../g", "WRONLY|CREAT"],
+         ["stat", "g"], ["stat", "d/nope/../../f"], ["stat", "f/../../f"], ["listdir"]],
+    )

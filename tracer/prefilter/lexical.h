@@ -62,6 +62,70 @@ LEXICAL int under_root(const char *path) {
     return 0;
 }
 
+/* The k-th component of root i (0-based): its start and length; 0 if it has fewer. */
+LEXICAL int root_part(int i, size_t k, const char **at, size_t *len) {
+    const char *r = roots[i];
+    for (;;) {
+        while (*r == '/') r++;
+        if (!*r) return 0;
+        const char *e = r;
+        while (*e && *e != '/') e++;
+        if (k-- == 0) {
+            *at = r;
+            *len = (size_t)(e - r);
+            return 1;
+        }
+        r = e;
+    }
+}
+
+/* Does a '..' of the absolute `path` step back from a name strictly below a root
+ * (/v/l/../../f)? Where it leads then depends on what that name is, not on its letters:
+ * the supervisor walks it. objmount/paths.py's pops_below_root. Kept in a few bytes per
+ * root, not a path buffer: the preloaded library may run on a small signal stack. */
+LEXICAL int pops_below_root(const char *path) {
+    unsigned short matched[MAX_ROOTS];   /* leading components of the prefix that are root i's */
+    unsigned short parts[MAX_ROOTS];     /* how many root i has */
+    size_t depth = 0;
+    for (int i = 0; i < n_roots; i++) {
+        const char *at;
+        size_t len;
+        matched[i] = 0;
+        parts[i] = 0;
+        while (root_part(i, parts[i], &at, &len)) parts[i]++;
+    }
+    const char *p = path;
+    while (*p) {
+        while (*p == '/') p++;
+        if (!*p) break;
+        const char *q = p;
+        while (*q && *q != '/') q++;
+        size_t n = (size_t)(q - p);
+        if (n == 2 && p[0] == '.' && p[1] == '.') {
+            if (depth > 0) {
+                for (int i = 0; i < n_roots; i++)
+                    if (matched[i] == parts[i] && depth > parts[i]) return 1;
+                depth--;
+                for (int i = 0; i < n_roots; i++)
+                    if (matched[i] > depth) matched[i] = (unsigned short)depth;
+            }
+        } else if (!(n == 1 && p[0] == '.')) {
+            for (int i = 0; i < n_roots; i++) {
+                const char *at;
+                size_t len;
+                if (matched[i] == depth && root_part(i, matched[i], &at, &len) && len == n) {
+                    size_t k = 0;
+                    while (k < n && at[k] == p[k]) k++;
+                    if (k == n) matched[i]++;
+                }
+            }
+            if (depth < 0xFFFF) depth++;
+        }
+        p = q;
+    }
+    return 0;
+}
+
 /* Lexical normalization could change what the path names ('//', '.', '..')? */
 LEXICAL int needs_normalizing(const char *path) {
     for (const char *c = path; *c; c++)

@@ -279,7 +279,7 @@ static SLOW int joined_local(char *buf, const char *path) {
     if (b + 1 + n + 1 > SMALL_PATH) return 0;
     buf[b] = '/';
     for (size_t i = 0; i <= n; i++) buf[b + 1 + i] = path[i];
-    if (!normalize(buf, buf, SMALL_PATH)) return 0;
+    if (pops_below_root(buf) || !normalize(buf, buf, SMALL_PATH)) return 0;
     return !under_root(buf);
 }
 
@@ -292,7 +292,7 @@ static SLOW int local_from_base(int dirfd, const char *path) {
 
 static SLOW int normalized_local(const char *path) {
     char norm[SMALL_PATH];
-    return normalize(path, norm, sizeof norm) && !under_root(norm);
+    return !pops_below_root(path) && normalize(path, norm, sizeof norm) && !under_root(norm);
 }
 
 /* Is the kernel cwd the directory that stands in for an emulated (virtual) one? Asked
@@ -328,7 +328,7 @@ static int lexical_class(const char *path) {
             char norm[SMALL_PATH];
             if (!normalize(path, norm, sizeof norm)) return LX_VIRTUAL;
             if (fd_link_name(norm)) return LX_FD_LINK;
-            return under_root(norm) ? LX_VIRTUAL : LX_LOCAL;
+            return under_root(norm) || pops_below_root(path) ? LX_VIRTUAL : LX_LOCAL;
         }
         return under_root(path) ? LX_VIRTUAL : LX_LOCAL;
     }

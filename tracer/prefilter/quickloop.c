@@ -256,7 +256,7 @@ static int plainly_local(const char *path) {
     if (path[0] != '/') return 0;
     if (fd_link_name(path)) return 0;   /* may name a virtual descriptor */
     if (needs_normalizing(path)) {
-        if (!normalize(path, norm, sizeof norm) || fd_link_name(norm)) return 0;
+        if (!normalize(path, norm, sizeof norm) || fd_link_name(norm) || pops_below_root(path)) return 0;
         path = norm;
     }
     return !under_root(path);
