@@ -159,20 +159,28 @@ for name in ("mine", "roots", "d"):
 """
 
 
-@root_only
-def test_o_noatime_is_for_the_owner_only(objmount, tmp_path):
-    """open02: O_NOATIME by a caller who neither owns the file nor is root is EPERM."""
-    local = tempfile.mkdtemp(prefix="objmount-noatime-")   # searchable by uid 65534 on the way down
+def _natively_and_on_a_store(objmount, tmp_path, probe: str):
+    """Run a Python `probe` (argv[1]: its directory) in a local directory and under objmount
+    on a file:// store mounted at /w: (the native run, objmount's, the store's directory).
+    The local directory is a fresh one under /tmp, searchable by uid 65534 on the way down."""
+    local = tempfile.mkdtemp(prefix="objmount-ltp-")
     try:
         os.chmod(local, 0o755)
-        native = subprocess.run([sys.executable, "-c", NOATIME_PROBE, local], capture_output=True, text=True)
+        native = subprocess.run([sys.executable, "-c", probe, local], capture_output=True, text=True)
     finally:
         shutil.rmtree(local)
     assert native.returncode == 0, native.stderr
     store = tmp_path / "store"
     store.mkdir()
-    run = objmount([sys.executable, "-c", NOATIME_PROBE, "/w"], "-m", f"/w=file://{store}")
+    run = objmount([sys.executable, "-c", probe, "/w"], "-m", f"/w=file://{store}")
     assert run.returncode == 0, run.stderr
+    return native, run, store
+
+
+@root_only
+def test_o_noatime_is_for_the_owner_only(objmount, tmp_path):
+    """open02: O_NOATIME by a caller who neither owns the file nor is root is EPERM."""
+    native, run, _ = _natively_and_on_a_store(objmount, tmp_path, NOATIME_PROBE)
     assert run.text == native.stdout == "mine ok\nroots Operation not permitted\nd Operation not permitted\n"
 
 
@@ -274,17 +282,7 @@ for length in (800, 3000, 200):
 def test_truncate_past_the_file_size_limit_is_efbig(objmount, tmp_path):
     """truncate03: truncate(path) growing a file past the caller's RLIMIT_FSIZE is EFBIG
     with SIGXFSZ (objmount truncated the cache file under its own, unlimited, limit)."""
-    local = tempfile.mkdtemp(prefix="objmount-fsize-")   # searchable by uid 65534 on the way down
-    try:
-        os.chmod(local, 0o755)
-        native = subprocess.run([sys.executable, "-c", FSIZE_PROBE, local], capture_output=True, text=True)
-    finally:
-        shutil.rmtree(local)
-    assert native.returncode == 0, native.stderr
-    store = tmp_path / "store"
-    store.mkdir()
-    run = objmount([sys.executable, "-c", FSIZE_PROBE, "/w"], "-m", f"/w=file://{store}")
-    assert run.returncode == 0, run.stderr
+    native, run, store = _natively_and_on_a_store(objmount, tmp_path, FSIZE_PROBE)
     assert run.text == native.stdout
     assert "3000 File too large 800 ['SIGXFSZ']" in run.text
     assert (store / "f").stat().st_size == 200
@@ -418,17 +416,7 @@ def test_a_new_file_in_a_setgid_directory_loses_setgid_whatever_the_umask(objmou
     """creat09 (CVE-2018-13405): a file a non-member creates with S_ISGID in a setgid
     directory loses the bit, judged on the mode asked for before the umask (with umask
     010 the bit stayed)."""
-    local = tempfile.mkdtemp(prefix="objmount-sgid-")   # searchable by uid 65534 on the way down
-    try:
-        os.chmod(local, 0o755)
-        native = subprocess.run([sys.executable, "-c", SGID_PROBE, local], capture_output=True, text=True)
-    finally:
-        shutil.rmtree(local)
-    assert native.returncode == 0, native.stderr
-    store = tmp_path / "store"
-    store.mkdir()
-    run = objmount([sys.executable, "-c", SGID_PROBE, "/w"], "-m", f"/w=file://{store}")
-    assert run.returncode == 0, run.stderr
+    native, run, _ = _natively_and_on_a_store(objmount, tmp_path, SGID_PROBE)
     assert run.text == native.stdout
 
 

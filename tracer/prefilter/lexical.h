@@ -26,28 +26,38 @@ LEXICAL int same(const char *a, const char *b) {
     return *a == *b;
 }
 
+/* The next component of the path at *p ('/'s skipped): its start, its length in *n, and
+ * *p moved past it; 0 at the end. */
+LEXICAL const char *next_part(const char **p, size_t *n) {
+    const char *s = *p;
+    while (*s == '/') s++;
+    if (!*s) return 0;
+    const char *e = s;
+    while (*e && *e != '/') e++;
+    *n = (size_t)(e - s);
+    *p = e;
+    return s;
+}
+
+LEXICAL int is_dot(const char *part, size_t n) { return n == 1 && part[0] == '.'; }
+LEXICAL int is_dotdot(const char *part, size_t n) { return n == 2 && part[0] == '.' && part[1] == '.'; }
+
 /* Collapse '//', '.' and '..' of an absolute path, as the supervisor does (lexically).
  * Returns 0 if it does not fit. */
 LEXICAL int normalize(const char *in, char *out, size_t cap) {
-    size_t o = 0;
-    const char *p = in;
-    while (*p) {
-        while (*p == '/') p++;
-        if (!*p) break;
-        const char *q = p;
-        while (*q && *q != '/') q++;
-        size_t n = (size_t)(q - p);
-        if (n == 1 && p[0] == '.') {
+    size_t o = 0, n;
+    const char *rest = in, *part;
+    while ((part = next_part(&rest, &n))) {
+        if (is_dot(part, n)) {
             /* nothing */
-        } else if (n == 2 && p[0] == '.' && p[1] == '.') {
+        } else if (is_dotdot(part, n)) {
             while (o > 0 && out[o - 1] != '/') o--;
             if (o > 0) o--;
         } else {
             if (o + 1 + n + 1 > cap) return 0;
             out[o++] = '/';
-            for (size_t i = 0; i < n; i++) out[o++] = p[i];
+            for (size_t i = 0; i < n; i++) out[o++] = part[i];
         }
-        p = q;
     }
     if (o == 0) out[o++] = '/';
     out[o] = 0;
@@ -64,19 +74,13 @@ LEXICAL int under_root(const char *path) {
 
 /* The k-th component of root i (0-based): its start and length; 0 if it has fewer. */
 LEXICAL int root_part(int i, size_t k, const char **at, size_t *len) {
-    const char *r = roots[i];
-    for (;;) {
-        while (*r == '/') r++;
-        if (!*r) return 0;
-        const char *e = r;
-        while (*e && *e != '/') e++;
+    const char *rest = roots[i], *part;
+    while ((part = next_part(&rest, len)))
         if (k-- == 0) {
-            *at = r;
-            *len = (size_t)(e - r);
+            *at = part;
             return 1;
         }
-        r = e;
-    }
+    return 0;
 }
 
 /* Does a '..' of the absolute `path` step back from a name strictly below a root
@@ -94,14 +98,10 @@ LEXICAL int pops_below_root(const char *path) {
         parts[i] = 0;
         while (root_part(i, parts[i], &at, &len)) parts[i]++;
     }
-    const char *p = path;
-    while (*p) {
-        while (*p == '/') p++;
-        if (!*p) break;
-        const char *q = p;
-        while (*q && *q != '/') q++;
-        size_t n = (size_t)(q - p);
-        if (n == 2 && p[0] == '.' && p[1] == '.') {
+    const char *rest = path, *p;
+    size_t n;
+    while ((p = next_part(&rest, &n))) {
+        if (is_dotdot(p, n)) {
             if (depth > 0) {
                 for (int i = 0; i < n_roots; i++)
                     if (matched[i] == parts[i] && depth > parts[i]) return 1;
@@ -109,7 +109,7 @@ LEXICAL int pops_below_root(const char *path) {
                 for (int i = 0; i < n_roots; i++)
                     if (matched[i] > depth) matched[i] = (unsigned short)depth;
             }
-        } else if (!(n == 1 && p[0] == '.')) {
+        } else if (!is_dot(p, n)) {
             for (int i = 0; i < n_roots; i++) {
                 const char *at;
                 size_t len;
@@ -121,7 +121,6 @@ LEXICAL int pops_below_root(const char *path) {
             }
             if (depth < 0xFFFF) depth++;
         }
-        p = q;
     }
     return 0;
 }
