@@ -175,26 +175,29 @@ def _with_fast_path(env: dict[str, str], trap, mounts: MountTable, config: VfsSe
         log.warning("fast path off, every path syscall stops: %s", exc)
         return env
     trap.trusted_ip = prefilter.TRUSTED_IP
-    trap.constant_paths = _loader_rules(library.parent, [OBJMOUNT_ROOT, *mounts.targets])
+    trap.constant_paths = _loader_rules(library.parent, mounts)
     return env
 
 
-def _loader_rules(where: Path, targets: list[str]) -> dict[int, list[tuple[int, int, int]]]:
+def _loader_rules(where: Path, mounts: MountTable) -> dict[int, list[tuple[int, int, int]]]:
     """The filter's rules for the dynamic loader's constant paths (tracer/loader.py), each
     unless a mount covers its path."""
     from tracer import loader
-    roots = roots_of(targets)
     rules: dict[int, list[tuple[int, int, int]]] = {}
     for site in loader.sites(where):
-        if not under_roots(normalize(site.path), roots):
+        if not _covered(site.path, mounts):
             rules.setdefault(site.nr, []).append((site.index, site.distance, site.page_offset))
     return rules
 
 
+def _covered(path: str, mounts: MountTable) -> bool:
+    """Whether the path is virtual: under /objmount or a mount."""
+    return under_roots(normalize(path), roots_of(mounts.targets))
+
+
 def _hidden(library: Path, mounts: MountTable) -> bool:
     """Whether programs would look for `library` in a bucket (it is under a mount)."""
-    roots = roots_of(mounts.targets)
-    return any(under_roots(normalize(p), roots) for p in (str(library), os.path.realpath(library)))
+    return any(_covered(p, mounts) for p in (str(library), os.path.realpath(library)))
 
 
 def _outside_mounts(mounts: MountTable) -> Path | None:

@@ -89,7 +89,7 @@ class Namespace:
         self.root_attrs: dict[str, Meta] = {}
         self._warned: set[str] = set()
         # Directories that exist for this run only (their marker could not be written):
-        # path -> Meta, with the mode and owner mkdir and chmod/chown gave (times: self.times).
+        # path -> Meta, with the mode, owner and times mkdir, chmod/chown and utimes gave.
         self.local_dirs: dict[str, Meta] = {}
         # (store, key, known Meta | None) -> First | None: the open's GET (Files.first_window)
         self.first = None

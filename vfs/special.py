@@ -25,9 +25,7 @@ def make_node(vfs, path: str, mode: int, rdev: int = 0, uid: int | None = None, 
     store, loc = vfs._writable_store(path)
     if not getattr(store, "keeps_metadata", True):
         raise VfsError(errno.EPERM, f"{path}: {store.url} cannot keep special files")
-    vfs._must_not_exist(path)
-    vfs._parent_dir(path)
-    vfs.key_fits(store, loc.key, path)
+    vfs.new_name(store, loc.key, path)
     uid = os.getuid() if uid is None else uid
     gid = os.getgid() if gid is None else gid
     now = time.time_ns()

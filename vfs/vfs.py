@@ -233,11 +233,16 @@ class Vfs:
         if limit is not None and size > limit:
             raise VfsError(errno.ENAMETOOLONG, f"{path}: its key would be {size} bytes; {store.url} takes {limit}")
 
-    def mkdir(self, path: str, mode: int, uid: int | None = None, gid: int | None = None) -> None:
-        store, loc = self._writable_store(path)
+    def new_name(self, store, key: str, path: str) -> None:
+        """`path` (key `key`) may be made: no such name yet (EEXIST), its parent is a
+        directory (ENOTDIR), its key fits the store (ENAMETOOLONG)."""
         self._must_not_exist(path)
         self._parent_dir(path)
-        self.key_fits(store, loc.dir_key, path)
+        self.key_fits(store, key, path)
+
+    def mkdir(self, path: str, mode: int, uid: int | None = None, gid: int | None = None) -> None:
+        store, loc = self._writable_store(path)
+        self.new_name(store, loc.dir_key, path)
         now = time.time_ns()
         md = metas.to_metadata(stat.S_IFDIR | (mode & 0o7777), os.getuid() if uid is None else uid,
                                os.getgid() if gid is None else gid, now)
@@ -307,9 +312,7 @@ class Vfs:
 
     def symlink(self, target: str, path: str, uid: int | None = None, gid: int | None = None) -> None:
         store, loc = self._writable_store(path)
-        self._must_not_exist(path)
-        self._parent_dir(path)
-        self.key_fits(store, loc.key, path)
+        self.new_name(store, loc.key, path)
         md = metas.to_metadata(metas.SYMLINK_MODE, os.getuid() if uid is None else uid,
                                os.getgid() if gid is None else gid, time.time_ns())
         data = os.fsencode(target)
@@ -333,9 +336,7 @@ class Vfs:
             raise VfsError(errno.EXDEV, f"{old} -> {new}: different buckets")
         if self.lookup(old, exact=True).kind is Kind.DIR:  # exact: its group, if any, is learned
             raise VfsError(errno.EPERM, f"{old}: hard links to directories are not allowed")
-        self._must_not_exist(new)
-        self._parent_dir(new)
-        self.key_fits(store, loc.key, new)
+        self.new_name(store, loc.key, new)
         self._flush_path(old)
         self.files.linked(store, old, old_loc.key, loc.key)
         metas.inode_linked(store.id, old_loc.key, loc.key)
@@ -452,7 +453,7 @@ class Vfs:
         store.moved_away(old_key + "/")
         self.ns.forget_below(old)   # every name below, keyed or not (a directory holding files has no key)
         metas.inode_moved(store.id, old_key, new_key)
-        if not store.list_all(new_key + "/") and old not in self.ns.local_dirs:
+        if not keys and old not in self.ns.local_dirs:   # nothing was below it: a marker at the new name
             md = metas.to_metadata(metas.DEFAULT_DIR_MODE, os.getuid(), os.getgid(), time.time_ns())
             if not self.put_marker(store, new_key + "/", md):
                 self.ns.local_dirs[old] = metas.directory(store.id, new_key + "/")   # moved to new after
