@@ -92,11 +92,11 @@ LEXICAL int pops_below_root(const char *path) {
     unsigned short parts[MAX_ROOTS];     /* how many root i has */
     size_t depth = 0;
     for (int i = 0; i < n_roots; i++) {
-        const char *at;
+        const char *rest = roots[i];
         size_t len;
         matched[i] = 0;
         parts[i] = 0;
-        while (root_part(i, parts[i], &at, &len)) parts[i]++;
+        while (next_part(&rest, &len)) parts[i]++;
     }
     const char *rest = path, *p;
     size_t n;
