@@ -614,6 +614,11 @@ class Files:
                 return
             if not (item.dirty or item.created or item.untracked or item.journaled or item.meta_dirty
                     or item.truncated or item.failed):
+                if item.private and item.writers == 0 and item.previous_etag is not None:
+                    # Opened for writing and left as it was (sqlite3 opens its database
+                    # read-write to read it): its bytes are still the version it was opened
+                    # on, and what was fetched stays in the cache as that version's.
+                    self.cache.published(item, store.id, key, item.previous_etag)
                 return
             if item.failed is not None:  # a write failed: the bucket keeps the previous version
                 if item.writers > 0:
