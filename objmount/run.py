@@ -16,6 +16,7 @@ from vfs import MountTable, VfsError
 from vfs.mounts import OBJMOUNT_ROOT
 from vfs.stats import Stats
 
+from .direct_reads import DirectReads
 from .handlers import local_pass, syscall_filter
 from .paths import normalize, roots_of, under_roots
 from .supervisor import Supervisor
@@ -143,7 +144,7 @@ class _Signals(SignalForwarder):
 
 
 def _with_fast_path(env: dict[str, str], trap, mounts: MountTable, config: VfsSettings,
-                    fd_base: int, lib_dir: Path) -> dict[str, str]:
+                    fd_base: int, lib_dir: Path, read_mark: tuple[str, str] | None = None) -> dict[str, str]:
     """Preload the in-process prefilter so that dynamically linked programs make their
     local path calls without a stop. Without it everything still works, only slower."""
     try:
@@ -170,7 +171,7 @@ def _with_fast_path(env: dict[str, str], trap, mounts: MountTable, config: VfsSe
                 return env
         env = prefilter.environ(env, library, [OBJMOUNT_ROOT, *mounts.targets], fd_base,
                                 defer_cwd=str(placeholder_dir(config.cache_dir)),
-                                defer_fds_under=str(config.cache_dir))
+                                defer_fds_under=str(config.cache_dir), read_mark=read_mark)
     except prefilter.PrefilterUnavailable as exc:
         log.warning("fast path off, every path syscall stops: %s", exc)
         return env
@@ -327,8 +328,12 @@ def run(argv: list[str], mounts: MountTable, config: VfsSettings,
     # Fork before any thread of ours exists (the vfs starts fetch threads).
     trap = syscall_filter(fd_base)
     env = dict(os.environ)
+    direct_reads = None
     if lib_dir is not None:
-        env = _with_fast_path(env, trap, mounts, config, fd_base, lib_dir)
+        direct_reads = DirectReads()
+        env = _with_fast_path(env, trap, mounts, config, fd_base, lib_dir, direct_reads.mark)
+        if prefilter.ENV_READ_MARK not in env:
+            direct_reads = None   # no library: nobody reads the marks
     # The tracer takes SIGCHLD from a signalfd: blocked in every thread, so no thread
     # of ours (all started from here on) swallows it. The program gets the old mask.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
@@ -351,7 +356,7 @@ def run(argv: list[str], mounts: MountTable, config: VfsSettings,
                 held = exc.message
             if held:
                 log.warning("%s", held)
-        late.target = Supervisor(vfs, mounts, trap, pid, os.getcwd())
+        late.target = Supervisor(vfs, mounts, trap, pid, os.getcwd(), direct_reads)
         forwarder.start(pid)
         status = tracer.run()
     except BaseException:

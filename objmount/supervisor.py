@@ -21,6 +21,7 @@ from vfs import Kind, VfsError, blocking
 
 from . import paths, permissions
 from .paths import Target
+from .direct_reads import READ_ONLY, DirectReads
 from .handover import Handover
 from .handlers import registry
 from .parking import BigLock, Turns
@@ -40,8 +41,10 @@ _QUIET_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EINVAL, errno.
 
 
 class Supervisor:
-    def __init__(self, vfs: Vfs, mounts, syscall_filter: SyscallFilter, root_pid: int, cwd: str):
+    def __init__(self, vfs: Vfs, mounts, syscall_filter: SyscallFilter, root_pid: int, cwd: str,
+                 direct_reads: DirectReads | None = None):
         self.vfs = vfs
+        self.direct_reads = direct_reads   # files read without stops (the fast path's read mark)
         self.mounts = mounts
         self.filter = syscall_filter
         self.fd_base = syscall_filter.fd_base
@@ -111,6 +114,8 @@ class Supervisor:
                 self._handle(handler, stop)
 
     def _handle(self, handler, stop: SyscallStop) -> None:
+        if self.direct_reads is not None and stop.nr not in READ_ONLY:
+            self.direct_reads.revoke()   # before the call may change what marked reads see
         self._current.stop = stop
         try:
             handler(self, stop)
@@ -263,6 +268,8 @@ class Supervisor:
         its file, so whoever then opens it (say, after waiting for the process) finds it
         uploaded. The tables are up to date already."""
         keys = {d.path for d in descs if d.file is not None} | {d.path for _, _, d in mappings.mapped}
+        if keys and self.direct_reads is not None:
+            self.direct_reads.revoke()   # a last close may upload
         if not keys:
             close_together(descs)   # directories, files gone: nothing that waits
             return
@@ -289,6 +296,9 @@ class Supervisor:
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=True)
+        if self.direct_reads is not None:
+            with self.lock:
+                self.direct_reads.revoke()
         blocking.set_hook(None)
         self.procs.close_all()
         self.handover.close()

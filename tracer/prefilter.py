@@ -47,6 +47,7 @@ ENV_FD_BASE = "TRACER_PREFILTER_FD_BASE"
 ENV_DEFER_CWD = "TRACER_PREFILTER_DEFER_CWD"
 ENV_DEFER_FDS_UNDER = "TRACER_PREFILTER_DEFER_FDS_UNDER"
 ENV_LIB = "TRACER_PREFILTER_LIB"   # its own path: an exec moves it behind later preloads
+ENV_READ_MARK = "TRACER_PREFILTER_READ_MARK"   # NAME=VALUE: see environ's read_mark
 
 
 class PrefilterUnavailable(Exception):
@@ -153,7 +154,8 @@ def private_dirs() -> tuple[Path, ...]:
 
 
 def environ(env: dict[str, str], library: Path, roots: list[str], fd_base: int,
-            defer_cwd: str | None = None, defer_fds_under: str | None = None) -> dict[str, str]:
+            defer_cwd: str | None = None, defer_fds_under: str | None = None,
+            read_mark: tuple[str, str] | None = None) -> dict[str, str]:
     """`env` with the library preloaded and configured.
 
     roots: absolute, normalized paths whose subtrees the supervisor handles (paths
@@ -161,7 +163,10 @@ def environ(env: dict[str, str], library: Path, roots: list[str], fd_base: int,
     defer_cwd: while a process's kernel cwd is this directory, or a dirfd is open on it,
     relative paths from there stop (the supervisor emulates that directory).
     defer_fds_under: calls on a descriptor whose file lies below this directory stop
-    even below fd_base (virtual descriptors take the numbers the kernel gives)."""
+    even below fd_base (virtual descriptors take the numbers the kernel gives).
+    read_mark: (name, value) of an extended attribute: read and pread on such a descriptor
+    whose file carries it with exactly this value go to the kernel without a stop (the
+    supervisor marks a file only while its reads need nothing from it)."""
     for root in roots:
         if not root.startswith("/") or ":" in root:
             raise PrefilterUnavailable(f"root {root!r} cannot be given to the prefilter")
@@ -177,4 +182,9 @@ def environ(env: dict[str, str], library: Path, roots: list[str], fd_base: int,
         out[ENV_DEFER_CWD] = os.path.realpath(defer_cwd)
     if defer_fds_under:
         out[ENV_DEFER_FDS_UNDER] = os.path.realpath(defer_fds_under)
+    if read_mark:
+        name, value = read_mark
+        if "=" in name or not name or not 0 < len(value) < 40 or len(name) + 1 + len(value) >= 64:
+            raise PrefilterUnavailable(f"read mark {name!r} cannot be given to the prefilter")
+        out[ENV_READ_MARK] = f"{name}={value}"
     return out

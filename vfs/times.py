@@ -63,16 +63,19 @@ class RunTimes:
         """`path` itself changed without a rewrite (a rename of a directory): ctime now."""
         self.touch(path, ctime_ns=time.time_ns())
 
-    def accessed(self, path: str, times: dict[str, int]) -> None:
+    def accessed(self, path: str, times: dict[str, int]) -> bool:
         """A read of a file or a listing of a directory (`times`: its atime_ns, mtime_ns,
         ctime_ns as known): atime as the kernel's `relatime` sets it — when it is not after
-        mtime or ctime, or is a day old (what most local filesystems show)."""
+        mtime or ctime, or is a day old (what most local filesystems show). Returns whether
+        another read now would leave it as it is (until mtime or ctime change)."""
         with self._lock:
             newer = self._times.get(path) or {}
             atime, mtime, ctime = (max(times[f], newer.get(f, times[f])) for f in FIELDS)
         now = time.time_ns()
         if atime <= mtime or atime <= ctime or now - atime >= DAY_NS:
             self.touch(path, atime_ns=now)
+            atime = now
+        return atime > mtime and atime > ctime
 
     def forget(self, path: str) -> None:
         """`path` is gone, or its times were just stored (they win from now on)."""

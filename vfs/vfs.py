@@ -125,10 +125,11 @@ class Vfs:
         entries.update(self.files.in_dir(path))
         return sorted((name, self.times.apply(f"{path}/{name}", meta)) for name, meta in entries.items())
 
-    def accessed(self, path: str, meta: Meta | OpenFile) -> None:
+    def accessed(self, path: str, meta: Meta | OpenFile) -> bool:
         """`path` was read (a file's bytes, a directory's entries, a link): its atime, as
-        relatime updates it, for this run (times.py)."""
-        self.times.accessed(path, meta.times())
+        relatime updates it, for this run (times.py). True: another read now would leave
+        it as it is."""
+        return self.times.accessed(path, meta.times())
 
     def readlink(self, path: str) -> str:
         meta = self.ns.exact(path, self.ns.lookup(path))

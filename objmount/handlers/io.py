@@ -61,13 +61,17 @@ def _offset_at(stop, ptr: int, fd: int) -> int:
 
 def _file(sup, stop, fd: int):
     """The vfs file behind a virtual descriptor, if a read on it may need fetching. A
-    read is an access: atime (vfs/times.py)."""
+    read is an access: atime (vfs/times.py). A file whose reads need us no more is
+    offered to be read without stops (objmount/direct_reads.py)."""
     desc = sup.desc(stop, fd)
     if desc is None or desc.file is None:
         return None
-    if not desc.noatime:
-        sup.vfs.accessed(desc.path, desc.file)
-    return None if desc.file.complete else desc.file
+    quiet = not desc.noatime and sup.vfs.accessed(desc.path, desc.file)
+    if not desc.file.complete:
+        return desc.file
+    if quiet and sup.direct_reads is not None:
+        sup.direct_reads.offer(desc.file)
+    return None
 
 
 @fd_syscall(read=(0,))

@@ -125,6 +125,11 @@ static char roots_buf[PATH_MAX];
 static char defer_cwd[PATH_MAX];
 static char defer_under[PATH_MAX];  /* descriptors of files below it are the supervisor's */
 static char self_path[SMALL_PATH];  /* this library as LD_PRELOAD names it ("": unknown) */
+/* read_mark: "NAME=VALUE", an extended attribute the supervisor puts on a file whose reads
+ * need no stop (see "reads of a marked file" below): split at the '=' into these. */
+static char mark_name[64];
+static char mark_value[40];
+static long mark_len;
 
 /* A syscall from here stops in the supervisor like any other. */
 static long traced6(long nr, long a1, long a2, long a3, long a4, long a5, long a6) {
@@ -450,7 +455,20 @@ static void prefilter_init(void) {
     const char *cwd = env("TRACER_PREFILTER_DEFER_CWD");
     const char *under = env("TRACER_PREFILTER_DEFER_FDS_UNDER");
     const char *self = env("TRACER_PREFILTER_LIB");
+    const char *mark = env("TRACER_PREFILTER_READ_MARK");
     if (self && !copy_env(self, self_path, sizeof self_path)) self_path[0] = 0;
+    if (mark && copy_env(mark, mark_name, sizeof mark_name)) {
+        char *eq = mark_name;
+        while (*eq && *eq != '=') eq++;
+        long n = slen(eq);   /* "=VALUE" */
+        if (*eq && n > 1 && n <= (long)sizeof mark_value) {
+            *eq = 0;
+            copy_env(eq + 1, mark_value, sizeof mark_value);
+            mark_len = n - 1;
+        } else {
+            mark_name[0] = 0;
+        }
+    }
     fd_base = parse_int(base);
     if (!root_list || !*root_list || fd_base <= 0) return;   /* not configured: stay out */
     if (!copy_env(root_list, roots_buf, sizeof roots_buf)) return;
@@ -1206,6 +1224,32 @@ static SLOW int watched_but_local(int fd) {
 
 static int fast_fd(int fd) { return ready && defer_under[0] && watched(fd) && watched_but_local(fd); }
 
+/* --- reads of a marked file ----------------------------------------------------------
+ * A virtual descriptor is a descriptor of its sparse cache file; its reads stop so that
+ * the supervisor can fetch the range first and keep atime. Once every byte is local and a
+ * read would change nothing it keeps, the supervisor marks the file with read_mark (an
+ * extended attribute whose value is its run's own: a mark left by another run, or by a
+ * run that died, never matches) and takes the mark off before anything that could change
+ * that. A read or pread on a watched number whose file carries the mark goes to the
+ * kernel from the stub: one fgetxattr instead of a stop. Anything else (no mark, no
+ * extended attributes on the cache's filesystem, a file the caller may not read the
+ * attributes of) is decided as before. */
+enum { NR_fgetxattr = 193 };
+
+static int read_marked(int fd) {
+    if (!mark_len) return 0;
+    char value[sizeof mark_value];
+    long n = direct(NR_fgetxattr, fd, (long)mark_name, (long)value, sizeof value, 0);
+    if (n != mark_len) return 0;
+    for (long i = 0; i < n; i++)
+        if (value[i] != mark_value[i]) return 0;
+    return 1;
+}
+
+static int fast_read_fd(int fd) {
+    return ready && defer_under[0] && watched(fd) && (read_marked(fd) || watched_but_local(fd));
+}
+
 extern ssize_t __read(int, void *, size_t) __attribute__((weak));
 extern ssize_t __write(int, const void *, size_t) __attribute__((weak));
 extern ssize_t __pread64(int, void *, size_t, long) __attribute__((weak));
@@ -1213,7 +1257,7 @@ extern ssize_t __pwrite64(int, const void *, size_t, long) __attribute__((weak))
 extern int __close(int) __attribute__((weak));
 
 EXPORT ssize_t read(int fd, void *buf, size_t n) {
-    if (fast_fd(fd)) return result(direct(NR_read, fd, (long)buf, (long)n, 0, 0));
+    if (fast_read_fd(fd)) return result(direct(NR_read, fd, (long)buf, (long)n, 0, 0));
     return __read ? __read(fd, buf, n) : result(traced(NR_read, fd, (long)buf, (long)n, 0, 0));
 }
 
@@ -1223,7 +1267,7 @@ EXPORT ssize_t write(int fd, const void *buf, size_t n) {
 }
 
 EXPORT ssize_t pread64(int fd, void *buf, size_t n, long off) {
-    if (fast_fd(fd)) return result(direct(NR_pread64, fd, (long)buf, (long)n, off, 0));
+    if (fast_read_fd(fd)) return result(direct(NR_pread64, fd, (long)buf, (long)n, off, 0));
     return __pread64 ? __pread64(fd, buf, n, off) : result(traced(NR_pread64, fd, (long)buf, (long)n, off, 0));
 }
 EXPORT ssize_t pread(int fd, void *buf, size_t n, long off) { return pread64(fd, buf, n, off); }
