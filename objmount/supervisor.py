@@ -333,12 +333,18 @@ class Supervisor:
         """The n-th declared path of the call being handled, classified (see `target`)."""
         return self.target(stop, *registry.PATH_ARGS[stop.nr][n])
 
-    def virtual_arg(self, stop: SyscallStop, n: int = 0, resolve=None, **how) -> Target | None:
+    def virtual_arg(self, stop: SyscallStop, n: int = 0, resolve=None, follow_last: bool | None = None,
+                    **how) -> Target | None:
         """The one preamble of path handlers: the n-th declared path, classified and
         resolved (`self.resolve(target, **how)`, or `resolve(target)`). None: the kernel
-        answers, a local path (the argument rewritten when we had to resolve it)."""
+        answers, a local path (the argument rewritten when we had to resolve it).
+        follow_last: whether the call follows a symlink in the last component (default:
+        how's `follow`, else True); one that does not acts on a /proc/self/fd/N link
+        itself, which the kernel answers (lstat, unlink, rename, O_NOFOLLOW)."""
         target = self.path_arg(stop, n)
         if target is None:
+            return None
+        if target.exact and not (how.get("follow", True) if follow_last is None else follow_last):
             return None
         if target.virtual and target.walk:
             target = self.walk_dots(target)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
 import stat
 import struct
@@ -16,7 +17,7 @@ from vfs import Kind, VfsError
 
 from .. import permissions as perm
 from ..linux import AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW, RENAME_NOREPLACE, SYS
-from ..paths import Target
+from ..paths import Target, fd_link_form, fd_link_name
 from .registry import fd_syscall, path_syscall
 
 UTIME_NOW = (1 << 30) - 1
@@ -41,7 +42,7 @@ def _path(sup, stop, follow: bool):
         if target.dots:
             _refuse_dots(stop, target)
         return sup.resolve(target, follow=follow) if follow else _resolve_parent(sup, target)
-    target = sup.virtual_arg(stop, resolve=resolve)
+    target = sup.virtual_arg(stop, resolve=resolve, follow_last=follow)
     return target.path if target is not None else None
 
 
@@ -135,7 +136,9 @@ def _local_lookup(sup, stop, n: int, target) -> None:
     else:
         raw = sup.read_path(stop, sup.path_addr(stop, n))
         dirfd = sup.path_dirfd(stop, n)
-        if raw.startswith("/"):
+        if fd_link_name(raw):   # the caller's own descriptors, not ours
+            full = re.sub(r"^/(proc/(self|thread-self)|dev)/fd/", f"/proc/{stop.tid}/fd/", fd_link_form(raw))
+        elif raw.startswith("/"):
             full = raw
         else:
             base = f"/proc/{stop.tid}/cwd" if dirfd is None or dirfd == -100 else f"/proc/{stop.tid}/fd/{dirfd}"
@@ -164,6 +167,10 @@ def _two_paths(sup, stop, follow_old=False, empty_old=False):
     AT_EMPTY_PATH, an empty old path names the file open on its dirfd."""
     old_t, new_t = (t if t is None or not t.walk else sup.walk_dots(t) for t in (sup.path_arg(stop, 0),
                                                                                  sup.path_arg(stop, 1)))
+    # A /proc/self/fd/N link as a name (the new one; the old one unless followed) is /proc's
+    # link itself: the kernel's (EXDEV, EPERM), never the file it leads to.
+    old_t = None if old_t is not None and old_t.exact and not follow_old else old_t
+    new_t = None if new_t is not None and new_t.exact else new_t
     # A null or empty path is the kernel's EFAULT or ENOENT, whatever the other path is;
     # target() leaves them to the kernel, which must not make them EXDEV here.
     if old_t is None and empty_old and sup.path_empty(stop, 0):

@@ -141,7 +141,9 @@ def _open(sup, stop, flags: int, resolve_how: int = 0) -> None:
             if exc.errno != errno.ENOENT or not flags & O_CREAT:
                 raise
             return _resolve_parent(sup, target)  # a new name below a symlinked directory
-    target = sup.virtual_arg(stop, resolve=resolve)
+    # O_NOFOLLOW, and O_CREAT|O_EXCL, act on a /proc/self/fd/N link itself (ELOOP, EEXIST)
+    follow_last = not flags & O_NOFOLLOW and (flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL)
+    target = sup.virtual_arg(stop, resolve=resolve, follow_last=follow_last)
     if target is None:
         return
     try:

@@ -45,7 +45,7 @@ def _target(sup, stop, follow: bool, sure: bool = True) -> str | None:
             raise VfsError(errno.EBADF, f"{desc.path}: an O_PATH descriptor")
         return desc.path if desc is not None else None
     target = sup.virtual_arg(stop, resolve=lambda t: sup.resolve(t, follow=follow, sure=sure) if follow
-                             else _resolve_parent(sup, t))
+                             else _resolve_parent(sup, t), follow_last=follow)
     if target is None:
         return None
     sup.vfs.lookup(target.path)  # ENOENT before anything else
