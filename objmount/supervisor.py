@@ -409,9 +409,17 @@ class Supervisor:
         behind /proc/self/fd links, the directory a relative path starts from."""
         kind = paths.lexical_class(raw, self.roots, self._root_components)
         if kind is paths.Lexical.FD_LINK:
-            desc = self.fd_link(stop, paths.fd_link_form(raw))
+            form = paths.fd_link_form(raw)
+            desc = self.fd_link(stop, form)
             if desc is not None:
                 return Target(True, desc.path, exact=True)
+            link = self.proc_link(stop, form)
+            if link is not None:
+                base, rest = link
+                if not rest:   # /proc/P/cwd itself: the directory, or the link for calls that do not follow
+                    return Target(True, base, exact=True)
+                path = paths.join(base, rest)
+                return Target(paths.under_roots(path, self.roots), path, paths.wants_dir(raw))
             kind = paths.Lexical.VIRTUAL if paths.under_roots(paths.normalize(raw), self.roots) else paths.Lexical.LOCAL
         if kind is paths.Lexical.LOCAL:
             return None
@@ -455,6 +463,30 @@ class Supervisor:
             return proc.fds.get(int(fd)) if proc is not None else None
         except ValueError:
             return None
+
+    def proc_link(self, stop: SyscallStop, raw: str) -> tuple[str, str] | None:
+        """A virtual directory behind a /proc link, and the path below it: /proc/P/cwd of a
+        process whose working directory is virtual (its kernel cwd is a stand-in), and
+        /proc/P/fd/N/... or /dev/fd/N/... below a virtual directory's descriptor. (base,
+        rest) or None. `raw` as fd_link_form gives it."""
+        parts = raw.split("/")
+        base = None
+        if len(parts) >= 4 and parts[1] == "proc" and parts[3] == "cwd":
+            pid = stop.tgid if parts[2] in ("self", "thread-self") else parts[2]
+            try:
+                proc = self.procs.procs.get(int(pid))
+            except ValueError:
+                return None
+            base, rest = (proc.fs.vcwd if proc is not None else None), parts[4:]
+        elif len(parts) >= 6 and parts[1] == "proc" and parts[3] == "fd":
+            desc = self.fd_link(stop, "/".join(parts[:5]))
+            base, rest = (desc.path if desc is not None and desc.is_dir else None), parts[5:]
+        elif len(parts) >= 5 and parts[1] == "dev" and parts[2] == "fd":
+            desc = self.fd_link(stop, "/".join(parts[:4]))
+            base, rest = (desc.path if desc is not None and desc.is_dir else None), parts[4:]
+        if base is None:
+            return None
+        return base, "/".join(p for p in rest if p)
 
     def _local_base(self, stop: SyscallStop, proc: Process, dirfd: int) -> str | None:
         try:

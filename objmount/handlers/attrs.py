@@ -144,9 +144,13 @@ def _readlink(sup, stop, buf_index: int) -> None:
     addr = sup.path_addr(stop)
     if addr:
         raw = sup.read_path(stop, addr)
-        desc = sup.fd_link(stop, raw) if raw.startswith(("/proc/", "/dev/fd/")) else None
-        if desc is not None:  # /proc/self/fd/N of a virtual descriptor names the virtual path
-            data = os.fsencode(desc.path)[: stop.arg(buf_index + 1)]
+        named = None
+        if raw.startswith(("/proc/", "/dev/fd/")):
+            desc = sup.fd_link(stop, raw)   # /dev/stdin itself is a link to /proc/self/fd/0: not followed
+            link = sup.proc_link(stop, raw) if desc is None else None
+            named = desc.path if desc is not None else link[0] if link is not None and not link[1] else None
+        if named is not None:  # /proc/self/fd/N of a virtual descriptor, /proc/self/cwd: the virtual path
+            data = os.fsencode(named)[: stop.arg(buf_index + 1)]
             stop.write_out(stop.arg(buf_index), data)
             stop.skip(len(data))
             return

@@ -73,7 +73,7 @@ int main(void) {
     probe("main");
     if (chdir("/data/dir") != 0) return 3;
     char buf[64] = "";
-    int fd = open("/proc/self/cwd/a.txt", O_RDONLY);   /* the stand-in directory: the kernel's answer */
+    int fd = open("/proc/self/cwd/a.txt", O_RDONLY);   /* the virtual directory's file, as locally */
     printf("cwd-link %d %d\n", fd >= 0, fd >= 0 ? 0 : errno);
     fd = open("a.txt", O_RDONLY);
     int n = fd >= 0 ? (int)read(fd, buf, sizeof buf - 1) : -1;
@@ -111,7 +111,7 @@ def test_calls_before_the_constructor_answer_the_same_and_local_ones_do_not_stop
         assert f"{when} fopen /proc/filesystems 1 1" in lines
         assert f"{when} fopen /data/hello.txt 1 hello" in lines
         assert f"{when} procfd 1 alpha" in lines
-    assert lines[-2:] == ["cwd-link 0 2", "cwd alpha"]
+    assert lines[-2:] == ["cwd-link 1 0", "cwd alpha"]
     # statfs: 2 x 2 of virtual paths (/data, /data/dir, /data/hello.txt, /objmount/s3: 4 each)
     # stop; the 6 local ones per probe do not, in the constructor either.
     assert slow.stats["syscalls"]["statfs"] == 2 * 2 * 9

@@ -390,10 +390,12 @@ static inline int configured(void) {
     return __atomic_load_n(&ready, __ATOMIC_ACQUIRE);
 }
 
-/* Supervisor.fd_link's shapes (split on '/', after paths.fd_link_form: normalized, the
- * /dev/std* links as /dev/fd/N): /dev/fd/N and /proc/P/fd/N. Any other path under /proc/
- * or /dev/fd/ the supervisor classifies as it does every absolute path
- * (objmount/supervisor.py, classify): it is local unless it normalizes into a root. */
+/* Supervisor.fd_link's and proc_link's shapes (split on '/', after paths.fd_link_form:
+ * normalized, the /dev/std* links as /dev/fd/N): /dev/fd/N and /proc/P/fd/N, what lies
+ * below them (a virtual directory's descriptor), and /proc/P/cwd and below (a virtual
+ * working directory; for this process's own, only while its kernel cwd is the stand-in).
+ * Any other path under /proc/ or /dev/fd/ the supervisor classifies as it does every
+ * absolute path (objmount/supervisor.py, classify): local unless it normalizes into a root. */
 static SLOW int fd_link_shape(const char *path) {
     char norm[SMALL_PATH];
     if (needs_normalizing(path)) {
@@ -403,11 +405,16 @@ static SLOW int fd_link_shape(const char *path) {
     if (std_link(path)) return 1;
     int slashes = 0;
     for (const char *c = path; *c; c++) slashes += *c == '/';
-    if (starts(path, "/dev/fd/")) return slashes == 3;
-    if (!starts(path, "/proc/") || slashes != 4) return 0;
+    if (starts(path, "/dev/fd/")) return slashes >= 3;
+    if (!starts(path, "/proc/") || slashes < 3) return 0;
     const char *third = path + 6;
-    while (*third != '/') third++;
-    return starts(third, "/fd/");
+    while (*third && *third != '/') third++;
+    if (starts(third, "/fd/")) return slashes >= 4;
+    if (same(third, "/cwd") || starts(third, "/cwd/")) {
+        if (starts(path, "/proc/self/") || starts(path, "/proc/thread-self/")) return cwd_deferred();
+        return 1;
+    }
+    return 0;
 }
 
 /* 1 when the call on (dirfd, path) is plainly local and may run without a stop; 0 when
