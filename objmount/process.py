@@ -223,6 +223,28 @@ class ProcessTable:
         proc.fds.users -= 1
         return proc.fds.drop_all() if proc.fds.users == 0 else []
 
+    def renamed(self, old: str, new: str) -> None:
+        """`old`, and what lies below it, is `new` now: working directories and open
+        descriptions follow it (the kernel's hold the inode, not the name), so that a
+        process in a renamed directory, or with a descriptor of it, goes on using it."""
+        def moved(path: str | None) -> str | None:
+            if path == old:
+                return new
+            if path is not None and path.startswith(old + "/"):
+                return new + path[len(old):]
+            return None
+        seen: set[int] = set()
+        for proc in self.procs.values():
+            if id(proc.fs) not in seen:
+                seen.add(id(proc.fs))
+                if (path := moved(proc.fs.vcwd)) is not None:
+                    proc.fs.vcwd = path
+            for desc in [e.desc for e in proc.fds.fds.values()] + [d for _, _, d in proc.mapped]:
+                if id(desc) not in seen:
+                    seen.add(id(desc))
+                    if (path := moved(desc.path)) is not None:
+                        desc.path = path
+
     def close_all(self) -> None:
         """The end of the run: every process's files are closed together."""
         close_together([desc for tgid in list(self.procs) for desc in self._drop(tgid)])

@@ -216,6 +216,8 @@ def on_rename(sup, stop) -> None:
         raise VfsError(errno.EINVAL, "RENAME_EXCHANGE and RENAME_WHITEOUT are not supported on objects")
     _may_rename(sup, *paths)
     _done(stop, sup.vfs.rename, paths[0], paths[1], bool(flags & RENAME_NOREPLACE))
+    if paths[0] != paths[1]:
+        sup.procs.renamed(*paths)
 
 
 @path_syscall("link", "linkat")
