@@ -344,8 +344,9 @@ class Supervisor:
         target = self.path_arg(stop, n)
         if target is None:
             return None
-        if target.exact and not (how.get("follow", True) if follow_last is None else follow_last):
-            return None
+        if target.exact and not target.wants_dir and not (how.get("follow", True) if follow_last is None
+                                                          else follow_last):
+            return None   # (a trailing '/' follows the link, as the kernel's walk does)
         if target.virtual and target.walk:
             target = self.walk_dots(target)
         if target.virtual:
@@ -412,12 +413,12 @@ class Supervisor:
             form = paths.fd_link_form(raw)
             desc = self.fd_link(stop, form)
             if desc is not None:
-                return Target(True, desc.path, exact=True)
+                return Target(True, desc.path, paths.wants_dir(raw), exact=True)
             link = self.proc_link(stop, form)
             if link is not None:
                 base, rest = link
                 if not rest:   # /proc/P/cwd itself: the directory, or the link for calls that do not follow
-                    return Target(True, base, exact=True)
+                    return Target(True, base, paths.wants_dir(raw), exact=True)
                 path = paths.join(base, rest)
                 return Target(paths.under_roots(path, self.roots), path, paths.wants_dir(raw))
             kind = paths.Lexical.VIRTUAL if paths.under_roots(paths.normalize(raw), self.roots) else paths.Lexical.LOCAL

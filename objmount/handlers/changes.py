@@ -169,8 +169,8 @@ def _two_paths(sup, stop, follow_old=False, empty_old=False):
                                                                                  sup.path_arg(stop, 1)))
     # A /proc/self/fd/N link as a name (the new one; the old one unless followed) is /proc's
     # link itself: the kernel's (EXDEV, EPERM), never the file it leads to.
-    old_t = None if old_t is not None and old_t.exact and not follow_old else old_t
-    new_t = None if new_t is not None and new_t.exact else new_t
+    old_t = None if old_t is not None and old_t.exact and not old_t.wants_dir and not follow_old else old_t
+    new_t = None if new_t is not None and new_t.exact and not new_t.wants_dir else new_t
     # A null or empty path is the kernel's EFAULT or ENOENT, whatever the other path is;
     # target() leaves them to the kernel, which must not make them EXDEV here.
     if old_t is None and empty_old and sup.path_empty(stop, 0):

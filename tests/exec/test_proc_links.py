@@ -14,11 +14,14 @@ cd "$ROOT/d"
 echo "link: $(readlink /proc/self/cwd)"
 echo "through: $(cat /proc/self/cwd/f)"
 echo "listing: $(ls /proc/self/cwd/ | tr '\n' ' ')"
-echo "type: $(stat -c %F /proc/self/cwd) $(stat -L -c %F /proc/self/cwd)"
+echo "type: $(stat -c %F /proc/self/cwd) $(stat -L -c %F /proc/self/cwd) $(stat -c %F /proc/self/cwd/)"
+echo "find: $(find /proc/self/cwd/ -maxdepth 1 | sort | tr '\n' ' ')"
 echo made > /proc/self/cwd/new && echo "new: $(cat new)"
 exec 3< "$ROOT/d"
 echo "below fd: $(cat /proc/self/fd/3/f) $(cat /dev/fd/3/sub/g)"
-echo "fd listing: $(ls /dev/fd/3/ | tr '\n' ' ')"
+echo "fd listing: $(ls /dev/fd/3/ | tr '\n' ' ') $(find /dev/fd/3/ -maxdepth 1 | sort | tr '\n' ' ')"
+exec 4< "$ROOT/d/f"
+cat /dev/fd/4/ 2>/dev/null || echo "a file's link with a slash: no directory"
 sh -c 'echo "child: $(readlink /proc/$PPID/cwd) $(cat /proc/$PPID/cwd/f)"'
 python3 -c 'import os; print("python:", os.readlink("/proc/self/cwd"), open("/proc/self/cwd/f").read().strip())'
 '''
