@@ -28,6 +28,8 @@ import errno
 import logging
 import os
 
+from vfs import VfsError
+
 from .linux import SYS
 
 log = logging.getLogger("objmount")
@@ -72,6 +74,9 @@ class DirectReads:
                 os.close(fd)
                 return
             os.setxattr(fd, XATTR, self.value.encode())
+        except VfsError:   # the file's attributes could not be had: reads stop, as before
+            os.close(fd)
+            return
         except OSError as exc:
             os.close(fd)
             if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
