@@ -311,9 +311,13 @@ class Supervisor:
         if exc.errno in _QUIET_ERRNOS or getattr(exc, "quiet", False):
             log.debug("%s", exc.message)
             return
-        if exc.message not in self._logged:
-            self._logged.add(exc.message)
-            log.error("%s", exc.message)
+        # `once`: a limit every file meets alike (cp -a copying ACLs): said at its first file
+        key = getattr(exc, "once", None) or exc.message
+        if key not in self._logged:
+            self._logged.add(key)
+            log.error("%s%s", exc.message, " (not said again for other files)" if key != exc.message else "")
+        else:
+            log.debug("%s", exc.message)
 
     def desc(self, stop: SyscallStop, fd: int) -> OpenDescription | None:
         return self.proc(stop).fds.get(fd)

@@ -112,7 +112,9 @@ def on_setxattr(sup, stop) -> None:
     if not name.startswith(USER):
         if not sup.creds().root and not name.startswith("system."):
             raise VfsError(errno.EPERM, f"{path}: {name}: only root may set this namespace")
-        raise VfsError(errno.EOPNOTSUPP, f"{path}: only user.* attributes are kept on objects")
+        err = VfsError(errno.EOPNOTSUPP, f"{path}: {name}: only user.* attributes are kept on objects")
+        err.once = "only user.* attributes"
+        raise err
     meta = sup.vfs.lookup(path, exact=True)  # a listed symlink or fifo looks like a file
     if not _holds_user_attrs(meta):
         raise VfsError(errno.EPERM, f"{path}: user.* attributes only on regular files and directories")

@@ -92,3 +92,23 @@ def test_missing_credentials_give_eio_naming_the_reason(objmount, small):
     assert run.text.strip() == "5"
     assert "credentials" in run.stderr.lower()
     assert "Traceback" not in run.stderr
+
+
+def test_a_limit_every_file_meets_is_said_once(objmount, bucket, tmp_path):
+    """cp -a copies ACLs (system.* attributes), which no object keeps: the program gets
+    EOPNOTSUPP for each file (cp goes on, as it does on filesystems without ACLs), and the
+    user one line, not one per file."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(5):
+        (src / f"f{i}").write_text(str(i))
+    code = ("import os, sys\n"
+            "for i in range(5):\n"
+            "    try: os.setxattr(f'{sys.argv[1]}/f{i}', 'system.posix_acl_access', b'\\x02\\0\\0\\0')\n"
+            "    except OSError as e: print(e.errno)\n")
+    dst = f"/objmount/s3/{bucket}/dst"
+    run = objmount(["sh", "-c", f'cp -a {src} {dst} && python3 -c "$0" {dst}', code])
+    assert run.returncode == 0, run.stderr
+    assert run.text.split() == ["95"] * 5   # EOPNOTSUPP each time
+    lines = [line for line in run.stderr.splitlines() if "attributes are kept" in line]
+    assert len(lines) == 1, run.stderr
