@@ -1,0 +1,196 @@
+"""Several processes (and several descriptors of one process) on the same virtual files in
+one run, compared with a local directory: what one process holds open must see what
+another does, as on one inode."""
+
+from __future__ import annotations
+
+import pytest
+
+DATA = "0123456789" * 100
+HERE = 'cd "$(dirname "$0")" || exit 9\n'
+
+
+def sh(name: str, body: str) -> list:
+    """A `put` step writing an executable shell script that runs in the probe's root."""
+    return ["put", name, "#!/bin/sh\n" + HERE + body, 0o755]
+
+
+MOUNTS = pytest.mark.parametrize("mount", ["bucket", "file"])
+
+
+@MOUNTS
+def test_a_reader_sees_another_process_append(differential, mount):
+    differential(
+        [sh("a.sh", "printf 'appended' >> f\n"), ["put", "f", DATA],
+         ["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 8, 0], ["fstat", "r", False],
+         ["run", "a.sh"], ["fstat", "r", False], ["pread", "r", 20, 995], ["lseek", "r", 0, 2],
+         ["read", "r", 100], ["close", "r"], ["cat", "f"]],
+        mount=mount)
+
+
+@MOUNTS
+def test_a_reader_keeps_the_old_file_when_another_process_renames_over_it(differential, mount):
+    differential(
+        [sh("m.sh", "printf new > g && mv g f\n"), ["put", "f", DATA],
+         ["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 8, 0],
+         ["run", "m.sh"], ["pread", "r", 8, 0], ["pread", "r", 8, 992], ["fstat", "r", False],
+         ["cat", "f"], ["stat", "f", False], ["close", "r"], ["cat", "f"], ["listdir"]],
+        mount=mount)
+
+
+@MOUNTS
+def test_a_reader_keeps_a_file_another_process_removes_and_makes_again(differential, mount):
+    differential(
+        [sh("rm.sh", "rm f\n"), sh("mk.sh", "printf again > f\n"), ["put", "f", DATA],
+         ["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 8, 0],
+         ["run", "rm.sh"], ["pread", "r", 8, 500], ["fstat", "r", False], ["exists", "f"],
+         ["run", "mk.sh"], ["pread", "r", 8, 0], ["fstat", "r", False], ["cat", "f"],
+         ["close", "r"], ["cat", "f"], ["listdir"]],
+        [["cat", "f"], ["listdir"]],
+        mount=mount)
+
+
+@MOUNTS
+def test_a_reader_sees_another_process_chmod_and_link(differential, mount):
+    differential(
+        [sh("c.sh", "chmod 600 f && ln f g\n"), ["put", "f", DATA],
+         ["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 4, 0],
+         ["run", "c.sh"], ["fstat", "r", False], ["stat", "g", False], ["close", "r"]],
+        mount=mount)
+
+
+@MOUNTS
+def test_another_process_sees_what_an_open_writer_wrote(differential, mount):
+    """A writer holding its descriptor: cat, stat, ls and wc in another process see it."""
+    differential(
+        [sh("look.sh", "cat f > seen; wc -c < f > size; ls > names\n"),
+         ["open", "f", "WRONLY|CREAT|TRUNC", 0o644, "w"], ["write", "w", "first part "],
+         ["run", "look.sh"], ["cat", "seen"], ["cat", "size"], ["cat", "names"],
+         ["stat", "f", False], ["write", "w", "second"],
+         ["run", "look.sh"], ["cat", "seen"], ["cat", "size"],
+         ["close", "w"], ["cat", "f"]],
+        [["cat", "f"], ["cat", "seen"]],
+        mount=mount)
+
+
+@MOUNTS
+def test_two_writers_at_different_offsets_then_a_reader(differential, mount):
+    differential(
+        [["put", "f", DATA],
+         sh("w1.sh", "printf AAAA | dd of=f bs=1 seek=10 conv=notrunc status=none\n"),
+         sh("w2.sh", "printf BBBB | dd of=f bs=1 seek=2000 conv=notrunc status=none\n"),
+         sh("both.sh", "./w1.sh & ./w2.sh & wait\n"),
+         ["run", "both.sh"], ["stat", "f", False], ["cat", "f"]],
+        [["cat", "f"], ["stat", "f", False]],
+        mount=mount)
+
+
+@MOUNTS
+def test_two_appending_processes_interleave(differential, mount):
+    """O_APPEND from two processes, each holding its descriptor across the other's writes."""
+    differential(
+        [["open", "f", "WRONLY|CREAT|APPEND", 0o644, "a"], ["write", "a", "one "],
+         sh("b.sh", "exec 3>>f; printf 'two ' >&3; printf 'three ' >&3; exec 3>&-\n"),
+         ["run", "b.sh"], ["write", "a", "four "], ["fstat", "a", False],
+         ["open", "f", "WRONLY|APPEND", 0o644, "b"], ["write", "b", "five "], ["write", "a", "six"],
+         ["close", "b"], ["cat", "f"], ["close", "a"], ["cat", "f"]],
+        [["cat", "f"]],
+        mount=mount)
+
+
+@MOUNTS
+def test_a_shell_loop_appending_with_redirection(differential, mount):
+    differential(
+        [sh("loop.sh", "for i in 1 2 3 4 5; do echo line$i >> f; wc -l < f >> counts; done\n"
+                       "exec 3<f; read first <&3; echo \"$first\" > first; exec 3<&-\n"),
+         ["run", "loop.sh"], ["cat", "f"], ["cat", "counts"], ["cat", "first"]],
+        [["cat", "f"]],
+        mount=mount)
+
+
+@MOUNTS
+def test_a_child_inherits_a_written_descriptor_and_closes_it(differential, mount):
+    """The parent writes, a subshell writes through the same description and exits, the
+    parent writes again: one offset, one file."""
+    differential(
+        [sh("fork.sh", "exec 3>f; printf a >&3; (printf b >&3; exec 3>&-); printf c >&3;\n"
+                       "cat f > mid; ( printf d >&3 ) & wait; exec 3>&-; cat f > end\n"),
+         ["run", "fork.sh"], ["cat", "mid"], ["cat", "end"], ["cat", "f"]],
+        [["cat", "f"]],
+        mount=mount)
+
+
+@MOUNTS
+def test_a_writer_whose_file_another_process_truncates(differential, mount):
+    differential(
+        [sh("t.sh", "truncate -s 3 f\n"),
+         ["open", "f", "WRONLY|CREAT|TRUNC", 0o644, "w"], ["write", "w", "0123456789"],
+         ["run", "t.sh"], ["fstat", "w", False], ["write", "w", "XY"], ["fstat", "w", False],
+         ["close", "w"], ["cat", "f"]],
+        [["cat", "f"], ["stat", "f", False]],
+        mount=mount)
+
+
+@MOUNTS
+def test_a_writer_whose_file_another_process_renames_and_removes(differential, mount):
+    differential(
+        [sh("mv.sh", "mv f g\n"), sh("rm.sh", "rm g\n"),
+         ["open", "f", "WRONLY|CREAT|TRUNC", 0o644, "w"], ["write", "w", "before "],
+         ["run", "mv.sh"], ["write", "w", "between "], ["cat", "g"],
+         ["open", "g", "RDONLY", 0o644, "r"],
+         ["run", "rm.sh"], ["write", "w", "after"], ["fstat", "w", False], ["pread", "r", 40, 0],
+         ["close", "w"], ["pread", "r", 40, 0], ["close", "r"], ["listdir"]],
+        [["listdir"]],
+        mount=mount)
+
+
+@MOUNTS
+def test_editors_save_while_a_reader_holds_the_old_file(differential, mount):
+    """sed -i, sort -o f f and write-tmp-then-rename while a descriptor holds the old file."""
+    differential(
+        [["put", "f", "c\nb\na\n"],
+         sh("ed.sh", "sed -i s/b/B/ f && sort -o f f && printf 'z\\n' > f.tmp && cat f >> f.tmp && mv f.tmp f\n"),
+         ["open", "f", "RDONLY", 0o644, "r"], ["read", "r", 2],
+         ["run", "ed.sh"], ["read", "r", 10], ["fstat", "r", False], ["cat", "f"], ["stat", "f", False],
+         ["close", "r"], ["listdir"]],
+        [["cat", "f"], ["listdir"]],
+        mount=mount)
+
+
+@MOUNTS
+def test_a_directory_renamed_while_files_below_are_open(differential, mount):
+    differential(
+        [["mkdir", "d"], ["put", "d/r", DATA],
+         ["open", "d/r", "RDONLY", 0o644, "r"], ["open", "d/w", "WRONLY|CREAT", 0o644, "w"],
+         ["write", "w", "in d "], sh("mv.sh", "mv d e && cat e/w > seen\n"),
+         ["run", "mv.sh"], ["cat", "seen"], ["write", "w", "in e"], ["pread", "r", 8, 100],
+         ["fstat", "r", False], ["close", "w"], ["close", "r"], ["cat", "e/w"], ["listdir"], ["listdir", "e"]],
+        [["listdir"], ["listdir", "e"], ["cat", "e/w"]],
+        mount=mount)
+
+
+@MOUNTS
+def test_two_descriptors_of_one_process(differential, mount):
+    """A reader and a writer of one file in one process, and an O_TRUNC open of it."""
+    differential(
+        [["put", "f", DATA], ["open", "f", "RDONLY", 0o644, "r"], ["open", "f", "RDWR", 0o644, "w"],
+         ["pwrite", "w", "XYZ", 5], ["pread", "r", 10, 0], ["ftruncate", "w", 20], ["fstat", "r", False],
+         ["read", "r", 100], ["open", "f", "WRONLY|TRUNC", 0o644, "t"], ["fstat", "r", False],
+         ["pread", "w", 10, 0], ["write", "t", "new"], ["pread", "r", 10, 0], ["close", "t"],
+         ["pread", "r", 10, 0], ["close", "w"], ["close", "r"], ["cat", "f"]],
+        [["cat", "f"]],
+        mount=mount)
+
+
+def test_a_reader_sees_a_writer_whose_new_version_an_earlier_run_cached(objmount, s3, bucket):
+    """The version a writer's close makes may already be in the cache (an earlier run
+    read the same bytes, and the object was changed since): a descriptor held across
+    that close must still see the writers after it."""
+    path = f"/objmount/s3/{bucket}/f"
+    first = objmount(["sh", "-c", f"printf B > {path} && cat {path}"])
+    assert first.returncode == 0 and first.stdout == b"B", first.stderr
+    s3.put_object(Bucket=bucket, Key="f", Body=b"A")   # another client
+    run = objmount(["sh", "-c", f"exec 3<{path}; printf B > {path}; printf C >> {path}; cat <&3; echo; cat {path}"])
+    assert run.returncode == 0, run.stderr
+    assert run.text == "BC\nBC"
+    assert s3.get_object(Bucket=bucket, Key="f")["Body"].read() == b"BC"
