@@ -1,12 +1,15 @@
-"""Descriptor bookkeeping: close, dup*, fcntl(F_DUPFD*, F_SETFD), close_range."""
+"""Descriptor bookkeeping: close, dup*, fcntl(F_DUPFD*, F_SETFD), close_range, and
+virtual descriptors sent to another process (sendmsg with SCM_RIGHTS)."""
 
 from __future__ import annotations
 
 import errno
+import struct
 
 from vfs import VfsError
 
-from .registry import always_syscall, fd_syscall
+from ..linux import SYS
+from .registry import always_syscall, fd_syscall, on_demand_syscall
 
 F_DUPFD = 0
 F_SETFD = 2
@@ -114,3 +117,53 @@ def on_close_range(sup, stop) -> None:
             proc.fds.fds[fd].cloexec = True
         else:
             proc.fds.remove(fd)
+
+
+SOL_SOCKET = 1
+SCM_RIGHTS = 1
+MSGHDR = 56          # struct msghdr on x86_64; msg_control at 32, msg_controllen at 40
+MMSGHDR = 64         # struct mmsghdr: a msghdr and its msg_len, padded
+UIO_MAXIOV = 1024    # the most messages one sendmmsg sends
+CONTROL_MAX = 1 << 16
+
+
+def passed_fds(stop) -> list[int]:
+    """The descriptors a sendmsg or sendmmsg passes (SCM_RIGHTS); [] when nothing readable."""
+    memo = stop.memo.get("passed")
+    if memo is not None:
+        return memo
+    fds: list[int] = []
+    try:
+        if stop.nr == SYS.sendmsg:
+            headers = [stop.read(stop.arg(1), MSGHDR)]
+        else:
+            count = min(stop.arg(2), UIO_MAXIOV)
+            data = stop.read(stop.arg(1), MMSGHDR * count) if count else b""
+            headers = [data[MMSGHDR * i:MMSGHDR * i + MSGHDR] for i in range(count)]
+        for header in headers:
+            control, length = struct.unpack_from("<QQ", header, 32)
+            if not control or length < 16:
+                continue
+            buf = stop.read(control, min(length, CONTROL_MAX))
+            at = 0
+            while at + 16 <= len(buf):
+                size, level, kind = struct.unpack_from("<Qii", buf, at)
+                if size < 16:
+                    break
+                if level == SOL_SOCKET and kind == SCM_RIGHTS:
+                    body = buf[at + 16:at + min(size, len(buf) - at)]
+                    fds += [fd for (fd,) in struct.iter_unpack("<i", body[:len(body) // 4 * 4])]
+                at += (size + 7) & ~7
+    except (OSError, struct.error):
+        fds = []   # the kernel answers EFAULT (or sends no descriptors)
+    stop.memo["passed"] = fds
+    return fds
+
+
+@on_demand_syscall("sendmsg", "sendmmsg")
+def on_sendmsg(sup, stop) -> None:
+    """A virtual descriptor sent over a unix socket lands in a process whose table does
+    not list it, whose reads and writes never stop: see Supervisor.sent."""
+    descs = {id(d): d for fd in passed_fds(stop) if (d := sup.desc(stop, fd)) is not None}
+    if descs:
+        sup.sent(list(descs.values()))

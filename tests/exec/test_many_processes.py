@@ -194,3 +194,79 @@ def test_a_reader_sees_a_writer_whose_new_version_an_earlier_run_cached(objmount
     assert run.returncode == 0, run.stderr
     assert run.text == "BC\nBC"
     assert s3.get_object(Bucket=bucket, Key="f")["Body"].read() == b"BC"
+
+
+FOUR_MIB = {"rep": ["0123456789abcdef", 262144]}
+TWENTY_MIB = {"rep": ["0123456789abcdef", 1310720]}
+
+
+def dd(name: str, data: str, offset: int, trunc: bool = False) -> list:
+    conv = "" if trunc else " conv=notrunc"
+    return sh(name, f"printf '{data}' | dd of=f bs=1 seek={offset}{conv} status=none\n")
+
+
+def not_local(cache_dir):
+    import shutil
+    return lambda: shutil.rmtree(cache_dir)
+
+
+@MOUNTS
+@pytest.mark.parametrize("change", [
+    [dd("c.sh", "WXYZ", 2_500_000)],
+    [sh("c.sh", "printf tail >> f\n")],
+    [sh("c.sh", "truncate -s 2000000 f && printf X >> f\n")],
+    [sh("c.sh", "chmod 600 f && touch -d @1000000000 f\n")],
+    [sh("c.sh", "printf new > g && mv g f\n")],
+    [sh("c.sh", "rm f && printf again > f\n")],
+    [sh("c.sh", "ln f g && printf LINK | dd of=g bs=1 seek=3000000 conv=notrunc status=none\n")],
+], ids=["dd", "append", "truncate", "attrs", "renamed-over", "removed", "link"])
+def test_a_reader_of_a_large_file_not_local_and_another_process(differential, cache_dir, mount, change):
+    """A descriptor holds a 4 MiB file of which only the head is local; another process
+    changes it: the reader's later reads of ranges never fetched give a local file's answer."""
+    differential(
+        [["put", "f", FOUR_MIB]],
+        not_local(cache_dir),
+        [*change, ["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 8, 0],
+         ["run", "c.sh"], ["pread", "r", 8, 1_500_000], ["pread", "r", 8, 2_500_000], ["pread", "r", 8, 2_000_000],
+         ["pread", "r", 8, 3_000_000], ["fstat", "r", False], ["lseek", "r", -4, 2], ["read", "r", 10],
+         ["mmap_read", "r", 8, 1_000_000], ["close", "r"], ["stat", "f", False]],
+        [["cat", "f"]],
+        mount=mount)
+
+
+@MOUNTS
+@pytest.mark.parametrize("change", [
+    [dd("c.sh", "WXYZ", 100)],
+    [sh("c.sh", "printf tail >> f\n")],
+    [sh("c.sh", "truncate -s 10000000 f\n")],
+    [sh("c.sh", "cat f > copy\n")],
+], ids=["dd-sent-part", "append", "truncate", "read"])
+def test_a_new_large_file_being_written_and_another_process(differential, mount, change):
+    """A new 20 MiB file goes up while it is written (write-behind); another process
+    changes or reads it meanwhile; the writer goes on and closes."""
+    differential(
+        [*change, ["open", "f", "WRONLY|CREAT|TRUNC", 0o644, "w"], ["write", "w", TWENTY_MIB],
+         ["run", "c.sh"], ["write", "w", "more"], ["fstat", "w", False], ["close", "w"],
+         ["stat", "f", False], ["cat", "f"]],
+        [["stat", "f", False], ["cat", "f"], ["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 8, 100],
+         ["pread", "r", 8, 9_999_996], ["pread", "r", 8, 20_971_516], ["close", "r"]],
+        mount=mount)
+
+
+SEND_FD = '#!/usr/bin/env python3\nimport os, socket, sys\nos.chdir(os.path.dirname(os.path.abspath(sys.argv[0])))\na, b = socket.socketpair()\npid = os.fork()\nif pid == 0:\n    a.close()\n    msg, fds, flags, addr = socket.recv_fds(b, 10, 1)\n    fd = fds[0]\n    head = os.pread(fd, 8, 0)\n    far = os.pread(fd, 8, 3_000_000)\n    os.pwrite(fd, b"CHILD", 10)\n    with open("child-saw", "wb") as out:\n        out.write(head + b"|" + far)\n    os.close(fd)\n    os._exit(0)\nb.close()\nfd = os.open("f", os.O_RDWR)\nsocket.send_fds(a, [b"x"], [fd])\nos.close(fd)\nos.waitpid(pid, 0)\n'
+
+
+@MOUNTS
+def test_a_descriptor_sent_to_another_process(differential, cache_dir, mount):
+    """A process opens a file and passes the descriptor over a unix socket (SCM_RIGHTS)
+    to a child that did not inherit it, then closes its own: the child reads ranges never
+    fetched and writes; the write reaches the bucket."""
+    differential(
+        [["put", "f", FOUR_MIB]],
+        not_local(cache_dir),
+        [["put", "send.py", SEND_FD, 0o755], ["run", "send.py"], ["cat", "child-saw"],
+         ["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 8, 8], ["close", "r"]],
+        not_local(cache_dir),   # what the store holds, not what the cache says
+        [["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 8, 8], ["pread", "r", 8, 3_000_000], ["close", "r"]],
+        mount=mount)
+
