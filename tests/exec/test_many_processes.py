@@ -270,3 +270,40 @@ def test_a_descriptor_sent_to_another_process(differential, cache_dir, mount):
         [["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 8, 8], ["pread", "r", 8, 3_000_000], ["close", "r"]],
         mount=mount)
 
+
+DIR_FD = """#!/usr/bin/env python3
+import os, sys
+os.chdir(os.path.dirname(os.path.abspath(sys.argv[0])))
+fd = os.open("d", os.O_RDONLY | os.O_DIRECTORY)
+os.rename("d", "e")
+out = [sorted(os.listdir(fd))]
+with open("x", "rb", opener=lambda p, f: os.open(p, f, dir_fd=fd)) as f:
+    out.append(f.read().decode())
+new = os.open("y", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+os.write(new, b"made through the old descriptor")
+os.close(new)
+out.append(os.stat("y", dir_fd=fd).st_size)
+os.close(fd)
+with open("out", "w") as f:
+    f.write(repr(out))
+"""
+
+
+@MOUNTS
+def test_a_directory_descriptor_follows_its_directory_renamed(differential, mount):
+    differential(
+        [["mkdir", "d"], ["put", "d/x", "in d"], ["put", "dfd.py", DIR_FD, 0o755], ["run", "dfd.py"],
+         ["cat", "out"], ["listdir"], ["listdir", "e"], ["cat", "e/y"]],
+        mount=mount)
+
+
+@MOUNTS
+def test_a_working_directory_follows_its_directory_renamed_by_another_process(differential, mount):
+    differential(
+        [["mkdir", "d"], ["put", "d/x", "in d"], sh("mv.sh", "mv d e\n"),
+         sh("cwd.sh", "cd d || exit 3\n../mv.sh\nls > ../listed 2>&1; cat x > ../read 2>&1; printf y > y 2>../made\n"
+                      "pwd -P | sed 's,.*/,,' > ../where\n"),
+         ["run", "cwd.sh"], ["cat", "listed"], ["cat", "read"], ["cat", "made"], ["cat", "where"],
+         ["listdir"], ["listdir", "e"]],
+        mount=mount)
+
