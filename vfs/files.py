@@ -727,6 +727,9 @@ class Files:
             self._orphan(item)  # open for reading only: st_nlink 0 from now on
         return self.unlinked(store, key, path)
 
+    def nameless(self, item: Item) -> bool:
+        return item in self._unlinked
+
     def _orphan(self, item: Item) -> None:
         """`item` has no name any more. It is filed under a name of its own: a later
         object with these very bytes (the same ETag) must not share its cache file."""

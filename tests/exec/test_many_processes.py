@@ -307,3 +307,16 @@ def test_a_working_directory_follows_its_directory_renamed_by_another_process(di
          ["listdir"], ["listdir", "e"]],
         mount=mount)
 
+
+@MOUNTS
+@pytest.mark.parametrize("replace", ["rm f && printf new > f\n", "printf new > g && mv g f\n"], ids=["rm", "mv"])
+def test_a_descriptor_of_a_file_replaced_by_another_process_changes_only_its_own(differential, mount, replace):
+    """fchmod, futimens and fstat through a descriptor whose name now belongs to another
+    file: the new file is left alone."""
+    differential(
+        [["put", "f", "old"], sh("c.sh", replace), ["open", "f", "RDWR", 0o644, "a"],
+         ["run", "c.sh"], ["fchmod", "a", 0o600], ["utimensat", None, 10**18, 10**18, True, "a"],
+         ["fstat", "a"], ["write", "a", "written"], ["stat", "f"], ["cat", "f"], ["close", "a"],
+         ["stat", "f"], ["cat", "f"]],
+        [["stat", "f"], ["cat", "f"]],
+        mount=mount)
