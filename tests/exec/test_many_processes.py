@@ -320,3 +320,12 @@ def test_a_descriptor_of_a_file_replaced_by_another_process_changes_only_its_own
          ["stat", "f"], ["cat", "f"]],
         [["stat", "f"], ["cat", "f"]],
         mount=mount)
+
+
+@pytest.mark.parametrize("replace", ["rm f && printf new > f\n", "printf new > g && mv g f\n"], ids=["rm", "mv"])
+def test_xattrs_through_a_descriptor_of_a_replaced_file_are_its_own(differential, replace):
+    differential(
+        [["put", "f", "old"], ["setxattr", "f", "user.kept", "old file's"], sh("c.sh", replace),
+         ["open", "f", "RDWR", 0o644, "a"], ["run", "c.sh"], ["fxattrs", "a"], ["listxattr", "f"],
+         ["close", "a"], ["listxattr", "f"]],
+        [["listxattr", "f"]])
