@@ -145,6 +145,9 @@ class Item:
         self.previous_etag: str | None = None
         self.attrs: dict | None = None   # mode, uid, gid, mtime to store with the upload
         self.writers = 0
+        # writer (a thread id) -> the range of its last announced write, which may not have
+        # landed yet: the kernel runs it after the announcement (files.py, Files.flush)
+        self.unlanded: dict = {}
         self.handles: set = set()   # open vfs handles on it (a rename moves them all)
         self.journaled = False
         self.attrs_version = 0      # explicit attribute changes (chmod, chown, utimes)

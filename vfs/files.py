@@ -98,6 +98,8 @@ class OpenFile:
                 item.cond.wait(timeout=1.0)
             item.present.add(offset, end)
             item.dirty.add(offset, end)
+            if writer is not None:
+                item.unlanded[writer] = (offset, end)   # its previous write has landed
         self._files.dirtied(self, offset, end)
         self._files.write_behind(self, offset, end, writer)
         return length
@@ -106,6 +108,7 @@ class OpenFile:
         """truncate/ftruncate to `size`: bytes past it are gone, an extension is zeros.
         `writer` as for will_write."""
         item = self.item
+        item.unlanded.pop(writer, None)
         current = os.stat(item.path).st_size
         if size < item.size:
             item.truncated = True  # the previous version's bytes past `size` are gone
@@ -153,9 +156,10 @@ class OpenFile:
         self.item.attrs = dict(self.item.attrs or {}, **attrs)
         self._files.dirtied(self, 0, 0, meta_only=True)
 
-    def flush(self) -> None:
-        """Upload pending changes; returns once the bucket has them (close, fsync)."""
-        self._files.flush_handle(self)
+    def flush(self, landed=None) -> None:
+        """Upload pending changes; returns once the bucket has them (close, fsync).
+        `landed`: the writer (thread) asking, whose writes have all landed."""
+        self._files.flush_handle(self, landed)
 
     @property
     def complete(self) -> bool:
@@ -601,14 +605,17 @@ class Files:
                                attrs.get("gid", os.getgid()), links=links, **_times(attrs, None))
         return dict(md, xattr=attrs["xattr"]) if attrs.get("xattr") else md
 
-    def flush_handle(self, handle: OpenFile) -> None:
+    def flush_handle(self, handle: OpenFile, landed=None) -> None:
         name = self._name_of(handle)
         if name is not None:
-            self.flush(handle.item, handle._store, *name)
+            self.flush(handle.item, handle._store, *name, landed=landed)
 
-    def flush(self, item: Item, store, key: str, path: str) -> None:
+    def flush(self, item: Item, store, key: str, path: str, landed=None) -> None:
         # Held across the upload, whose requests let go of the embedding program's lock
         # (blocking.py): so is the wait for it, or the two would wait for each other.
+        item.unlanded.pop(landed, None)
+        if item.writers == 0:
+            item.unlanded.clear()   # no writable descriptor left: no write on its way
         with acquired(item.upload_lock):
             if item in self._unlinked:
                 return
@@ -675,7 +682,10 @@ class Files:
             self.cache.note_version(store.id, key, {"etag": etag, "size": size, "mtime": time.time(),
                                                     "metadata": metadata, "content_type": None})
             with item.cond:
-                item.dirty = RangeSet()
+                # Writes of other writers announced but maybe not landed when the file was
+                # read (another process writing while this one closes) stay dirty: their
+                # bytes go up at a later flush, never forgotten.
+                item.dirty = RangeSet(sorted(item.unlanded.values()))
                 item.present.add(0, 0)
             item.created = item.untracked = item.truncated = False
             item.size = size

@@ -35,7 +35,7 @@ def on_close(sup, stop) -> None:
     error = None
     if desc.refs - desc.maps == 1 and desc.file is not None and desc.file.writable and desc.file.dirty:
         try:
-            desc.file.flush()
+            desc.file.flush(landed=stop.tid)
         except VfsError as exc:
             sup.report(exc)
             # the data did not reach the bucket: ENOSPC if a write failed for room, else EIO

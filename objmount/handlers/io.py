@@ -164,7 +164,7 @@ def on_msync(sup, stop) -> None:
     for m_start, m_end, desc in sup.proc(stop).mapped:
         if m_start < end and start < m_end and desc.file is not None and desc.file.dirty:
             try:
-                desc.file.flush()
+                desc.file.flush(landed=stop.tid)
             except VfsError as exc:
                 sup.report(exc)
                 stop.fail(errno.EIO)
@@ -286,7 +286,7 @@ def on_fsync(sup, stop) -> None:
     desc = sup.desc(stop, stop.sarg(0))
     if desc is not None and desc.file is not None and desc.file.writable:
         try:
-            desc.file.flush()
+            desc.file.flush(landed=stop.tid)
         except VfsError as exc:
             sup.report(exc)
             stop.fail(errno.EIO)  # the data did not reach the bucket; it stays in the cache

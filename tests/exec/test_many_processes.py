@@ -329,3 +329,34 @@ def test_xattrs_through_a_descriptor_of_a_replaced_file_are_its_own(differential
          ["open", "f", "RDWR", 0o644, "a"], ["run", "c.sh"], ["fxattrs", "a"], ["listxattr", "f"],
          ["close", "a"], ["listxattr", "f"]],
         [["listxattr", "f"]])
+
+
+CLOSING_WRITERS = """import os, sys
+path, n = sys.argv[1], 150
+kids = []
+for k in range(2):
+    pid = os.fork()
+    if pid == 0:
+        for i in range(n):
+            fd = os.open(path, os.O_WRONLY)
+            os.pwrite(fd, b"AB"[k:k + 1], 2 * i + k)
+            os.close(fd)
+        os._exit(0)
+    kids.append(pid)
+for pid in kids:
+    os.waitpid(pid, 0)
+print(open(path, "rb").read().decode())
+"""
+
+
+def test_a_close_while_another_process_writes_loses_nothing(objmount, s3, bucket, tmp_path):
+    """Two processes open, write one byte and close, over and over, each at its own
+    offsets: each close uploads the file while the other's write may be on its way."""
+    import sys
+    s3.put_object(Bucket=bucket, Key="f", Body=b"")
+    script = tmp_path / "closing.py"
+    script.write_text(CLOSING_WRITERS)
+    run = objmount([sys.executable, str(script), f"/objmount/s3/{bucket}/f"])
+    assert run.returncode == 0, run.stderr
+    assert run.text.strip() == "AB" * 150
+    assert s3.get_object(Bucket=bucket, Key="f")["Body"].read() == b"AB" * 150
