@@ -189,8 +189,24 @@ def _will_write(sup, stop, fd: int, offset: int | None, length: int, length_arg:
         return
     length = min(length, MAX_RW_COUNT)   # the kernel moves no more in one call
     _kill_setid(sup, stop, desc.file)
-    if offset is None:
-        offset = os.stat(desc.file.cache_path).st_size if desc.append else file_position(stop.tid, fd)
+    settle = False
+    if offset is None and not desc.append:
+        offset = file_position(stop.tid, fd)
+        # Another process (or thread) writing at this description's position at the same
+        # time (forked children) may land first and push this write elsewhere than the
+        # position read here, where nothing would record it: bytes of the previous version
+        # fetched over it, or copied over it at the upload. A write of a description other
+        # processes hold (threads: once two have written) that may land where the previous
+        # version still has bytes runs to its exit here, in its turn on the file, so that
+        # the next one reads where it ended. Past those bytes (a new or truncated file:
+        # `make -j > log`, every append) a write pushed elsewhere is harmless.
+        if desc.last_writer not in (None, stop.tid):
+            desc.contended = True
+        desc.last_writer = stop.tid
+        shared = desc.tables > 1 or sup.proc(stop).fds.users > 1 or desc.contended
+        settle = shared and offset < desc.file.item.size
+    elif offset is None:
+        offset = os.stat(desc.file.cache_path).st_size
     # The kernel writes, and we never see its answer: a write the cache disk cannot take
     # is failed here (ENOSPC, the file marked failed: its close fails, nothing goes up),
     # after evicting clean data; a call that may copy less is shortened instead.
@@ -202,6 +218,8 @@ def _will_write(sup, stop, fd: int, offset: int | None, length: int, length_arg:
         raise
     if length_arg is not None and 0 < allowed < length:
         stop.set_arg(length_arg, allowed)
+    if settle:
+        stop.run()
 
 
 def _kill_setid(sup, stop, file) -> None:

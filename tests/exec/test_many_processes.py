@@ -331,6 +331,49 @@ def test_xattrs_through_a_descriptor_of_a_replaced_file_are_its_own(differential
         [["listxattr", "f"]])
 
 
+SHARED_OFFSET = """import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | int(sys.argv[2]))
+os.lseek(fd, 2 << 20, 0)
+kids = []
+for letter in b"AB":
+    pid = os.fork()
+    if pid == 0:
+        block = bytes([letter]) * 4096
+        for _ in range(300):
+            os.write(fd, block)
+        os._exit(0)
+    kids.append(pid)
+for pid in kids:
+    os.waitpid(pid, 0)
+os.close(fd)
+"""
+
+
+@pytest.mark.parametrize("size", [4 << 20, 24 << 20], ids=["4MiB", "24MiB"])
+@pytest.mark.parametrize("append", [False, True], ids=["offset", "append"])
+def test_processes_writing_through_one_description_at_once(objmount, s3, bucket, tmp_path, size, append):
+    """Two children write 300 blocks each through the description their parent opened
+    (one offset, as `make -j > log` does), at the same time, into a file of which only the
+    head is local: every block lands whole, and the rest of the object stays as it was."""
+    import os as _os
+    old = bytes(range(256)) * (size // 256)
+    s3.put_object(Bucket=bucket, Key="f", Body=old)
+    script = tmp_path / "share.py"
+    script.write_text(SHARED_OFFSET)
+    import sys
+    flag = _os.O_APPEND if append else 0
+    run = objmount([sys.executable, str(script), f"/objmount/s3/{bucket}/f", str(flag)])
+    assert run.returncode == 0, run.stderr
+    got = s3.get_object(Bucket=bucket, Key="f")["Body"].read()
+    start = size if append else 2 << 20
+    assert len(got) == max(size, start + 600 * 4096)
+    blocks = [got[start + i * 4096:start + (i + 1) * 4096] for i in range(600)]
+    assert sorted(set(blocks)) == [b"A" * 4096, b"B" * 4096]
+    assert blocks.count(b"A" * 4096) == 300
+    assert got[:start] == old[:start]
+    assert got[start + 600 * 4096:] == old[start + 600 * 4096:]
+
+
 CLOSING_WRITERS = """import os, sys
 path, n = sys.argv[1], 150
 kids = []
