@@ -351,6 +351,16 @@ class Supervisor:
         """The n-th declared path of the call being handled, classified (see `target`)."""
         return self.target(stop, *registry.PATH_ARGS[stop.nr][n])
 
+    def nameless_link(self, stop: SyscallStop, n: int = 0) -> OpenDescription | None:
+        """The description behind the n-th path when it is a descriptor's link
+        (/proc/PID/fd/N) to a file that has lost its name (unlinked, or replaced by a
+        rename): the kernel's link still reaches that file, whatever bears its old name now."""
+        target = self.path_arg(stop, n)
+        desc = target.desc if target is not None else None
+        if desc is not None and desc.file is not None and self.vfs.nameless(desc.file):
+            return desc
+        return None
+
     def virtual_arg(self, stop: SyscallStop, n: int = 0, resolve=None, follow_last: bool | None = None,
                     **how) -> Target | None:
         """The one preamble of path handlers: the n-th declared path, classified and
@@ -431,7 +441,7 @@ class Supervisor:
             form = paths.fd_link_form(raw)
             desc = self.fd_link(stop, form)
             if desc is not None:
-                return Target(True, desc.path, paths.wants_dir(raw), exact=True)
+                return Target(True, desc.path, paths.wants_dir(raw), exact=True, desc=desc)
             link = self.proc_link(stop, form)
             if link is not None:
                 base, rest = link

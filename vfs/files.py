@@ -740,6 +740,19 @@ class Files:
     def nameless(self, item: Item) -> bool:
         return item in self._unlinked
 
+    def reopen(self, handle: OpenFile, flags: int) -> OpenFile:
+        """A new handle on the item of `handle`, which has no name any more."""
+        item = handle.item
+        with self.cache._lock:
+            item.opens += 1
+        writable = (flags & os.O_ACCMODE) != os.O_RDONLY
+        new = OpenFile(self, handle._store, handle._key, handle.current_meta(), item, handle.path, writable)
+        if writable:
+            item.writers += 1
+            if flags & os.O_TRUNC:
+                new.set_size(0)
+        return new
+
     def _orphan(self, item: Item) -> None:
         """`item` has no name any more. It is filed under a name of its own: a later
         object with these very bytes (the same ETag) must not share its cache file."""

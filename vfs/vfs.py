@@ -509,6 +509,11 @@ class Vfs:
         """Whether an open file has lost its name (unlinked, or replaced by a rename)."""
         return file is not None and self.files.nameless(file.item)
 
+    def reopen(self, file, flags: int):
+        """Another open of a file that has no name any more (/proc/PID/fd/N): a new
+        handle on the same cache item."""
+        return self.files.reopen(file, flags)
+
     def setattr_open(self, file, mode: int | None = None, uid: int | None = None, gid: int | None = None,
                      mtime_ns: int | None = None, atime_ns: int | None = None) -> None:
         """fchmod, fchown, futimens of a file that has no name any more: the change is the

@@ -403,3 +403,59 @@ def test_a_close_while_another_process_writes_loses_nothing(objmount, s3, bucket
     assert run.returncode == 0, run.stderr
     assert run.text.strip() == "AB" * 150
     assert s3.get_object(Bucket=bucket, Key="f")["Body"].read() == b"AB" * 150
+
+
+MAPPER = """#!/usr/bin/env python3
+import mmap, os, subprocess, sys
+os.chdir(os.path.dirname(os.path.abspath(sys.argv[0])))
+fd = os.open("f", os.O_RDWR)
+m = mmap.mmap(fd, 0)
+m[0:6] = b"MAPPED"
+subprocess.run(["sh", "-c", "cat f > seen-by-cat; printf X | dd of=f bs=1 seek=8 conv=notrunc status=none"])
+with open("seen-by-map", "wb") as out:
+    out.write(m[0:10])
+os._exit(0)   # no munmap, no close: the exit lets go of both
+"""
+
+
+@MOUNTS
+def test_a_shared_mapping_and_other_processes(differential, cache_dir, mount):
+    """One process writes through a shared mapping and leaves it to its exit; a child reads
+    and writes the file meanwhile."""
+    differential(
+        [["put", "f", FOUR_MIB]],
+        not_local(cache_dir),
+        [["put", "map.py", MAPPER, 0o755], ["run", "map.py"], ["cat", "seen-by-cat"], ["cat", "seen-by-map"],
+         ["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 12, 0], ["close", "r"]],
+        not_local(cache_dir),
+        [["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 12, 0], ["pread", "r", 8, 3_000_000], ["close", "r"]],
+        mount=mount)
+
+
+@MOUNTS
+def test_a_lock_held_by_one_process_is_seen_by_the_others_across_writers(differential, mount):
+    differential(
+        [["put", "f", DATA],
+         sh("lock.sh", "exec 3<f; flock 3; printf rewritten > f; printf more >> f\n"
+                       "flock -n f true; echo $? > try1; sh -c 'flock -n f true; echo $? > try2'\n"
+                       "flock -u 3; flock -n f true; echo $? > try3\n"),
+         ["run", "lock.sh"], ["cat", "try1"], ["cat", "try2"], ["cat", "try3"], ["cat", "f"]],
+        mount=mount)
+
+
+@MOUNTS
+def test_another_process_opens_a_descriptor_through_proc(differential, mount):
+    """/proc/PID/fd/N of another process: the file that descriptor holds, written, renamed
+    or unlinked since."""
+    differential(
+        [["put", "f", DATA], ["open", "f", "RDWR", 0o644, "a"], ["pwrite", "a", "WRITTEN", 0],
+         ["put", "peek.sh", "#!/bin/sh\nhead -c 12 \"$1\"\n", 0o755],
+         sh("p.sh", "./peek.sh /proc/$PPID/fd/$1 > seen1; mv f g; ./peek.sh /proc/$PPID/fd/$1 > seen2;"
+                    " rm g; ./peek.sh /proc/$PPID/fd/$1 > seen3 2>/dev/null; echo $? >> seen3;"
+                    " printf other > g; printf new > f; ./peek.sh /proc/$PPID/fd/$1 > seen4;"
+                    " stat -L -c '%s %h %a' /proc/$PPID/fd/$1 > seen5;"
+                    " printf ' appended' >> /proc/$PPID/fd/$1\n"),
+         ["fdnum", "a"], ["run", "p.sh", "3"], ["cat", "seen1"], ["cat", "seen2"], ["cat", "seen3"],
+         ["cat", "seen4"], ["cat", "seen5"], ["pread", "a", 100, 990], ["fstat", "a", False], ["close", "a"],
+         ["listdir"], ["cat", "f"], ["cat", "g"]],
+        mount=mount)
