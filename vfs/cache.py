@@ -216,6 +216,13 @@ class Item:
         with self._fd_lock, self.cond:
             self.size = min(self.size, size)
 
+    def open_fd(self) -> None:
+        """Keep a writable descriptor of the file (fetches write through it), so that they
+        still reach it once its name is gone."""
+        with self._fd_lock:
+            if self.fd < 0:
+                self.fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+
     def close_fd(self) -> None:
         """Drop our writable descriptor: exec of a file open for writing fails (ETXTBSY)."""
         with self._fd_lock:

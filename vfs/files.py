@@ -304,8 +304,16 @@ class Files:
                 item.cond.wait(timeout=1.0)
             item.present = RangeSet()
             item.size = size
+        # Its bytes change: other runs must not find them as `old`. The file leaves the
+        # shared cache under a private name of this run's (filed as the new version below),
+        # where fetches still find it; if another run reads it, it goes on as this run's
+        # alone, nameless, fetched into through a descriptor kept open.
+        moved = self.cache.take_over(item)
+        if not moved:
+            item.open_fd()
         os.truncate(item.path, size)
-        self.cache.detach(item, drop=True)  # its bytes change: other runs must not find them as `old`
+        if not moved:
+            self.cache.detach(item, drop=True)
         self._filed(item, store, key, new)
         meta = self.item_meta(source, store, key, None)
         for handle in list(item.handles):

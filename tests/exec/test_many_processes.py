@@ -459,3 +459,19 @@ def test_another_process_opens_a_descriptor_through_proc(differential, mount):
          ["cat", "seen4"], ["cat", "seen5"], ["pread", "a", 100, 990], ["fstat", "a", False], ["close", "a"],
          ["listdir"], ["cat", "f"], ["cat", "g"]],
         mount=mount)
+
+
+def test_hard_linked_names_written_by_another_process(differential):
+    """As README "Hard links" says: a descriptor opened while the file is being written
+    sees the writes at once; one opened before, at the writer's close."""
+    differential(
+        [["put", "a", DATA], ["link", "a", "b"],
+         sh("w.sh", "exec 3<>b; printf X >&3; touch written; while [ ! -e go ]; do sleep 0.01; done; exec 3>&-\n"
+                    "touch closed\n"),
+         sh("bg.sh", "./w.sh & while [ ! -e written ]; do sleep 0.01; done\n"),
+         sh("wait.sh", "while [ ! -e closed ]; do sleep 0.01; done\n"),
+         ["open", "a", "RDONLY", 0o644, "before"], ["run", "bg.sh"],
+         ["open", "a", "RDONLY", 0o644, "while"], ["pread", "while", 4, 0], ["cat", "a"], ["cat", "b"],
+         ["put", "go", ""], ["run", "wait.sh"], ["pread", "before", 4, 0], ["pread", "while", 4, 0],
+         ["close", "before"], ["close", "while"], ["cat", "a"]],
+        [["cat", "a"], ["cat", "b"], ["stat", "a", False]])
