@@ -461,6 +461,22 @@ def test_another_process_opens_a_descriptor_through_proc(differential, mount):
         mount=mount)
 
 
+@MOUNTS
+def test_times_another_process_changes_as_a_holder_sees_them(differential, mount):
+    differential(
+        [["put", "f", DATA], ["utime", "f", 10**18, 10**18], ["open", "f", "RDWR", 0o644, "a"],
+         sh("w.sh", "printf X | dd of=f bs=1 seek=5 conv=notrunc status=none\n"), sh("c.sh", "chmod 600 f\n"),
+         sh("r.sh", "cat f > /dev/null\n"), ["snap", "f", "s0"], ["sleep", 0.05],
+         ["run", "r.sh"], ["since", "f", "s0"], ["snap", "f", "s1"], ["sleep", 0.05],
+         ["run", "c.sh"], ["since", "f", "s1"], ["snap", "f", "s2"], ["sleep", 0.05],
+         ["run", "w.sh"], ["since", "f", "s2"], ["order", "f"], ["fstat", "a", False],
+         ["close", "a"], ["since", "f", "s2"]],
+        # file://: the next run sees the store file's own ctime, a few µs after its mtime
+        # (README "Times")
+        [["stat", "f", False]] + ([["order", "f"]] if mount == "bucket" else []),
+        mount=mount)
+
+
 def test_hard_linked_names_written_by_another_process(differential):
     """As README "Hard links" says: a descriptor opened while the file is being written
     sees the writes at once; one opened before, at the writer's close."""
