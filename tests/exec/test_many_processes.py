@@ -491,3 +491,50 @@ def test_hard_linked_names_written_by_another_process(differential):
          ["put", "go", ""], ["run", "wait.sh"], ["pread", "before", 4, 0], ["pread", "while", 4, 0],
          ["close", "before"], ["close", "while"], ["cat", "a"]],
         [["cat", "a"], ["cat", "b"], ["stat", "a", False]])
+
+
+DIR_LIST = """#!/usr/bin/env python3
+import os, subprocess, sys
+os.chdir(os.path.dirname(os.path.abspath(sys.argv[0])))
+fd = os.open("d", os.O_RDONLY | os.O_DIRECTORY)
+out = [sorted(os.listdir(fd))]
+subprocess.run(["sh", "-c", "touch d/new && rm d/x"])
+out.append(sorted(os.listdir(fd)))
+os.close(fd)
+with open("out", "w") as f:
+    f.write(repr(out))
+"""
+
+
+@MOUNTS
+def test_a_directory_descriptor_lists_again_what_another_process_changed(differential, mount):
+    differential(
+        [["mkdir", "d"], ["put", "d/x", "x"], ["put", "d/y", "y"], ["put", "ls.py", DIR_LIST, 0o755],
+         ["run", "ls.py"], ["cat", "out"]],
+        mount=mount)
+
+
+@MOUNTS
+def test_processes_racing_for_one_name(differential, mount):
+    """O_EXCL creations, renames of one file and mkdir -p of one tree, from several
+    processes at once: exactly one wins each, as on a local filesystem."""
+    race = ("for i in 1 2 3 4 5 6; do (set -C; echo $i > lock) 2>/dev/null && echo won >> wins & done; wait\n"
+            "for i in 1 2 3 4; do mv src dst$i 2>/dev/null && echo moved >> moves & done; wait\n"
+            "for i in 1 2 3 4; do mkdir -p t/a/b/c$i || echo failed >> mkdirs & done; wait\n")
+    differential(
+        [["put", "src", "payload"], sh("race.sh", race), ["run", "race.sh"], ["cat", "wins"], ["cat", "moves"],
+         ["exists", "mkdirs"], ["listdir", "t/a/b"], ["exists", "src"]],
+        mount=mount)
+
+
+@MOUNTS
+def test_children_reading_through_the_descriptor_of_their_parent(differential, cache_dir, mount):
+    """`exec 3<f` and children reading at its shared position, of a file not local yet."""
+    differential(
+        [["put", "f", FOUR_MIB]],
+        not_local(cache_dir),
+        [sh("r.sh", "exec 3<f; dd bs=1 count=5 status=none <&3 > a; dd bs=1M skip=2 count=1 status=none <&3 > /dev/null;"
+                    " dd bs=1 count=5 status=none <&3 > b; (dd bs=1 count=3 status=none <&3 > c) & wait;"
+                    " dd bs=1 count=3 status=none <&3 > d\n"),
+         ["run", "r.sh"], ["cat", "a"], ["cat", "b"], ["cat", "c"], ["cat", "d"]],
+        mount=mount)
