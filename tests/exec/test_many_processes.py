@@ -538,3 +538,39 @@ def test_children_reading_through_the_descriptor_of_their_parent(differential, c
                     " dd bs=1 count=3 status=none <&3 > d\n"),
          ["run", "r.sh"], ["cat", "a"], ["cat", "b"], ["cat", "c"], ["cat", "d"]],
         mount=mount)
+
+
+THREADS = """import os, sys, threading
+fd = os.open(sys.argv[1], os.O_RDWR)
+stop = threading.Event()
+def writer(k):
+    for i in range(200):
+        os.pwrite(fd, bytes([65 + k]) * 512, (2 << 20) + (4 * i + k) * 512)
+def syncer():
+    while not stop.is_set():
+        os.fsync(fd)
+ts = [threading.Thread(target=writer, args=(k,)) for k in range(3)]
+s = threading.Thread(target=syncer)
+s.start()
+for t in ts: t.start()
+for t in ts: t.join()
+stop.set(); s.join()
+os.close(fd)
+"""
+
+
+def test_threads_writing_while_another_thread_fsyncs(objmount, s3, bucket, tmp_path):
+    import sys
+    old = bytes(range(256)) * (4 << 12)
+    s3.put_object(Bucket=bucket, Key="f", Body=old)
+    script = tmp_path / "threads.py"
+    script.write_text(THREADS)
+    run = objmount([sys.executable, str(script), f"/objmount/s3/{bucket}/f"])
+    assert run.returncode == 0, run.stderr
+    got = s3.get_object(Bucket=bucket, Key="f")["Body"].read()
+    want = bytearray(old)
+    for i in range(200):
+        for k in range(3):
+            at = (2 << 20) + (4 * i + k) * 512
+            want[at:at + 512] = bytes([65 + k]) * 512
+    assert got == bytes(want)
