@@ -12,6 +12,7 @@ import errno
 import logging
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING
@@ -64,6 +65,7 @@ class Supervisor:
         # its cache file's (st_dev, st_ino), whether a process was seen holding it unknown
         # to us]. Each holds a reference (see `sent`).
         self._sent: dict[int, list] = {}
+        self._sent_look = 0.0   # when the next look for their holders may be
         self.roots = paths.roots_of(mounts.targets)   # normalized, as the fast path gets them
         self._root_components = paths.root_components(self.roots)
 
@@ -270,7 +272,10 @@ class Supervisor:
             if proc is not None:
                 mappings = proc.detach_mappings()
                 self._close_later(self.procs.release(proc), mappings)
-            if self._sent:
+            if self._sent and time.monotonic() >= self._sent_look:
+                # a look at every process's descriptors: at most ten a second (a late one
+                # only holds the file longer)
+                self._sent_look = time.monotonic() + 0.1
                 self._close_later(self._sent_done(), Process(0, FdTable(), FsState()))
 
     def _close_later(self, descs: list[OpenDescription], mappings: Process) -> None:
