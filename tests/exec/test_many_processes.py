@@ -574,3 +574,20 @@ def test_threads_writing_while_another_thread_fsyncs(objmount, s3, bucket, tmp_p
             at = (2 << 20) + (4 * i + k) * 512
             want[at:at + 512] = bytes([65 + k]) * 512
     assert got == bytes(want)
+
+
+@MOUNTS
+@pytest.mark.parametrize("change", [
+    [sh("c.sh", "mv f g\n")],
+    [sh("c.sh", "rm f\n")],
+    [sh("c.sh", "ln f g\n")],
+    [sh("c.sh", "chmod 600 f && touch -d @1000000000 f\n")],
+], ids=["renamed", "removed", "linked", "attrs"])
+def test_a_new_large_file_changed_by_name_while_written(differential, mount, change):
+    differential(
+        [*change, ["open", "f", "WRONLY|CREAT|TRUNC", 0o644, "w"], ["write", "w", TWENTY_MIB],
+         ["run", "c.sh"], ["write", "w", TWENTY_MIB], ["fstat", "w", False], ["close", "w"],
+         ["listdir"], ["tree"]],
+        # file:// keeps no hard-link groups past the run (README "Hard links")
+        [["listdir"], ["tree"]] if mount == "bucket" else [["listdir"], ["cat", "f"], ["exists", "g"]],
+        mount=mount)
