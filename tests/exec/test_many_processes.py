@@ -591,3 +591,15 @@ def test_a_new_large_file_changed_by_name_while_written(differential, mount, cha
         # file:// keeps no hard-link groups past the run (README "Hard links")
         [["listdir"], ["tree"]] if mount == "bucket" else [["listdir"], ["cat", "f"], ["exists", "g"]],
         mount=mount)
+
+
+@pytest.mark.xfail(strict=True, reason="a working directory (or directory descriptor) is a path to objmount: once "
+                   "its directory is removed and another made at its name, it names the new one (files made there)")
+@MOUNTS
+def test_a_working_directory_removed_and_made_again_by_another_process(differential, mount):
+    differential(
+        [["mkdir", "d"], ["put", "d/x", "in d"], sh("re.sh", "rm -r d && mkdir d && echo new > d/y\n"),
+         sh("cwd.sh", "cd d || exit 3\n../re.sh\nls > ../listed 2>/dev/null; echo $? >> ../listed;"
+                      " cat y > ../read 2>/dev/null; echo $? >> ../read; (echo z > z) 2>/dev/null; echo $? > ../made\n"),
+         ["run", "cwd.sh"], ["cat", "listed"], ["cat", "read"], ["cat", "made"], ["listdir", "d"]],
+        mount=mount)
