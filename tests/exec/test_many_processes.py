@@ -603,3 +603,15 @@ def test_a_working_directory_removed_and_made_again_by_another_process(different
                       " cat y > ../read 2>/dev/null; echo $? >> ../read; (echo z > z) 2>/dev/null; echo $? > ../made\n"),
          ["run", "cwd.sh"], ["cat", "listed"], ["cat", "read"], ["cat", "made"], ["listdir", "d"]],
         mount=mount)
+
+
+@MOUNTS
+def test_a_program_running_while_another_process_writes_it(differential, mount):
+    """ETXTBSY both ways: executing a file open for writing, and opening a running
+    program's file for writing."""
+    differential(
+        [["put", "prog", "#!/bin/sh\nsleep 0.5\n", 0o755],
+         sh("w.sh", "./prog & sleep 0.2; (exec 3>>prog) 2>/dev/null; echo $? > open-while-running; wait\n"
+                    "exec 3>>prog; ./prog 2>/dev/null; echo $? > run-while-open\n"),
+         ["run", "w.sh"], ["cat", "open-while-running"], ["cat", "run-while-open"]],
+        mount=mount)
