@@ -615,3 +615,15 @@ def test_a_program_running_while_another_process_writes_it(differential, mount):
                     "exec 3>>prog; ./prog 2>/dev/null; echo $? > run-while-open\n"),
          ["run", "w.sh"], ["cat", "open-while-running"], ["cat", "run-while-open"]],
         mount=mount)
+
+
+@MOUNTS
+def test_processes_creating_one_new_file_at_once(differential, mount):
+    """Several processes open a name that does not exist yet with O_CREAT and write at
+    their own offsets: one file gets every write."""
+    body = "".join(f"printf {c}{c}{c}{c} | dd of=n bs=1 seek={4 * i} conv=notrunc status=none &\n"
+                   for i, c in enumerate("ABCDEFGH"))
+    differential(
+        [sh("mk.sh", body + "wait\n"), ["run", "mk.sh"], ["cat", "n"], ["stat", "n", False]],
+        [["cat", "n"]],
+        mount=mount)
