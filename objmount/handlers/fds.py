@@ -17,6 +17,7 @@ F_DUPFD_CLOEXEC = 1030
 F_SETLEASE = 1024
 F_SETFL = 4
 O_NOATIME = 0o1000000
+O_APPEND = 0o2000
 FD_CLOEXEC = 1
 O_CLOEXEC = 0o2000000
 CLOSE_RANGE_UNSHARE = 2
@@ -92,9 +93,12 @@ def on_fcntl(sup, stop) -> None:
             sup.install(stop, new, desc, cmd == F_DUPFD_CLOEXEC)
     elif cmd == F_SETFD:
         fds.fds[fd].cloexec = bool(stop.arg(2) & FD_CLOEXEC)
-    elif cmd == F_SETFL and desc.noatime != bool(stop.arg(2) & O_NOATIME):
+    elif cmd == F_SETFL and (desc.noatime != bool(stop.arg(2) & O_NOATIME)
+                             or desc.append != bool(stop.arg(2) & O_APPEND)):
+        # where the next write lands (handlers/io.py) and whether reads move atime
         if stop.run() == 0:
-            desc.noatime = not desc.noatime
+            desc.noatime = bool(stop.arg(2) & O_NOATIME)
+            desc.append = bool(stop.arg(2) & O_APPEND)
     elif cmd == F_SETLEASE:
         # A lease would be on the cache file, and objmount's own opens and truncations of
         # it would wait for the holder, which waits for objmount: no leases, as on a

@@ -627,3 +627,21 @@ def test_processes_creating_one_new_file_at_once(differential, mount):
         [sh("mk.sh", body + "wait\n"), ["run", "mk.sh"], ["cat", "n"], ["stat", "n", False]],
         [["cat", "n"]],
         mount=mount)
+
+
+@MOUNTS
+def test_append_set_and_cleared_with_fcntl(differential, cache_dir, mount):
+    """O_APPEND turned on (F_SETFL) after the open: the writes land at the end, and the
+    bytes at the position stay what they were (they were recorded as written there, never
+    fetched, and went up as zeros); turned off, writes land at the position again."""
+    differential(
+        [["put", "f", TWENTY_MIB]],
+        not_local(cache_dir),
+        [["open", "f", "RDWR", 0o644, "a"], ["lseek", "a", 5_000_000],
+         ["syscall", 72, {"fdnum": "a"}, 4, 1024 | 2], ["write", "a", "END"],
+         ["syscall", 72, {"fdnum": "a"}, 4, 2], ["lseek", "a", 6_000_000], ["write", "a", "MID"],
+         ["pread", "a", 8, 5_000_000], ["pread", "a", 8, 6_000_000], ["fstat", "a", False], ["close", "a"]],
+        not_local(cache_dir),
+        [["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 8, 5_000_000], ["pread", "r", 8, 6_000_000],
+         ["pread", "r", 8, 20_971_517], ["fstat", "r", False], ["close", "r"]],
+        mount=mount)
