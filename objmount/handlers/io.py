@@ -329,7 +329,11 @@ FS_IOC_SETFLAGS = 0x40086602     # chattr: immutable, append-only, ...
 FS_IOC_FSSETXATTR = 0x401C5820   # the same flags, xfs's way
 
 
-@value_syscall("ioctl", 1, {FICLONE, FICLONERANGE, FIDEDUPERANGE, FS_IOC_SETFLAGS, FS_IOC_FSSETXATTR})
+FIONCLEX = 0x5450   # ioctl(fd, FIONCLEX): clear close-on-exec (Python's os.set_inheritable, libuv)
+FIOCLEX = 0x5451    # ioctl(fd, FIOCLEX): set it
+
+
+@value_syscall("ioctl", 1, {FICLONE, FICLONERANGE, FIDEDUPERANGE, FS_IOC_SETFLAGS, FS_IOC_FSSETXATTR, FIOCLEX, FIONCLEX})
 def on_clone_ioctl(sup, stop) -> None:
     """A clone or dedupe naming a virtual descriptor on either side fails with EOPNOTSUPP,
     as on a filesystem without reflinks (cp falls back to copy_file_range or read/write).
@@ -338,6 +342,13 @@ def on_clone_ioctl(sup, stop) -> None:
     data is), and into a virtual file bytes it never records as written (never uploaded).
     The descriptors are all read, since BPF cannot see the ones in memory."""
     request, arg = stop.arg(1) & 0xFFFFFFFF, stop.arg(2)
+    if request in (FIOCLEX, FIONCLEX):
+        # as F_SETFD: whether an exec closes it (else the program it runs holds a virtual
+        # descriptor we would not know of: its reads and writes never stopped)
+        entry = sup.proc(stop).fds.fds.get(stop.sarg(0))
+        if entry is not None:
+            entry.cloexec = request == FIOCLEX
+        return
     if request in (FS_IOC_SETFLAGS, FS_IOC_FSSETXATTR):
         # No inode flags on objects: they would land on the cache file (an immutable one
         # objmount could no longer fill, evict or replace) and never reach the bucket. A

@@ -645,3 +645,53 @@ def test_append_set_and_cleared_with_fcntl(differential, cache_dir, mount):
         [["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 8, 5_000_000], ["pread", "r", 8, 6_000_000],
          ["pread", "r", 8, 20_971_517], ["fstat", "r", False], ["close", "r"]],
         mount=mount)
+
+
+PASS_FDS = """#!/usr/bin/env python3
+import os, subprocess, sys
+os.chdir(os.path.dirname(os.path.abspath(sys.argv[0])))
+fd = os.open("f", os.O_RDWR)   # close-on-exec, as Python opens everything
+child = ("import os; fd = %d; head = os.pread(fd, 8, 0); far = os.pread(fd, 8, 3_000_000); "
+         "os.pwrite(fd, b'CHILD', 10); open('child-saw', 'wb').write(head + b'|' + far)" % fd)
+subprocess.run([sys.executable, "-c", child], pass_fds=[fd], check=True)
+os.close(fd)
+"""
+
+
+@MOUNTS
+def test_a_descriptor_passed_to_a_subprocess_made_inheritable(differential, cache_dir, mount):
+    """subprocess's pass_fds clears close-on-exec in the child with ioctl(FIONCLEX): the
+    program it runs reads ranges never fetched and writes through the descriptor."""
+    differential(
+        [["put", "f", FOUR_MIB]],
+        not_local(cache_dir),
+        [["put", "pass.py", PASS_FDS, 0o755], ["run", "pass.py"], ["cat", "child-saw"],
+         ["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 8, 8], ["close", "r"]],
+        not_local(cache_dir),
+        [["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 8, 8], ["close", "r"]],
+        mount=mount)
+
+
+INHERIT = """#!/usr/bin/env python3
+import os, sys
+os.chdir(os.path.dirname(os.path.abspath(sys.argv[0])))
+fd = os.open("f", os.O_RDWR)   # close-on-exec, as Python opens everything
+os.set_inheritable(fd, True)   # ioctl(FIONCLEX)
+child = ("import os; fd = %d; head = os.pread(fd, 8, 0); far = os.pread(fd, 8, 3_000_000); "
+         "os.pwrite(fd, b'CHILD', 10); open('child-saw', 'wb').write(head + b'|' + far)" % fd)
+os.execv(sys.executable, [sys.executable, "-c", child])
+"""
+
+
+@MOUNTS
+def test_a_descriptor_made_inheritable_with_ioctl_and_kept_across_exec(differential, cache_dir, mount):
+    """ioctl(FIONCLEX) (Python's os.set_inheritable, libuv) clears close-on-exec: the
+    program the process execs reads ranges never fetched and writes through it."""
+    differential(
+        [["put", "f", FOUR_MIB]],
+        not_local(cache_dir),
+        [["put", "inherit.py", INHERIT, 0o755], ["run", "inherit.py"], ["cat", "child-saw"],
+         ["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 8, 8], ["close", "r"]],
+        not_local(cache_dir),
+        [["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 8, 8], ["close", "r"]],
+        mount=mount)
