@@ -746,6 +746,7 @@ _SPECIAL_WORK = {
     "munmap": Supervisor._mapping_work,
     "msync": Supervisor._mapping_work,
     "getcwd": lambda sup, stop, proc: None,   # answered from what is known
+    "pidfd_getfd": lambda sup, stop, proc: None,   # another process's descriptor: bookkeeping only
     "ioctl": lambda sup, stop, proc: None,    # reflinks refused, close-on-exec noted: nothing to wait for
     "bind": Supervisor._socket_work,
     "connect": Supervisor._socket_work,

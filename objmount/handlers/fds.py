@@ -171,3 +171,29 @@ def on_sendmsg(sup, stop) -> None:
     descs = {id(d): d for fd in passed_fds(stop) if (d := sup.desc(stop, fd)) is not None}
     if descs:
         sup.sent(list(descs.values()))
+
+
+def _pidfd_target(stop, pidfd: int):
+    """The pid a pidfd of the calling process refers to, or None."""
+    try:
+        with open(f"/proc/{stop.tid}/fdinfo/{pidfd}") as f:
+            for line in f:
+                if line.startswith("Pid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+@always_syscall("pidfd_getfd")
+def on_pidfd_getfd(sup, stop) -> None:
+    """pidfd_getfd(pidfd, targetfd, flags): a copy of another process's descriptor, with
+    close-on-exec. A virtual one joins this process's table, watched like any other."""
+    pid = _pidfd_target(stop, stop.sarg(0))
+    proc = sup.procs.procs.get(pid) if pid is not None else None
+    desc = proc.fds.get(stop.sarg(1)) if proc is not None else None
+    if desc is None:
+        return
+    fd = stop.run()
+    if fd >= 0:
+        sup.install(stop, fd, desc, cloexec=True)

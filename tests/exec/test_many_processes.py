@@ -695,3 +695,40 @@ def test_a_descriptor_made_inheritable_with_ioctl_and_kept_across_exec(different
         not_local(cache_dir),
         [["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 8, 8], ["close", "r"]],
         mount=mount)
+
+
+GETFD = """#!/usr/bin/env python3
+import ctypes, os, sys
+os.chdir(os.path.dirname(os.path.abspath(sys.argv[0])))
+up_r, up_w = os.pipe()
+down_r, down_w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    fd = os.open("f", os.O_RDWR)
+    os.write(up_w, str(fd).encode())
+    os.read(down_r, 1)   # until the parent has its copy
+    os.close(fd)
+    os._exit(0)
+child_fd = int(os.read(up_r, 16))
+libc = ctypes.CDLL(None, use_errno=True)
+pidfd = os.pidfd_open(pid)
+fd = libc.syscall(438, pidfd, child_fd, 0)
+os.write(down_w, b"x")
+os.waitpid(pid, 0)
+head, far = os.pread(fd, 8, 0), os.pread(fd, 8, 3_000_000)
+os.pwrite(fd, b"TAKEN", 10)
+open("saw", "wb").write(head + b"|" + far)
+os.close(fd)
+"""
+
+
+@MOUNTS
+def test_a_descriptor_taken_from_another_process_with_pidfd_getfd(differential, cache_dir, mount):
+    differential(
+        [["put", "f", FOUR_MIB]],
+        not_local(cache_dir),
+        [["put", "getfd.py", GETFD, 0o755], ["run", "getfd.py"], ["cat", "saw"],
+         ["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 8, 8], ["close", "r"]],
+        not_local(cache_dir),
+        [["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 8, 8], ["close", "r"]],
+        mount=mount)
