@@ -44,6 +44,8 @@ class Target:
     # kernel steps back from what a/ resolves to (a symlink's target), and a/ must be a
     # directory; Supervisor.walk_dots does it before `path` (lexically normalized) is used.
     walk: str = ""
+    # A descriptor's link: the open description it names (Supervisor.nameless_link)
+    desc: object = None
 
 
 class Lexical(enum.IntEnum):

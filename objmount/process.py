@@ -29,6 +29,9 @@ class OpenDescription:
     noatime: bool = False       # O_NOATIME (open or F_SETFL): reads leave atime alone
     refs: int = 0               # descriptors and mappings that hold it
     maps: int = 0               # of which mappings
+    tables: int = 0             # descriptor tables that hold it (processes sharing its position)
+    last_writer: int | None = None   # the thread that last wrote at its position
+    contended: bool = False     # two threads have written at its position (handlers/io.py)
 
     def retain(self) -> "OpenDescription":
         self.refs += 1
@@ -64,23 +67,42 @@ class FdTable:
     # number in this table and the supervisor's end. Inherited by fork, gone at exec
     # (close-on-exec).
     channel: Any = None
+    held: dict[int, int] = field(default_factory=dict)   # id(description) -> its numbers here
 
     def get(self, fd: int) -> OpenDescription | None:
         entry = self.fds.get(fd)
         return entry.desc if entry else None
 
+    def _hold(self, desc: OpenDescription) -> None:
+        n = self.held.get(id(desc), 0)
+        if n == 0:
+            desc.tables += 1
+        self.held[id(desc)] = n + 1
+
+    def _unhold(self, desc: OpenDescription) -> None:
+        n = self.held.pop(id(desc), 1) - 1
+        if n > 0:
+            self.held[id(desc)] = n
+        else:
+            desc.tables -= 1
+
     def install(self, fd: int, desc: OpenDescription, cloexec: bool) -> None:
         self.remove(fd)
         self.fds[fd] = FdEntry(desc.retain(), cloexec)
+        self._hold(desc)
 
     def remove(self, fd: int) -> None:
         entry = self.fds.pop(fd, None)
         if entry:
+            self._unhold(entry.desc)
             entry.desc.release()
 
     def copy(self) -> "FdTable":
-        return FdTable({fd: FdEntry(e.desc.retain(), e.cloexec) for fd, e in self.fds.items()},
-                       channel=self.channel)
+        table = FdTable({fd: FdEntry(e.desc.retain(), e.cloexec) for fd, e in self.fds.items()},
+                        channel=self.channel)
+        for e in table.fds.values():
+            table._hold(e.desc)
+        return table
 
     def close_on_exec(self) -> None:
         close_together(self.drop_cloexec())
@@ -91,6 +113,7 @@ class FdTable:
         closing = []
         for fd in [fd for fd, e in self.fds.items() if e.cloexec]:
             desc = self.fds.pop(fd).desc
+            self._unhold(desc)
             desc.refs -= 1
             if desc.refs == 0:
                 closing.append(desc)
@@ -105,6 +128,7 @@ class FdTable:
         """Forget every descriptor; returns the descriptions now to be closed."""
         closing = []
         for entry in self.fds.values():
+            self._unhold(entry.desc)
             entry.desc.refs -= 1
             if entry.desc.refs == 0:
                 closing.append(entry.desc)

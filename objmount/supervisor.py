@@ -12,6 +12,7 @@ import errno
 import logging
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING
@@ -25,7 +26,7 @@ from .direct_reads import READ_ONLY, DirectReads
 from .handover import Handover
 from .handlers import registry
 from .parking import BigLock, Turns
-from .process import OpenDescription, Process, ProcessTable, close_together
+from .process import FdTable, FsState, OpenDescription, Process, ProcessTable, close_together
 
 if TYPE_CHECKING:
     from vfs import Vfs   # made at the first virtual call of some runs (run.py): not imported at start
@@ -60,6 +61,11 @@ class Supervisor:
         self.pool = ThreadPoolExecutor(max_workers=HANDLER_THREADS, thread_name_prefix="handler")
         blocking.set_hook(self.lock.unlocked)
         self.handover = Handover()
+        # Descriptions sent to another process (sendmsg, SCM_RIGHTS): id -> [description,
+        # its cache file's (st_dev, st_ino), whether a process was seen holding it unknown
+        # to us]. Each holds a reference (see `sent`).
+        self._sent: dict[int, list] = {}
+        self._sent_look = 0.0   # when the next look for their holders may be
         self.roots = paths.roots_of(mounts.targets)   # normalized, as the fast path gets them
         self._root_components = paths.root_components(self.roots)
 
@@ -230,6 +236,11 @@ class Supervisor:
         keys = {desc.path for _, _, desc in proc.mapped}
         return (keys, False) if keys else None
 
+    def _sending_work(self, stop: SyscallStop, proc: Process):
+        from .handlers.fds import passed_fds
+        keys = {d.path for fd in passed_fds(stop) if (d := proc.fds.get(fd)) is not None}
+        return (keys, False) if keys else None
+
     def _socket_work(self, stop: SyscallStop, proc: Process):
         from .handlers.special import _unix_path
         try:
@@ -261,6 +272,11 @@ class Supervisor:
             if proc is not None:
                 mappings = proc.detach_mappings()
                 self._close_later(self.procs.release(proc), mappings)
+            if self._sent and time.monotonic() >= self._sent_look:
+                # a look at every process's descriptors: at most ten a second (a late one
+                # only holds the file longer)
+                self._sent_look = time.monotonic() + 0.1
+                self._close_later(self._sent_done(), Process(0, FdTable(), FsState()))
 
     def _close_later(self, descs: list[OpenDescription], mappings: Process) -> None:
         """Close descriptions and let go of mappings a process left (at its exit, at an
@@ -300,6 +316,9 @@ class Supervisor:
             with self.lock:
                 self.direct_reads.revoke()
         blocking.set_hook(None)
+        for desc, _, _ in self._sent.values():
+            desc.release()
+        self._sent.clear()
         self.procs.close_all()
         self.handover.close()
 
@@ -336,6 +355,16 @@ class Supervisor:
     def path_arg(self, stop: SyscallStop, n: int = 0) -> Target | None:
         """The n-th declared path of the call being handled, classified (see `target`)."""
         return self.target(stop, *registry.PATH_ARGS[stop.nr][n])
+
+    def nameless_link(self, stop: SyscallStop, n: int = 0) -> OpenDescription | None:
+        """The description behind the n-th path when it is a descriptor's link
+        (/proc/PID/fd/N) to a file that has lost its name (unlinked, or replaced by a
+        rename): the kernel's link still reaches that file, whatever bears its old name now."""
+        target = self.path_arg(stop, n)
+        desc = target.desc if target is not None else None
+        if desc is not None and desc.file is not None and self.vfs.nameless(desc.file):
+            return desc
+        return None
 
     def virtual_arg(self, stop: SyscallStop, n: int = 0, resolve=None, follow_last: bool | None = None,
                     **how) -> Target | None:
@@ -417,7 +446,7 @@ class Supervisor:
             form = paths.fd_link_form(raw)
             desc = self.fd_link(stop, form)
             if desc is not None:
-                return Target(True, desc.path, paths.wants_dir(raw), exact=True)
+                return Target(True, desc.path, paths.wants_dir(raw), exact=True, desc=desc)
             link = self.proc_link(stop, form)
             if link is not None:
                 base, rest = link
@@ -617,10 +646,13 @@ class Supervisor:
         proc = self.proc(stop)
         proc.fds.install(fd, desc, cloexec)
         if fd >= self.fd_base:
+            if SENDS - proc.watched_calls:
+                self.watch_syscalls(stop, "sendmsg", "sendmmsg")
             return  # the main filter stops it, in every process
         if fd not in proc.watched:   # else an extra filter already does
             lo, hi = watch_block(fd, proc.fd_filters, self.fd_base)
-            result = stop.install_filter(self.filter.program_for_fds(lo, hi, index=proc.fd_filters))
+            also = SENDS - proc.watched_calls   # a descriptor may be sent away (Supervisor.sent)
+            result = stop.install_filter(self.filter.program_for_fds(lo, hi, index=proc.fd_filters, also=also))
             if result != 0:
                 log.warning("cannot watch fd %d in pid %d (%s): fetching %s whole", fd, stop.tgid,
                             os.strerror(-result) if result < 0 else f"thread {result}", desc.path)
@@ -628,6 +660,7 @@ class Supervisor:
                 return
             proc.fd_filters += 1
             proc.watched.update(range(lo, hi))
+            proc.watched_calls |= also
         if proc.fds.users > 1:
             # The table is shared with another process (clone(CLONE_FILES) without
             # CLONE_THREAD): seccomp filters are per process, and one that does not stop
@@ -638,6 +671,53 @@ class Supervisor:
                 log.debug("fd %d of pid %d is not watched in pid %d, which shares its table: fetching %s whole",
                           fd, stop.tgid, other, desc.path)
                 self._unwatched(desc)
+
+    def sent(self, descs: list[OpenDescription]) -> None:
+        """Virtual descriptions about to be passed to another process (SCM_RIGHTS): the
+        receiver's table does not list them, so its reads, writes and close never stop.
+        Each is made whole now and uploaded whole at its release (as `_unwatched`), and
+        held until a process was seen holding it that we do not know of (the receiver)
+        and no process holds it any more (checked at each process exit), or the run ends:
+        the sender's close must not upload it (and let the item go) under the receiver."""
+        for desc in descs:
+            if desc.file is None or id(desc) in self._sent:
+                continue
+            self._unwatched(desc)
+            try:
+                st = os.stat(desc.file.cache_path)
+            except OSError:
+                continue
+            self._sent[id(desc)] = [desc.retain(), (st.st_dev, st.st_ino), False]
+
+    def _sent_done(self) -> list[OpenDescription]:
+        """Let go of the sent descriptions no process holds any more (a look at every
+        traced process's descriptors); returns those now to be closed."""
+        wanted = {entry[1]: entry for entry in self._sent.values()}
+        unknown = set()
+        for tgid, proc in self.procs.procs.items():
+            try:
+                names = os.listdir(f"/proc/{tgid}/fd")
+            except OSError:
+                continue
+            for name in names:
+                try:
+                    st = os.stat(f"/proc/{tgid}/fd/{name}")
+                except OSError:
+                    continue
+                entry = wanted.get((st.st_dev, st.st_ino))
+                if entry is not None and proc.fds.get(int(name)) is not entry[0]:
+                    unknown.add(id(entry[0]))
+        closing = []
+        for key, entry in list(self._sent.items()):
+            if key in unknown:
+                entry[2] = True
+            elif entry[2]:   # received, and closed since: our reference goes
+                del self._sent[key]
+                desc = entry[0]
+                desc.refs -= 1
+                if desc.refs == 0:
+                    closing.append(desc)
+        return closing
 
     @staticmethod
     def _unwatched(desc: OpenDescription) -> None:
@@ -655,11 +735,19 @@ class Supervisor:
 
 HANDLER_THREADS = 16   # parked stops handled at once
 
+# Calls that may pass a descriptor to another process: watched in every process that
+# holds a virtual one (with its first descriptor filter).
+SENDS = frozenset({NR["sendmsg"], NR["sendmmsg"]})
+
 _SPECIAL_WORK = {
+    "sendmsg": Supervisor._sending_work,
+    "sendmmsg": Supervisor._sending_work,
     "close_range": Supervisor._close_range_work,
     "munmap": Supervisor._mapping_work,
     "msync": Supervisor._mapping_work,
     "getcwd": lambda sup, stop, proc: None,   # answered from what is known
+    "pidfd_getfd": lambda sup, stop, proc: None,   # another process's descriptor: bookkeeping only
+    "ioctl": lambda sup, stop, proc: None,    # reflinks refused, close-on-exec noted: nothing to wait for
     "bind": Supervisor._socket_work,
     "connect": Supervisor._socket_work,
 }

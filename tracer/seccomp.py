@@ -314,7 +314,7 @@ class SyscallFilter:
         return any(lo <= (args[i] & 0xFFFFFFFF) < hi and nr in nrs
                    for i, nrs in self._fd_syscalls_by_index().items())
 
-    def program_for_fds(self, lo: int, hi: int, index: int = 0) -> bytes:
+    def program_for_fds(self, lo: int, hi: int, index: int = 0, also: frozenset[int] = frozenset()) -> bytes:
         """An extra filter that stops the descriptor syscalls naming a descriptor in
         [lo, hi): for virtual descriptors below the base (any number the kernel gives).
         Filters stack and every one runs on every syscall of the process, so the common
@@ -322,7 +322,8 @@ class SyscallFilter:
         filter number `index` of its process), then one load and one or two compares per
         argument position (about 12 instructions in all); the syscall number and the rest
         are looked at only when an argument matches. The kernel takes the strictest
-        answer, so this only adds stops (and the probe's errno)."""
+        answer, so this only adds stops (and the probe's errno). `also`: syscalls that stop
+        whatever their arguments (as program_for_syscalls, without a filter of their own)."""
         if not (0 <= lo < hi and hi + FD_PROBE_BIAS <= 4095):
             raise ValueError(f"descriptor range [{lo}, {hi}) cannot be told by the probe")
         if index >= 1 << 19:
@@ -337,13 +338,19 @@ class SyscallFilter:
         by_index = self._fd_syscalls_by_index()
         # Any number no argument test can stop is allowed before an argument is read (and
         # the kernel then caches it as allowed).
-        watched = sorted(set().union(*by_index.values()) | {_SYS_close})
+        watched = set().union(*by_index.values()) | {_SYS_close}
+        if also & watched:
+            raise ValueError("a syscall both tested and always stopped")
         asm = _Asm()
         asm.insn(_insn(_LD_W_ABS, 0, 0, _OFF_NR))
-        tested, allowed = asm.label(), asm.label()
-        asm.dispatch(watched, dict.fromkeys(watched, tested), allowed)
+        tested, allowed, always = asm.label(), asm.label(), asm.label()
+        targets = {**dict.fromkeys(watched, tested), **dict.fromkeys(also, always)}
+        asm.dispatch(sorted(targets), targets, allowed)
         asm.at(allowed)
         asm.insn(_ALLOW)
+        if also:
+            asm.at(always)
+            asm.insn(*_extra_prologue(self.trusted_ip), _TRACE)
         asm.at(tested)
         out = [_insn(_JEQ_K, 0, len(probe), _SYS_close), *probe]
         for i, nrs in by_index.items():

@@ -145,6 +145,9 @@ class Item:
         self.previous_etag: str | None = None
         self.attrs: dict | None = None   # mode, uid, gid, mtime to store with the upload
         self.writers = 0
+        # writer (a thread id) -> the range of its last announced write, which may not have
+        # landed yet: the kernel runs it after the announcement (files.py, Files.flush)
+        self.unlanded: dict = {}
         self.handles: set = set()   # open vfs handles on it (a rename moves them all)
         self.journaled = False
         self.attrs_version = 0      # explicit attribute changes (chmod, chown, utimes)
@@ -212,6 +215,13 @@ class Item:
         (its size back up, and those bytes inside a later extension that must be zeros)."""
         with self._fd_lock, self.cond:
             self.size = min(self.size, size)
+
+    def open_fd(self) -> None:
+        """Keep a writable descriptor of the file (fetches write through it), so that they
+        still reach it once its name is gone."""
+        with self._fd_lock:
+            if self.fd < 0:
+                self.fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
 
     def close_fd(self) -> None:
         """Drop our writable descriptor: exec of a file open for writing fails (ETXTBSY)."""
@@ -575,16 +585,8 @@ class Cache:
             return
         new_id = self.item_id(store_id, key, etag)
         new_path = self.item_path(new_id)
-        try:
-            new_path.parent.mkdir(parents=True, exist_ok=True)
-            lock_fd = lock_file(lock_path(new_path), exclusive=False)
-        except OSError as exc:
-            log.debug("not kept in the cache: %s", exc)
-            return
-        try:
-            os.link(item.path, new_path)
-        except OSError:  # another run has this version already (or no room): ours goes at release
-            os.close(lock_fd)
+        lock_fd = self._link_in(item.path, new_id)
+        if lock_fd is None:  # another run has this version open (or no room): ours goes at release
             return
         old_path = item.path
         with self._lock:
@@ -596,6 +598,48 @@ class Cache:
         _unlink(lock_path(old_path))
         self._persist(item)
         self._drop_base(item)
+
+    def _link_in(self, path: Path, new_id: str) -> int | None:
+        """Make `path` the cache file of version `new_id` (a hard link); returns the shared
+        lock held on it, or None. A file already there (an earlier run cached that version:
+        the same bytes come back) is replaced when no run holds it, with its record: else
+        this run's later opens of the version would get that other file, and the writers
+        among them would write where this run's open descriptors never look."""
+        new_path = self.item_path(new_id)
+        try:
+            new_path.parent.mkdir(parents=True, exist_ok=True)
+            lock_fd = lock_file(lock_path(new_path), exclusive=False)
+        except OSError as exc:
+            log.debug("%s not filed as %s: %s", path, new_id, exc)
+            return None
+        try:
+            os.link(path, new_path)
+            return lock_fd
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            log.debug("%s not filed as %s: %s", path, new_id, exc)
+            os.close(lock_fd)
+            return None
+        tmp = new_path.with_name(f"{new_path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)   # nobody else holds that file?
+            os.link(path, tmp)
+            os.rename(tmp, new_path)
+            tmp = None
+            try:
+                self._drop_record(new_id)   # it described the file replaced
+            except _INDEX_ERRORS as exc:
+                self._index_failed("record", exc)
+            fcntl.flock(lock_fd, fcntl.LOCK_SH)
+            return lock_fd
+        except OSError as exc:
+            log.debug("%s not filed as %s: %s", path, new_id, exc)
+            os.close(lock_fd)
+            return None
+        finally:
+            if tmp is not None:
+                _unlink(tmp)
 
     def rekey(self, item: Item, store_id: str, key: str, etag: str | None) -> None:
         """This run's `item` now stands for version `etag` of `key`: the version our own
@@ -615,17 +659,8 @@ class Cache:
         if new_id == item.id:
             return
         new_path = self.item_path(new_id)
-        try:
-            new_path.parent.mkdir(parents=True, exist_ok=True)
-            lock_fd = lock_file(lock_path(new_path), exclusive=False)
-        except OSError as exc:
-            log.debug("%s not re-filed: %s", item.path, exc)
-            self.detach(item)
-            return
-        try:
-            os.link(item.path, new_path)
-        except OSError:
-            os.close(lock_fd)
+        lock_fd = self._link_in(item.path, new_id)
+        if lock_fd is None:
             self.detach(item)
             return
         with self._lock:

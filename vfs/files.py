@@ -98,6 +98,8 @@ class OpenFile:
                 item.cond.wait(timeout=1.0)
             item.present.add(offset, end)
             item.dirty.add(offset, end)
+            if writer is not None:
+                item.unlanded[writer] = (offset, end)   # its previous write has landed
         self._files.dirtied(self, offset, end)
         self._files.write_behind(self, offset, end, writer)
         return length
@@ -106,6 +108,7 @@ class OpenFile:
         """truncate/ftruncate to `size`: bytes past it are gone, an extension is zeros.
         `writer` as for will_write."""
         item = self.item
+        item.unlanded.pop(writer, None)
         current = os.stat(item.path).st_size
         if size < item.size:
             item.truncated = True  # the previous version's bytes past `size` are gone
@@ -153,9 +156,10 @@ class OpenFile:
         self.item.attrs = dict(self.item.attrs or {}, **attrs)
         self._files.dirtied(self, 0, 0, meta_only=True)
 
-    def flush(self) -> None:
-        """Upload pending changes; returns once the bucket has them (close, fsync)."""
-        self._files.flush_handle(self)
+    def flush(self, landed=None) -> None:
+        """Upload pending changes; returns once the bucket has them (close, fsync).
+        `landed`: the writer (thread) asking, whose writes have all landed."""
+        self._files.flush_handle(self, landed)
 
     @property
     def complete(self) -> bool:
@@ -300,8 +304,16 @@ class Files:
                 item.cond.wait(timeout=1.0)
             item.present = RangeSet()
             item.size = size
+        # Its bytes change: other runs must not find them as `old`. The file leaves the
+        # shared cache under a private name of this run's (filed as the new version below),
+        # where fetches still find it; if another run reads it, it goes on as this run's
+        # alone, nameless, fetched into through a descriptor kept open.
+        moved = self.cache.take_over(item)
+        if not moved:
+            item.open_fd()
         os.truncate(item.path, size)
-        self.cache.detach(item, drop=True)  # its bytes change: other runs must not find them as `old`
+        if not moved:
+            self.cache.detach(item, drop=True)
         self._filed(item, store, key, new)
         meta = self.item_meta(source, store, key, None)
         for handle in list(item.handles):
@@ -601,14 +613,17 @@ class Files:
                                attrs.get("gid", os.getgid()), links=links, **_times(attrs, None))
         return dict(md, xattr=attrs["xattr"]) if attrs.get("xattr") else md
 
-    def flush_handle(self, handle: OpenFile) -> None:
+    def flush_handle(self, handle: OpenFile, landed=None) -> None:
         name = self._name_of(handle)
         if name is not None:
-            self.flush(handle.item, handle._store, *name)
+            self.flush(handle.item, handle._store, *name, landed=landed)
 
-    def flush(self, item: Item, store, key: str, path: str) -> None:
+    def flush(self, item: Item, store, key: str, path: str, landed=None) -> None:
         # Held across the upload, whose requests let go of the embedding program's lock
         # (blocking.py): so is the wait for it, or the two would wait for each other.
+        item.unlanded.pop(landed, None)
+        if item.writers == 0:
+            item.unlanded.clear()   # no writable descriptor left: no write on its way
         with acquired(item.upload_lock):
             if item in self._unlinked:
                 return
@@ -675,7 +690,10 @@ class Files:
             self.cache.note_version(store.id, key, {"etag": etag, "size": size, "mtime": time.time(),
                                                     "metadata": metadata, "content_type": None})
             with item.cond:
-                item.dirty = RangeSet()
+                # Writes of other writers announced but maybe not landed when the file was
+                # read (another process writing while this one closes) stay dirty: their
+                # bytes go up at a later flush, never forgotten.
+                item.dirty = RangeSet(sorted(item.unlanded.values()))
                 item.present.add(0, 0)
             item.created = item.untracked = item.truncated = False
             item.size = size
@@ -726,6 +744,22 @@ class Files:
         if item is not None and len(self.links.group(store.url, key)) < 2 and (store.url, key) not in self._writers:
             self._orphan(item)  # open for reading only: st_nlink 0 from now on
         return self.unlinked(store, key, path)
+
+    def nameless(self, item: Item) -> bool:
+        return item in self._unlinked
+
+    def reopen(self, handle: OpenFile, flags: int) -> OpenFile:
+        """A new handle on the item of `handle`, which has no name any more."""
+        item = handle.item
+        with self.cache._lock:
+            item.opens += 1
+        writable = (flags & os.O_ACCMODE) != os.O_RDONLY
+        new = OpenFile(self, handle._store, handle._key, handle.current_meta(), item, handle.path, writable)
+        if writable:
+            item.writers += 1
+            if flags & os.O_TRUNC:
+                new.set_size(0)
+        return new
 
     def _orphan(self, item: Item) -> None:
         """`item` has no name any more. It is filed under a name of its own: a later

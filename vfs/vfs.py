@@ -505,6 +505,27 @@ class Vfs:
             etag = self.links.copy_to_group(store, path, loc.key, md, meta.etag, new, meta.content_type)
             self.ns.update(path, own_ctime(store, loc.key, dataclasses.replace(meta, **new, etag=etag)))
 
+    def nameless(self, file) -> bool:
+        """Whether an open file has lost its name (unlinked, or replaced by a rename)."""
+        return file is not None and self.files.nameless(file.item)
+
+    def reopen(self, file, flags: int):
+        """Another open of a file that has no name any more (/proc/PID/fd/N): a new
+        handle on the same cache item."""
+        return self.files.reopen(file, flags)
+
+    def setattr_open(self, file, mode: int | None = None, uid: int | None = None, gid: int | None = None,
+                     mtime_ns: int | None = None, atime_ns: int | None = None) -> None:
+        """fchmod, fchown, futimens of a file that has no name any more: the change is the
+        open file's alone (what its descriptors' fstat shows), as on a local filesystem,
+        not that of whatever bears its old name now. Nothing is stored: no object is it."""
+        meta = file.current_meta()
+        new = {"mode": meta.mode if mode is None else (stat.S_IFMT(meta.mode) | (mode & 0o7777)),
+               "uid": meta.uid if uid is None else uid, "gid": meta.gid if gid is None else gid,
+               "mtime_ns": meta.mtime_ns if mtime_ns is None else mtime_ns,
+               "atime_ns": meta.atime_ns if atime_ns is None else atime_ns, "ctime_ns": time.time_ns()}
+        file.item.attrs = dict(file.item.attrs or {}, **new)
+
     def _mount_root(self, path: str):
         """(store, location) when `path` is the root of a bucket or of a -m mount."""
         try:

@@ -89,6 +89,21 @@ class Xattrs:
             return decode(meta.xattr)
         return decode((self._stored(store, loc, meta) or {}).get(KEY))
 
+    @staticmethod
+    def _open_value(file) -> str | None:
+        attrs = file.item.attrs
+        return attrs[KEY] if attrs is not None and KEY in attrs else file.meta.xattr
+
+    def get_open(self, file) -> dict[str, bytes]:
+        """The attributes of an open file without a name (unlinked or replaced while open)."""
+        return decode(self._open_value(file))
+
+    def change_open(self, file, path: str, name: str, value: bytes | None, flags: int = 0) -> None:
+        """`change` for an open file without a name: its own, for its descriptors; no
+        object is it any more, so nothing is stored."""
+        encoded = _changed(path, decode(self._open_value(file)), name, value, flags)
+        file.item.attrs = dict(file.item.attrs or {}, **{KEY: encoded}, ctime_ns=time.time_ns())
+
     def change(self, path: str, name: str, value: bytes | None, flags: int = 0) -> None:
         """Set `name` to `value`, or remove it (value None), with XATTR_CREATE/REPLACE."""
         store, loc, meta = self._object(path)
@@ -99,19 +114,7 @@ class Xattrs:
         entry = self._writer(loc)
         md = None if entry is not None else self._stored(store, loc, meta)
         attrs = decode((entry[0].attrs or {}).get(KEY) if entry is not None else (md or {}).get(KEY))
-        if value is None:
-            if name not in attrs:
-                raise VfsError(errno.ENODATA, f"{path}: no attribute {name}")
-            del attrs[name]
-        else:
-            if flags & XATTR_CREATE and name in attrs:
-                raise VfsError(errno.EEXIST, f"{path}: attribute {name} exists")
-            if flags & XATTR_REPLACE and name not in attrs:
-                raise VfsError(errno.ENODATA, f"{path}: no attribute {name}")
-            attrs[name] = value
-        encoded = encode(attrs) if attrs else None
-        if value is not None and encoded is not None and len(encoded) + len(KEY) + 64 > METADATA_MAX:
-            raise VfsError(errno.ENOSPC, f"{path}: extended attributes exceed the 2 KiB of object metadata")
+        encoded = _changed(path, attrs, name, value, flags)
         now = time.time_ns()  # an extended attribute changes the inode: ctime
         self.vfs.times.forget(path)
         if entry is not None:
@@ -138,6 +141,25 @@ class Xattrs:
         else:  # every name of a hard-link group gets them
             etag = self.vfs.links.copy_to_group(store, path, loc.key, md, meta.etag, {"xattr": encoded, "ctime_ns": now})
             self.vfs.ns.update(path, dataclasses.replace(meta, etag=etag, xattr=encoded, ctime_ns=now, exact=True))
+
+
+def _changed(path: str, attrs: dict[str, bytes], name: str, value: bytes | None, flags: int) -> str | None:
+    """Set `name` to `value` in `attrs` (remove it: value None) as setxattr's flags say;
+    returns the new stored form."""
+    if value is None:
+        if name not in attrs:
+            raise VfsError(errno.ENODATA, f"{path}: no attribute {name}")
+        del attrs[name]
+    else:
+        if flags & XATTR_CREATE and name in attrs:
+            raise VfsError(errno.EEXIST, f"{path}: attribute {name} exists")
+        if flags & XATTR_REPLACE and name not in attrs:
+            raise VfsError(errno.ENODATA, f"{path}: no attribute {name}")
+        attrs[name] = value
+    encoded = encode(attrs) if attrs else None
+    if value is not None and encoded is not None and len(encoded) + len(KEY) + 64 > METADATA_MAX:
+        raise VfsError(errno.ENOSPC, f"{path}: extended attributes exceed the 2 KiB of object metadata")
+    return encoded
 
 
 def kept(store, key: str) -> dict[str, str]:

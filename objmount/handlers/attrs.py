@@ -27,6 +27,8 @@ def _lookup(sup, stop, follow: bool, empty_ok: bool = False, exact: bool = False
         if sup.path_addr(stop) == 0 or sup.path_empty(stop):
             desc = sup.desc(stop, dirfd)
             return desc_meta(desc, sup) if desc is not None else None
+    if follow and (desc := sup.nameless_link(stop)) is not None:   # lstat: the link itself, the kernel's
+        return desc_meta(desc, sup)
     target = sup.virtual_arg(stop, follow=follow, sure=sure, attrs=attrs)
     if target is None:
         return None

@@ -271,25 +271,50 @@ def _protected_hardlinks() -> bool:
 
 # --- attributes -------------------------------------------------------------------------
 
+def _attrs_of(sup, path: str):
+    """(meta, open file) of what a chmod, chown or utimes changes: a path, or an open
+    file without a name (_desc_path), which is changed alone."""
+    if isinstance(path, _Nameless):
+        return path.file.current_meta(), path.file
+    return sup.vfs.lookup(path, attrs=True), None
+
+
+def _setattr(sup, stop, path, file, *args) -> None:
+    if file is not None:
+        _done(stop, sup.vfs.setattr_open, file, *args)
+    else:
+        _done(stop, sup.vfs.setattr, path, *args)
+
+
 def _chmod(sup, stop, path: str, mode: int) -> None:
-    meta = sup.vfs.lookup(path, attrs=True)
+    meta, file = _attrs_of(sup, path)
     if meta.kind is Kind.SYMLINK:  # only reached with AT_SYMLINK_NOFOLLOW
         err = VfsError(errno.EOPNOTSUPP, f"{path}: the mode of a symbolic link cannot be changed")
         err.quiet = True   # ext4's answer too (tar x asks): no log line
         raise err
     creds = sup.creds(stop)
     sup.allow(perm.may_chmod(meta, creds), path)
-    _done(stop, sup.vfs.setattr, path, perm.chmod_mode(meta, mode, creds))
+    _setattr(sup, stop, path, file, perm.chmod_mode(meta, mode, creds))
 
 
 def _chown(sup, stop, path: str, uid: int, gid: int) -> None:
-    meta = sup.vfs.lookup(path, attrs=True)
+    meta, file = _attrs_of(sup, path)
     uid = None if uid in (-1, 0xFFFFFFFF) else uid
     gid = None if gid in (-1, 0xFFFFFFFF) else gid
     creds = sup.creds(stop)
     sup.allow(perm.may_chown(meta, uid, gid, creds), path)
     mode = perm.chown_mode(meta, uid, gid, creds) if meta.kind is not Kind.SYMLINK else None
-    _done(stop, sup.vfs.setattr, path, mode, uid, gid)  # chown(-1, -1) too: ctime is now, as the kernel sets it
+    _setattr(sup, stop, path, file, mode, uid, gid)  # chown(-1, -1) too: ctime is now, as the kernel sets it
+
+
+class _Nameless(str):
+    """The path a descriptor was opened at, whose file has no name any more (unlinked or
+    replaced while open): an attribute change through it is the open file's alone."""
+
+    def __new__(cls, path: str, file):
+        obj = super().__new__(cls, path)
+        obj.file = file
+        return obj
 
 
 def _desc_path(sup, stop, fd: int, through_descriptor: bool = False) -> str | None:
@@ -301,6 +326,8 @@ def _desc_path(sup, stop, fd: int, through_descriptor: bool = False) -> str | No
         return None
     if through_descriptor and desc.path_only:
         raise VfsError(errno.EBADF, f"{desc.path}: an O_PATH descriptor")
+    if sup.vfs.nameless(desc.file):
+        return _Nameless(desc.path, desc.file)
     return desc.path
 
 
@@ -382,9 +409,9 @@ def _times_from_timevals(stop, addr: int) -> tuple[int, int]:
 def _utime(sup, stop, path: str, atime_ns: int | None, mtime_ns: int | None, explicit: bool = True) -> None:
     """explicit: times given (not "now"), which only the owner may set. A symbolic link
     (reached with AT_SYMLINK_NOFOLLOW) gets times of its own, as on a local filesystem."""
-    meta = sup.vfs.lookup(path, attrs=True)
+    meta, file = _attrs_of(sup, path)
     sup.allow(perm.may_utime(meta, explicit, sup.creds(stop)), path)
-    _done(stop, sup.vfs.setattr, path, None, None, None, mtime_ns, atime_ns)
+    _setattr(sup, stop, path, file, None, None, None, mtime_ns, atime_ns)
 
 
 @path_syscall("utimensat")

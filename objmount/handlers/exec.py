@@ -79,6 +79,12 @@ def _materialized(sup, path: str):
     sup.allow(perm.permission(meta, perm.X_OK, sup.creds()), path)
     file = sup.vfs.open(path)
     try:
+        if file.item.writers > 0:
+            # open for writing (in any process of the run): the kernel's deny_write_access
+            # refuses it, a #! script too (which the kernel never opens here: we read it)
+            exc = VfsError(errno.ETXTBSY, f"{path}: text file busy")
+            exc.quiet = True   # the program's answer, as the kernel's: no log line
+            raise exc
         file.materialize()
         sup.vfs.accessed(path, file)  # the kernel reads what it executes: atime (relatime)
         os.chmod(file.cache_path, 0o755 if is_executable(file.meta) else 0o644)

@@ -1,12 +1,15 @@
-"""Descriptor bookkeeping: close, dup*, fcntl(F_DUPFD*, F_SETFD), close_range."""
+"""Descriptor bookkeeping: close, dup*, fcntl(F_DUPFD*, F_SETFD), close_range, and
+virtual descriptors sent to another process (sendmsg with SCM_RIGHTS)."""
 
 from __future__ import annotations
 
 import errno
+import struct
 
 from vfs import VfsError
 
-from .registry import always_syscall, fd_syscall
+from ..linux import SYS
+from .registry import always_syscall, fd_syscall, on_demand_syscall
 
 F_DUPFD = 0
 F_SETFD = 2
@@ -14,6 +17,7 @@ F_DUPFD_CLOEXEC = 1030
 F_SETLEASE = 1024
 F_SETFL = 4
 O_NOATIME = 0o1000000
+O_APPEND = 0o2000
 FD_CLOEXEC = 1
 O_CLOEXEC = 0o2000000
 CLOSE_RANGE_UNSHARE = 2
@@ -32,7 +36,7 @@ def on_close(sup, stop) -> None:
     error = None
     if desc.refs - desc.maps == 1 and desc.file is not None and desc.file.writable and desc.file.dirty:
         try:
-            desc.file.flush()
+            desc.file.flush(landed=stop.tid)
         except VfsError as exc:
             sup.report(exc)
             # the data did not reach the bucket: ENOSPC if a write failed for room, else EIO
@@ -89,9 +93,12 @@ def on_fcntl(sup, stop) -> None:
             sup.install(stop, new, desc, cmd == F_DUPFD_CLOEXEC)
     elif cmd == F_SETFD:
         fds.fds[fd].cloexec = bool(stop.arg(2) & FD_CLOEXEC)
-    elif cmd == F_SETFL and desc.noatime != bool(stop.arg(2) & O_NOATIME):
+    elif cmd == F_SETFL and (desc.noatime != bool(stop.arg(2) & O_NOATIME)
+                             or desc.append != bool(stop.arg(2) & O_APPEND)):
+        # where the next write lands (handlers/io.py) and whether reads move atime
         if stop.run() == 0:
-            desc.noatime = not desc.noatime
+            desc.noatime = bool(stop.arg(2) & O_NOATIME)
+            desc.append = bool(stop.arg(2) & O_APPEND)
     elif cmd == F_SETLEASE:
         # A lease would be on the cache file, and objmount's own opens and truncations of
         # it would wait for the holder, which waits for objmount: no leases, as on a
@@ -114,3 +121,79 @@ def on_close_range(sup, stop) -> None:
             proc.fds.fds[fd].cloexec = True
         else:
             proc.fds.remove(fd)
+
+
+SOL_SOCKET = 1
+SCM_RIGHTS = 1
+MSGHDR = 56          # struct msghdr on x86_64; msg_control at 32, msg_controllen at 40
+MMSGHDR = 64         # struct mmsghdr: a msghdr and its msg_len, padded
+UIO_MAXIOV = 1024    # the most messages one sendmmsg sends
+CONTROL_MAX = 1 << 16
+
+
+def passed_fds(stop) -> list[int]:
+    """The descriptors a sendmsg or sendmmsg passes (SCM_RIGHTS); [] when nothing readable."""
+    memo = stop.memo.get("passed")
+    if memo is not None:
+        return memo
+    fds: list[int] = []
+    try:
+        if stop.nr == SYS.sendmsg:
+            headers = [stop.read(stop.arg(1), MSGHDR)]
+        else:
+            count = min(stop.arg(2), UIO_MAXIOV)
+            data = stop.read(stop.arg(1), MMSGHDR * count) if count else b""
+            headers = [data[MMSGHDR * i:MMSGHDR * i + MSGHDR] for i in range(count)]
+        for header in headers:
+            control, length = struct.unpack_from("<QQ", header, 32)
+            if not control or length < 16:
+                continue
+            buf = stop.read(control, min(length, CONTROL_MAX))
+            at = 0
+            while at + 16 <= len(buf):
+                size, level, kind = struct.unpack_from("<Qii", buf, at)
+                if size < 16:
+                    break
+                if level == SOL_SOCKET and kind == SCM_RIGHTS:
+                    body = buf[at + 16:at + min(size, len(buf) - at)]
+                    fds += [fd for (fd,) in struct.iter_unpack("<i", body[:len(body) // 4 * 4])]
+                at += (size + 7) & ~7
+    except (OSError, struct.error):
+        fds = []   # the kernel answers EFAULT (or sends no descriptors)
+    stop.memo["passed"] = fds
+    return fds
+
+
+@on_demand_syscall("sendmsg", "sendmmsg")
+def on_sendmsg(sup, stop) -> None:
+    """A virtual descriptor sent over a unix socket lands in a process whose table does
+    not list it, whose reads and writes never stop: see Supervisor.sent."""
+    descs = {id(d): d for fd in passed_fds(stop) if (d := sup.desc(stop, fd)) is not None}
+    if descs:
+        sup.sent(list(descs.values()))
+
+
+def _pidfd_target(stop, pidfd: int):
+    """The pid a pidfd of the calling process refers to, or None."""
+    try:
+        with open(f"/proc/{stop.tid}/fdinfo/{pidfd}") as f:
+            for line in f:
+                if line.startswith("Pid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+@always_syscall("pidfd_getfd")
+def on_pidfd_getfd(sup, stop) -> None:
+    """pidfd_getfd(pidfd, targetfd, flags): a copy of another process's descriptor, with
+    close-on-exec. A virtual one joins this process's table, watched like any other."""
+    pid = _pidfd_target(stop, stop.sarg(0))
+    proc = sup.procs.procs.get(pid) if pid is not None else None
+    desc = proc.fds.get(stop.sarg(1)) if proc is not None else None
+    if desc is None:
+        return
+    fd = stop.run()
+    if fd >= 0:
+        sup.install(stop, fd, desc, cloexec=True)

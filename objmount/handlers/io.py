@@ -164,7 +164,7 @@ def on_msync(sup, stop) -> None:
     for m_start, m_end, desc in sup.proc(stop).mapped:
         if m_start < end and start < m_end and desc.file is not None and desc.file.dirty:
             try:
-                desc.file.flush()
+                desc.file.flush(landed=stop.tid)
             except VfsError as exc:
                 sup.report(exc)
                 stop.fail(errno.EIO)
@@ -189,8 +189,24 @@ def _will_write(sup, stop, fd: int, offset: int | None, length: int, length_arg:
         return
     length = min(length, MAX_RW_COUNT)   # the kernel moves no more in one call
     _kill_setid(sup, stop, desc.file)
-    if offset is None:
-        offset = os.stat(desc.file.cache_path).st_size if desc.append else file_position(stop.tid, fd)
+    settle = False
+    if offset is None and not desc.append:
+        offset = file_position(stop.tid, fd)
+        # Another process (or thread) writing at this description's position at the same
+        # time (forked children) may land first and push this write elsewhere than the
+        # position read here, where nothing would record it: bytes of the previous version
+        # fetched over it, or copied over it at the upload. A write of a description other
+        # processes hold (threads: once two have written) that may land where the previous
+        # version still has bytes runs to its exit here, in its turn on the file, so that
+        # the next one reads where it ended. Past those bytes (a new or truncated file:
+        # `make -j > log`, every append) a write pushed elsewhere is harmless.
+        if desc.last_writer not in (None, stop.tid):
+            desc.contended = True
+        desc.last_writer = stop.tid
+        shared = desc.tables > 1 or sup.proc(stop).fds.users > 1 or desc.contended
+        settle = shared and offset < desc.file.item.size
+    elif offset is None:
+        offset = os.stat(desc.file.cache_path).st_size
     # The kernel writes, and we never see its answer: a write the cache disk cannot take
     # is failed here (ENOSPC, the file marked failed: its close fails, nothing goes up),
     # after evicting clean data; a call that may copy less is shortened instead.
@@ -202,6 +218,8 @@ def _will_write(sup, stop, fd: int, offset: int | None, length: int, length_arg:
         raise
     if length_arg is not None and 0 < allowed < length:
         stop.set_arg(length_arg, allowed)
+    if settle:
+        stop.run()
 
 
 def _kill_setid(sup, stop, file) -> None:
@@ -286,7 +304,7 @@ def on_fsync(sup, stop) -> None:
     desc = sup.desc(stop, stop.sarg(0))
     if desc is not None and desc.file is not None and desc.file.writable:
         try:
-            desc.file.flush()
+            desc.file.flush(landed=stop.tid)
         except VfsError as exc:
             sup.report(exc)
             stop.fail(errno.EIO)  # the data did not reach the bucket; it stays in the cache
@@ -311,7 +329,11 @@ FS_IOC_SETFLAGS = 0x40086602     # chattr: immutable, append-only, ...
 FS_IOC_FSSETXATTR = 0x401C5820   # the same flags, xfs's way
 
 
-@value_syscall("ioctl", 1, {FICLONE, FICLONERANGE, FIDEDUPERANGE, FS_IOC_SETFLAGS, FS_IOC_FSSETXATTR})
+FIONCLEX = 0x5450   # ioctl(fd, FIONCLEX): clear close-on-exec (Python's os.set_inheritable, libuv)
+FIOCLEX = 0x5451    # ioctl(fd, FIOCLEX): set it
+
+
+@value_syscall("ioctl", 1, {FICLONE, FICLONERANGE, FIDEDUPERANGE, FS_IOC_SETFLAGS, FS_IOC_FSSETXATTR, FIOCLEX, FIONCLEX})
 def on_clone_ioctl(sup, stop) -> None:
     """A clone or dedupe naming a virtual descriptor on either side fails with EOPNOTSUPP,
     as on a filesystem without reflinks (cp falls back to copy_file_range or read/write).
@@ -320,6 +342,13 @@ def on_clone_ioctl(sup, stop) -> None:
     data is), and into a virtual file bytes it never records as written (never uploaded).
     The descriptors are all read, since BPF cannot see the ones in memory."""
     request, arg = stop.arg(1) & 0xFFFFFFFF, stop.arg(2)
+    if request in (FIOCLEX, FIONCLEX):
+        # as F_SETFD: whether an exec closes it (else the program it runs holds a virtual
+        # descriptor we would not know of: its reads and writes never stopped)
+        entry = sup.proc(stop).fds.fds.get(stop.sarg(0))
+        if entry is not None:
+            entry.cloexec = request == FIOCLEX
+        return
     if request in (FS_IOC_SETFLAGS, FS_IOC_FSSETXATTR):
         # No inode flags on objects: they would land on the cache file (an immutable one
         # objmount could no longer fill, evict or replace) and never reach the bucket. A

@@ -143,6 +143,9 @@ def _open(sup, stop, flags: int, resolve_how: int = 0) -> None:
             return _resolve_parent(sup, target)  # a new name below a symlinked directory
     # O_NOFOLLOW, and O_CREAT|O_EXCL, act on a /proc/self/fd/N link itself (ELOOP, EEXIST)
     follow_last = not flags & O_NOFOLLOW and (flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL)
+    if follow_last and (linked := sup.nameless_link(stop)) is not None:
+        _reopen(sup, stop, flags, linked)
+        return
     target = sup.virtual_arg(stop, resolve=resolve, follow_last=follow_last)
     if target is None:
         return
@@ -201,6 +204,23 @@ def _open(sup, stop, flags: int, resolve_how: int = 0) -> None:
                 sup.report(exc)
         return
     _finish(sup, stop, flags, desc, local)
+
+
+def _reopen(sup, stop, flags: int, linked: OpenDescription) -> None:
+    """An open of /proc/PID/fd/N whose file has no name any more: a new description of
+    that very file, as the kernel's link gives (no object is it; nothing reaches the bucket)."""
+    if flags & O_DIRECTORY:
+        raise VfsError(errno.ENOTDIR, f"{linked.path}: not a directory")
+    meta = linked.file.current_meta()
+    if flags & O_PATH:
+        _finish(sup, stop, flags, OpenDescription(linked.path, is_dir=False, meta=meta, path_only=True),
+                sup.vfs.placeholder_dir)
+        return
+    sup.allow(perm.permission(meta, _wanted(flags), sup.creds(stop)), linked.path)
+    file = sup.vfs.reopen(linked.file, flags & (O_ACCMODE | O_TRUNC))
+    desc = OpenDescription(linked.path, is_dir=False, file=file, meta=file.meta, append=bool(flags & os.O_APPEND),
+                           noatime=bool(flags & O_NOATIME))
+    _finish(sup, stop, flags, desc, file.cache_path)
 
 
 def _noatime(sup, stop, flags: int, meta, path: str) -> None:

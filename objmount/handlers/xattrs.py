@@ -16,7 +16,7 @@ from vfs import xattrs as vx
 
 from .. import permissions as perm
 from ..linux import SYS
-from .changes import _resolve_parent
+from .changes import _Nameless, _resolve_parent
 from .registry import fd_syscall, path_syscall
 
 USER = "user."
@@ -43,6 +43,8 @@ def _target(sup, stop, follow: bool, sure: bool = True) -> str | None:
         desc = sup.desc(stop, stop.sarg(0))
         if desc is not None and desc.path_only:
             raise VfsError(errno.EBADF, f"{desc.path}: an O_PATH descriptor")
+        if desc is not None and sup.vfs.nameless(desc.file):
+            return _Nameless(desc.path, desc.file)   # its own attributes, not its old name's
         return desc.path if desc is not None else None
     target = sup.virtual_arg(stop, resolve=lambda t: sup.resolve(t, follow=follow, sure=sure) if follow
                              else _resolve_parent(sup, t), follow_last=follow)
@@ -115,11 +117,15 @@ def on_setxattr(sup, stop) -> None:
         err = VfsError(errno.EOPNOTSUPP, f"{path}: {name}: only user.* attributes are kept on objects")
         err.once = "only user.* attributes"
         raise err
-    meta = sup.vfs.lookup(path, exact=True)  # a listed symlink or fifo looks like a file
+    file = getattr(path, "file", None)
+    meta = file.current_meta() if file is not None else sup.vfs.lookup(path, exact=True)  # a listed symlink or fifo looks like a file
     if not _holds_user_attrs(meta):
         raise VfsError(errno.EPERM, f"{path}: user.* attributes only on regular files and directories")
     _allowed(sup, meta, perm.W_OK, path, "write")
-    _xattrs(sup).change(path, name, value, flags)
+    if file is not None:
+        _xattrs(sup).change_open(file, path, name, value, flags)
+    else:
+        _xattrs(sup).change(path, name, value, flags)
     stop.skip(0)
 
 
@@ -140,12 +146,22 @@ def _answer(stop, buf_index: int, data: bytes) -> None:
     stop.skip(len(data))
 
 
+def _all(sup, path: str) -> dict[str, bytes]:
+    file = getattr(path, "file", None)
+    return _xattrs(sup).get_open(file) if file is not None else _xattrs(sup).get_all(path)
+
+
+def _meta(sup, path: str):
+    file = getattr(path, "file", None)
+    return file.current_meta() if file is not None else sup.vfs.lookup(path)
+
+
 def _readable_attrs(sup, path: str) -> dict[str, bytes]:
-    meta = sup.vfs.lookup(path)
+    meta = _meta(sup, path)
     if not _holds_user_attrs(meta):
         return {}
     _allowed(sup, meta, perm.R_OK, path, "read")
-    return _xattrs(sup).get_all(path)
+    return _all(sup, path)
 
 
 @path_syscall("getxattr", "lgetxattr")
@@ -175,6 +191,6 @@ def on_listxattr(sup, stop) -> None:
     path = _target(sup, stop, follow=stop.nr == LISTXATTR)
     if path is None:
         return
-    meta = sup.vfs.lookup(path)
-    names = _xattrs(sup).get_all(path) if _holds_user_attrs(meta) else {}
+    meta = _meta(sup, path)
+    names = _all(sup, path) if _holds_user_attrs(meta) else {}
     _answer(stop, 1, b"".join(os.fsencode(n) + b"\0" for n in sorted(names)))
