@@ -20,6 +20,7 @@ class OpenDescription:
 
     path: str                   # virtual path it was opened at
     is_dir: bool
+    removed: bool = False       # a directory removed since (rmdir): nothing below it, no listing
     file: Any = None            # vfs.OpenFile for regular files
     meta: Any = None            # vfs.Meta
     entries: list | None = None  # directory snapshot: [(name, Meta)] including '.' and '..'
@@ -156,9 +157,10 @@ class FsState:
     vcwd: str | None = None   # virtual cwd; None when the cwd is local
     kcwd: str | None = None   # the kernel's cwd when known (None: ask /proc)
     users: int = 0
+    removed: bool = False     # the virtual cwd's directory was removed (rmdir): only '..' leads on
 
     def copy(self) -> "FsState":
-        return FsState(self.vcwd, self.kcwd)
+        return FsState(self.vcwd, self.kcwd, removed=self.removed)
 
 
 @dataclass(eq=False)
@@ -268,6 +270,21 @@ class ProcessTable:
                     seen.add(id(desc))
                     if (path := moved(desc.path)) is not None:
                         desc.path = path
+
+    def removed(self, path: str) -> None:
+        """The directory `path` was removed: a process working in it, or a descriptor of
+        it, keeps a directory with nothing in it (the kernel's dead directory: names below
+        it and its listing are ENOENT, getcwd too, '..' still leads to its parent), not
+        whatever is made at that name later."""
+        seen: set[int] = set()
+        for proc in self.procs.values():
+            if id(proc.fs) not in seen:
+                seen.add(id(proc.fs))
+                if proc.fs.vcwd == path:
+                    proc.fs.removed = True
+            for entry in proc.fds.fds.values():
+                if entry.desc.is_dir and entry.desc.path == path:
+                    entry.desc.removed = True
 
     def close_all(self) -> None:
         """The end of the run: every process's files are closed together."""

@@ -463,12 +463,18 @@ class Supervisor:
             return Target(True, paths.normalize(url if url is not None else raw), paths.wants_dir(raw), walk=walk)
         proc = self.proc(stop)
         if dirfd == AT_FDCWD:
-            base = proc.fs.vcwd
+            base, removed = proc.fs.vcwd, proc.fs.removed
         else:
             desc = proc.fds.get(dirfd)
-            base = desc.path if desc is not None else None
+            base, removed = (desc.path, desc.removed) if desc is not None else (None, False)
         if base is not None:  # relative to a virtual directory
             path = paths.join(base, raw)
+            if removed and next((c for c in raw.split("/") if c not in ("", ".")), "") != "..":
+                # a removed directory holds nothing, whatever is made at its name since;
+                # only '..' leads out of it (to its parent, then on as usual)
+                err = VfsError(errno.ENOENT, f"{path}: its directory was removed")
+                err.quiet = True
+                raise err
             walk = paths.dotdot_walk(base, raw) if ".." in raw else ""
             return Target(paths.under_roots(path, self.roots) or bool(walk), path, paths.wants_dir(raw), walk=walk)
         if kind is paths.Lexical.RELATIVE:   # below a local directory: stays local

@@ -101,6 +101,7 @@ def on_rmdir(sup, stop) -> None:
     if path is not None:
         sup.may_delete(path)
         _done(stop, sup.vfs.rmdir, path)
+        sup.procs.removed(path)
 
 
 @path_syscall("unlink", "unlinkat")
@@ -112,6 +113,7 @@ def on_unlink(sup, stop) -> None:
     sup.may_delete(path)
     if at and stop.arg(2) & AT_REMOVEDIR:
         _done(stop, sup.vfs.rmdir, path)
+        sup.procs.removed(path)
     else:
         _done(stop, sup.vfs.unlink, path)
 

@@ -32,6 +32,9 @@ def _getdents(sup, stop, pack) -> None:
     if not desc.is_dir:
         stop.fail(errno.ENOTDIR)
         return
+    if desc.removed:
+        stop.fail(errno.ENOENT)   # the kernel's answer for a removed directory (IS_DEADDIR)
+        return
     entries = _entries(sup, desc)
     if not desc.noatime:
         sup.vfs.accessed(desc.path, desc.meta)  # a listing is a read of the directory: atime
@@ -108,6 +111,7 @@ def on_chdir(sup, stop) -> None:
     if result == 0:
         fs.vcwd = target.path
         fs.kcwd = sup.vfs.placeholder_dir
+        fs.removed = False
         sup.watch_syscalls(stop, "getcwd")
 
 
@@ -126,13 +130,18 @@ def on_fchdir(sup, stop) -> None:
     if stop.run() == 0:
         fs.vcwd = desc.path
         fs.kcwd = sup.vfs.placeholder_dir
+        fs.removed = desc.removed
         sup.watch_syscalls(stop, "getcwd")
 
 
 @on_demand_syscall("getcwd")
 def on_getcwd(sup, stop) -> None:
-    vcwd = sup.proc(stop).fs.vcwd
+    fs = sup.proc(stop).fs
+    vcwd = fs.vcwd
     if vcwd is None:
+        return
+    if fs.removed:
+        stop.fail(errno.ENOENT)   # as the kernel's for a removed working directory
         return
     data = os.fsencode(vcwd) + b"\0"
     if len(data) > stop.arg(1):
