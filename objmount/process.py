@@ -249,42 +249,41 @@ class ProcessTable:
         proc.fds.users -= 1
         return proc.fds.drop_all() if proc.fds.users == 0 else []
 
+    def _each_state(self):
+        """Every working-directory state and open description of the run, once each
+        (threads and CLONE_FS/CLONE_FILES children share them; dup'ed descriptors and
+        mappings share descriptions)."""
+        seen: set[int] = set()
+        for proc in self.procs.values():
+            for state in [proc.fs, *(e.desc for e in proc.fds.fds.values()), *(d for _, _, d in proc.mapped)]:
+                if id(state) not in seen:
+                    seen.add(id(state))
+                    yield state
+
     def renamed(self, old: str, new: str) -> None:
         """`old`, and what lies below it, is `new` now: working directories and open
         descriptions follow it (the kernel's hold the inode, not the name), so that a
         process in a renamed directory, or with a descriptor of it, goes on using it."""
-        def moved(path: str | None) -> str | None:
-            if path == old:
-                return new
-            if path is not None and path.startswith(old + "/"):
-                return new + path[len(old):]
-            return None
-        seen: set[int] = set()
-        for proc in self.procs.values():
-            if id(proc.fs) not in seen:
-                seen.add(id(proc.fs))
-                if (path := moved(proc.fs.vcwd)) is not None:
-                    proc.fs.vcwd = path
-            for desc in [e.desc for e in proc.fds.fds.values()] + [d for _, _, d in proc.mapped]:
-                if id(desc) not in seen:
-                    seen.add(id(desc))
-                    if (path := moved(desc.path)) is not None:
-                        desc.path = path
+        for state in self._each_state():
+            path = state.vcwd if isinstance(state, FsState) else state.path
+            if path is None or not (path == old or path.startswith(old + "/")):
+                continue
+            if isinstance(state, FsState):
+                state.vcwd = new + path[len(old):]
+            else:
+                state.path = new + path[len(old):]
 
     def removed(self, path: str) -> None:
         """The directory `path` was removed: a process working in it, or a descriptor of
         it, keeps a directory with nothing in it (the kernel's dead directory: names below
         it and its listing are ENOENT, getcwd too, '..' still leads to its parent), not
         whatever is made at that name later."""
-        seen: set[int] = set()
-        for proc in self.procs.values():
-            if id(proc.fs) not in seen:
-                seen.add(id(proc.fs))
-                if proc.fs.vcwd == path:
-                    proc.fs.removed = True
-            for entry in proc.fds.fds.values():
-                if entry.desc.is_dir and entry.desc.path == path:
-                    entry.desc.removed = True
+        for state in self._each_state():
+            if isinstance(state, FsState):
+                if state.vcwd == path:
+                    state.removed = True
+            elif state.is_dir and state.path == path:
+                state.removed = True
 
     def close_all(self) -> None:
         """The end of the run: every process's files are closed together."""

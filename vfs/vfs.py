@@ -470,10 +470,7 @@ class Vfs:
         root = self._mount_root(path)
         store, loc = root if root is not None else self._writable_store(path)
         meta = self.lookup(path, attrs=True)
-        new = {"mode": meta.mode if mode is None else (stat.S_IFMT(meta.mode) | (mode & 0o7777)),
-               "uid": meta.uid if uid is None else uid, "gid": meta.gid if gid is None else gid,
-               "mtime_ns": meta.mtime_ns if mtime_ns is None else mtime_ns,
-               "atime_ns": meta.atime_ns if atime_ns is None else atime_ns, "ctime_ns": time.time_ns()}
+        new = _changed_attrs(meta, mode, uid, gid, mtime_ns, atime_ns)
         self.times.forget(path)  # what this run knew of its times is stored now (or pending)
         if self.files.set_pending_attrs(loc.store_url, loc.key, new):
             return  # being written: the attributes go up with the data
@@ -519,11 +516,7 @@ class Vfs:
         """fchmod, fchown, futimens of a file that has no name any more: the change is the
         open file's alone (what its descriptors' fstat shows), as on a local filesystem,
         not that of whatever bears its old name now. Nothing is stored: no object is it."""
-        meta = file.current_meta()
-        new = {"mode": meta.mode if mode is None else (stat.S_IFMT(meta.mode) | (mode & 0o7777)),
-               "uid": meta.uid if uid is None else uid, "gid": meta.gid if gid is None else gid,
-               "mtime_ns": meta.mtime_ns if mtime_ns is None else mtime_ns,
-               "atime_ns": meta.atime_ns if atime_ns is None else atime_ns, "ctime_ns": time.time_ns()}
+        new = _changed_attrs(file.current_meta(), mode, uid, gid, mtime_ns, atime_ns)
         file.item.attrs = dict(file.item.attrs or {}, **new)
 
     def _mount_root(self, path: str):
@@ -574,3 +567,13 @@ class Vfs:
         self.fetcher.close()
         self.ns.close()
         self.cache.close()
+
+
+def _changed_attrs(meta: Meta, mode: int | None, uid: int | None, gid: int | None,
+                   mtime_ns: int | None, atime_ns: int | None) -> dict[str, int]:
+    """`meta`'s attributes with a chmod, chown or utimes applied (None: unchanged); each
+    such change is one: ctime is now."""
+    return {"mode": meta.mode if mode is None else (stat.S_IFMT(meta.mode) | (mode & 0o7777)),
+            "uid": meta.uid if uid is None else uid, "gid": meta.gid if gid is None else gid,
+            "mtime_ns": meta.mtime_ns if mtime_ns is None else mtime_ns,
+            "atime_ns": meta.atime_ns if atime_ns is None else atime_ns, "ctime_ns": time.time_ns()}

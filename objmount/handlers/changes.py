@@ -273,12 +273,18 @@ def _protected_hardlinks() -> bool:
 
 # --- attributes -------------------------------------------------------------------------
 
+def meta_of(sup, path: str, **how):
+    """The Meta of a path (`how`: Vfs.lookup's), or of an open file without a name
+    (_Nameless: what its descriptors' fstat shows)."""
+    if isinstance(path, _Nameless):
+        return path.file.current_meta()
+    return sup.vfs.lookup(path, **how)
+
+
 def _attrs_of(sup, path: str):
     """(meta, open file) of what a chmod, chown or utimes changes: a path, or an open
     file without a name (_desc_path), which is changed alone."""
-    if isinstance(path, _Nameless):
-        return path.file.current_meta(), path.file
-    return sup.vfs.lookup(path, attrs=True), None
+    return meta_of(sup, path, attrs=True), getattr(path, "file", None)
 
 
 def _setattr(sup, stop, path, file, *args) -> None:

@@ -16,7 +16,7 @@ from vfs import xattrs as vx
 
 from .. import permissions as perm
 from ..linux import SYS
-from .changes import _Nameless, _resolve_parent
+from .changes import _Nameless, _resolve_parent, meta_of
 from .registry import fd_syscall, path_syscall
 
 USER = "user."
@@ -118,7 +118,7 @@ def on_setxattr(sup, stop) -> None:
         err.once = "only user.* attributes"
         raise err
     file = getattr(path, "file", None)
-    meta = file.current_meta() if file is not None else sup.vfs.lookup(path, exact=True)  # a listed symlink or fifo looks like a file
+    meta = meta_of(sup, path, exact=True)  # exact: a listed symlink or fifo looks like a file
     if not _holds_user_attrs(meta):
         raise VfsError(errno.EPERM, f"{path}: user.* attributes only on regular files and directories")
     _allowed(sup, meta, perm.W_OK, path, "write")
@@ -151,13 +151,8 @@ def _all(sup, path: str) -> dict[str, bytes]:
     return _xattrs(sup).get_open(file) if file is not None else _xattrs(sup).get_all(path)
 
 
-def _meta(sup, path: str):
-    file = getattr(path, "file", None)
-    return file.current_meta() if file is not None else sup.vfs.lookup(path)
-
-
 def _readable_attrs(sup, path: str) -> dict[str, bytes]:
-    meta = _meta(sup, path)
+    meta = meta_of(sup, path)
     if not _holds_user_attrs(meta):
         return {}
     _allowed(sup, meta, perm.R_OK, path, "read")
@@ -191,6 +186,6 @@ def on_listxattr(sup, stop) -> None:
     path = _target(sup, stop, follow=stop.nr == LISTXATTR)
     if path is None:
         return
-    meta = _meta(sup, path)
+    meta = meta_of(sup, path)
     names = _all(sup, path) if _holds_user_attrs(meta) else {}
     _answer(stop, 1, b"".join(os.fsencode(n) + b"\0" for n in sorted(names)))
