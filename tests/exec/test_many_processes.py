@@ -659,12 +659,31 @@ def test_append_set_and_cleared_with_fcntl(differential, cache_dir, mount):
         mount=mount)
 
 
+# What the program given a descriptor does with it: reads near the start and far past what
+# the open fetched, writes, and says what it read.
+CHILD = ("import os; fd = %d; head = os.pread(fd, 8, 0); far = os.pread(fd, 8, 3_000_000); "
+         "os.pwrite(fd, b'CHILD', 10); open('child-saw', 'wb').write(head + b'|' + far)")
+
+
+def _descriptor_elsewhere(differential, cache_dir, mount, name: str, script: str, saw: str) -> None:
+    """Run `script` (a 4 MiB file "f" given to, or taken by, another program, which writes
+    `saw`) in a run with nothing of "f" local; then what it read, and what it wrote, as a
+    later reader and a later run see it."""
+    differential(
+        [["put", "f", FOUR_MIB]],
+        not_local(cache_dir),
+        [["put", name, script, 0o755], ["run", name], ["cat", saw],
+         ["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 8, 8], ["close", "r"]],
+        not_local(cache_dir),
+        [["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 8, 8], ["close", "r"]],
+        mount=mount)
+
+
 PASS_FDS = """#!/usr/bin/env python3
 import os, subprocess, sys
 os.chdir(os.path.dirname(os.path.abspath(sys.argv[0])))
 fd = os.open("f", os.O_RDWR)   # close-on-exec, as Python opens everything
-child = ("import os; fd = %d; head = os.pread(fd, 8, 0); far = os.pread(fd, 8, 3_000_000); "
-         "os.pwrite(fd, b'CHILD', 10); open('child-saw', 'wb').write(head + b'|' + far)" % fd)
+child = CHILD % fd
 subprocess.run([sys.executable, "-c", child], pass_fds=[fd], check=True)
 os.close(fd)
 """
@@ -674,14 +693,7 @@ os.close(fd)
 def test_a_descriptor_passed_to_a_subprocess_made_inheritable(differential, cache_dir, mount):
     """subprocess's pass_fds clears close-on-exec in the child with ioctl(FIONCLEX): the
     program it runs reads ranges never fetched and writes through the descriptor."""
-    differential(
-        [["put", "f", FOUR_MIB]],
-        not_local(cache_dir),
-        [["put", "pass.py", PASS_FDS, 0o755], ["run", "pass.py"], ["cat", "child-saw"],
-         ["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 8, 8], ["close", "r"]],
-        not_local(cache_dir),
-        [["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 8, 8], ["close", "r"]],
-        mount=mount)
+    _descriptor_elsewhere(differential, cache_dir, mount, "pass.py", PASS_FDS, "child-saw")
 
 
 INHERIT = """#!/usr/bin/env python3
@@ -689,8 +701,7 @@ import os, sys
 os.chdir(os.path.dirname(os.path.abspath(sys.argv[0])))
 fd = os.open("f", os.O_RDWR)   # close-on-exec, as Python opens everything
 os.set_inheritable(fd, True)   # ioctl(FIONCLEX)
-child = ("import os; fd = %d; head = os.pread(fd, 8, 0); far = os.pread(fd, 8, 3_000_000); "
-         "os.pwrite(fd, b'CHILD', 10); open('child-saw', 'wb').write(head + b'|' + far)" % fd)
+child = CHILD % fd
 os.execv(sys.executable, [sys.executable, "-c", child])
 """
 
@@ -699,14 +710,7 @@ os.execv(sys.executable, [sys.executable, "-c", child])
 def test_a_descriptor_made_inheritable_with_ioctl_and_kept_across_exec(differential, cache_dir, mount):
     """ioctl(FIONCLEX) (Python's os.set_inheritable, libuv) clears close-on-exec: the
     program the process execs reads ranges never fetched and writes through it."""
-    differential(
-        [["put", "f", FOUR_MIB]],
-        not_local(cache_dir),
-        [["put", "inherit.py", INHERIT, 0o755], ["run", "inherit.py"], ["cat", "child-saw"],
-         ["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 8, 8], ["close", "r"]],
-        not_local(cache_dir),
-        [["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 8, 8], ["close", "r"]],
-        mount=mount)
+    _descriptor_elsewhere(differential, cache_dir, mount, "inherit.py", INHERIT, "child-saw")
 
 
 GETFD = """#!/usr/bin/env python3
@@ -736,11 +740,4 @@ os.close(fd)
 
 @MOUNTS
 def test_a_descriptor_taken_from_another_process_with_pidfd_getfd(differential, cache_dir, mount):
-    differential(
-        [["put", "f", FOUR_MIB]],
-        not_local(cache_dir),
-        [["put", "getfd.py", GETFD, 0o755], ["run", "getfd.py"], ["cat", "saw"],
-         ["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 8, 8], ["close", "r"]],
-        not_local(cache_dir),
-        [["open", "f", "RDONLY", 0o644, "r"], ["pread", "r", 8, 8], ["close", "r"]],
-        mount=mount)
+    _descriptor_elsewhere(differential, cache_dir, mount, "getfd.py", GETFD, "saw")
